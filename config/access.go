@@ -1,0 +1,93 @@
+package config
+
+import (
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Access configures `baton access`, the access server: login, presence and
+// credentials (DESIGN.md §1). It is never on the call path.
+type Access struct {
+	Log Log `koanf:"log"`
+	// Listen is the TCP address of the TLS login/presence service.
+	Listen string `koanf:"listen"`
+	// DataDir holds the SQLite users database and the CA.
+	DataDir string `koanf:"data_dir"`
+	// Admin is the HTTP control API address; "" turns it off.
+	Admin string `koanf:"admin"`
+	// ServerNames go into the access server's TLS certificate; endpoints
+	// dial one of them.
+	ServerNames []string `koanf:"server_names"`
+	// CredentialTTL is the lifetime of the certificates issued to endpoints.
+	CredentialTTL time.Duration `koanf:"credential_ttl"`
+	Presence      Presence      `koanf:"presence"`
+}
+
+// Presence tunes how the access server decides an endpoint is offline.
+type Presence struct {
+	// Keepalive is the interval endpoints are told to use.
+	Keepalive time.Duration `koanf:"keepalive"`
+	// Timeout is how long an endpoint may stay silent before it is
+	// reported offline; it must exceed Keepalive.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// DefaultAccess returns the defaults: loopback only, data in ./baton-data.
+func DefaultAccess() Access {
+	return Access{
+		Log:           DefaultLog(),
+		Listen:        "127.0.0.1:7000",
+		DataDir:       "./baton-data",
+		ServerNames:   []string{"127.0.0.1", "localhost"},
+		CredentialTTL: time.Hour,
+		Presence:      Presence{Keepalive: 10 * time.Second, Timeout: 30 * time.Second},
+	}
+}
+
+// AccessFlags registers the flags of `baton access` with their defaults.
+func AccessFlags(fs *pflag.FlagSet) {
+	d := DefaultAccess()
+	fs.String("listen", d.Listen, "TCP `address` of the TLS login and presence service")
+	fs.String("data-dir", d.DataDir, "`directory` of the users database and the CA")
+	fs.String("admin", d.Admin, "HTTP control API `address` (empty: off)")
+}
+
+func accessSpec() spec[Access] {
+	return spec[Access]{
+		command:  "access",
+		defaults: DefaultAccess,
+		flags:    map[string]string{"listen": "listen", "data-dir": "data_dir", "admin": "admin"},
+		validate: Access.Validate,
+	}
+}
+
+// LoadAccess loads and validates the configuration of `baton access`.
+func LoadAccess(src Source) (Access, error) { return load(accessSpec(), src) }
+
+// Validate reports every invalid field, each error wrapping ErrInvalid.
+func (a Access) Validate() error {
+	var p problems
+	a.Log.validate(&p)
+	p.listenAddr("listen", a.Listen, false)
+	p.required("data_dir", a.DataDir)
+	p.listenAddr("admin", a.Admin, true)
+	p.list("server_names", a.ServerNames)
+	for _, n := range a.ServerNames {
+		if strings.TrimSpace(n) != "" && !validHost(n) {
+			p.add("server_names", n, "want an IP address or DNS name")
+		}
+	}
+	if a.CredentialTTL < time.Minute {
+		p.add("credential_ttl", a.CredentialTTL, "want at least 1m0s")
+	}
+	if a.Presence.Keepalive <= 0 {
+		p.add("presence.keepalive", a.Presence.Keepalive, "must be positive")
+	}
+	if a.Presence.Timeout <= a.Presence.Keepalive {
+		p.add("presence.timeout", a.Presence.Timeout,
+			"must be greater than presence.keepalive ("+a.Presence.Keepalive.String()+")")
+	}
+	return p.err()
+}

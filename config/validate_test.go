@@ -1,0 +1,176 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// vcase mutates a valid config; key is the field the error must name, or
+// "" when the mutated config is still valid (boundary values).
+type vcase[T any] struct {
+	name   string
+	mutate func(*T)
+	key    string
+}
+
+func runValidate[T any](t *testing.T, base func() T, validate func(T) error, cases []vcase[T]) {
+	t.Helper()
+	if err := validate(base()); err != nil {
+		t.Fatalf("base config invalid: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := base()
+			tc.mutate(&c)
+			err := validate(c)
+			if tc.key == "" {
+				if err != nil {
+					t.Fatalf("got %v, want valid", err)
+				}
+				return
+			}
+			wantErr(t, err, ErrInvalid, "config: "+tc.key+": ")
+		})
+	}
+}
+
+func validPhone() Phone {
+	p := DefaultPhone()
+	p.CA, p.User, p.Device, p.PasswordFile = "ca.pem", "alice", "laptop", "pw"
+	return p
+}
+
+func TestValidateAccess(t *testing.T) {
+	t.Parallel()
+	runValidate(t, DefaultAccess, Access.Validate, []vcase[Access]{
+		{"log level unknown", func(c *Access) { c.Log.Level = LogLevelUnknown }, "log.level"},
+		{"log format unknown", func(c *Access) { c.Log.Format = LogFormatUnknown }, "log.format"},
+		{"listen empty", func(c *Access) { c.Listen = "" }, "listen"},
+		{"listen without port", func(c *Access) { c.Listen = "127.0.0.1" }, "listen"},
+		{"listen port too big", func(c *Access) { c.Listen = "127.0.0.1:65536" }, "listen"},
+		{"listen named port", func(c *Access) { c.Listen = "127.0.0.1:https" }, "listen"},
+		{"listen bad host", func(c *Access) { c.Listen = "bad host!:7000" }, "listen"},
+		{"listen all interfaces", func(c *Access) { c.Listen = ":7000" }, ""},
+		{"listen by name", func(c *Access) { c.Listen = "localhost:7000" }, ""},
+		{"listen ipv6", func(c *Access) { c.Listen = "[::1]:65535" }, ""},
+		{"data_dir empty", func(c *Access) { c.DataDir = " " }, "data_dir"},
+		{"admin off", func(c *Access) { c.Admin = "" }, ""},
+		{"admin bad", func(c *Access) { c.Admin = "127.0.0.1:-1" }, "admin"},
+		{"server_names empty", func(c *Access) { c.ServerNames = nil }, "server_names"},
+		{"server_names duplicate", func(c *Access) { c.ServerNames = []string{"localhost", "LOCALHOST"} }, "server_names"},
+		{"server_names blank", func(c *Access) { c.ServerNames = []string{""} }, "server_names"},
+		{"server_names not a name", func(c *Access) { c.ServerNames = []string{"under_score.example"} }, "server_names"},
+		{"credential_ttl below 1m", func(c *Access) { c.CredentialTTL = 59 * time.Second }, "credential_ttl"},
+		{"credential_ttl 1m", func(c *Access) { c.CredentialTTL = time.Minute }, ""},
+		{"presence.keepalive zero", func(c *Access) { c.Presence.Keepalive = 0 }, "presence.keepalive"},
+		{"presence.timeout equal to keepalive", func(c *Access) { c.Presence.Timeout = c.Presence.Keepalive }, "presence.timeout"},
+		{"presence.timeout just above keepalive", func(c *Access) { c.Presence.Timeout = c.Presence.Keepalive + 1 }, ""},
+	})
+}
+
+func TestValidatePhone(t *testing.T) {
+	t.Parallel()
+	runValidate(t, validPhone, Phone.Validate, []vcase[Phone]{
+		{"access empty", func(c *Phone) { c.Access = "" }, "access"},
+		{"access port 0", func(c *Phone) { c.Access = "127.0.0.1:0" }, "access"},
+		{"access without host", func(c *Phone) { c.Access = ":7000" }, "access"},
+		{"access by name", func(c *Phone) { c.Access = "access.example.com:7000" }, ""},
+		{"ca empty", func(c *Phone) { c.CA = "" }, "ca"},
+		{"user empty", func(c *Phone) { c.User = "" }, "user"},
+		{"user upper case", func(c *Phone) { c.User = "Alice" }, "user"},
+		{"user starts with dot", func(c *Phone) { c.User = ".alice" }, "user"},
+		{"user 65 chars", func(c *Phone) { c.User = strings.Repeat("a", 65) }, "user"},
+		{"user 64 chars", func(c *Phone) { c.User = strings.Repeat("a", 64) }, ""},
+		{"user all allowed chars", func(c *Phone) { c.User = "0a.b_c-d" }, ""},
+		{"device empty", func(c *Phone) { c.Device = "" }, "device"},
+		{"device with slash", func(c *Phone) { c.Device = "desk/1" }, "device"},
+		{"password_file empty", func(c *Phone) { c.PasswordFile = "" }, "password_file"},
+		{"signal.listen empty", func(c *Phone) { c.Signal.Listen = "" }, "signal.listen"},
+		{"signal.listen bad port", func(c *Phone) { c.Signal.Listen = "127.0.0.1:99999" }, "signal.listen"},
+		{"media.ip name", func(c *Phone) { c.Media.IP = "localhost" }, "media.ip"},
+		{"media.ip empty", func(c *Phone) { c.Media.IP = "" }, "media.ip"},
+		{"media.ip unspecified", func(c *Phone) { c.Media.IP = "0.0.0.0" }, "media.ip"},
+		{"media.ip multicast", func(c *Phone) { c.Media.IP = "224.0.0.1" }, "media.ip"},
+		{"media.ip ipv6", func(c *Phone) { c.Media.IP = "::1" }, ""},
+		{"codecs empty", func(c *Phone) { c.Codecs = []string{} }, "codecs"},
+		{"codecs duplicate", func(c *Phone) { c.Codecs = []string{"PCMU", "pcmu"} }, "codecs"},
+		{"codecs blank entry", func(c *Phone) { c.Codecs = []string{"PCMU", ""} }, "codecs"},
+		{"codecs one", func(c *Phone) { c.Codecs = []string{"PCMA"} }, ""},
+		{"ptime 0", func(c *Phone) { c.Ptime = 0 }, "ptime"},
+		{"ptime 5ms", func(c *Phone) { c.Ptime = 5 * time.Millisecond }, "ptime"},
+		{"ptime not a multiple of 10ms", func(c *Phone) { c.Ptime = 25 * time.Millisecond }, "ptime"},
+		{"ptime 70ms", func(c *Phone) { c.Ptime = 70 * time.Millisecond }, "ptime"},
+		{"ptime 10ms", func(c *Phone) { c.Ptime = 10 * time.Millisecond }, ""},
+		{"ptime 60ms", func(c *Phone) { c.Ptime = 60 * time.Millisecond }, ""},
+		{"jitter.delay negative", func(c *Phone) { c.Jitter.Delay = -time.Millisecond }, "jitter.delay"},
+		{"jitter.delay over 500ms", func(c *Phone) { c.Jitter.Delay = 501 * time.Millisecond }, "jitter.delay"},
+		{"jitter.delay 0", func(c *Phone) { c.Jitter.Delay = 0 }, ""},
+		{"jitter.delay 500ms", func(c *Phone) { c.Jitter.Delay = 500 * time.Millisecond }, ""},
+		{"audio.tone negative", func(c *Phone) { c.Audio.Tone = -1 }, "audio.tone"},
+		{"audio.tone 4000", func(c *Phone) { c.Audio.Tone = 4000 }, "audio.tone"},
+		{"audio.tone 3999", func(c *Phone) { c.Audio.Tone = 3999 }, ""},
+		{"audio.play with tone", func(c *Phone) { c.Audio.Play, c.Audio.Tone = "a.wav", 440 }, "audio.play and audio.tone"},
+		{"audio.play alone", func(c *Phone) { c.Audio.Play = "a.wav" }, ""},
+		{"admin off", func(c *Phone) { c.Admin = "" }, ""},
+		{"admin bad", func(c *Phone) { c.Admin = "127.0.0.1" }, "admin"},
+		{"keepalive negative", func(c *Phone) { c.Keepalive = -time.Second }, "keepalive"},
+	})
+}
+
+func TestValidateDemo(t *testing.T) {
+	t.Parallel()
+	runValidate(t, DefaultDemo, Demo.Validate, []vcase[Demo]{
+		{"duration under 1s", func(c *Demo) { c.Duration = 999 * time.Millisecond }, "duration"},
+		{"duration over 60s", func(c *Demo) { c.Duration = 61 * time.Second }, "duration"},
+		{"duration 60s", func(c *Demo) { c.Duration = time.Minute }, ""},
+		{"tone.caller 0", func(c *Demo) { c.Tone.Caller = 0 }, "tone.caller"},
+		{"tone.callee 4000", func(c *Demo) { c.Tone.Callee = 4000 }, "tone.callee"},
+		{"admin bad", func(c *Demo) { c.Admin = "x" }, "admin"},
+		{"admin on", func(c *Demo) { c.Admin = "127.0.0.1:0" }, ""},
+		{"log format unknown", func(c *Demo) { c.Log.Format = LogFormat(9) }, "log.format"},
+	})
+}
+
+func TestValidateCtl(t *testing.T) {
+	t.Parallel()
+	runValidate(t, DefaultCtl, Ctl.Validate, []vcase[Ctl]{
+		{"admin empty", func(c *Ctl) { c.Admin = "" }, "admin"},
+		{"admin port 0", func(c *Ctl) { c.Admin = "127.0.0.1:0" }, "admin"},
+		{"timeout zero", func(c *Ctl) { c.Timeout = 0 }, "timeout"},
+	})
+}
+
+func TestValidateUser(t *testing.T) {
+	t.Parallel()
+	runValidate(t, DefaultUser, User.Validate, []vcase[User]{
+		{"data_dir empty", func(c *User) { c.DataDir = "" }, "data_dir"},
+	})
+}
+
+// TestValidationMessage pins the message format the brief specifies.
+func TestValidationMessage(t *testing.T) {
+	t.Parallel()
+	p := validPhone()
+	p.Signal.Listen = "127.0.0.1:99999"
+	const want = `config: signal.listen: "127.0.0.1:99999": invalid port`
+	if err := p.Validate(); err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestValidationCollectsAll checks that one run reports every problem.
+func TestValidationCollectsAll(t *testing.T) {
+	t.Parallel()
+	err := DefaultPhone().Validate() // the four required keys are empty
+	wantErr(t, err, ErrInvalid, "config: ca: ", "config: user: ", "config: device: ", "config: password_file: ")
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != 4 {
+		t.Errorf("got %v, want exactly 4 joined errors", err)
+	}
+	// And through the loader, the same problems with file-sourced values.
+	_, err = LoadPhone(Source{File: writeFile(t, "ptime: 25ms\nuser: Bob\n"), Env: []string{}})
+	wantErr(t, err, ErrInvalid, "config: ptime: ", `config: user: "Bob"`, "config: ca: ")
+}

@@ -1,0 +1,73 @@
+package handoff
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDocUpToDate keeps docs/handoff.md equal to what the tables say.
+func TestDocUpToDate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join("..", "..", "docs", "handoff.md")
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("docs/handoff.md is stale: run go generate ./p2p/handoff (%v)", err)
+	}
+	if !bytes.Equal(got, Markdown()) {
+		t.Fatal("docs/handoff.md is stale: run go generate ./p2p/handoff")
+	}
+}
+
+func TestMarkdownContents(t *testing.T) {
+	t.Parallel()
+	doc := string(Markdown())
+	for _, r := range Roles() {
+		for _, row := range Table(r) {
+			cell := fmt.Sprintf("| %s | %s | %s |", row.From, row.Event, row.To)
+			if !strings.Contains(doc, cell) {
+				t.Errorf("row %q missing", cell)
+			}
+		}
+		for _, s := range States(r) {
+			if !strings.Contains(doc, "| "+s.String()+" | ") {
+				t.Errorf("state %s not listed", s)
+			}
+		}
+	}
+	for s := Step(1); s <= LastStep; s++ {
+		if !strings.Contains(doc, fmt.Sprintf("%d. %s", s, s.Title())) {
+			t.Errorf("step %d missing from the diagram", s)
+		}
+		if !strings.Contains(doc, s.Description()) {
+			t.Errorf("step %d wording missing", s)
+		}
+	}
+	for _, s := range scenarios() {
+		if !strings.Contains(doc, "### "+s.name+"\n") {
+			t.Errorf("scenario %q missing", s.name)
+		}
+	}
+	if strings.Contains(doc, "rejected:") {
+		t.Error("a scenario was rejected by the tables while rendering")
+	}
+
+	start := strings.Index(doc, "```mermaid\n")
+	end := strings.Index(doc[start+1:], "```\n")
+	if start < 0 || end < 0 {
+		t.Fatal("no mermaid block")
+	}
+	diagram := doc[start : start+1+end]
+	// Mermaid ends a statement at ';' and reads '#' as an entity escape.
+	if strings.ContainsAny(diagram, ";#") {
+		t.Error("mermaid diagram contains ';' or '#'")
+	}
+	for _, p := range []string{"participant A", "participant S", "participant B", "participant C"} {
+		if !strings.Contains(diagram, p) {
+			t.Errorf("diagram lacks %q", p)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package handoff
+
+// Row is one line of a role's table: in state From, event Event moves the
+// machine to To, and the owner carries out Actions in order. Step is the
+// claim step the row carries out (StepNone for failure paths, refusals and
+// rollbacks); Note says why, for the people reading docs/handoff.md.
+//
+// Convention: in A's happy-path rows the event completes the claim step
+// named by Step and the actions start the next one; the exception is the
+// order the claim itself sets in step 2 (presence arrives, and only then
+// does A send its query, both in one row). In B's, C's and M's tables Step
+// is the claim step the row takes part in.
+type Row struct {
+	From    State
+	Event   Event
+	To      State
+	Actions []Action
+	Step    Step
+	Note    string
+}
+
+// Table returns a fresh copy of role r's table, in reading order: the
+// happy path first, each failure next to the state it leaves. It returns
+// nil for an unknown role.
+func Table(r Role) []Row {
+	switch r {
+	case RoleA:
+		return tableA()
+	case RoleB:
+		return tableB()
+	case RoleC:
+		return tableC()
+	case RoleM:
+		return tableM()
+	}
+	return nil
+}
+
+func do(a ...Action) []Action { return a }
+
+// tableA is the device taking the call. Any failure before B mutes ends in
+// AFailed with nothing changed; any failure after it rolls back: A stops
+// its own audio and tells B to resume, so C is never left without a peer.
+func tableA() []Row {
+	return []Row{
+		{AIdle, EvLoginDone, AWaitPresence, nil, 1, "logged in through the access server"},
+		// Step 2: the query exists only in this row, so it can never precede B's presence.
+		{AWaitPresence, EvPresenceB, AQuerying, do(ActSendSessionQuery), 2, "B is online: ask it directly"},
+		{AWaitPresence, EvTimeout, AFailed, nil, 0, "B is not online: nothing to pull"},
+		{AQuerying, EvSessionParams, AStarting, do(ActStartAudioToC), 3, "make before break: A's audio first"},
+		{AQuerying, EvSeveralSessions, AChoosing, do(ActChooseSession), 3, "several calls on B: the user's id decides"},
+		{AQuerying, EvNoSession, AFailed, nil, 0, "nothing to pull"},
+		{AQuerying, EvPolicyRefused, AFailed, nil, 0, "policy refuses; B unchanged"},
+		{AQuerying, EvBusy, AFailed, nil, 0, "another device is already pulling this call"},
+		{AQuerying, EvTimeout, AFailed, nil, 0, "B unreachable or silent; nothing changed"},
+		{AChoosing, EvSessionChosen, AStarting, do(ActStartAudioToC), 3, "make before break: A's audio first"},
+		{AChoosing, EvNoSession, AFailed, nil, 0, "no session with the requested id"},
+		{AStarting, EvAudioToCStarted, AStopping, do(ActSendStopAudio), 4, "C can now switch to A's stream"},
+		{AStarting, EvMediaFailed, AFailed, do(ActStopAudioToC), 0, "B never muted; its offer expires"},
+		{AStopping, EvStopAcked, ACheckingAudio, nil, 5, "the step-6 timer starts now"},
+		{AStopping, EvTimeout, ACheckingAudio, nil, 5, "B or its ack lost: carry on, C decides"},
+		{AStopping, EvBusy, AFailed, do(ActStopAudioToC), 0, "lost the race: another device's stop came first"},
+		// Step 6: C sends to A only after step 7, so expiry is the determination.
+		{ACheckingAudio, EvTimeout, AReestablishing, do(ActSendReestablish), 6, "no audio from C: C still sends to B"},
+		{AReestablishing, EvReestablishAccepted, AClosing, do(ActCloseMedia), 7, "C's peer is A; close silently, no BYE"},
+		{AReestablishing, EvReestablishRefused, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C refuses: roll back to B"},
+		{AReestablishing, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C does not answer: roll back to B"},
+		{AClosing, EvMediaClosed, AAllocating, do(ActAllocateAddress), 8, "C kept the call"},
+		{AAllocating, EvAddressAllocated, ARestarting, do(ActRestartAudio), 9, "new SSRC on the new address (RFC 3550 §8.2)"},
+		{AAllocating, EvMediaFailed, ARollingBack, do(ActSendResume), 0, "no address: roll back; C reverts on its own timer"},
+		{ARestarting, EvAudioRestarted, ANotifying, do(ActSendNewAddress), 10, "tell C directly"},
+		{ARestarting, EvMediaFailed, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "no audio: roll back; C reverts on its own timer"},
+		{ANotifying, EvNewAddressAcked, AWaitAudio, nil, 11, "C sends to the new address now"},
+		{ANotifying, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C silent: roll back; C reverts on its own timer"},
+		{AWaitAudio, EvAudioFromC, ADone, do(ActReleaseB), 12, "the call is on A; B goes silently"},
+		{AWaitAudio, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "no audio from C: roll back"},
+		{ARollingBack, EvResumeAcked, ARolledBack, nil, 0, "the call stays on B"},
+		{ARollingBack, EvTimeout, ACallEnded, nil, 0, "B lost mid-handoff and C did not take A"},
+	}
+}
+
+// tableB is the device that has the call. One B machine runs per call, so
+// it arbitrates between pullers: the first stop-audio wins, later ones are
+// refused. The owner delivers Resume and Release only from the winner (in
+// BOffered, where there is none yet, from a holder of B's grant).
+func tableB() []Row {
+	return []Row{
+		{BActive, EvQuery, BOffered, do(ActSendSessionParams), 3, "same user, policy allows"},
+		{BActive, EvQueryDenied, BActive, do(ActRefusePolicy), 0, "policy refuses; nothing changes"},
+		{BActive, EvResume, BActive, do(ActSendResumeAck), 0, "late resume (guard fired first): confirm"},
+		{BOffered, EvQuery, BOffered, do(ActSendSessionParams), 3, "another device may ask too"},
+		{BOffered, EvQueryDenied, BOffered, do(ActRefusePolicy), 0, "policy refuses that one"},
+		{BOffered, EvStopAudio, BMuted, do(ActStopAudioToC, ActSendStopAck), 5, "first stop wins; keep the session"},
+		{BOffered, EvRelease, BReleased, do(ActStopAudioToC, ActReleaseCall), 12, "stop-audio was lost but the handoff completed"},
+		{BOffered, EvResume, BActive, do(ActSendResumeAck), 0, "puller gave up before stopping B"},
+		{BOffered, EvTimeout, BActive, nil, 0, "puller never came back; nothing changed"},
+		{BMuted, EvQuery, BMuted, do(ActRefuseBusy), 0, "already handing off"},
+		{BMuted, EvQueryDenied, BMuted, do(ActRefusePolicy), 0, "policy refuses that one"},
+		{BMuted, EvStopAudio, BMuted, do(ActRefuseBusy), 0, "a second puller lost the race"},
+		{BMuted, EvRelease, BReleased, do(ActReleaseCall), 12, "C is with A; nothing is sent to C"},
+		{BMuted, EvResume, BActive, do(ActResumeAudio, ActSendResumeAck), 0, "rollback: the call stays on B"},
+		{BMuted, EvTimeout, BActive, do(ActResumeAudio), 0, "guard: A died; B resumes in bounded time"},
+	}
+}
+
+// tableC is the far party. It only ever changes its media peer on a grant
+// that verifies, and it leaves CActive for CCallEnded only when no peer at
+// all has sent audio for the media timeout: C is never dropped by a
+// handoff.
+func tableC() []Row {
+	return []Row{
+		{CActive, EvAudioFromA, COverlap, do(ActPlayA), 4, "play exactly one source: A's"},
+		{CActive, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "A's audio was lost on the way; the grant suffices"},
+		{CActive, EvBadGrant, CActive, do(ActRefuseReestablish), 0, "forged or replayed: stay with B"},
+		{CActive, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "mobility: the peer moved"},
+		{CActive, EvMediaTimeout, CCallEnded, do(ActEndCall), 0, "every peer silent: call ended by C's own timeout"},
+		{COverlap, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "out-of-band, grant verified"},
+		{COverlap, EvBadGrant, COverlap, do(ActRefuseReestablish), 0, "forged or replayed: stay with B"},
+		{COverlap, EvAStreamLost, CActive, do(ActPlayB), 0, "A rolled back or died: B resumes"},
+		{CSwitched, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "the call goes on with A"},
+		{CSwitched, EvBadGrant, CSwitched, do(ActRefuseReestablish), 0, "forged or replayed: ignore"},
+		{CSwitched, EvTimeout, CActive, do(ActRevertToB), 0, "A failed after step 7: back to B, whose guard resumes it"},
+	}
+}
+
+// tableM is mobility (DESIGN.md §2, last paragraph): an endpoint whose own
+// address changes mid-call replays claim steps 8-12 alone, with no
+// re-login; its far party handles NewAddress in CActive.
+func tableM() []Row {
+	return []Row{
+		{MInCall, EvAddressChanged, MClosing, do(ActCloseMedia), 0, "Wi-Fi to cellular: no BYE to the far party"},
+		{MClosing, EvMediaClosed, MAllocating, do(ActAllocateAddress), 8, "the far party kept the call"},
+		{MAllocating, EvAddressAllocated, MRestarting, do(ActRestartAudio), 9, "new SSRC on the new address (RFC 3550 §8.2)"},
+		{MAllocating, EvMediaFailed, MCallEnded, do(ActEndCall), 0, "no usable address"},
+		{MRestarting, EvAudioRestarted, MNotifying, do(ActSendNewAddress), 10, "tell the far party directly"},
+		{MRestarting, EvMediaFailed, MCallEnded, do(ActEndCall), 0, "no audio on the new address"},
+		{MNotifying, EvNewAddressAcked, MWaitAudio, nil, 11, "the far party sends to the new address now"},
+		{MNotifying, EvAddressChanged, MClosing, do(ActCloseMedia), 0, "moved again: start over at step 8"},
+		{MNotifying, EvTimeout, MCallEnded, do(ActEndCall), 0, "far party unreachable"},
+		{MWaitAudio, EvAudioFromC, MInCall, nil, 12, "the call goes on"},
+		{MWaitAudio, EvAddressChanged, MClosing, do(ActCloseMedia), 0, "moved again: start over at step 8"},
+		{MWaitAudio, EvTimeout, MCallEnded, do(ActEndCall), 0, "far party silent"},
+	}
+}

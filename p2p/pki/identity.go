@@ -1,0 +1,81 @@
+// Package pki is the access server's certificate authority and the TLS
+// settings endpoints use to authenticate each other with the credentials it
+// issues. An endpoint certificate binds user + device + public key; the
+// private key is generated on the endpoint and never leaves it.
+package pki
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// uriScheme is the scheme of the URI SAN that carries a Baton identity:
+// baton:user/device.
+const uriScheme = "baton"
+
+// Identity names one device of one user.
+type Identity struct {
+	User   string
+	Device string
+}
+
+// String returns "user/device".
+func (id Identity) String() string { return id.User + "/" + id.Device }
+
+// IsZero reports whether id is empty.
+func (id Identity) IsZero() bool { return id.User == "" && id.Device == "" }
+
+// ValidName reports whether s is a valid user or device name:
+// 1-64 characters of [a-z0-9._-], starting with a letter or digit.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks both names.
+func (id Identity) Validate() error {
+	if !ValidName(id.User) {
+		return fmt.Errorf("%w: user %q: want 1-64 of [a-z0-9._-]", ErrInvalidIdentity, id.User)
+	}
+	if !ValidName(id.Device) {
+		return fmt.Errorf("%w: device %q: want 1-64 of [a-z0-9._-]", ErrInvalidIdentity, id.Device)
+	}
+	return nil
+}
+
+// ParseIdentity parses "user/device".
+func ParseIdentity(s string) (Identity, error) {
+	u, d, ok := strings.Cut(s, "/")
+	if !ok {
+		return Identity{}, fmt.Errorf("%w: %q: want user/device", ErrInvalidIdentity, s)
+	}
+	id := Identity{User: u, Device: d}
+	return id, id.Validate()
+}
+
+func (id Identity) uri() *url.URL {
+	return &url.URL{Scheme: uriScheme, Opaque: id.String()}
+}
+
+// IdentityFromCert extracts the identity bound into an endpoint certificate.
+func IdentityFromCert(c *x509.Certificate) (Identity, error) {
+	for _, u := range c.URIs {
+		if u.Scheme == uriScheme {
+			return ParseIdentity(u.Opaque)
+		}
+	}
+	return Identity{}, ErrNoIdentity
+}

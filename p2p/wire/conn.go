@@ -1,0 +1,100 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Conn carries messages over one TLS connection. Send is safe for concurrent
+// use; Recv must be called from one goroutine (the connection's reader).
+type Conn struct {
+	nc         net.Conn
+	maxPayload int
+
+	wmu     sync.Mutex
+	sendSeq uint64
+	wbuf    []byte
+
+	recvSeq uint64
+}
+
+// NewConn wraps nc. maxPayload <= 0 means DefaultMaxPayload.
+func NewConn(nc net.Conn, maxPayload int) *Conn {
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxPayload
+	}
+	return &Conn{nc: nc, maxPayload: maxPayload}
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Send encodes m and writes it as the next frame. A write that has not
+// completed within timeout (0 = no limit) fails, so a stuck peer cannot
+// block the sender forever.
+func (c *Conn) Send(m Message, timeout time.Duration) error {
+	p, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	if len(p) > c.maxPayload {
+		return fmt.Errorf("%w: %s is %d bytes, limit is %d", ErrTooLarge, m.Type(), len(p), c.maxPayload)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.sendSeq++
+	c.wbuf = AppendFrame(c.wbuf[:0], Frame{Type: m.Type(), Seq: c.sendSeq, Payload: p})
+	if timeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
+	}
+	if _, err := c.nc.Write(c.wbuf); err != nil {
+		return fmt.Errorf("wire: send %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+// Recv reads, checks and decodes the next message. Frames must arrive with
+// sequence numbers 1, 2, 3...; anything else is ErrSequence and the
+// connection should be closed. A received Error message is returned as the
+// message (not as a Go error) so callers can match it to a request.
+func (c *Conn) Recv() (Message, error) {
+	f, err := ReadFrame(c.nc, c.maxPayload)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, err
+	}
+	if f.Seq != c.recvSeq+1 {
+		return nil, fmt.Errorf("%w: got %d, want %d", ErrSequence, f.Seq, c.recvSeq+1)
+	}
+	c.recvSeq = f.Seq
+	return Decode(f)
+}
+
+// SetReadDeadline sets the deadline for Recv.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// SendError is a convenience for replying with an Error message.
+func (c *Conn) SendError(code ErrorCode, msg, callID string, timeout time.Duration) error {
+	if len(msg) > MaxReasonLen {
+		msg = msg[:MaxReasonLen]
+	}
+	return c.Send(&Error{Code: code, Message: msg, CallID: callID}, timeout)
+}
+
+// AsError converts a received *Error message to a *RemoteError.
+func AsError(m Message) error {
+	if e, ok := m.(*Error); ok {
+		return &RemoteError{Code: e.Code, Message: e.Message}
+	}
+	return nil
+}
