@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/config"
+	"github.com/baton-voice/baton/p2p/control"
+	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/pki"
+)
+
+func newPhoneCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "phone",
+		Short: "Run a P2P phone endpoint (user/device) with a control API",
+		Long: `Run one P2P endpoint: log in to the access server, keep presence, accept and
+place calls with direct signaling and direct SRTP audio. A tone or a WAV file
+stands in for the microphone (--tone, --play) and --record writes what the
+phone hears. Drive it with "baton ctl --admin ADDR ...".`,
+		Example: `  baton phone --access 127.0.0.1:7000 --ca baton-data/ca.crt \
+    --user alice --device laptop --password-file alice.pw \
+    --admin 127.0.0.1:7081 --tone 440 --record alice.wav --auto-answer`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadPhone(source(cmd))
+			if err != nil {
+				return err
+			}
+			return runPhone(cmd.Context(), cmd, cfg)
+		},
+	}
+	config.PhoneFlags(cmd.Flags())
+	return cmd
+}
+
+// readPasswordFile reads a password file (first line, trimmed).
+func readPasswordFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSpace(pw)
+	if pw == "" {
+		return "", fmt.Errorf("password file %s is empty", path)
+	}
+	return pw, nil
+}
+
+func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
+	pw, err := readPasswordFile(cfg.PasswordFile)
+	if err != nil {
+		return endpoint.Config{}, err
+	}
+	roots, err := pki.LoadCAFile(cfg.CA)
+	if err != nil {
+		return endpoint.Config{}, err
+	}
+	reg, err := codecs.DefaultRegistry().Subset(cfg.Codecs)
+	if err != nil {
+		return endpoint.Config{}, err
+	}
+	mediaIP, err := netip.ParseAddr(cfg.Media.IP)
+	if err != nil {
+		return endpoint.Config{}, fmt.Errorf("media.ip: %w", err)
+	}
+	src, err := sourceFactory(cfg.Audio.Tone, cfg.Audio.Play)
+	if err != nil {
+		return endpoint.Config{}, err
+	}
+	return endpoint.Config{
+		Access:       cfg.Access,
+		Roots:        roots,
+		User:         cfg.User,
+		Device:       cfg.Device,
+		Password:     pw,
+		SignalListen: cfg.Signal.Listen,
+		MediaIP:      mediaIP,
+		SRTP:         cfg.Media.SRTP,
+		Codecs:       reg,
+		Ptime:        cfg.Ptime,
+		JitterDelay:  cfg.Jitter.Delay,
+		AutoAnswer:   cfg.AutoAnswer,
+		NewSource:    src,
+		NewSink:      sinkFactory(cfg.Audio.Record),
+	}, nil
+}
+
+func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
+	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+	ecfg, err := phoneEndpointConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ecfg.Logger = log
+	ep, err := endpoint.New(ecfg)
+	if err != nil {
+		return err
+	}
+	if err := ep.Start(ctx); err != nil {
+		return err
+	}
+	defer ep.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := ep.Register(reg); err != nil {
+		return err
+	}
+	if cfg.Admin != "" {
+		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Endpoint: ep, Gatherer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		log.Info("control API listening", "admin", srv.Addr())
+		fmt.Fprintf(cmd.OutOrStdout(), "phone %s ready: signaling %s, admin %s\n", ep.Identity(), ep.SignalAddr(), srv.Addr())
+	} else {
+		fmt.Fprintf(cmd.OutOrStdout(), "phone %s ready: signaling %s\n", ep.Identity(), ep.SignalAddr())
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package endpoint
+
+import (
+	"context"
+	"time"
+)
+
+// CallState is the state of one call as seen by this endpoint.
+type CallState int
+
+// Call states.
+const (
+	CallUnknown CallState = iota
+	// CallDialing: Invite sent, nothing heard yet.
+	CallDialing
+	// CallRinging: outgoing call alerting at the callee, or incoming call
+	// alerting here.
+	CallRinging
+	// CallActive: answered, media flowing.
+	CallActive
+	// CallEnded: over (hung up, rejected, cancelled, failed).
+	CallEnded
+)
+
+func (s CallState) String() string {
+	switch s {
+	case CallDialing:
+		return "dialing"
+	case CallRinging:
+		return "ringing"
+	case CallActive:
+		return "active"
+	case CallEnded:
+		return "ended"
+	}
+	return "unknown"
+}
+
+// MediaInfo is the JSON view of a call's media counters.
+type MediaInfo struct {
+	PacketsSent     uint64  `json:"packets_sent"`
+	PacketsReceived uint64  `json:"packets_received"`
+	Lost            uint64  `json:"lost"`
+	Late            uint64  `json:"late"`
+	Concealed       uint64  `json:"frames_concealed"`
+	Played          uint64  `json:"frames_played"`
+	WrongSource     uint64  `json:"wrong_source"`
+	Malformed       uint64  `json:"malformed"`
+	AuthFailed      uint64  `json:"auth_failed"`
+	JitterMS        float64 `json:"jitter_ms"`
+}
+
+// CallInfo is a snapshot of one call.
+type CallInfo struct {
+	ID          string     `json:"id"`
+	Direction   string     `json:"direction"` // "outgoing" or "incoming"
+	Peer        string     `json:"peer"`      // user/device
+	State       string     `json:"state"`
+	Codec       string     `json:"codec,omitempty"`
+	SRTP        bool       `json:"srtp"`
+	LocalMedia  string     `json:"local_media,omitempty"`
+	RemoteMedia string     `json:"remote_media,omitempty"`
+	Started     time.Time  `json:"started"`
+	Answered    *time.Time `json:"answered,omitempty"`
+	Ended       *time.Time `json:"ended,omitempty"`
+	EndReason   string     `json:"end_reason,omitempty"`
+	Media       *MediaInfo `json:"media,omitempty"`
+}
+
+// DeviceInfo is one device's presence.
+type DeviceInfo struct {
+	Device     string `json:"device"`
+	Status     string `json:"status"`
+	SignalAddr string `json:"signal_addr,omitempty"`
+}
+
+// BuddyInfo is a buddy (or the user's own other devices, with Self set).
+type BuddyInfo struct {
+	User    string       `json:"user"`
+	Self    bool         `json:"self,omitempty"`
+	Status  string       `json:"status"` // best status over its devices
+	Devices []DeviceInfo `json:"devices"`
+}
+
+// StatusInfo describes the endpoint.
+type StatusInfo struct {
+	Identity     string    `json:"identity"`
+	LoggedIn     bool      `json:"logged_in"`
+	Access       string    `json:"access"`
+	SignalAddr   string    `json:"signal_addr"`
+	MediaIP      string    `json:"media_ip"`
+	ObservedAddr string    `json:"observed_addr,omitempty"`
+	CertExpires  time.Time `json:"cert_expires"`
+	ActiveCalls  int       `json:"active_calls"`
+}
+
+// Event is one entry of the endpoint's event stream (/v1/events): login,
+// presence and call state changes, with a timestamp.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"` // e.g. "login", "presence", "call.ringing"
+	CallID string    `json:"call_id,omitempty"`
+	Peer   string    `json:"peer,omitempty"`
+	State  string    `json:"state,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+	Step   int       `json:"step,omitempty"` // handoff step (1-12), when it is one
+}
+
+// API is what the control API serves. *Endpoint implements it.
+type API interface {
+	Status() StatusInfo
+	Buddies() []BuddyInfo
+	Calls() []CallInfo
+	Call(id string) (CallInfo, error)
+	Dial(ctx context.Context, target string) (CallInfo, error)
+	Answer(ctx context.Context, id string) error
+	Hangup(ctx context.Context, id string) error
+	// Subscribe returns a channel of events from now on and a cancel func
+	// that must be called; a subscriber that does not keep up loses its
+	// subscription (the channel is closed) rather than blocking the endpoint.
+	Subscribe() (<-chan Event, func())
+}

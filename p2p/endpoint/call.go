@@ -1,0 +1,717 @@
+package endpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/media"
+	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+const (
+	dirOutgoing = "outgoing"
+	dirIncoming = "incoming"
+)
+
+type cmdKind int
+
+const (
+	cmdAnswer cmdKind = iota + 1
+	cmdHangup
+)
+
+type command struct {
+	kind   cmdKind
+	reason string
+	reply  chan error
+}
+
+// call is one call. Its state is owned by the run goroutine; the signaling
+// reader and the API talk to it through channels. info is a snapshot that
+// readers take under mu.
+type call struct {
+	e    *Endpoint
+	id   string
+	dir  string
+	peer pki.Identity
+	conn *wire.Conn
+	log  *slog.Logger
+
+	msgs chan wire.Message // from the signaling reader; closed when it stops
+	cmds chan command
+	done chan struct{} // closed when run has returned and cleaned up
+
+	// Owned by run.
+	state    CallState
+	invite   *wire.Invite // incoming calls: the offer
+	codec    codecs.Codec
+	sess     *media.Session
+	sink     audio.Sink
+	sigLost  bool
+	sendKeys *media.Keys
+	reason   string
+
+	mu   sync.Mutex
+	info CallInfo
+	live *media.Session // c.sess, for snapshot readers
+}
+
+func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *call {
+	return &call{
+		e:    e,
+		id:   id,
+		dir:  dir,
+		peer: peer,
+		conn: conn,
+		log:  e.log.With("call_id", id, "peer", peer.String(), "direction", dir),
+		msgs: make(chan wire.Message, 16),
+		cmds: make(chan command),
+		done: make(chan struct{}),
+		info: CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
+	}
+}
+
+// register adds c to the endpoint, enforcing one call at a time (a phone).
+func (e *Endpoint) register(c *call) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if len(e.calls) > 0 {
+		return fmt.Errorf("%w: %s is already in a call", ErrBusy, e.id)
+	}
+	e.calls[c.id] = c
+	return nil
+}
+
+// Dial implements API: it places a call to "user" (its best online device)
+// or "user/device" and returns once the invite is sent.
+func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
+	peer, addr, err := e.resolve(target)
+	if err != nil {
+		return CallInfo{}, err
+	}
+	conn, err := e.dial(ctx, peer, addr)
+	if err != nil {
+		e.stats.callResult(dirOutgoing, "unreachable")
+		return CallInfo{}, err
+	}
+	c := e.newCall(newCallID(), dirOutgoing, peer, conn)
+	if err := e.register(c); err != nil {
+		_ = conn.Close()
+		return CallInfo{}, err
+	}
+	// The offer: our codecs in preference order and our media address. The
+	// session is opened with our first codec; if the answer picks another,
+	// the session is reopened on the same port before any audio flows.
+	first := e.cfg.Codecs.List()[0]
+	if e.cfg.SRTP {
+		if err := c.newSendKeys(); err != nil {
+			e.unregister(c)
+			_ = conn.Close()
+			return CallInfo{}, err
+		}
+	}
+	if err := c.openMedia(ctx, first, netip.AddrPortFrom(e.cfg.MediaIP, 0), nil); err != nil {
+		e.unregister(c)
+		_ = conn.Close()
+		return CallInfo{}, err
+	}
+	c.codec = first
+	inv := &wire.Invite{
+		CallID: c.id,
+		From:   e.id.String(),
+		To:     peer.String(),
+		Codecs: e.cfg.Codecs.Names(),
+		Media:  c.localMedia(),
+	}
+	if err := conn.Send(inv, sendTimeout); err != nil {
+		c.closeMedia()
+		e.unregister(c)
+		_ = conn.Close()
+		e.stats.callResult(dirOutgoing, "unreachable")
+		return CallInfo{}, fmt.Errorf("%w: send invite to %s: %w", ErrUnreachable, peer, err)
+	}
+	c.state = CallDialing
+	c.update()
+	c.log.Info("invite sent", "codecs", inv.Codecs, "media", inv.Media.Addr)
+	e.emit(Event{Type: "call.dialing", CallID: c.id, Peer: peer.String(), State: "dialing"})
+	info := c.snapshot()
+	c.start()
+	return info, nil
+}
+
+// handleInvite checks an incoming invite on an authenticated connection and
+// either rejects it or starts an incoming call.
+func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invite, log *slog.Logger) {
+	reject := func(code wire.ErrorCode, reason, stat string) {
+		e.stats.rejected(stat)
+		log.Info("invite refused", "call_id", inv.CallID, "code", code, "reason", reason)
+		_ = wc.Send(&wire.Reject{CallID: inv.CallID, Code: code, Reason: reason}, sendTimeout)
+		_ = wc.Close()
+	}
+	// The From header must be the identity the peer proved with its
+	// certificate: a peer cannot call as another user.
+	if inv.From != peer.String() {
+		reject(wire.CodeIdentityMismatch, fmt.Sprintf("invite from %q but certificate is %s", inv.From, peer), "identity")
+		return
+	}
+	if inv.To != e.id.String() {
+		reject(wire.CodeNotFound, fmt.Sprintf("this endpoint is %s, not %s", e.id, inv.To), "wrong-target")
+		return
+	}
+	codec, err := e.cfg.Codecs.Negotiate(inv.Codecs)
+	if err != nil {
+		reject(wire.CodeUnsupported, fmt.Sprintf("none of %v is supported here (have %v)", inv.Codecs, e.cfg.Codecs.Names()), "codec")
+		return
+	}
+	if e.cfg.SRTP && inv.Media.SRTPKey == nil {
+		reject(wire.CodeBadRequest, "srtp required", "srtp")
+		return
+	}
+	c := e.newCall(inv.CallID, dirIncoming, peer, wc)
+	c.invite = inv
+	c.codec = codec
+	if err := e.register(c); err != nil {
+		code := wire.CodeBusy
+		if errors.Is(err, ErrClosed) {
+			code = wire.CodeDeclined
+		}
+		e.stats.callResult(dirIncoming, string(code))
+		reject(code, err.Error(), string(code))
+		return
+	}
+	if err := wc.Send(&wire.Ringing{CallID: c.id}, sendTimeout); err != nil {
+		e.unregister(c)
+		_ = wc.Close()
+		log.Info("ringing not delivered", "err", err)
+		return
+	}
+	c.state = CallRinging
+	c.info.Codec = codec.Descriptor().Name
+	c.update()
+	c.log.Info("incoming call ringing", "codec", codec.Descriptor().Name)
+	e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "incoming"})
+	c.start()
+	if e.cfg.AutoAnswer {
+		go func() { _ = c.command(e.ctx, cmdAnswer, "") }()
+	}
+}
+
+func (e *Endpoint) unregister(c *call) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.calls[c.id] == c {
+		delete(e.calls, c.id)
+	}
+}
+
+func (e *Endpoint) lookup(id string) (*call, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, ok := e.calls[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchCall, id)
+	}
+	return c, nil
+}
+
+// Answer implements API.
+func (e *Endpoint) Answer(ctx context.Context, id string) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.command(ctx, cmdAnswer, "")
+}
+
+// Hangup implements API.
+func (e *Endpoint) Hangup(ctx context.Context, id string) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.command(ctx, cmdHangup, "local hangup")
+}
+
+// Calls implements API: live calls, then recently ended ones.
+func (e *Endpoint) Calls() []CallInfo {
+	e.mu.Lock()
+	live := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		live = append(live, c)
+	}
+	out := make([]CallInfo, 0, len(live)+len(e.ended))
+	ended := append([]CallInfo(nil), e.ended...)
+	e.mu.Unlock()
+	for _, c := range live {
+		out = append(out, c.snapshot())
+	}
+	return append(out, ended...)
+}
+
+// Call implements API.
+func (e *Endpoint) Call(id string) (CallInfo, error) {
+	if c, err := e.lookup(id); err == nil {
+		return c.snapshot(), nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.ended) - 1; i >= 0; i-- {
+		if e.ended[i].ID == id {
+			return e.ended[i], nil
+		}
+	}
+	return CallInfo{}, fmt.Errorf("%w: %q", ErrNoSuchCall, id)
+}
+
+func (c *call) start() {
+	c.e.wg.Add(2)
+	go func() { defer c.e.wg.Done(); c.readLoop() }()
+	go func() { defer c.e.wg.Done(); c.run() }()
+}
+
+// command hands a command to the call's owner and waits for its answer.
+func (c *call) command(ctx context.Context, k cmdKind, reason string) error {
+	cmd := command{kind: k, reason: reason, reply: make(chan error, 1)}
+	select {
+	case c.cmds <- cmd:
+	case <-c.done:
+		return fmt.Errorf("%w: call %s has ended", ErrBadState, c.id)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-cmd.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// hangup ends the call from the endpoint itself (shutdown).
+func (c *call) hangup(reason string) {
+	_ = c.command(context.Background(), cmdHangup, reason)
+}
+
+// readLoop reads signaling for this call. A malformed message gets an
+// Error answer and the call goes on; a broken stream stops the reader.
+func (c *call) readLoop() {
+	defer close(c.msgs)
+	for {
+		m, err := c.conn.Recv()
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrUnknownType) {
+				c.e.stats.rejected("malformed")
+				c.log.Info("malformed signaling message ignored", "err", err)
+				_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
+				continue
+			}
+			if !errors.Is(err, io.EOF) {
+				c.log.Info("signaling stream ended", "err", err)
+			}
+			return
+		}
+		select {
+		case c.msgs <- m:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// run is the call's owner goroutine.
+func (c *call) run() {
+	defer c.finish()
+	ring := time.NewTimer(c.e.cfg.RingTimeout)
+	defer ring.Stop()
+	watchdog := time.NewTicker(time.Second)
+	defer watchdog.Stop()
+	msgs := c.msgs
+	for c.state != CallEnded {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				c.onSignalingLost()
+				continue
+			}
+			c.onMessage(m)
+		case cmd := <-c.cmds:
+			cmd.reply <- c.onCommand(cmd)
+		case <-ring.C:
+			if c.state == CallDialing || c.state == CallRinging {
+				if c.dir == dirOutgoing {
+					_ = c.conn.Send(&wire.Cancel{CallID: c.id}, sendTimeout)
+				} else {
+					_ = c.conn.Send(&wire.Reject{CallID: c.id, Code: wire.CodeTimeout, Reason: "not answered"}, sendTimeout)
+				}
+				c.end("no answer", "timeout")
+			}
+		case <-watchdog.C:
+			if c.sigLost && c.sess != nil {
+				last := c.sess.Stats().LastPacket
+				if last.IsZero() || c.e.cfg.Now().Sub(last) > c.e.cfg.MediaTimeout {
+					c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
+				}
+			}
+		}
+	}
+}
+
+func (c *call) onSignalingLost() {
+	if c.state != CallActive {
+		c.end("signaling connection lost", "signaling-lost")
+		return
+	}
+	// Media is direct: an active call survives the loss of its signaling
+	// connection while audio still flows; the watchdog ends it when the
+	// media stops too.
+	c.sigLost = true
+	c.log.Warn("signaling connection lost; call continues on media")
+	c.e.emit(Event{Type: "call.signaling-lost", CallID: c.id, Peer: c.peer.String(), State: c.state.String()})
+}
+
+func (c *call) onMessage(m wire.Message) {
+	switch m := m.(type) {
+	case *wire.Ringing:
+		if c.dir == dirOutgoing && c.state == CallDialing {
+			c.state = CallRinging
+			c.update()
+			c.e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: c.peer.String(), State: "ringing", Detail: "outgoing"})
+			return
+		}
+	case *wire.Accept:
+		if c.dir == dirOutgoing && (c.state == CallDialing || c.state == CallRinging) {
+			if err := c.onAccept(m); err != nil {
+				c.log.Warn("answer unusable; hanging up", "err", err)
+				_ = c.conn.Send(&wire.Bye{CallID: c.id, Reason: err.Error()}, sendTimeout)
+				c.end(err.Error(), "bad-answer")
+			}
+			return
+		}
+	case *wire.Reject:
+		if c.dir == dirOutgoing && (c.state == CallDialing || c.state == CallRinging) {
+			c.end(fmt.Sprintf("rejected: %s %s", m.Code, m.Reason), string(m.Code))
+			return
+		}
+	case *wire.Cancel:
+		if c.dir == dirIncoming && c.state == CallRinging {
+			c.end("cancelled by caller", "cancelled")
+			return
+		}
+	case *wire.Bye:
+		if c.state == CallActive || c.state == CallRinging || c.state == CallDialing {
+			reason := "remote hangup"
+			if m.Reason != "" {
+				reason += ": " + m.Reason
+			}
+			c.end(reason, "completed")
+			return
+		}
+	case *wire.Error:
+		if c.state != CallActive {
+			c.end(fmt.Sprintf("peer error: %s %s", m.Code, m.Message), string(m.Code))
+			return
+		}
+		c.log.Info("peer reported an error", "code", m.Code, "message", m.Message)
+		return
+	}
+	// Well-formed but out of place: tell the peer, keep the call.
+	c.e.stats.rejected("unexpected")
+	c.log.Info("unexpected signaling message ignored", "type", m.Type(), "state", c.state)
+	_ = c.conn.SendError(wire.CodeBadRequest, fmt.Sprintf("unexpected %s in state %s", m.Type(), c.state), c.id, sendTimeout)
+}
+
+func (c *call) onAccept(m *wire.Accept) error {
+	codec, ok := c.e.cfg.Codecs.Lookup(m.Codec)
+	if !ok {
+		return fmt.Errorf("%w: answer chose %q, which was not offered", ErrNoCodec, m.Codec)
+	}
+	remote, err := netip.ParseAddrPort(m.Media.Addr)
+	if err != nil {
+		return fmt.Errorf("endpoint: answer media address %q: %w", m.Media.Addr, err)
+	}
+	var recv *media.Keys
+	if c.sendKeys != nil {
+		if m.Media.SRTPKey == nil {
+			return errors.New("endpoint: answer has no SRTP key but the offer required SRTP")
+		}
+		k, err := media.KeysFromBytes(m.Media.SRTPKey)
+		if err != nil {
+			return fmt.Errorf("endpoint: answer SRTP key: %w", err)
+		}
+		recv = &k
+	}
+	// The session must be reopened when the codec differs or to install
+	// the receive keys, which were unknown when the offer went out. It is
+	// reopened on the same local port that the offer advertised.
+	local := c.sess.LocalAddr()
+	c.closeMedia()
+	if err := c.openMedia(context.Background(), codec, local, recv); err != nil {
+		return err
+	}
+	c.codec = codec
+	c.sess.SetRemote(remote)
+	c.sess.Start()
+	c.state = CallActive
+	now := c.e.cfg.Now()
+	c.mu.Lock()
+	c.info.Answered = &now
+	c.info.RemoteMedia = remote.String()
+	c.mu.Unlock()
+	c.update()
+	c.e.stats.callResult(dirOutgoing, "answered")
+	c.log.Info("call active", "codec", codec.Descriptor().Name, "remote_media", remote)
+	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
+		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", codec.Descriptor().Name, recv != nil, local, remote)})
+	return nil
+}
+
+func (c *call) onCommand(cmd command) error {
+	switch cmd.kind {
+	case cmdAnswer:
+		if c.dir != dirIncoming || c.state != CallRinging {
+			return fmt.Errorf("%w: cannot answer a %s %s call", ErrBadState, c.state, c.dir)
+		}
+		if err := c.answer(); err != nil {
+			c.log.Warn("answer failed", "err", err)
+			_ = c.conn.Send(&wire.Reject{CallID: c.id, Code: wire.CodeInternal, Reason: "answer failed"}, sendTimeout)
+			c.end("answer failed: "+err.Error(), "failed")
+			return err
+		}
+		return nil
+	case cmdHangup:
+		switch {
+		case c.state == CallActive:
+			if !c.sigLost {
+				_ = c.conn.Send(&wire.Bye{CallID: c.id, Reason: cmd.reason}, sendTimeout)
+			}
+			c.end(cmd.reason, "completed")
+		case c.dir == dirOutgoing:
+			_ = c.conn.Send(&wire.Cancel{CallID: c.id}, sendTimeout)
+			c.end("cancelled: "+cmd.reason, "cancelled")
+		default:
+			_ = c.conn.Send(&wire.Reject{CallID: c.id, Code: wire.CodeDeclined, Reason: cmd.reason}, sendTimeout)
+			c.end("declined: "+cmd.reason, "declined")
+		}
+		return nil
+	}
+	return fmt.Errorf("endpoint: unknown command %d", cmd.kind)
+}
+
+// answer opens media with the negotiated codec and sends Accept.
+func (c *call) answer() error {
+	inv := c.invite
+	remote, err := netip.ParseAddrPort(inv.Media.Addr)
+	if err != nil {
+		return fmt.Errorf("endpoint: offer media address %q: %w", inv.Media.Addr, err)
+	}
+	var recv *media.Keys
+	if inv.Media.SRTPKey != nil {
+		k, err := media.KeysFromBytes(inv.Media.SRTPKey)
+		if err != nil {
+			return fmt.Errorf("endpoint: offer SRTP key: %w", err)
+		}
+		recv = &k
+		// SRTP both ways when the offer carried a key (RFC 3711 keys are
+		// per sender); plain RTP both ways when it did not.
+		if err := c.newSendKeys(); err != nil {
+			return err
+		}
+	}
+	if err := c.openMedia(c.e.ctx, c.codec, netip.AddrPortFrom(c.e.cfg.MediaIP, 0), recv); err != nil {
+		return err
+	}
+	c.sess.SetRemote(remote)
+	acc := &wire.Accept{CallID: c.id, Codec: c.codec.Descriptor().Name, Media: c.localMedia()}
+	if err := c.conn.Send(acc, sendTimeout); err != nil {
+		return fmt.Errorf("endpoint: send accept: %w", err)
+	}
+	c.sess.Start()
+	c.state = CallActive
+	now := c.e.cfg.Now()
+	c.mu.Lock()
+	c.info.Answered = &now
+	c.info.RemoteMedia = remote.String()
+	c.mu.Unlock()
+	c.update()
+	c.e.stats.callResult(dirIncoming, "answered")
+	c.log.Info("call answered", "codec", c.codec.Descriptor().Name, "remote_media", remote)
+	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
+		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", c.codec.Descriptor().Name, recv != nil, c.sess.LocalAddr(), remote)})
+	return nil
+}
+
+// openMedia opens the call's RTP session. recv is the peer's SRTP key
+// (nil when not known yet or plain RTP); our own send key is created once
+// per call and kept across reopenings.
+func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.AddrPort, recv *media.Keys) error {
+	var src audio.Source
+	if c.e.cfg.NewSource != nil {
+		s, err := c.e.cfg.NewSource(c.id)
+		if err != nil {
+			return fmt.Errorf("endpoint: audio source: %w", err)
+		}
+		src = s
+	}
+	if c.sink == nil && c.e.cfg.NewSink != nil {
+		s, err := c.e.cfg.NewSink(c.id, c.peer.String())
+		if err != nil {
+			return fmt.Errorf("endpoint: audio sink: %w", err)
+		}
+		c.sink = s
+	}
+	cfg := media.Config{
+		Local:       local,
+		Codec:       codec,
+		Ptime:       c.e.cfg.Ptime,
+		JitterDelay: c.e.cfg.JitterDelay,
+		Source:      src,
+		Sink:        c.sink,
+		Logger:      c.log,
+	}
+	// Keys are installed in pairs: before the answer only our send key is
+	// known, and nothing is sent or received before the answer anyway.
+	if c.sendKeys != nil && recv != nil {
+		cfg.SendKeys, cfg.RecvKeys = c.sendKeys, recv
+	}
+	s, err := media.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("endpoint: open media on %s: %w", local, err)
+	}
+	c.sess = s
+	c.mu.Lock()
+	c.live = s
+	c.info.LocalMedia = s.LocalAddr().String()
+	c.info.Codec = codec.Descriptor().Name
+	c.info.SRTP = cfg.SendKeys != nil
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *call) newSendKeys() error {
+	k, err := media.NewKeys()
+	if err != nil {
+		return fmt.Errorf("endpoint: srtp keys: %w", err)
+	}
+	c.sendKeys = &k
+	return nil
+}
+
+func (c *call) localMedia() wire.Media {
+	m := wire.Media{
+		Addr:    c.sess.LocalAddr().String(),
+		SSRC:    c.sess.SSRC(),
+		PtimeMS: int(c.e.cfg.Ptime / time.Millisecond),
+	}
+	if c.sendKeys != nil {
+		m.SRTPKey = c.sendKeys.Bytes()
+	}
+	return m
+}
+
+func (c *call) closeMedia() {
+	if c.sess != nil {
+		st := c.sess.Stats()
+		c.e.stats.addMedia(st)
+		c.mu.Lock()
+		c.info.Media = mediaInfo(st)
+		c.mu.Unlock()
+		_ = c.sess.Close()
+		c.sess = nil
+		c.mu.Lock()
+		c.live = nil
+		c.mu.Unlock()
+	}
+}
+
+// end moves the call to CallEnded; run returns and finish cleans up.
+func (c *call) end(reason, result string) {
+	c.state = CallEnded
+	c.reason = reason
+	c.e.stats.callResult(c.dir, result)
+}
+
+// finish releases everything the call holds and records it as ended.
+func (c *call) finish() {
+	c.closeMedia()
+	if cl, ok := c.sink.(io.Closer); ok {
+		if err := cl.Close(); err != nil {
+			c.log.Warn("closing recording", "err", err)
+		}
+	}
+	_ = c.conn.Close()
+	now := c.e.cfg.Now()
+	c.mu.Lock()
+	c.info.State = CallEnded.String()
+	c.info.Ended = &now
+	c.info.EndReason = c.reason
+	info := c.info
+	c.mu.Unlock()
+	c.e.mu.Lock()
+	if c.e.calls[c.id] == c {
+		delete(c.e.calls, c.id)
+	}
+	c.e.ended = append(c.e.ended, info)
+	if len(c.e.ended) > maxEndedCalls {
+		c.e.ended = c.e.ended[len(c.e.ended)-maxEndedCalls:]
+	}
+	c.e.mu.Unlock()
+	c.log.Info("call ended", "reason", c.reason)
+	c.e.emit(Event{Type: "call.ended", CallID: c.id, Peer: c.peer.String(), State: "ended", Detail: c.reason})
+	close(c.done)
+	// Drain the reader: it exits once the connection is closed.
+	for range c.msgs {
+	}
+}
+
+// update refreshes the snapshot's state field (run goroutine only).
+func (c *call) update() {
+	c.mu.Lock()
+	c.info.State = c.state.String()
+	c.mu.Unlock()
+}
+
+func (c *call) snapshot() CallInfo {
+	c.mu.Lock()
+	info := c.info
+	c.mu.Unlock()
+	if s := c.currentSession(); s != nil {
+		info.Media = mediaInfo(s.Stats())
+	}
+	return info
+}
+
+// currentSession returns the live media session for readers other than
+// run (which owns c.sess).
+func (c *call) currentSession() *media.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live
+}
+
+func mediaInfo(st media.Stats) *MediaInfo {
+	return &MediaInfo{
+		PacketsSent:     st.PacketsSent,
+		PacketsReceived: st.PacketsReceived,
+		Lost:            st.Lost,
+		Late:            st.Late,
+		Concealed:       st.FramesConcealed,
+		Played:          st.FramesPlayed,
+		WrongSource:     st.WrongSource,
+		Malformed:       st.Malformed,
+		AuthFailed:      st.AuthFailed,
+		JitterMS:        float64(st.Jitter) / float64(time.Millisecond),
+	}
+}

@@ -1,0 +1,473 @@
+// Package endpoint is a Baton P2P endpoint: one device of one user. It logs
+// in through the access server, keeps a presence cache of its buddies and
+// its own other devices, accepts and places calls with direct mutually
+// authenticated signaling (TLS 1.3 with access-issued certificates), and
+// carries the audio with direct RTP/SRTP (p2p/media).
+//
+// The access server is never on the call path: once logged in, everything
+// about a call goes endpoint to endpoint.
+package endpoint
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/access"
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+// Config configures an Endpoint.
+type Config struct {
+	// Access is the access server's host:port.
+	Access string
+	// Roots trusts the access server's CA (its ca.crt).
+	Roots *x509.CertPool
+	// User, Device and Password are the login credentials.
+	User, Device, Password string
+	// SignalListen is where direct signaling is accepted ("127.0.0.1:0").
+	SignalListen string
+	// MediaIP is the local IP RTP sockets bind to.
+	MediaIP netip.Addr
+	// SRTP encrypts media (default true in the config layer).
+	SRTP bool
+	// Codecs lists the codecs offered, in preference order.
+	Codecs *codecs.Registry
+	// Ptime is the packet time (20 ms).
+	Ptime time.Duration
+	// JitterDelay is the playout delay of the jitter buffer.
+	JitterDelay time.Duration
+	// AutoAnswer answers incoming calls at once.
+	AutoAnswer bool
+	// NewSource returns the "microphone" for a call; nil = silence.
+	NewSource func(callID string) (audio.Source, error)
+	// NewSink returns what the call's received audio is played to; nil =
+	// discard. A sink that implements io.Closer is closed when the call ends.
+	NewSink func(callID, peer string) (audio.Sink, error)
+	// Logger receives the endpoint's logs; nil = discard.
+	Logger *slog.Logger
+	// RingTimeout ends an unanswered call (default 60 s).
+	RingTimeout time.Duration
+	// DialTimeout bounds connecting to a peer (default 5 s).
+	DialTimeout time.Duration
+	// MediaTimeout ends an active call whose signaling is lost and whose
+	// media has been silent this long (default 15 s).
+	MediaTimeout time.Duration
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Ptime == 0 {
+		c.Ptime = 20 * time.Millisecond
+	}
+	if c.JitterDelay == 0 {
+		c.JitterDelay = 40 * time.Millisecond
+	}
+	if c.RingTimeout == 0 {
+		c.RingTimeout = 60 * time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	if c.MediaTimeout == 0 {
+		c.MediaTimeout = 15 * time.Second
+	}
+	if c.SignalListen == "" {
+		c.SignalListen = "127.0.0.1:0"
+	}
+	if !c.MediaIP.IsValid() {
+		c.MediaIP = netip.MustParseAddr("127.0.0.1")
+	}
+	if c.Codecs == nil {
+		c.Codecs = codecs.DefaultRegistry()
+	}
+	if c.Roots == nil {
+		return errors.New("endpoint: no CA to trust for the access server (set the ca file)")
+	}
+	id := pki.Identity{User: c.User, Device: c.Device}
+	if err := id.Validate(); err != nil {
+		return fmt.Errorf("endpoint: %w", err)
+	}
+	if c.Password == "" {
+		return errors.New("endpoint: empty password")
+	}
+	return nil
+}
+
+// Endpoint is one logged-in device. Create it with New, then Start.
+type Endpoint struct {
+	cfg    Config
+	id     pki.Identity
+	log    *slog.Logger
+	key    *ecdsa.PrivateKey
+	events *bus
+	stats  *counters
+
+	ln net.Listener
+
+	mu       sync.Mutex
+	client   *access.Client
+	profile  wire.Profile
+	presence map[pki.Identity]wire.Device // buddies and own other devices
+	calls    map[string]*call
+	ended    []CallInfo // recent ended calls, newest last
+	closed   bool
+
+	ctx    context.Context // ends at Close; owned by Start's caller chain
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+const maxEndedCalls = 50
+
+// New checks cfg and generates the endpoint's key pair. The private key
+// never leaves the endpoint: only the public key goes to the access server.
+func New(cfg Config) (*Endpoint, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	id := pki.Identity{User: cfg.User, Device: cfg.Device}
+	return &Endpoint{
+		cfg:      cfg,
+		id:       id,
+		log:      cfg.Logger.With("component", "endpoint", "identity", id.String()),
+		key:      key,
+		events:   newBus(),
+		stats:    newCounters(),
+		presence: make(map[pki.Identity]wire.Device),
+		calls:    make(map[string]*call),
+	}, nil
+}
+
+// Identity returns user/device.
+func (e *Endpoint) Identity() pki.Identity { return e.id }
+
+// Start opens the signaling listener, logs in (claim step 1), and keeps
+// the access session alive (re-login with backoff if it drops) until Close.
+func (e *Endpoint) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", e.cfg.SignalListen)
+	if err != nil {
+		return fmt.Errorf("endpoint: listen for signaling on %s: %w", e.cfg.SignalListen, err)
+	}
+	e.ln = ln
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := e.login(ctx); err != nil {
+		e.cancel()
+		_ = ln.Close()
+		return err
+	}
+	tlsLn := tls.NewListener(ln, pki.EndpointServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.acceptLoop(tlsLn) }()
+	go func() { defer e.wg.Done(); e.accessLoop() }()
+	return nil
+}
+
+// SignalAddr returns the bound signaling address.
+func (e *Endpoint) SignalAddr() netip.AddrPort {
+	if e.ln == nil {
+		return netip.AddrPort{}
+	}
+	return e.ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+func (e *Endpoint) login(ctx context.Context) error {
+	c, err := access.Login(ctx, access.ClientConfig{
+		Addr:       e.cfg.Access,
+		Roots:      e.cfg.Roots,
+		User:       e.cfg.User,
+		Device:     e.cfg.Device,
+		Password:   e.cfg.Password,
+		SignalAddr: e.SignalAddr(),
+		Status:     wire.StatusOnline,
+		Key:        e.key,
+		OnPresence: e.onPresence,
+		Logger:     e.cfg.Logger,
+		Now:        e.cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("endpoint: login %s: %w", e.id, err)
+	}
+	p := c.Profile()
+	e.mu.Lock()
+	e.client = c
+	e.profile = p
+	for _, d := range p.Devices {
+		e.presence[pki.Identity{User: d.User, Device: d.Device}] = d
+	}
+	for _, b := range p.Buddies {
+		for _, d := range b.Devices {
+			e.presence[pki.Identity{User: d.User, Device: d.Device}] = d
+		}
+	}
+	e.mu.Unlock()
+	e.log.Info("logged in", "access", e.cfg.Access, "observed", c.Observed(), "buddies", len(p.Buddies), "devices", len(p.Devices))
+	e.emit(Event{Type: "login", Detail: fmt.Sprintf("access=%s observed=%s buddies=%d", e.cfg.Access, c.Observed(), len(p.Buddies))})
+	for _, d := range p.Devices {
+		e.emit(Event{Type: "presence", Peer: d.User + "/" + d.Device, State: string(d.Status), Detail: "own device (from login)"})
+	}
+	for _, b := range p.Buddies {
+		for _, d := range b.Devices {
+			e.emit(Event{Type: "presence", Peer: d.User + "/" + d.Device, State: string(d.Status), Detail: "buddy (from login)"})
+		}
+	}
+	return nil
+}
+
+// accessLoop re-logs in when the access session drops. Calls are not
+// affected: the access server is not on the call path.
+func (e *Endpoint) accessLoop() {
+	backoff := 500 * time.Millisecond
+	for {
+		e.mu.Lock()
+		c := e.client
+		e.mu.Unlock()
+		var done <-chan struct{}
+		if c != nil {
+			done = c.Done()
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-done:
+			e.log.Warn("access session lost; logging in again", "err", c.Err())
+			e.emit(Event{Type: "logout", Detail: fmt.Sprintf("access session lost: %v", c.Err())})
+			e.mu.Lock()
+			e.client = nil
+			e.mu.Unlock()
+		}
+		for {
+			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+			err := e.login(ctx)
+			cancel()
+			if err == nil {
+				backoff = 500 * time.Millisecond
+				break
+			}
+			e.log.Warn("re-login failed", "err", err, "retry_in", backoff)
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		}
+	}
+}
+
+func (e *Endpoint) onPresence(d wire.Device) {
+	pid := pki.Identity{User: d.User, Device: d.Device}
+	e.mu.Lock()
+	e.presence[pid] = d
+	e.mu.Unlock()
+	e.log.Debug("presence", "peer", pid.String(), "status", d.Status)
+	e.emit(Event{Type: "presence", Peer: pid.String(), State: string(d.Status), Detail: d.SignalAddr})
+}
+
+// certificate returns the current endpoint certificate (renewed by the
+// access client) for TLS.
+func (e *Endpoint) certificate() (*tls.Certificate, error) {
+	e.mu.Lock()
+	c := e.client
+	e.mu.Unlock()
+	if c == nil {
+		return nil, ErrNotLoggedIn
+	}
+	return c.Certificate()
+}
+
+func (e *Endpoint) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = e.cfg.Now()
+	}
+	e.events.publish(ev)
+}
+
+// Subscribe implements API.
+func (e *Endpoint) Subscribe() (<-chan Event, func()) { return e.events.subscribe() }
+
+// Status implements API.
+func (e *Endpoint) Status() StatusInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := StatusInfo{
+		Identity:    e.id.String(),
+		LoggedIn:    e.client != nil,
+		Access:      e.cfg.Access,
+		SignalAddr:  e.SignalAddr().String(),
+		MediaIP:     e.cfg.MediaIP.String(),
+		ActiveCalls: len(e.calls),
+	}
+	if e.client != nil {
+		s.ObservedAddr = e.client.Observed().String()
+		s.CertExpires = e.client.Expires()
+	}
+	return s
+}
+
+// Buddies implements API: own other devices first (Self), then buddies
+// sorted by name.
+func (e *Endpoint) Buddies() []BuddyInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	byUser := map[string]*BuddyInfo{}
+	for id, d := range e.presence {
+		b := byUser[id.User]
+		if b == nil {
+			b = &BuddyInfo{User: id.User, Self: id.User == e.id.User, Status: string(wire.StatusOffline)}
+			byUser[id.User] = b
+		}
+		b.Devices = append(b.Devices, DeviceInfo{Device: id.Device, Status: string(d.Status), SignalAddr: d.SignalAddr})
+		if rank(d.Status) > rank(wire.Status(b.Status)) {
+			b.Status = string(d.Status)
+		}
+	}
+	for _, b := range e.profile.Buddies {
+		if byUser[b.User] == nil {
+			byUser[b.User] = &BuddyInfo{User: b.User, Status: string(wire.StatusOffline), Devices: []DeviceInfo{}}
+		}
+	}
+	out := make([]BuddyInfo, 0, len(byUser))
+	for _, b := range byUser {
+		sort.Slice(b.Devices, func(i, j int) bool { return b.Devices[i].Device < b.Devices[j].Device })
+		out = append(out, *b)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Self != out[j].Self {
+			return out[i].Self
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
+
+func rank(s wire.Status) int {
+	switch s {
+	case wire.StatusOnline:
+		return 2
+	case wire.StatusAway:
+		return 1
+	}
+	return 0
+}
+
+// resolve turns a call target ("user" or "user/device") into a device to
+// dial, from the presence cache.
+func (e *Endpoint) resolve(target string) (pki.Identity, netip.AddrPort, error) {
+	user, dev, hasDev := strings.Cut(target, "/")
+	if !pki.ValidName(user) || (hasDev && !pki.ValidName(dev)) {
+		return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %q: want user or user/device", ErrInvalidTarget, target)
+	}
+	if hasDev && user == e.id.User && dev == e.id.Device {
+		return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %q is this endpoint", ErrInvalidTarget, target)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.client == nil {
+		return pki.Identity{}, netip.AddrPort{}, ErrNotLoggedIn
+	}
+	known := user == e.id.User
+	for _, b := range e.profile.Buddies {
+		if b.User == user {
+			known = true
+		}
+	}
+	var cands []wire.Device
+	for id, d := range e.presence {
+		if id.User != user || (hasDev && id.Device != dev) || id == e.id {
+			continue
+		}
+		known = true
+		if d.Status != wire.StatusOffline && d.SignalAddr != "" {
+			cands = append(cands, d)
+		}
+	}
+	if !known {
+		return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %s", ErrUnknownPeer, target)
+	}
+	if len(cands) == 0 {
+		return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %s", ErrOffline, target)
+	}
+	// Prefer online over away, then the most recently seen device.
+	sort.Slice(cands, func(i, j int) bool {
+		if rank(cands[i].Status) != rank(cands[j].Status) {
+			return rank(cands[i].Status) > rank(cands[j].Status)
+		}
+		return cands[i].SinceUnix > cands[j].SinceUnix
+	})
+	ap, err := netip.ParseAddrPort(cands[0].SignalAddr)
+	if err != nil {
+		return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %s has a bad signaling address %q", ErrUnreachable, target, cands[0].SignalAddr)
+	}
+	return pki.Identity{User: cands[0].User, Device: cands[0].Device}, ap, nil
+}
+
+// Close hangs up every call, logs out, and returns after every goroutine
+// has exited. It is idempotent.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	client := e.client
+	e.mu.Unlock()
+	for _, c := range calls {
+		c.hangup("endpoint shutting down")
+	}
+	for _, c := range calls {
+		<-c.done
+	}
+	if e.cancel != nil {
+		e.cancel()
+	}
+	if e.ln != nil {
+		_ = e.ln.Close()
+	}
+	var err error
+	if client != nil {
+		err = client.Close()
+	}
+	e.wg.Wait()
+	e.emit(Event{Type: "logout", Detail: "closed"})
+	e.events.close()
+	return err
+}
+
+func newCallID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "c-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,32 @@
+package endpoint
+
+import "errors"
+
+// Sentinel errors. Returned errors wrap them with detail; the control API
+// maps them to HTTP statuses with errors.Is.
+var (
+	// ErrUnknownPeer means the target is not a buddy or own device, or does
+	// not exist: the access server gave us no way to reach it.
+	ErrUnknownPeer = errors.New("endpoint: unknown user or not a buddy")
+	// ErrOffline means the target exists but no device of it is online.
+	ErrOffline = errors.New("endpoint: peer is offline")
+	// ErrBusy means the callee refused because it is in another call.
+	ErrBusy = errors.New("endpoint: peer is busy")
+	// ErrDeclined means the callee declined the call.
+	ErrDeclined = errors.New("endpoint: call declined")
+	// ErrNoSuchCall means no call has the given id.
+	ErrNoSuchCall = errors.New("endpoint: no such call")
+	// ErrBadState means the operation does not fit the call's state
+	// (answering an outgoing call, hanging up an ended one...).
+	ErrBadState = errors.New("endpoint: operation not valid in this call state")
+	// ErrUnreachable means the peer's signaling address did not answer.
+	ErrUnreachable = errors.New("endpoint: peer unreachable")
+	// ErrNoCodec means caller and callee share no codec.
+	ErrNoCodec = errors.New("endpoint: no common codec")
+	// ErrNotLoggedIn means the endpoint has no access session.
+	ErrNotLoggedIn = errors.New("endpoint: not logged in")
+	// ErrClosed means the endpoint has been closed.
+	ErrClosed = errors.New("endpoint: closed")
+	// ErrInvalidTarget means a call target is not "user" or "user/device".
+	ErrInvalidTarget = errors.New("endpoint: invalid call target")
+)

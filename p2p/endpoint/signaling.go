@@ -1,0 +1,115 @@
+package endpoint
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+const (
+	// handshakeTimeout bounds a TLS handshake on the signaling port.
+	handshakeTimeout = 5 * time.Second
+	// firstMessageTimeout bounds the wait for a connection's first message.
+	firstMessageTimeout = 10 * time.Second
+	// sendTimeout bounds one signaling write.
+	sendTimeout = 5 * time.Second
+	// signalMaxPayload bounds one signaling frame; calls need far less than
+	// the access server's profile answers.
+	signalMaxPayload = 16 << 10
+)
+
+// acceptLoop accepts direct signaling connections until the listener closes.
+func (e *Endpoint) acceptLoop(ln net.Listener) {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			e.log.Warn("accept signaling", "err", err)
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.serveConn(nc.(*tls.Conn))
+		}()
+	}
+}
+
+// serveConn authenticates an incoming connection and dispatches its first
+// message. A connection that fails any check is closed; no call is touched.
+func (e *Endpoint) serveConn(tc *tls.Conn) {
+	log := e.log.With("remote", tc.RemoteAddr().String())
+	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.HandshakeContext(e.ctx); err != nil {
+		e.stats.rejected("handshake")
+		log.Info("signaling handshake refused", "err", err)
+		_ = tc.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	peer, err := pki.PeerIdentity(tc.ConnectionState())
+	if err != nil {
+		e.stats.rejected("identity")
+		log.Info("signaling peer without identity", "err", err)
+		_ = tc.Close()
+		return
+	}
+	log = log.With("peer", peer.String())
+	wc := wire.NewConn(tc, signalMaxPayload)
+	_ = wc.SetReadDeadline(time.Now().Add(firstMessageTimeout))
+	m, err := wc.Recv()
+	if err != nil {
+		e.stats.rejected("malformed")
+		log.Info("signaling: bad first message", "err", err)
+		if !errors.Is(err, io.EOF) {
+			_ = wc.SendError(wire.CodeBadRequest, err.Error(), "", sendTimeout)
+		}
+		_ = wc.Close()
+		return
+	}
+	_ = wc.SetReadDeadline(time.Time{})
+	inv, ok := m.(*wire.Invite)
+	if !ok {
+		e.stats.rejected("unexpected")
+		log.Info("signaling: first message is not an invite", "type", m.Type())
+		_ = wc.SendError(wire.CodeBadRequest, fmt.Sprintf("first message must be invite, got %s", m.Type()), "", sendTimeout)
+		_ = wc.Close()
+		return
+	}
+	e.handleInvite(wc, peer, inv, log)
+}
+
+// dial opens a mutually authenticated signaling connection to the device
+// peer at addr. The handshake fails unless the peer proves exactly that
+// identity.
+func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrPort) (*wire.Conn, error) {
+	d := tls.Dialer{
+		NetDialer: &net.Dialer{Timeout: e.cfg.DialTimeout},
+		Config:    pki.EndpointClientConfig(e.certificate, e.cfg.Roots, peer, e.cfg.Now),
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		if errors.Is(err, pki.ErrIdentityMismatch) || errors.Is(err, pki.ErrUntrusted) {
+			return nil, fmt.Errorf("endpoint: dial %s at %s: %w", peer, addr, err)
+		}
+		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
+	}
+	return wire.NewConn(nc, signalMaxPayload), nil
+}
