@@ -144,6 +144,10 @@ func parseCA(certPEM, keyPEM []byte, certPath, keyPath string) (*CA, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: key cannot sign", ErrCAFile, keyPath)
 	}
+	// A key of another CA would only fail at the first issue: refuse it now.
+	if pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%w: %s: key does not match %s", ErrCAFile, keyPath, certPath)
+	}
 	return &CA{cert: cert, certPEM: certPEM, key: signer}, nil
 }
 
@@ -177,7 +181,8 @@ func (ca *CA) IssueEndpoint(pub crypto.PublicKey, id Identity, now time.Time, tt
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	notAfter := now.Add(ttl)
+	// Certificates store whole seconds; report the same instant.
+	notAfter := now.Add(ttl).Truncate(time.Second)
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: id.String(), Organization: []string{"Baton endpoint"}},

@@ -63,7 +63,10 @@ func ParseIdentity(s string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %q: want user/device", ErrInvalidIdentity, s)
 	}
 	id := Identity{User: u, Device: d}
-	return id, id.Validate()
+	if err := id.Validate(); err != nil {
+		return Identity{}, err
+	}
+	return id, nil
 }
 
 func (id Identity) uri() *url.URL {

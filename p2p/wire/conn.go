@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Conn carries messages over one TLS connection. Send is safe for concurrent
@@ -85,8 +87,15 @@ func (c *Conn) Close() error { return c.nc.Close() }
 
 // SendError is a convenience for replying with an Error message.
 func (c *Conn) SendError(code ErrorCode, msg, callID string, timeout time.Duration) error {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
 	if len(msg) > MaxReasonLen {
-		msg = msg[:MaxReasonLen]
+		// Cut at a character boundary so the text stays valid UTF-8 and
+		// within the limit the receiver enforces.
+		n := MaxReasonLen
+		for n > 0 && !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n]
 	}
 	return c.Send(&Error{Code: code, Message: msg, CallID: callID}, timeout)
 }

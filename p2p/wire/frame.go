@@ -99,6 +99,11 @@ func ReadFrame(r io.Reader, maxPayload int) (Frame, error) {
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The stream ended after a header that promised a payload: that
+			// is a truncated frame, not a clean close.
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, fmt.Errorf("%w: payload: %w", ErrTruncated, err)
 	}
 	return Frame{Type: typ, Seq: seq, Payload: p}, nil

@@ -365,6 +365,9 @@ func checkAddr(t Type, field, s string, optional bool) error {
 	if s == "" && optional {
 		return nil
 	}
+	if !utf8.ValidString(s) {
+		return malformed(t, "%s is not UTF-8", field)
+	}
 	if len(s) > maxAddressLen {
 		return malformed(t, "%s too long", field)
 	}
@@ -413,7 +416,19 @@ func checkMedia(t Type, m Media) error {
 	return nil
 }
 
+// checkText rejects strings that are not valid UTF-8: encoding/json would
+// replace their bad bytes, so they would arrive changed (and longer).
+func checkText(t Type, field, s string) error {
+	if !utf8.ValidString(s) {
+		return malformed(t, "%s is not UTF-8", field)
+	}
+	return nil
+}
+
 func checkReason(t Type, s string) error {
+	if err := checkText(t, "reason", s); err != nil {
+		return err
+	}
 	if len(s) > MaxReasonLen {
 		return malformed(t, "reason longer than %d bytes", MaxReasonLen)
 	}
@@ -424,6 +439,9 @@ func checkReason(t Type, s string) error {
 func (m *Error) Validate() error {
 	if m.Code == "" || len(m.Code) > MaxNameLen {
 		return malformed(m.Type(), "missing or oversized code")
+	}
+	if err := checkText(m.Type(), "code", string(m.Code)); err != nil {
+		return err
 	}
 	if m.CallID != "" {
 		if err := checkCallID(m.Type(), m.CallID); err != nil {
@@ -444,6 +462,9 @@ func (m *LoginRequest) Validate() error {
 	}
 	if m.Password == "" || len(m.Password) > MaxPassword {
 		return malformed(t, "password must be 1-%d bytes", MaxPassword)
+	}
+	if err := checkText(t, "password", m.Password); err != nil {
+		return err
 	}
 	if len(m.PublicKey) == 0 || len(m.PublicKey) > MaxKeyLen {
 		return malformed(t, "public_key must be 1-%d bytes", MaxKeyLen)
@@ -553,7 +574,7 @@ func (m *Invite) Validate() error {
 		return malformed(t, "codecs: want 1-%d names", MaxCodecs)
 	}
 	for _, c := range m.Codecs {
-		if c == "" || len(c) > MaxNameLen {
+		if c == "" || len(c) > MaxNameLen || !utf8.ValidString(c) {
 			return malformed(t, "codec name %q invalid", c)
 		}
 	}
@@ -569,7 +590,7 @@ func (m *Accept) Validate() error {
 	if err := checkCallID(t, m.CallID); err != nil {
 		return err
 	}
-	if m.Codec == "" || len(m.Codec) > MaxNameLen {
+	if m.Codec == "" || len(m.Codec) > MaxNameLen || !utf8.ValidString(m.Codec) {
 		return malformed(t, "codec %q invalid", m.Codec)
 	}
 	return checkMedia(t, m.Media)
@@ -583,6 +604,9 @@ func (m *Reject) Validate() error {
 	}
 	if m.Code == "" || len(m.Code) > MaxNameLen {
 		return malformed(t, "missing or oversized code")
+	}
+	if err := checkText(t, "code", string(m.Code)); err != nil {
+		return err
 	}
 	return checkReason(t, m.Reason)
 }

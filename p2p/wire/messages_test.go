@@ -115,6 +115,26 @@ func TestSampleMessagesCoverEveryType(t *testing.T) {
 	}
 }
 
+// TestTypeNumbers pins the type numbers: they are protocol values
+// (docs/protocol.md, section 6) and are never renumbered.
+func TestTypeNumbers(t *testing.T) {
+	t.Parallel()
+	want := map[Type]uint16{
+		TypeUnknown: 0, TypeError: 1,
+		TypeLoginRequest: 100, TypeLoginResponse: 101, TypeKeepalive: 102, TypeKeepaliveAck: 103,
+		TypeSetStatus: 104, TypePresence: 105, TypeLogout: 106, TypeRenewRequest: 107, TypeRenewResponse: 108,
+		TypeInvite: 200, TypeRinging: 201, TypeAccept: 202, TypeReject: 203, TypeCancel: 204, TypeBye: 205,
+	}
+	for typ, n := range want {
+		if uint16(typ) != n {
+			t.Errorf("%s = %d, want %d", typ, uint16(typ), n)
+		}
+	}
+	if len(want) != len(allTypes)+1 {
+		t.Errorf("%d numbers pinned, %d types", len(want)-1, len(allTypes))
+	}
+}
+
 func TestTypeString(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -540,10 +560,11 @@ func TestValidateEmptyMessages(t *testing.T) {
 }
 
 // TestEncodedMessageDecodes checks the sender-side contract: whatever Encode
-// accepts, Decode on the other side accepts too. encoding/json replaces each
-// invalid UTF-8 byte with U+FFFD (3 bytes), so a free-text field that is
-// within its byte limit but not valid UTF-8 can grow past the limit in
-// transit and be refused by the receiver.
+// accepts, the receiver's Decode accepts too, and yields the same message.
+// encoding/json replaces each invalid UTF-8 byte with U+FFFD (3 bytes), so a
+// string field that is within its byte limit but not valid UTF-8 changes in
+// transit (a password no longer matches) and can grow past its limit, so
+// the receiver refuses the message.
 func TestEncodedMessageDecodes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -551,21 +572,35 @@ func TestEncodedMessageDecodes(t *testing.T) {
 		m    Message
 	}{
 		{"error message of invalid bytes", &Error{Code: CodeInternal, Message: strings.Repeat("\xff", MaxReasonLen)}},
+		{"error code of invalid bytes", &Error{Code: ErrorCode(strings.Repeat("\xff", MaxNameLen))}},
 		{"reject reason of invalid bytes", &Reject{CallID: "c1", Code: CodeDeclined, Reason: strings.Repeat("\xfe", 100)}},
+		{"reject code of invalid bytes", &Reject{CallID: "c1", Code: ErrorCode("busy\xff")}},
 		{"bye reason of invalid bytes", &Bye{CallID: "c1", Reason: strings.Repeat("\x80", 200)}},
 		{"codec name of invalid bytes", &Invite{CallID: "c1", From: "a/b", To: "c/d", Codecs: []string{strings.Repeat("\xc3", MaxNameLen)},
 			Media: Media{Addr: "127.0.0.1:4000", PtimeMS: 20}}},
-		{"error code of invalid bytes", &Error{Code: ErrorCode(strings.Repeat("\xff", MaxNameLen))}},
+		{"accept codec of invalid bytes", &Accept{CallID: "c1", Codec: "PCM\xd5", Media: Media{Addr: "127.0.0.1:4000", PtimeMS: 20}}},
+		{"password of invalid bytes", &LoginRequest{User: "a", Device: "b", Password: "pa\xffss", PublicKey: []byte{1},
+			SignalAddr: "127.0.0.1:7070"}},
+		{"address zone of invalid bytes", &LoginRequest{User: "a", Device: "b", Password: "p", PublicKey: []byte{1},
+			SignalAddr: "[fe80::1%" + strings.Repeat("\xff", 40) + "]:7070"}},
+		{"media address zone of invalid bytes", &Accept{CallID: "c1", Codec: "PCMU", Media: Media{Addr: "[fe80::1%\xff]:4000", PtimeMS: 20}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p, err := Encode(tt.m)
 			if err != nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("Encode = %v, want ErrMalformed", err)
+				}
 				return // refusing at the sender is a correct fix
 			}
-			if _, err := Decode(Frame{Type: tt.m.Type(), Seq: 1, Payload: p}); err != nil {
-				t.Errorf("Encode accepted the message but Decode of its output fails: %v", err)
+			got, err := Decode(Frame{Type: tt.m.Type(), Seq: 1, Payload: p})
+			if err != nil {
+				t.Fatalf("Encode accepted the message but Decode of its output fails: %v", err)
+			}
+			if !reflect.DeepEqual(emptyToNil(got), emptyToNil(tt.m)) {
+				t.Errorf("message changed in transit:\nsent     %#v\nreceived %#v", tt.m, got)
 			}
 		})
 	}
