@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -153,8 +154,8 @@ func newCtlCmd() *cobra.Command {
 					control.PrintEvent(cmd.OutOrStdout(), ev)
 					return nil
 				})
-				if cmd.Context().Err() != nil {
-					return nil // interrupted by the user
+				if cmd.Context().Err() != nil || errors.Is(err, control.ErrStreamEnded) {
+					return nil // interrupted by the user, or the process shut down
 				}
 				return err
 			},

@@ -235,13 +235,22 @@ func (e *Endpoint) Answer(ctx context.Context, id string) error {
 	return c.command(ctx, cmdAnswer, "")
 }
 
-// Hangup implements API.
+// Hangup implements API. It returns once the call has ended and released
+// everything (its recording is closed), so Call(id) then shows the end.
 func (e *Endpoint) Hangup(ctx context.Context, id string) error {
 	c, err := e.lookup(id)
 	if err != nil {
 		return err
 	}
-	return c.command(ctx, cmdHangup, "local hangup")
+	if err := c.command(ctx, cmdHangup, "local hangup"); err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Calls implements API: live calls, then recently ended ones.

@@ -1,0 +1,322 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/baton-voice/baton/p2p/endpoint"
+)
+
+const (
+	// maxResponseBytes bounds a unary answer (a large call list is a few
+	// hundred KiB).
+	maxResponseBytes = 8 << 20
+	// maxEventLine bounds one NDJSON line of the event stream.
+	maxEventLine = 1 << 20
+)
+
+// Client talks to a control API. It is safe for concurrent use. It holds no
+// idle connections (the admin API is on loopback; a fresh connection per
+// request costs nothing and leaves nothing to close).
+type Client struct {
+	base    string // scheme://host[:port][/prefix], no trailing slash
+	addr    string // host:port, for messages
+	timeout time.Duration
+	hc      *http.Client
+	err     error // a bad address, reported by every call
+}
+
+// NewClient returns a client for the control API at addr: "127.0.0.1:7081"
+// or a full URL "http://127.0.0.1:7081". timeout bounds each request
+// (connect, answer and body), except the event stream, where it bounds only
+// connecting and the response headers; 0 means no bound beyond ctx.
+func NewClient(addr string, timeout time.Duration) *Client {
+	c := &Client{timeout: timeout, addr: addr}
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		c.err = fmt.Errorf("control: admin address %q: %w: %w", addr, ErrInvalidArgument, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "":
+		c.err = fmt.Errorf("control: admin address %q: %w: want HOST:PORT or http://HOST:PORT", addr, ErrInvalidArgument)
+	default:
+		c.base = u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/")
+		c.addr = u.Host
+	}
+	dialer := &net.Dialer{Timeout: timeout}
+	c.hc = &http.Client{Transport: &http.Transport{
+		Proxy:                 nil, // the admin API is local: never via a proxy
+		DialContext:           dialer.DialContext,
+		ResponseHeaderTimeout: timeout,
+		DisableKeepAlives:     true,
+	}}
+	return c
+}
+
+// Status returns the process status as raw JSON: its shape depends on the
+// process (endpoint.StatusInfo for endpoints).
+func (c *Client) Status(ctx context.Context) (json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, http.StatusOK, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// Buddies returns the buddy list, the user's own other devices included.
+func (c *Client) Buddies(ctx context.Context) ([]endpoint.BuddyInfo, error) {
+	var b []endpoint.BuddyInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/buddies", nil, http.StatusOK, &b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Calls returns every call the endpoint knows.
+func (c *Client) Calls(ctx context.Context) ([]endpoint.CallInfo, error) {
+	var calls []endpoint.CallInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/calls", nil, http.StatusOK, &calls); err != nil {
+		return nil, err
+	}
+	return calls, nil
+}
+
+// Call returns one call.
+func (c *Client) Call(ctx context.Context, id string) (endpoint.CallInfo, error) {
+	return c.callOp(ctx, http.MethodGet, id, "", http.StatusOK)
+}
+
+// Dial calls to ("user" or "user/device") and returns once the invite is
+// sent or ringing; the call then proceeds on its own (watch Events or Call).
+func (c *Client) Dial(ctx context.Context, to string) (endpoint.CallInfo, error) {
+	var ci endpoint.CallInfo
+	err := c.do(ctx, http.MethodPost, "/v1/calls", DialRequest{To: to}, http.StatusCreated, &ci)
+	return ci, err
+}
+
+// Answer answers an incoming ringing call and returns its updated state.
+func (c *Client) Answer(ctx context.Context, id string) (endpoint.CallInfo, error) {
+	return c.callOp(ctx, http.MethodPost, id, "/answer", http.StatusOK)
+}
+
+// Hangup ends a call (or rejects an incoming one, or cancels an outgoing
+// one) and returns its updated state.
+func (c *Client) Hangup(ctx context.Context, id string) (endpoint.CallInfo, error) {
+	return c.callOp(ctx, http.MethodPost, id, "/hangup", http.StatusOK)
+}
+
+func (c *Client) callOp(ctx context.Context, method, id, action string, want int) (endpoint.CallInfo, error) {
+	var ci endpoint.CallInfo
+	if id == "" {
+		return ci, fmt.Errorf("control: %w: empty call id", ErrInvalidArgument)
+	}
+	err := c.do(ctx, method, "/v1/calls/"+url.PathEscape(id)+action, nil, want, &ci)
+	return ci, err
+}
+
+// Healthz checks that the process answers and is healthy.
+func (c *Client) Healthz(ctx context.Context) error {
+	if c.err != nil {
+		return c.err
+	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.send(ctx, http.MethodGet, "/healthz", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readAPIError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if err != nil {
+		return c.transportError(http.MethodGet, "/healthz", err)
+	}
+	if strings.TrimSpace(string(b)) != "ok" {
+		return fmt.Errorf("%w: /healthz at %s said %q, want \"ok\"", ErrBadResponse, c.addr, b)
+	}
+	return nil
+}
+
+// Events streams events (only those whose type starts with filter, when it
+// is not empty: "call." for call events) to fn, in order, until ctx ends
+// (returns ctx.Err()), fn returns an error (returned as is), or the server
+// ends the stream (an error matching ErrStreamEnded). The client's timeout
+// bounds only connecting and the response headers, never the stream.
+func (c *Client) Events(ctx context.Context, filter string, fn func(endpoint.Event) error) error {
+	if c.err != nil {
+		return c.err
+	}
+	if fn == nil {
+		return fmt.Errorf("control: events: %w: nil callback", ErrInvalidArgument)
+	}
+	path := "/v1/events"
+	if filter != "" {
+		path += "?" + url.Values{"type": {filter}}.Encode()
+	}
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readAPIError(resp)
+	}
+	var fnErr error
+	err = readEvents(resp.Body, func(ev endpoint.Event) error {
+		fnErr = fn(ev)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, ErrBadResponse):
+		return fmt.Errorf("control: events from %s: %w", c.addr, err)
+	case err != nil:
+		return fmt.Errorf("control: events from %s: %w: %w", c.addr, ErrStreamEnded, err)
+	}
+	return fmt.Errorf("control: events from %s: %w", c.addr, ErrStreamEnded)
+}
+
+// readEvents decodes an NDJSON stream, calling fn for each event. Blank lines
+// are skipped (room for heartbeats); unknown fields are ignored so newer
+// servers work with older clients. It returns nil at a clean end of stream.
+func readEvents(r io.Reader, fn func(endpoint.Event) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxEventLine)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var ev endpoint.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("%w: event line: %w", ErrBadResponse, err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return fmt.Errorf("%w: event line longer than %d bytes", ErrBadResponse, maxEventLine)
+	}
+	return sc.Err()
+}
+
+// bound applies the per-request timeout.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.timeout > 0 {
+		return context.WithTimeout(ctx, c.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// do sends one unary request and decodes a want-status answer into out.
+func (c *Client) do(ctx context.Context, method, path string, in any, want int, out any) error {
+	if c.err != nil {
+		return c.err
+	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return readAPIError(resp)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return c.transportError(method, path, err)
+	}
+	if len(body) > maxResponseBytes {
+		return fmt.Errorf("%w: %s %s: answer larger than %d bytes", ErrBadResponse, method, path, maxResponseBytes)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("%w: %s %s: %w", ErrBadResponse, method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("control: %s %s: encode request: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("control: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.transportError(method, path, err)
+	}
+	return resp, nil
+}
+
+// transportError explains a failure to talk to the server at all; a refused
+// connection gets the hint a person needs.
+func (c *Client) transportError(method, path string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its text repeats the method and URL
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w at %s (is baton running with --admin %s?): %w", ErrNotRunning, c.addr, c.addr, err)
+	}
+	return fmt.Errorf("control: %s %s%s: %w", method, c.addr, path, err)
+}
+
+// readAPIError turns an error answer into an *APIError. A JSON error body
+// gives the code and message; anything else (a proxy, not Baton) gives a
+// code derived from the status and the start of the body as message.
+func readAPIError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes))
+	return decodeAPIError(resp.StatusCode, b)
+}
+
+func decodeAPIError(status int, b []byte) *APIError {
+	var eb errorBody
+	if err := json.Unmarshal(b, &eb); err == nil && eb.Code != "" {
+		return &APIError{Status: status, Code: eb.Code, Message: eb.Error}
+	}
+	msg := strings.TrimSpace(string(b))
+	if len(msg) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut-- // never split a character
+		}
+		msg = msg[:cut] + "..."
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &APIError{Status: status, Code: codeForStatus(status), Message: msg}
+}

@@ -1,0 +1,166 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/endpoint"
+)
+
+// Times are printed in the location they carry: the server's local zone,
+// which on a loopback admin API is the reader's.
+const (
+	clockLayout = "15:04:05"
+	eventLayout = "15:04:05.000"
+)
+
+// PrintCalls writes calls as an aligned table, one call a line:
+//
+//	ID      DIR  PEER        STATE   CODEC  SRTP  REMOTE MEDIA     STARTED   INFO
+//	c-1f2e  out  bob/mobile  active  PCMU   yes   127.0.0.7:40002  08:12:01  -
+func PrintCalls(w io.Writer, calls []endpoint.CallInfo) error {
+	if len(calls) == 0 {
+		_, err := io.WriteString(w, "no calls\n")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDIR\tPEER\tSTATE\tCODEC\tSRTP\tREMOTE MEDIA\tSTARTED\tINFO")
+	for _, c := range calls {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			dash(c.ID), direction(c.Direction), dash(c.Peer), dash(c.State), dash(c.Codec),
+			yesNo(c.SRTP), dash(c.RemoteMedia), clock(c.Started, clockLayout), dash(callInfo(c)))
+	}
+	return tw.Flush()
+}
+
+// PrintBuddies writes the buddy list as an aligned table, one device a line
+// ("*" marks the user's own devices):
+//
+//	BUDDY         STATUS   SIGNAL
+//	alice/desk *  online   127.0.0.2:5070
+//	bob/mobile    online   127.0.0.7:5070
+func PrintBuddies(w io.Writer, buddies []endpoint.BuddyInfo) error {
+	if len(buddies) == 0 {
+		_, err := io.WriteString(w, "no buddies\n")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BUDDY\tSTATUS\tSIGNAL")
+	for _, b := range buddies {
+		mark := ""
+		if b.Self {
+			mark = " *"
+		}
+		if len(b.Devices) == 0 {
+			fmt.Fprintf(tw, "%s%s\t%s\t-\n", dash(b.User), mark, dash(b.Status))
+			continue
+		}
+		for _, d := range b.Devices {
+			fmt.Fprintf(tw, "%s/%s%s\t%s\t%s\n", clean(b.User), clean(d.Device), mark, dash(d.Status), dash(d.SignalAddr))
+		}
+	}
+	return tw.Flush()
+}
+
+// PrintEvent writes one event as one line, for a live stream:
+//
+//	08:12:01.123  call.active   c-00c1b475ad2d9629  bob/mobile        codec=PCMU
+//	08:12:03.480  handoff.step  c-00c1b475ad2d9629  alice/desk        step=5 stop audio to C
+//
+// A stream prints events one at a time, so a tabwriter could not align
+// them; fixed-width columns do.
+func PrintEvent(w io.Writer, ev endpoint.Event) error {
+	var b strings.Builder
+	b.Grow(96)
+	b.WriteString(clock(ev.Time, eventLayout))
+	b.WriteString("  ")
+	pad(&b, clean(ev.Type), 12)
+	b.WriteString("  ")
+	if ev.CallID != "" || ev.Peer != "" {
+		pad(&b, dash(ev.CallID), 18) // "c-" and 16 hex digits, the endpoint's ids
+		b.WriteString("  ")
+		pad(&b, dash(ev.Peer), 16)
+		b.WriteString("  ")
+	}
+	// The state is news only where the type does not already say it
+	// (presence: "online"; not call.active: "active").
+	if ev.State != "" && !strings.HasSuffix(ev.Type, "."+ev.State) {
+		b.WriteString(clean(ev.State))
+		b.WriteByte(' ')
+	}
+	if ev.Step != 0 {
+		b.WriteString("step=")
+		b.WriteString(strconv.Itoa(ev.Step))
+		b.WriteByte(' ')
+	}
+	b.WriteString(clean(ev.Detail))
+	line := strings.TrimRight(b.String(), " ")
+	_, err := io.WriteString(w, line+"\n")
+	return err
+}
+
+func pad(b *strings.Builder, s string, width int) {
+	b.WriteString(s)
+	for n := len(s); n < width; n++ {
+		b.WriteByte(' ')
+	}
+}
+
+func clock(t time.Time, layout string) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(layout)
+}
+
+// dash cleans s for a table cell, "-" standing for empty.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return clean(s)
+}
+
+// clean replaces control characters: peer names and details come from
+// other machines, and a newline, tab or terminal escape sequence in them
+// must not break a line, a column or the reader's terminal.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func yesNo(v bool) string {
+	if v {
+		return "yes"
+	}
+	return "no"
+}
+
+func direction(d string) string {
+	switch d {
+	case "outgoing":
+		return "out"
+	case "incoming":
+		return "in"
+	}
+	return dash(d)
+}
+
+// callInfo is the last column: why a call ended, or its media health.
+func callInfo(c endpoint.CallInfo) string {
+	if c.EndReason != "" {
+		return c.EndReason
+	}
+	if m := c.Media; m != nil {
+		return fmt.Sprintf("sent=%d recv=%d lost=%d jitter=%.1fms", m.PacketsSent, m.PacketsReceived, m.Lost, m.JitterMS)
+	}
+	return ""
+}
