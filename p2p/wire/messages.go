@@ -52,6 +52,18 @@ var typeNames = map[Type]string{
 	TypeReject:        "reject",
 	TypeCancel:        "cancel",
 	TypeBye:           "bye",
+
+	TypeSessionQuery:   "session-query",
+	TypeSessionList:    "session-list",
+	TypeStopAudio:      "stop-audio",
+	TypeStopAck:        "stop-ack",
+	TypeResume:         "resume",
+	TypeResumeAck:      "resume-ack",
+	TypeRelease:        "release",
+	TypeReestablish:    "reestablish",
+	TypeReestablishAck: "reestablish-ack",
+	TypeNewAddress:     "new-address",
+	TypeNewAddressAck:  "new-address-ack",
 }
 
 func (t Type) String() string {
@@ -213,6 +225,9 @@ type Invite struct {
 	To     string   `json:"to"`
 	Codecs []string `json:"codecs"` // preference order, RFC 3264 style
 	Media  Media    `json:"media"`
+	// SignalAddr is where the caller accepts signaling, so that a device
+	// taking the call over later can reach it (optional).
+	SignalAddr string `json:"signal_addr,omitempty"`
 }
 
 // Ringing tells the caller the callee is alerting.
@@ -225,6 +240,8 @@ type Accept struct {
 	CallID string `json:"call_id"`
 	Codec  string `json:"codec"`
 	Media  Media  `json:"media"`
+	// SignalAddr is where the callee accepts signaling (optional).
+	SignalAddr string `json:"signal_addr,omitempty"`
 }
 
 // Reject refuses an Invite (busy, declined, unsupported codec...).
@@ -298,7 +315,7 @@ func New(t Type) Message {
 	case TypeBye:
 		return &Bye{}
 	}
-	return nil
+	return newHandoff(t)
 }
 
 // Encode marshals m into a frame payload.
@@ -578,6 +595,9 @@ func (m *Invite) Validate() error {
 			return malformed(t, "codec name %q invalid", c)
 		}
 	}
+	if err := checkAddr(t, "signal_addr", m.SignalAddr, true); err != nil {
+		return err
+	}
 	return checkMedia(t, m.Media)
 }
 
@@ -592,6 +612,9 @@ func (m *Accept) Validate() error {
 	}
 	if m.Codec == "" || len(m.Codec) > MaxNameLen || !utf8.ValidString(m.Codec) {
 		return malformed(t, "codec %q invalid", m.Codec)
+	}
+	if err := checkAddr(t, "signal_addr", m.SignalAddr, true); err != nil {
+		return err
 	}
 	return checkMedia(t, m.Media)
 }

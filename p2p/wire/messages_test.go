@@ -77,7 +77,30 @@ func sampleMessages() map[Type]Message {
 		TypeReject: &Reject{CallID: "c-7f3a9e", Code: CodeBusy, Reason: "in another call"},
 		TypeCancel: &Cancel{CallID: "c-7f3a9e"},
 		TypeBye:    &Bye{CallID: "c-7f3a9e", Reason: "hangup"},
+
+		TypeSessionQuery: &SessionQuery{QueryID: "q-1"},
+		TypeSessionList: &SessionList{QueryID: "q-1", Sessions: []SessionParams{{
+			CallID: "c-7f3a9e", Peer: "bob/phone", Direction: DirectionSendRecv,
+			PeerSignal: "127.0.0.4:7070", PeerMedia: "127.0.0.4:41000", Codec: "PCMU", PtimeMS: 20,
+			PeerSSRC: 0x12345678, LocalSSRC: 0xdeadbeef, SendKey: srtpKey(1), RecvKey: srtpKey(100),
+			Grant: sampleGrant(),
+		}}},
+		TypeStopAudio: &StopAudio{CallID: "c-7f3a9e"},
+		TypeStopAck:   &StopAck{CallID: "c-7f3a9e"},
+		TypeResume:    &Resume{CallID: "c-7f3a9e", Reason: "C refused"},
+		TypeResumeAck: &ResumeAck{CallID: "c-7f3a9e"},
+		TypeRelease:   &Release{CallID: "c-7f3a9e"},
+		TypeReestablish: &Reestablish{CallID: "c-7f3a9e", SignalAddr: "127.0.0.3:7070",
+			Media: Media{Addr: "127.0.0.3:42000", SSRC: 0x0badcafe, PtimeMS: 20}, Grant: sampleGrant()},
+		TypeReestablishAck: &ReestablishAck{CallID: "c-7f3a9e"},
+		TypeNewAddress:     &NewAddress{CallID: "c-7f3a9e", Media: Media{Addr: "127.0.0.7:43000", SSRC: 0x0badcafe, PtimeMS: 20}},
+		TypeNewAddressAck:  &NewAddressAck{CallID: "c-7f3a9e"},
 	}
+}
+
+func sampleGrant() Grant {
+	return Grant{CallID: "c-7f3a9e", From: "alice/desk", To: "alice/laptop", Peer: "bob/phone",
+		NotAfterUnix: 1767229200, Nonce: bytes.Repeat([]byte{7}, GrantNonceLen), Signature: bytes.Repeat([]byte{0x30}, 71)}
 }
 
 // allTypes lists every known message type, in number order.
@@ -86,6 +109,9 @@ var allTypes = []Type{
 	TypeLoginRequest, TypeLoginResponse, TypeKeepalive, TypeKeepaliveAck,
 	TypeSetStatus, TypePresence, TypeLogout, TypeRenewRequest, TypeRenewResponse,
 	TypeInvite, TypeRinging, TypeAccept, TypeReject, TypeCancel, TypeBye,
+	TypeSessionQuery, TypeSessionList, TypeStopAudio, TypeStopAck, TypeResume,
+	TypeResumeAck, TypeRelease, TypeReestablish, TypeReestablishAck,
+	TypeNewAddress, TypeNewAddressAck,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -124,6 +150,9 @@ func TestTypeNumbers(t *testing.T) {
 		TypeLoginRequest: 100, TypeLoginResponse: 101, TypeKeepalive: 102, TypeKeepaliveAck: 103,
 		TypeSetStatus: 104, TypePresence: 105, TypeLogout: 106, TypeRenewRequest: 107, TypeRenewResponse: 108,
 		TypeInvite: 200, TypeRinging: 201, TypeAccept: 202, TypeReject: 203, TypeCancel: 204, TypeBye: 205,
+		TypeSessionQuery: 300, TypeSessionList: 301, TypeStopAudio: 302, TypeStopAck: 303, TypeResume: 304,
+		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
+		TypeNewAddress: 312, TypeNewAddressAck: 313,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
