@@ -110,7 +110,7 @@ const DefaultPtime = 20 * time.Millisecond
 // noAudioPackets is "a few packet times" of DESIGN.md §2 step 6: long
 // enough to ride out jitter on one path, short enough that C hears at most
 // this much of A alone before A re-establishes.
-const noAudioPackets = 5
+const noAudioPackets = 3
 
 // DefaultTimeouts returns the built-in timeouts for a session with the
 // given packet time (DefaultPtime if ptime <= 0).

@@ -13,10 +13,10 @@ func TestDefaultTimeouts(t *testing.T) {
 		ptime       time.Duration
 		wantNoAudio time.Duration
 	}{
-		{"20 ms", 20 * time.Millisecond, 100 * time.Millisecond},
-		{"30 ms", 30 * time.Millisecond, 150 * time.Millisecond},
-		{"zero falls back to 20 ms", 0, 100 * time.Millisecond},
-		{"negative falls back to 20 ms", -time.Second, 100 * time.Millisecond},
+		{"20 ms", 20 * time.Millisecond, 60 * time.Millisecond},
+		{"30 ms", 30 * time.Millisecond, 90 * time.Millisecond},
+		{"zero falls back to 20 ms", 0, 60 * time.Millisecond},
+		{"negative falls back to 20 ms", -time.Second, 60 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestDeadline(t *testing.T) {
 		want   time.Time
 		wantOK bool
 	}{
-		{"step-6 timer from step 5", ACheckingAudio, now.Add(100 * time.Millisecond), true},
+		{"step-6 timer from step 5", ACheckingAudio, now.Add(60 * time.Millisecond), true},
 		{"B's guard", BMuted, now.Add(10 * time.Second), true},
 		{"C waits for A's address", CSwitched, now.Add(3 * time.Second), true},
 		{"no timer", AIdle, time.Time{}, false},
