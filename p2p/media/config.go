@@ -1,0 +1,157 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+)
+
+// Defaults and limits of Config.
+const (
+	// DefaultPtime is the packet time used when Config.Ptime is zero: 20 ms,
+	// the usual G.711 packetization (RFC 3551 §4.5).
+	DefaultPtime = 20 * time.Millisecond
+	// MaxPtime is the longest packet time accepted.
+	MaxPtime = 120 * time.Millisecond
+	// DefaultJitterDelay is the playout delay used when Config.JitterDelay
+	// is zero.
+	DefaultJitterDelay = 40 * time.Millisecond
+	// MaxJitterDelay is the longest playout delay accepted.
+	MaxJitterDelay = 2 * time.Second
+)
+
+// Config describes one media session. The zero values of optional fields
+// select the documented defaults.
+type Config struct {
+	// Local is the address to bind; port 0 picks a free port.
+	Local netip.AddrPort
+	// Codec encodes what is sent and decodes what is received; its payload
+	// type is the only one accepted.
+	Codec codecs.Codec
+	// Ptime is the packet time (audio per packet); DefaultPtime when zero.
+	// Both ends must use the same ptime (signaled with the codec): the
+	// jitter buffer plays one received packet per ptime.
+	Ptime time.Duration
+	// SSRC is this sender's synchronization source; 0 picks a random one
+	// (RFC 3550 §8.1).
+	SSRC uint32
+	// SendKeys and RecvKeys switch on SRTP (AES_CM_128_HMAC_SHA1_80,
+	// RFC 3711): both nil means plain RTP, both set means SRTP.
+	SendKeys *Keys
+	RecvKeys *Keys
+	// JitterDelay is the fixed playout delay, measured from the arrival of
+	// the first packet of a source; DefaultJitterDelay when zero.
+	JitterDelay time.Duration
+	// Source provides the audio to send; nil sends silence.
+	//
+	// Source and Sink are called on the session's timeline goroutine. They
+	// must return promptly and must not call Start, Stats or Rebind of the
+	// same session (those wait for that goroutine).
+	Source audio.Source
+	// Sink receives the played-out audio, one frame per packet time; nil
+	// discards it. The frame is reused after WriteFrame returns.
+	Sink audio.Sink
+	// Logger receives the session's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// settings is a validated Config with defaults applied and derived values.
+type settings struct {
+	Config
+	desc            codecs.Descriptor
+	samplesPerFrame int
+	step            uint32
+	// payloadCap is the encoder's output buffer size: room for 16-bit
+	// linear PCM (the largest sane audio payload) plus slack.
+	payloadCap int
+	// datagramCap is the receive buffer size per datagram.
+	datagramCap int
+}
+
+// maxDatagram is the smallest receive buffer: an Ethernet MTU. Audio RTP
+// packets are far smaller; anything that does not fit is not ours.
+const maxDatagram = 1500
+
+// rtpHeaderLen is the fixed RTP header (RFC 3550 §5.1) and srtpTagLen the
+// HMAC-SHA1-80 authentication tag (RFC 3711 §4.2, §8.2).
+const (
+	rtpHeaderLen = 12
+	srtpTagLen   = 10
+)
+
+func (c Config) settings() (settings, error) {
+	if c.Codec == nil {
+		return settings{}, fmt.Errorf("media: config: %w", ErrNoCodec)
+	}
+	if !c.Local.IsValid() {
+		return settings{}, fmt.Errorf("media: config: local %q: %w", c.Local, ErrInvalidAddress)
+	}
+	c.Local = unmap(c.Local)
+	if (c.SendKeys == nil) != (c.RecvKeys == nil) {
+		return settings{}, fmt.Errorf("media: config: %w", ErrKeysMismatch)
+	}
+	if c.Ptime == 0 {
+		c.Ptime = DefaultPtime
+	}
+	if c.JitterDelay == 0 {
+		c.JitterDelay = DefaultJitterDelay
+	}
+	if c.JitterDelay < 0 || c.JitterDelay > MaxJitterDelay {
+		return settings{}, fmt.Errorf("media: config: jitter delay %v not in (0, %v]: %w", c.JitterDelay, MaxJitterDelay, ErrInvalidJitterDelay)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := c.Codec.Descriptor()
+	if d.SampleRate <= 0 || d.ClockRate <= 0 || d.PayloadType > 127 {
+		return settings{}, fmt.Errorf("media: config: codec %q (pt %d, %d Hz, clock %d Hz): %w",
+			d.Name, d.PayloadType, d.SampleRate, d.ClockRate, ErrInvalidCodec)
+	}
+	if c.Ptime < time.Millisecond || c.Ptime > MaxPtime {
+		return settings{}, fmt.Errorf("media: config: ptime %v not in [1ms, %v]: %w", c.Ptime, MaxPtime, ErrInvalidPtime)
+	}
+	s := settings{Config: c, desc: d}
+	s.samplesPerFrame = d.SamplesPerFrame(c.Ptime)
+	s.step = d.TimestampStep(c.Ptime)
+	if s.samplesPerFrame < 1 || s.step < 1 {
+		return settings{}, fmt.Errorf("media: config: ptime %v holds no sample of %q: %w", c.Ptime, d.Name, ErrInvalidPtime)
+	}
+	s.payloadCap = 2*s.samplesPerFrame + 64
+	s.datagramCap = max(maxDatagram, rtpHeaderLen+s.payloadCap+srtpTagLen)
+	return s, nil
+}
+
+// unmap normalizes IPv4-mapped IPv6 addresses so that address comparisons
+// do not depend on the socket family that reported them.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// listenUDP binds a UDP socket on local, honouring ctx for the bind.
+func listenUDP(ctx context.Context, local netip.AddrPort) (*net.UDPConn, netip.AddrPort, error) {
+	network := "udp4"
+	if local.Addr().Is6() {
+		network = "udp6"
+	}
+	var lc net.ListenConfig
+	pc, err := lc.ListenPacket(ctx, network, local.String())
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	conn, ok := pc.(*net.UDPConn)
+	if !ok {
+		_ = pc.Close()
+		return nil, netip.AddrPort{}, fmt.Errorf("unexpected packet conn %T", pc)
+	}
+	bound := local
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		bound = unmap(ua.AddrPort())
+	}
+	return conn, bound, nil
+}

@@ -1,0 +1,177 @@
+package media
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+)
+
+// engine is everything the session's timeline goroutine owns: the sender,
+// the receiver with its jitter buffer, the playout buffers and the socket
+// packets are sent from. Only that goroutine touches it, so it needs no
+// locks; tests, the fuzz target and benchmarks drive it directly.
+type engine struct {
+	log    *slog.Logger
+	ptime  time.Duration
+	codec  codecs.Codec
+	source audio.Source
+	sink   audio.Sink
+	send   *sender
+	recv   *receiver
+	jb     *jitterBuffer
+	pcm    []int16 // frame handed to the sink
+	last   []int16 // last received frame, for concealment
+	// hasLast says whether last holds a frame yet.
+	hasLast bool
+	conn    *net.UDPConn
+
+	packetsSent, bytesSent, sendErrors uint64
+	sinkErrors, decodeErrors           uint64
+	rebinds                            uint64
+	loggedSourceErrors                 uint64
+}
+
+func newEngine(s settings, ssrc uint32) (*engine, error) {
+	snd, err := newSender(s, ssrc)
+	if err != nil {
+		return nil, err
+	}
+	jb := newJitterBuffer(jitterConfig{
+		ptime:      s.Ptime,
+		delay:      s.JitterDelay,
+		step:       s.step,
+		clockRate:  s.desc.ClockRate,
+		payloadCap: s.payloadCap,
+	})
+	rcv, err := newReceiver(s, jb)
+	if err != nil {
+		return nil, err
+	}
+	return &engine{
+		log:    s.Logger,
+		ptime:  s.Ptime,
+		codec:  s.Codec,
+		source: s.Source,
+		sink:   s.Sink,
+		send:   snd,
+		recv:   rcv,
+		jb:     jb,
+		pcm:    make([]int16, s.samplesPerFrame),
+		last:   make([]int16, s.samplesPerFrame),
+	}, nil
+}
+
+// sendFrame sends the next frame to the remote address.
+func (e *engine) sendFrame(to netip.AddrPort) {
+	pkt, err := e.send.next(e.source)
+	if n := e.send.sourceErrors; n != e.loggedSourceErrors {
+		e.loggedSourceErrors = n
+		logCount(e.log, "audio source failed; sending silence", n, e.send.lastSourceErr)
+	}
+	if err != nil {
+		e.sendErrors++
+		logCount(e.log, "cannot build rtp packet", e.sendErrors, err)
+		return
+	}
+	n, err := e.conn.WriteToUDPAddrPort(pkt, to)
+	if err != nil {
+		e.sendErrors++
+		logCount(e.log, "cannot send rtp packet", e.sendErrors, err)
+		return
+	}
+	e.packetsSent++
+	e.bytesSent += uint64(n)
+}
+
+// skipFrame accounts for a frame time in which nothing was sent.
+func (e *engine) skipFrame() { e.send.skip(1) }
+
+// playout writes the frame due at at to the sink (nothing before the first
+// packet's playout time).
+func (e *engine) playout(at time.Time) {
+	f := e.jb.pop(at)
+	switch f.kind {
+	case frameNone:
+		return
+	case frameReal:
+		n, err := e.codec.Decode(e.pcm, f.payload)
+		if err != nil {
+			e.decodeErrors++
+			logCount(e.log, "cannot decode rtp payload", e.decodeErrors, err)
+			conceal(e.pcm, e.lastFrame(), 1)
+			break
+		}
+		clear(e.pcm[n:])
+		copy(e.last, e.pcm)
+		e.hasLast = true
+	default:
+		conceal(e.pcm, e.lastFrame(), f.run)
+	}
+	if e.sink == nil {
+		return
+	}
+	if err := e.sink.WriteFrame(e.pcm); err != nil {
+		e.sinkErrors++
+		logCount(e.log, "audio sink failed", e.sinkErrors, err)
+	}
+}
+
+func (e *engine) lastFrame() []int16 {
+	if !e.hasLast {
+		return nil
+	}
+	return e.last
+}
+
+// stats returns the engine's part of Stats.
+func (e *engine) stats() Stats {
+	js := e.jb.stats()
+	r := e.recv
+	return Stats{
+		PacketsSent:       e.packetsSent,
+		BytesSent:         e.bytesSent,
+		PacketsReceived:   r.packets,
+		BytesReceived:     r.bytes,
+		Lost:              js.lost,
+		Late:              js.late,
+		Duplicates:        js.duplicates,
+		Reordered:         js.reordered,
+		FramesPlayed:      js.played,
+		FramesConcealed:   js.concealed,
+		Malformed:         r.malformed,
+		AuthFailed:        r.authFailed,
+		Replayed:          r.replayed,
+		WrongPayloadType:  r.wrPT,
+		SourceSwitches:    js.sourceSwitches,
+		StaleSource:       js.staleSource,
+		Resyncs:           js.resyncs,
+		SendErrors:        e.sendErrors,
+		SourceErrors:      e.send.sourceErrors,
+		SinkErrors:        e.sinkErrors,
+		DecodeErrors:      e.decodeErrors,
+		Jitter:            js.jitter,
+		Rebinds:           e.rebinds,
+		FirstPacket:       r.first,
+		LastPacket:        r.last,
+		LongestPlayoutGap: time.Duration(js.longestGapFrames) * e.ptime,
+		RemoteSSRC:        js.remoteSSRC,
+	}
+}
+
+// logCount logs a repeated failure at its 1st, 10th, 100th... occurrence,
+// so a broken peer or device cannot flood the log; Stats has the exact count.
+func logCount(log *slog.Logger, msg string, count uint64, err error) {
+	for c := count; c > 0; c /= 10 {
+		if c == 1 {
+			log.Warn(msg, "count", count, "error", err)
+			return
+		}
+		if c%10 != 0 {
+			return
+		}
+	}
+}

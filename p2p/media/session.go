@@ -1,0 +1,530 @@
+package media
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// datagramPool is how many received datagrams can be in flight
+	// between the socket readers and the timeline goroutine. When all are
+	// in flight a reader waits and the kernel's socket buffer absorbs the
+	// burst, so nothing is dropped for lack of a buffer.
+	datagramPool = 4
+	// maxCatchUp is how many overdue ticks the timeline replays at once
+	// after the process was not scheduled for a while. Beyond it (a stall
+	// longer than about a second) the overdue ticks are skipped: timestamps
+	// and playout move on without a burst of stale packets.
+	maxCatchUp = 50
+)
+
+// Session is the direct RTP media of one call: two-way audio over one UDP
+// socket, optionally protected with SRTP, with a jitter buffer on the
+// receiving side.
+//
+// Concurrency: one goroutine (the timeline) owns all media state (the
+// engine): it sends a packet and plays out one frame every ptime, and it
+// processes every received datagram. One reader goroutine per socket reads
+// datagrams into buffers from a small fixed pool, drops those from
+// addresses that are not allowed, and hands the rest to the timeline over a
+// channel; the timeline returns each buffer to the pool. Public methods
+// either touch small atomically published values (remote address, allowed
+// sources, the sending switch) or submit work to the timeline and wait for
+// it, like pion/ice's task loop.
+type Session struct {
+	log   *slog.Logger
+	ssrc  uint32
+	ptime time.Duration
+
+	cmds     chan func()
+	ready    chan *datagram
+	free     chan *datagram
+	closing  chan struct{}
+	loopDone chan struct{}
+
+	peers       atomic.Pointer[peerSet]
+	sending     atomic.Bool
+	wrongSource atomic.Uint64
+	oversize    atomic.Uint64
+
+	mu      sync.Mutex // guards closed, readers, local
+	closed  bool
+	readers []*socketReader
+	local   netip.AddrPort
+
+	rebindMu  sync.Mutex // one Rebind at a time
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+	// final is the last snapshot, written by the timeline before loopDone
+	// is closed.
+	final Stats
+
+	// Owned by the timeline goroutine.
+	eng         *engine
+	started     bool
+	ticker      *time.Ticker
+	t0          time.Time
+	ticks       int64
+	pendingSwap *swapRequest
+}
+
+// datagram is one received packet on its way from a reader to the
+// timeline.
+type datagram struct {
+	n    int
+	from netip.AddrPort
+	at   time.Time
+	buf  []byte
+}
+
+// peerSet is the remote address and the source addresses accepted from.
+// It is immutable once published.
+type peerSet struct {
+	remote  netip.AddrPort
+	allowed []netip.AddrPort
+}
+
+func (p *peerSet) allows(a netip.AddrPort) bool {
+	return p != nil && slices.Contains(p.allowed, a)
+}
+
+type socketReader struct {
+	conn *net.UDPConn
+	stop chan struct{}
+	done chan struct{}
+}
+
+type swapRequest struct {
+	conn *net.UDPConn
+	done chan *net.UDPConn // receives the replaced socket
+}
+
+// Open validates cfg and binds the session's UDP socket. Nothing is sent
+// and nothing is played until Start; packets that arrive before are checked
+// and counted like any other, and buffered for playout.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	set, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	ssrc := set.SSRC
+	for ssrc == 0 {
+		// RFC 3550 §8.1: the SSRC is random so that two sessions are
+		// unlikely to pick the same one. 0 means "pick one" in Config.
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("media: open: ssrc: %w", err)
+		}
+		ssrc = binary.BigEndian.Uint32(b[:])
+	}
+	set.Logger = set.Logger.With("component", "media", "ssrc", ssrc)
+	eng, err := newEngine(set, ssrc)
+	if err != nil {
+		return nil, err
+	}
+	conn, bound, err := listenUDP(ctx, set.Local)
+	if err != nil {
+		return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
+	}
+	eng.conn = conn
+	s := &Session{
+		log:      set.Logger,
+		ssrc:     ssrc,
+		ptime:    set.Ptime,
+		cmds:     make(chan func()),
+		ready:    make(chan *datagram, datagramPool),
+		free:     make(chan *datagram, datagramPool),
+		closing:  make(chan struct{}),
+		loopDone: make(chan struct{}),
+		local:    bound,
+		eng:      eng,
+	}
+	s.sending.Store(true)
+	for range datagramPool {
+		s.free <- &datagram{buf: make([]byte, set.datagramCap)}
+	}
+	s.addReader(conn)
+	s.wg.Add(1)
+	go s.run()
+	s.log.Debug("media session open", "local", bound, "codec", set.desc.Name, "srtp", set.SendKeys != nil)
+	return s, nil
+}
+
+// LocalAddr returns the address the session's socket is bound to.
+func (s *Session) LocalAddr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.local
+}
+
+// SSRC returns this sender's synchronization source identifier.
+func (s *Session) SSRC() uint32 { return s.ssrc }
+
+// SetRemote sets where RTP is sent and makes addr the only address RTP is
+// accepted from (replacing any AllowSource additions). An invalid addr
+// stops sending and accepts nothing.
+func (s *Session) SetRemote(addr netip.AddrPort) {
+	addr = unmap(addr)
+	p := &peerSet{remote: addr}
+	if addr.IsValid() {
+		p.allowed = []netip.AddrPort{addr}
+	}
+	s.peers.Store(p)
+}
+
+// AllowSource accepts RTP from addr as well, without changing where RTP is
+// sent. A handoff uses it for the moment when the far party hears both the
+// old and the new device (make-before-break).
+func (s *Session) AllowSource(addr netip.AddrPort) {
+	addr = unmap(addr)
+	if !addr.IsValid() {
+		return
+	}
+	for {
+		old := s.peers.Load()
+		if old.allows(addr) {
+			return
+		}
+		next := &peerSet{}
+		if old != nil {
+			next.remote = old.remote
+			next.allowed = slices.Clone(old.allowed)
+		}
+		next.allowed = append(next.allowed, addr)
+		if s.peers.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// Start starts sending (one packet per ptime, once a remote is set) and
+// playout (one frame per ptime to the sink, once the first packet's
+// playout time has come). Calling it again, or after Close, does nothing.
+func (s *Session) Start() {
+	s.exec(s.start)
+}
+
+// SetSending pauses (false) or resumes (true) sending without closing
+// anything. While paused the RTP timestamp keeps advancing and the
+// sequence number does not, so the peer sees a silence, not a loss
+// (RFC 3550 §5.1); the first packet after it carries the marker bit
+// (RFC 3551 §4.1). Sending is on after Open.
+func (s *Session) SetSending(on bool) { s.sending.Store(on) }
+
+// Rebind moves the session's media to a new local address (port 0: any
+// free port) and returns the bound address. It opens the new socket, then
+// switches sending and receiving to it at the next packet time, just before
+// that packet is sent (the previous packet left the old socket one ptime
+// earlier, so little is in flight from the old address when the peer
+// learns the new one), then closes the old socket. Packets already read
+// from the old socket are still processed. It tells nobody: the signaling
+// layer informs the peer (handoff steps 9-11), which must accept the new
+// address (AllowSource or SetRemote) before packets from it count.
+//
+// The SSRC, sequence numbers, timestamps, SRTP contexts and jitter buffer
+// continue unchanged. On error the old socket stays in use. ctx bounds the
+// bind; the switch itself completes within about one ptime.
+func (s *Session) Rebind(ctx context.Context, local netip.AddrPort) (netip.AddrPort, error) {
+	if !local.IsValid() {
+		return netip.AddrPort{}, fmt.Errorf("media: rebind: local %q: %w", local, ErrInvalidAddress)
+	}
+	local = unmap(local)
+	s.rebindMu.Lock()
+	defer s.rebindMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, err)
+	}
+	conn, bound, err := listenUDP(ctx, local)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, err)
+	}
+	r, ok := s.addReader(conn)
+	if !ok {
+		_ = conn.Close()
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ErrClosed)
+	}
+	req := &swapRequest{conn: conn, done: make(chan *net.UDPConn, 1)}
+	select {
+	case s.cmds <- func() { s.requestSwap(req) }:
+	case <-ctx.Done():
+		s.dropReader(r)
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ctx.Err())
+	case <-s.loopDone:
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ErrClosed)
+	}
+	var old *net.UDPConn
+	select {
+	case old = <-req.done:
+	case <-s.loopDone:
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ErrClosed)
+	}
+	s.mu.Lock()
+	s.local = bound
+	var oldReader *socketReader
+	if i := slices.IndexFunc(s.readers, func(r *socketReader) bool { return r.conn == old }); i >= 0 {
+		oldReader = s.readers[i]
+		s.readers = slices.Delete(s.readers, i, i+1)
+	}
+	s.mu.Unlock()
+	if oldReader != nil {
+		stopReader(oldReader)
+	}
+	s.log.Info("media rebound", "local", bound)
+	return bound, nil
+}
+
+// Stats returns a consistent snapshot of the session's counters. After
+// Close it returns the final counters.
+func (s *Session) Stats() Stats {
+	var st Stats
+	if s.exec(func() { st = s.snapshot() }) {
+		return st
+	}
+	<-s.loopDone
+	return s.final
+}
+
+// Close stops sending and playout, closes the socket and returns after
+// every goroutine of the session has exited. It is idempotent.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.mu.Lock()
+		s.closed = true
+		readers := s.readers
+		s.readers = nil
+		s.mu.Unlock()
+		for _, r := range readers {
+			if err := r.conn.Close(); err != nil && s.closeErr == nil {
+				s.closeErr = fmt.Errorf("media: close: %w", err)
+			}
+			close(r.stop)
+		}
+		s.wg.Wait()
+		s.log.Debug("media session closed")
+	})
+	return s.closeErr
+}
+
+// exec runs fn on the timeline goroutine and waits for it. It reports
+// false when the timeline has exited.
+func (s *Session) exec(fn func()) bool {
+	done := make(chan struct{})
+	select {
+	case s.cmds <- func() { fn(); close(done) }:
+		<-done
+		return true
+	case <-s.loopDone:
+		return false
+	}
+}
+
+func (s *Session) addReader(conn *net.UDPConn) (*socketReader, bool) {
+	r := &socketReader{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	s.readers = append(s.readers, r)
+	s.wg.Add(1)
+	go s.read(r)
+	return r, true
+}
+
+// dropReader stops a reader that never became current.
+func (s *Session) dropReader(r *socketReader) {
+	s.mu.Lock()
+	i := slices.Index(s.readers, r)
+	if i >= 0 {
+		s.readers = slices.Delete(s.readers, i, i+1)
+	}
+	s.mu.Unlock()
+	if i >= 0 {
+		stopReader(r)
+	}
+}
+
+func stopReader(r *socketReader) {
+	_ = r.conn.Close()
+	close(r.stop)
+	<-r.done
+}
+
+// read is a socket reader goroutine.
+func (s *Session) read(r *socketReader) {
+	defer s.wg.Done()
+	defer close(r.done)
+	var d *datagram
+	defer func() {
+		if d != nil {
+			s.free <- d // never blocks: free holds the whole pool
+		}
+	}()
+	var failures uint64
+	for {
+		if d == nil {
+			select {
+			case d = <-s.free:
+			case <-r.stop:
+				return
+			case <-s.closing:
+				return
+			}
+		}
+		n, from, err := r.conn.ReadFromUDPAddrPort(d.buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient errors (an ICMP error surfaced on some systems)
+			// must not end the call; back off if they repeat.
+			failures++
+			logCount(s.log, "udp read failed", failures, err)
+			if failures%16 == 0 && !s.pause(r) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if n == len(d.buf) {
+			// It filled the buffer, so it may have been truncated: it is
+			// not an RTP audio packet of ours.
+			s.oversize.Add(1)
+			continue
+		}
+		from = unmap(from)
+		if !s.peers.Load().allows(from) {
+			s.wrongSource.Add(1)
+			continue
+		}
+		d.n, d.from, d.at = n, from, time.Now()
+		s.ready <- d // never blocks: ready holds the whole pool
+		d = nil
+	}
+}
+
+// pause waits one ptime, or reports false if the reader must stop.
+func (s *Session) pause(r *socketReader) bool {
+	t := time.NewTimer(s.ptime)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.stop:
+		return false
+	case <-s.closing:
+		return false
+	}
+}
+
+// run is the timeline goroutine.
+func (s *Session) run() {
+	defer s.wg.Done()
+	defer close(s.loopDone)
+	defer func() {
+		if s.ticker != nil {
+			s.ticker.Stop()
+		}
+		s.final = s.snapshot()
+	}()
+	var tick <-chan time.Time
+	for {
+		if s.ticker != nil {
+			tick = s.ticker.C
+		}
+		select {
+		case <-s.closing:
+			return
+		case fn := <-s.cmds:
+			fn()
+		case d := <-s.ready:
+			s.eng.recv.receive(d.buf[:d.n], d.at)
+			s.free <- d
+		case now := <-tick:
+			s.onTick(now)
+		}
+	}
+}
+
+func (s *Session) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	s.t0 = time.Now()
+	s.ticker = time.NewTicker(s.ptime)
+	s.tick(s.t0)
+	s.ticks = 1
+	s.log.Debug("media session started")
+}
+
+// onTick runs every tick that is due by now: tick k is due at t0+k*ptime.
+// Replaying overdue ticks keeps the packet count, the timestamps and the
+// sink's frame count true to the wall clock when the goroutine ran late.
+func (s *Session) onTick(now time.Time) {
+	due := int64(now.Sub(s.t0)/s.ptime) + 1
+	if behind := due - s.ticks; behind > maxCatchUp {
+		skipped := behind - 1
+		s.eng.send.skip(uint32(skipped))
+		s.eng.jb.skip(skipped)
+		s.ticks += skipped
+		s.log.Warn("media timeline stalled; skipped ticks", "ticks", skipped)
+	}
+	if s.pendingSwap != nil && s.ticks < due {
+		s.applySwap(s.pendingSwap)
+		s.pendingSwap = nil
+	}
+	for ; s.ticks < due; s.ticks++ {
+		s.tick(s.t0.Add(time.Duration(s.ticks) * s.ptime))
+	}
+}
+
+// tick sends one frame (or accounts for not sending it) and plays one.
+func (s *Session) tick(at time.Time) {
+	p := s.peers.Load()
+	if s.sending.Load() && p != nil && p.remote.IsValid() {
+		s.eng.sendFrame(p.remote)
+	} else {
+		s.eng.skipFrame()
+	}
+	s.eng.playout(at)
+}
+
+// requestSwap schedules a socket switch for the next tick, just before its
+// packet is sent (immediately when not started). The previous packet left
+// the old socket a whole ptime earlier, so when the peer is told about the
+// new address nothing from the old one is normally still in flight.
+func (s *Session) requestSwap(req *swapRequest) {
+	if !s.started {
+		s.applySwap(req)
+		return
+	}
+	s.pendingSwap = req
+}
+
+func (s *Session) applySwap(req *swapRequest) {
+	old := s.eng.conn
+	s.eng.conn = req.conn
+	s.eng.rebinds++
+	req.done <- old
+}
+
+// snapshot runs on the timeline goroutine.
+func (s *Session) snapshot() Stats {
+	st := s.eng.stats()
+	st.WrongSource = s.wrongSource.Load()
+	st.Malformed += s.oversize.Load()
+	return st
+}

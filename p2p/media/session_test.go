@@ -1,0 +1,530 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+)
+
+// checkPlayed asserts that what sink played is exactly the frames tag sent,
+// in order: every played frame decodes to the frame sent under its number,
+// and every frame number skipped is explained by a late packet (playout
+// deadline missed under load), never by a lost, reordered or altered one.
+func checkPlayed(t *testing.T, sink *recordingSink, st Stats, tag int) []playedFrame {
+	t.Helper()
+	_, real, _ := sink.snapshot()
+	if len(real) == 0 {
+		t.Fatal("nothing played")
+	}
+	gaps := 0
+	for i, f := range real {
+		if f.tag != tag {
+			t.Fatalf("played frame %d is from stream %d, want %d", i, f.tag, tag)
+		}
+		if i > 0 {
+			prev := real[i-1].k
+			if f.k <= prev {
+				t.Fatalf("played frame %d after %d: out of order or repeated", f.k, prev)
+			}
+			gaps += f.k - prev - 1
+		}
+	}
+	if st.Lost != 0 {
+		t.Errorf("Lost = %d, want 0 on loopback", st.Lost)
+	}
+	if uint64(gaps) > st.Late {
+		t.Errorf("%d frames missing from playout but only %d late packets", gaps, st.Late)
+	}
+	if st.Late > 0 {
+		t.Logf("%d late packets (machine under load)", st.Late)
+	}
+	return real
+}
+
+func checkClean(t *testing.T, st Stats) {
+	t.Helper()
+	if st.Malformed+st.AuthFailed+st.Replayed+st.WrongSource+st.WrongPayloadType+st.DecodeErrors+st.SendErrors != 0 {
+		t.Errorf("unexpected drops or errors: %+v", st)
+	}
+}
+
+func TestSessionExchange(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		codec  codecs.Codec
+		secure bool
+	}{
+		{name: "rtp", codec: testCodec()},
+		{name: "srtp", codec: testCodec(), secure: true},
+		{name: "srtp pcmu", codec: codecs.PCMU(), secure: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var kAB, kBA *Keys
+			if tt.secure {
+				kAB, kBA = mustKeys(t), mustKeys(t)
+			}
+			sinkA, sinkB := &recordingSink{}, &recordingSink{}
+			a := openSession(t, Config{Local: addr("127.0.0.1:0"), Codec: tt.codec, SendKeys: kAB, RecvKeys: kBA,
+				JitterDelay: 150 * time.Millisecond, Source: &patternSource{tag: 1}, Sink: sinkA})
+			b := openSession(t, Config{Local: addr("127.0.0.1:0"), Codec: tt.codec, SendKeys: kBA, RecvKeys: kAB,
+				JitterDelay: 150 * time.Millisecond, Source: &patternSource{tag: 2}, Sink: sinkB})
+			a.SetRemote(b.LocalAddr())
+			b.SetRemote(a.LocalAddr())
+			a.Start()
+			b.Start()
+			eventually(t, "25 frames played each way", func() bool {
+				return sinkA.realCount() >= 25 && sinkB.realCount() >= 25
+			})
+			stA, stB := a.Stats(), b.Stats()
+			checkPlayed(t, sinkA, stA, 2)
+			checkPlayed(t, sinkB, stB, 1)
+			checkClean(t, stA)
+			checkClean(t, stB)
+			if stA.RemoteSSRC != b.SSRC() || stB.RemoteSSRC != a.SSRC() {
+				t.Errorf("RemoteSSRC %#x/%#x, want %#x/%#x", stA.RemoteSSRC, stB.RemoteSSRC, b.SSRC(), a.SSRC())
+			}
+			if stB.PacketsReceived == 0 || stB.PacketsReceived > stA.PacketsSent || stB.BytesReceived == 0 {
+				t.Errorf("B received %d packets (%d bytes), A sent %d", stB.PacketsReceived, stB.BytesReceived, stA.PacketsSent)
+			}
+			if stB.FirstPacket.IsZero() || stB.LastPacket.Before(stB.FirstPacket) {
+				t.Errorf("first/last packet times %v %v", stB.FirstPacket, stB.LastPacket)
+			}
+		})
+	}
+}
+
+func TestSessionDropsBadInput(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		secure bool
+	}{
+		{name: "rtp"},
+		{name: "srtp", secure: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var keys *Keys
+			if tt.secure {
+				keys = mustKeys(t)
+			}
+			sink := &recordingSink{}
+			cfg := Config{Local: addr("127.0.0.1:0"), JitterDelay: 150 * time.Millisecond, Sink: sink}
+			if tt.secure {
+				cfg.SendKeys, cfg.RecvKeys = mustKeys(t), keys
+			}
+			s := openSession(t, cfg)
+			peer := newRawPeer(t, "127.0.0.1", keys)     // the allowed peer
+			stranger := newRawPeer(t, "127.0.0.1", keys) // same keys, wrong address
+			other := newRawPeer(t, "127.0.0.1", keys)    // a second SSRC, sent from peer's address
+			other.hdr.SSRC = 0xbad
+			s.SetRemote(peer.addr)
+			s.Start()
+			to := s.LocalAddr()
+
+			var lastValid []byte
+			sendValid := func(n int) {
+				for range n {
+					lastValid = peer.packet(peer.ctx, testPT)
+					peer.send(to, lastValid)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			sendValid(10)
+			eventually(t, "first frames played", func() bool { return sink.realCount() >= 3 })
+
+			peer.send(to, []byte("\x00garbage, not rtp"))
+			peer.send(to, make([]byte, maxDatagram+100)) // does not fit the buffer
+			stranger.send(to, stranger.packet(stranger.ctx, testPT))
+			peer.send(to, other.packet(other.ctx, 0)) // wrong payload type
+			peer.send(to, lastValid)                  // replay / duplicate
+			if tt.secure {
+				peer.send(to, other.packet(other.context(mustKeys(t)), testPT)) // wrong key
+			}
+			sendValid(10)
+
+			wantReceived := uint64(20)
+			if !tt.secure {
+				wantReceived++ // the duplicate passes the RTP checks; the jitter buffer drops it
+			}
+			eventually(t, "all packets counted", func() bool { return s.Stats().PacketsReceived >= wantReceived })
+			before := sink.realCount()
+			sendValid(5)
+			eventually(t, "playout continues after bad input", func() bool { return sink.realCount() >= before+3 })
+
+			st := s.Stats()
+			want := Stats{Malformed: 2, WrongSource: 1, WrongPayloadType: 1, PacketsReceived: wantReceived + 5}
+			if tt.secure {
+				want.AuthFailed, want.Replayed = 1, 1
+			} else {
+				want.Duplicates = 1
+			}
+			got := Stats{Malformed: st.Malformed, WrongSource: st.WrongSource, WrongPayloadType: st.WrongPayloadType,
+				PacketsReceived: st.PacketsReceived, AuthFailed: st.AuthFailed, Replayed: st.Replayed, Duplicates: st.Duplicates}
+			if got != want {
+				t.Errorf("counters\n got %+v\nwant %+v", got, want)
+			}
+			if st.SourceSwitches != 0 || st.RemoteSSRC != peer.hdr.SSRC {
+				t.Errorf("source switched: %d switches, remote %#x", st.SourceSwitches, st.RemoteSSRC)
+			}
+			checkPlayed(t, sink, st, 9)
+		})
+	}
+}
+
+func TestSessionSetSending(t *testing.T) {
+	t.Parallel()
+	peer := newRawPeer(t, "127.0.0.1", nil)
+	s := openSession(t, Config{Local: addr("127.0.0.1:0"), Source: &patternSource{tag: 1}})
+	s.SetRemote(peer.addr)
+	s.Start()
+
+	read := func() (pk struct {
+		seq    uint16
+		ts     uint32
+		marker bool
+	}) {
+		t.Helper()
+		p, ok := peer.read(10 * time.Second)
+		if !ok {
+			t.Fatal("no packet from the session")
+		}
+		pk.seq, pk.ts, pk.marker = p.SequenceNumber, p.Timestamp, p.Marker
+		return pk
+	}
+	first := read()
+	if !first.marker {
+		t.Error("first packet has no marker bit")
+	}
+	prev := first
+	for range 4 {
+		p := read()
+		if p.seq != prev.seq+1 || p.ts != prev.ts+160 || p.marker {
+			t.Fatalf("packet seq %d ts %d marker %v after seq %d ts %d", p.seq, p.ts, p.marker, prev.seq, prev.ts)
+		}
+		prev = p
+	}
+
+	s.SetSending(false)
+	time.Sleep(60 * time.Millisecond) // a tick in progress may still send
+	last := prev
+	for {
+		p, ok := peer.read(50 * time.Millisecond)
+		if !ok {
+			break
+		}
+		last.seq, last.ts = p.SequenceNumber, p.Timestamp
+	}
+	if p, ok := peer.read(300 * time.Millisecond); ok {
+		t.Fatalf("packet seq %d sent while paused", p.SequenceNumber)
+	}
+	sentPaused := s.Stats().PacketsSent
+
+	s.SetSending(true)
+	resumed := read()
+	if resumed.seq != last.seq+1 {
+		t.Errorf("seq after pause %d, want %d (no gap: nothing was lost)", resumed.seq, last.seq+1)
+	}
+	if d := resumed.ts - last.ts; d%160 != 0 || d <= 160 {
+		t.Errorf("timestamp advanced %d over the pause, want a multiple of 160 above 160 (RFC 3550 §5.1)", d)
+	}
+	if !resumed.marker {
+		t.Error("first packet after the pause has no marker bit (RFC 3551 §4.1)")
+	}
+	if st := s.Stats(); st.PacketsSent <= sentPaused {
+		t.Errorf("PacketsSent %d did not grow after resume (%d)", st.PacketsSent, sentPaused)
+	}
+}
+
+// freePort returns an address on ip with a port that was free a moment ago.
+func freePort(t *testing.T, ip string) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestSessionRebind moves A's media from 127.0.0.2 to 127.0.0.7 mid-call
+// (handoff steps 9-12, mobility): C keeps hearing A, A keeps hearing C once
+// C sends to the new address, and A's old socket is gone. When signaling
+// announces the new address before the move, nothing is lost; when it only
+// tells C afterwards, the packets A sent in between are the only loss.
+func TestSessionRebind(t *testing.T) {
+	t.Parallel()
+	requireLoopback(t, "127.0.0.2", "127.0.0.3", "127.0.0.7")
+	tests := []struct {
+		name     string
+		announce bool
+	}{
+		{name: "announced", announce: true},
+		{name: "told afterwards"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			kAC, kCA := mustKeys(t), mustKeys(t)
+			sinkA, sinkC := &recordingSink{}, &recordingSink{}
+			a := openSession(t, Config{Local: addr("127.0.0.2:0"), SendKeys: kAC, RecvKeys: kCA,
+				JitterDelay: 300 * time.Millisecond, Source: &patternSource{tag: 1}, Sink: sinkA})
+			c := openSession(t, Config{Local: addr("127.0.0.3:0"), SendKeys: kCA, RecvKeys: kAC,
+				JitterDelay: 300 * time.Millisecond, Source: &patternSource{tag: 2}, Sink: sinkC})
+			a.SetRemote(c.LocalAddr())
+			c.SetRemote(a.LocalAddr())
+			a.Start()
+			c.Start()
+			eventually(t, "call established", func() bool { return sinkA.realCount() >= 10 && sinkC.realCount() >= 10 })
+
+			old := a.LocalAddr()
+			target := freePort(t, "127.0.0.7")
+			if tt.announce {
+				c.AllowSource(target) // make-before-break
+			}
+			got, err := a.Rebind(context.Background(), target)
+			if err != nil {
+				t.Fatalf("rebind: %v", err)
+			}
+			if got != target || a.LocalAddr() != target {
+				t.Fatalf("rebound to %v (LocalAddr %v), want %v", got, a.LocalAddr(), target)
+			}
+			// Signaling takes a round trip, by which time A's packets from
+			// the old address have arrived. Model that without sleeping: on
+			// loopback the kernel queues packets for C's socket in send
+			// order, so once C has seen everything A sent so far (the last
+			// ones from the new socket), nothing from the old address is
+			// still in flight.
+			sent := a.Stats().PacketsSent
+			eventually(t, "C drained A's old address", func() bool {
+				st := c.Stats()
+				return st.PacketsReceived+st.WrongSource >= sent
+			})
+			c.SetRemote(got)
+
+			// The old socket is closed: its address can be bound again, so
+			// nothing sent there reaches A.
+			probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(old))
+			if err != nil {
+				t.Fatalf("old address %v still bound after Rebind: %v", old, err)
+			}
+			_ = probe.Close()
+
+			receivedA := a.Stats().PacketsReceived
+			nA, nC := sinkA.realCount(), sinkC.realCount()
+			eventually(t, "audio both ways after the rebind", func() bool {
+				return sinkC.realCount() >= nC+25 && sinkA.realCount() >= nA+25
+			})
+
+			stA, stC := a.Stats(), c.Stats()
+			if stC.SourceSwitches != 0 || stC.RemoteSSRC != a.SSRC() {
+				t.Errorf("C saw a new source (%d switches, remote %#x): SSRC must survive Rebind", stC.SourceSwitches, stC.RemoteSSRC)
+			}
+			if stA.Rebinds != 1 {
+				t.Errorf("Rebinds = %d, want 1", stA.Rebinds)
+			}
+			if stA.PacketsReceived <= receivedA {
+				t.Errorf("A received nothing on the new address")
+			}
+			if stA.AuthFailed != 0 || stA.Replayed != 0 || stC.AuthFailed != 0 || stC.Replayed != 0 {
+				t.Errorf("SRTP state broken by Rebind: A %+v C %+v", stA, stC)
+			}
+			if tt.announce {
+				checkPlayed(t, sinkC, stC, 1) // Lost == 0, gaps only from late packets
+				checkClean(t, stC)
+				return
+			}
+			// Told afterwards: exactly the packets C refused before
+			// SetRemote are missing, and at least the first one.
+			if stC.WrongSource == 0 || stC.Lost != stC.WrongSource {
+				t.Errorf("C lost %d and refused %d from the unannounced address; want equal and > 0", stC.Lost, stC.WrongSource)
+			}
+		})
+	}
+}
+
+func TestSessionRebindErrors(t *testing.T) {
+	t.Parallel()
+	t.Run("address in use keeps the old socket", func(t *testing.T) {
+		t.Parallel()
+		peer := newRawPeer(t, "127.0.0.1", nil)
+		s := openSession(t, Config{Local: addr("127.0.0.1:0")})
+		s.SetRemote(peer.addr)
+		s.Start()
+		old := s.LocalAddr()
+		busy := newRawPeer(t, "127.0.0.1", nil)
+		if _, err := s.Rebind(context.Background(), busy.addr); err == nil {
+			t.Fatal("rebind onto a bound port succeeded")
+		}
+		if s.LocalAddr() != old {
+			t.Fatalf("LocalAddr %v after failed rebind, want %v", s.LocalAddr(), old)
+		}
+		if _, ok := peer.read(10 * time.Second); !ok {
+			t.Fatal("session stopped sending after a failed rebind")
+		}
+		if st := s.Stats(); st.Rebinds != 0 {
+			t.Fatalf("Rebinds = %d", st.Rebinds)
+		}
+	})
+	t.Run("canceled context", func(t *testing.T) {
+		t.Parallel()
+		s := openSession(t, Config{Local: addr("127.0.0.1:0")})
+		old := s.LocalAddr()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := s.Rebind(ctx, addr("127.0.0.1:0")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v, want context.Canceled", err)
+		}
+		if s.LocalAddr() != old {
+			t.Fatal("address changed")
+		}
+	})
+	t.Run("invalid address", func(t *testing.T) {
+		t.Parallel()
+		s := openSession(t, Config{Local: addr("127.0.0.1:0")})
+		if _, err := s.Rebind(context.Background(), netip.AddrPort{}); !errors.Is(err, ErrInvalidAddress) {
+			t.Fatalf("error %v, want ErrInvalidAddress", err)
+		}
+	})
+	t.Run("before start", func(t *testing.T) {
+		t.Parallel()
+		s := openSession(t, Config{Local: addr("127.0.0.1:0")})
+		old := s.LocalAddr()
+		got, err := s.Rebind(context.Background(), addr("127.0.0.1:0"))
+		if err != nil || got == old || got.Port() == 0 {
+			t.Fatalf("Rebind = %v, %v", got, err)
+		}
+		probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(old))
+		if err != nil {
+			t.Fatalf("old address still bound: %v", err)
+		}
+		_ = probe.Close()
+	})
+}
+
+func TestSessionSourceSwitch(t *testing.T) {
+	t.Parallel()
+	k := mustKeys(t) // B hands its media keys to A (handoff step 3)
+	kC := mustKeys(t)
+	sinkC := &recordingSink{}
+	c := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: kC, RecvKeys: k,
+		JitterDelay: 100 * time.Millisecond, Sink: sinkC})
+	b := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: k, RecvKeys: kC, Source: &patternSource{tag: 1}})
+	a := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: k, RecvKeys: kC, Source: &patternSource{tag: 2}})
+	c.SetRemote(b.LocalAddr())
+	b.SetRemote(c.LocalAddr())
+	c.Start()
+	b.Start()
+	eventually(t, "C hears B", func() bool { return sinkC.realCount() >= 10 })
+
+	// Handoff step 4: A sends to C while B still does.
+	c.AllowSource(a.LocalAddr())
+	a.SetRemote(c.LocalAddr())
+	a.Start()
+	eventually(t, "C hears A", func() bool {
+		_, real, _ := sinkC.snapshot()
+		n := 0
+		for _, f := range real {
+			if f.tag == 2 {
+				n++
+			}
+		}
+		return n >= 10
+	})
+	st := c.Stats()
+	if st.SourceSwitches != 1 || st.RemoteSSRC != a.SSRC() {
+		t.Fatalf("%d switches to %#x, want 1 to A %#x", st.SourceSwitches, st.RemoteSSRC, a.SSRC())
+	}
+	if st.StaleSource == 0 {
+		t.Error("B's packets after the switch were not counted as stale")
+	}
+	_, real, _ := sinkC.snapshot()
+	switched := false
+	for _, f := range real {
+		switch {
+		case f.tag == 2:
+			switched = true
+		case switched:
+			t.Fatalf("B's frame %d played after A's: sources mixed", f.k)
+		}
+	}
+}
+
+func TestSessionCloseIdempotent(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), Config{Local: addr("127.0.0.1:0"), Codec: testCodec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetRemote(addr("127.0.0.1:9"))
+	s.Start()
+	local := s.LocalAddr()
+	if err := s.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	// Everything stays safe after Close.
+	s.Start()
+	s.SetSending(false)
+	s.SetRemote(addr("127.0.0.1:10"))
+	s.AllowSource(addr("127.0.0.1:11"))
+	if _, err := s.Rebind(context.Background(), addr("127.0.0.1:0")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Rebind after Close: %v, want ErrClosed", err)
+	}
+	if st := s.Stats(); st.PacketsSent == 0 {
+		t.Errorf("final stats lost: %+v", st)
+	}
+	probe, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(local))
+	if err != nil {
+		t.Fatalf("socket still bound after Close: %v", err)
+	}
+	_ = probe.Close()
+}
+
+// TestSessionGoroutines checks that Close leaves no goroutine behind,
+// across Start, traffic and Rebind. Not parallel: it counts goroutines.
+func TestSessionGoroutines(t *testing.T) {
+	before := mediaGoroutines()
+	a, err := Open(context.Background(), Config{Local: addr("127.0.0.1:0"), Codec: testCodec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(context.Background(), Config{Local: addr("127.0.0.1:0"), Codec: testCodec()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetRemote(b.LocalAddr())
+	b.SetRemote(a.LocalAddr())
+	a.Start()
+	b.Start()
+	eventually(t, "traffic", func() bool { return b.Stats().PacketsReceived > 3 })
+	if _, err := a.Rebind(context.Background(), addr("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	// A goroutine that has signalled its exit may still show in a stack
+	// dump for a moment, so counts are polled (as goleak does).
+	eventually(t, "two goroutines per session (timeline, reader) after Rebind", func() bool {
+		return mediaGoroutines() == before+4
+	})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no session goroutine left after Close", func() bool { return mediaGoroutines() == before })
+}
