@@ -2,6 +2,8 @@ package endpoint
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -27,12 +29,21 @@ type cmdKind int
 const (
 	cmdAnswer cmdKind = iota + 1
 	cmdHangup
+	cmdExec
 )
 
 type command struct {
 	kind   cmdKind
 	reason string
+	fn     func() error // cmdExec: runs on the call's owner goroutine
 	reply  chan error
+}
+
+// inbound is one thing a signaling reader hands the call's owner: a
+// message, or (m == nil) the end of that connection.
+type inbound struct {
+	conn *wire.Conn
+	m    wire.Message
 }
 
 // call is one call. Its state is owned by the run goroutine; the signaling
@@ -43,22 +54,30 @@ type call struct {
 	id   string
 	dir  string
 	peer pki.Identity
-	conn *wire.Conn
+	conn *wire.Conn // current signaling connection with the peer
 	log  *slog.Logger
 
-	msgs chan wire.Message // from the signaling reader; closed when it stops
-	cmds chan command
-	done chan struct{} // closed when run has returned and cleaned up
+	inbox chan inbound // from the signaling readers
+	cmds  chan command
+	done  chan struct{} // closed when run has returned and cleaned up
 
 	// Owned by run.
 	state    CallState
 	invite   *wire.Invite // incoming calls: the offer
 	codec    codecs.Codec
 	sess     *media.Session
+	src      audio.Source // kept across reopenings: the tone stays continuous
 	sink     audio.Sink
 	sigLost  bool
 	sendKeys *media.Keys
+	recvKeys *media.Keys
 	reason   string
+	// peerCert is the certificate the peer proved at setup: C verifies
+	// B's handoff grants with its key.
+	peerCert   *x509.Certificate
+	peerSignal string // the peer's signaling listener, when known
+	oldConns   []*wire.Conn
+	ho         *handoffState // handoff roles B and C; nil until needed
 
 	mu   sync.Mutex
 	info CallInfo
@@ -66,18 +85,20 @@ type call struct {
 }
 
 func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *call {
-	return &call{
-		e:    e,
-		id:   id,
-		dir:  dir,
-		peer: peer,
-		conn: conn,
-		log:  e.log.With("call_id", id, "peer", peer.String(), "direction", dir),
-		msgs: make(chan wire.Message, 16),
-		cmds: make(chan command),
-		done: make(chan struct{}),
-		info: CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
+	c := &call{
+		e:     e,
+		id:    id,
+		dir:   dir,
+		peer:  peer,
+		conn:  conn,
+		log:   e.log.With("call_id", id, "peer", peer.String(), "direction", dir),
+		inbox: make(chan inbound, 16),
+		cmds:  make(chan command),
+		done:  make(chan struct{}),
+		info:  CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
 	}
+	c.peerCert = peerCertificate(conn)
+	return c
 }
 
 // register adds c to the endpoint, enforcing one call at a time (a phone).
@@ -122,18 +143,20 @@ func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
 			return CallInfo{}, err
 		}
 	}
-	if err := c.openMedia(ctx, first, netip.AddrPortFrom(e.cfg.MediaIP, 0), nil); err != nil {
+	if err := c.openMedia(ctx, first, netip.AddrPortFrom(e.mediaAddr(), 0), nil); err != nil {
 		e.unregister(c)
 		_ = conn.Close()
 		return CallInfo{}, err
 	}
 	c.codec = first
+	c.peerSignal = addr.String()
 	inv := &wire.Invite{
-		CallID: c.id,
-		From:   e.id.String(),
-		To:     peer.String(),
-		Codecs: e.cfg.Codecs.Names(),
-		Media:  c.localMedia(),
+		CallID:     c.id,
+		From:       e.id.String(),
+		To:         peer.String(),
+		Codecs:     e.cfg.Codecs.Names(),
+		Media:      c.localMedia(),
+		SignalAddr: e.SignalAddr().String(),
 	}
 	if err := conn.Send(inv, sendTimeout); err != nil {
 		c.closeMedia()
@@ -182,6 +205,7 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	c := e.newCall(inv.CallID, dirIncoming, peer, wc)
 	c.invite = inv
 	c.codec = codec
+	c.peerSignal = inv.SignalAddr
 	if err := e.register(c); err != nil {
 		code := wire.CodeBusy
 		if errors.Is(err, ErrClosed) {
@@ -285,14 +309,41 @@ func (e *Endpoint) Call(id string) (CallInfo, error) {
 }
 
 func (c *call) start() {
-	c.e.wg.Add(2)
-	go func() { defer c.e.wg.Done(); c.readLoop() }()
+	c.startReader(c.conn)
+	c.e.wg.Add(1)
 	go func() { defer c.e.wg.Done(); c.run() }()
+}
+
+func (c *call) startReader(conn *wire.Conn) {
+	c.e.wg.Add(1)
+	go func() { defer c.e.wg.Done(); c.readLoop(conn) }()
+}
+
+// peerCertificate returns the certificate the TLS peer of conn proved.
+func peerCertificate(conn *wire.Conn) *x509.Certificate {
+	if conn == nil {
+		return nil
+	}
+	if tc, ok := conn.NetConn().(*tls.Conn); ok {
+		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+			return pc[0]
+		}
+	}
+	return nil
+}
+
+// exec runs fn on the call's owner goroutine and returns its error.
+func (c *call) exec(ctx context.Context, fn func() error) error {
+	return c.send(ctx, command{kind: cmdExec, fn: fn})
 }
 
 // command hands a command to the call's owner and waits for its answer.
 func (c *call) command(ctx context.Context, k cmdKind, reason string) error {
-	cmd := command{kind: k, reason: reason, reply: make(chan error, 1)}
+	return c.send(ctx, command{kind: k, reason: reason})
+}
+
+func (c *call) send(ctx context.Context, cmd command) error {
+	cmd.reply = make(chan error, 1)
 	select {
 	case c.cmds <- cmd:
 	case <-c.done:
@@ -313,26 +364,30 @@ func (c *call) hangup(reason string) {
 	_ = c.command(context.Background(), cmdHangup, reason)
 }
 
-// readLoop reads signaling for this call. A malformed message gets an
-// Error answer and the call goes on; a broken stream stops the reader.
-func (c *call) readLoop() {
-	defer close(c.msgs)
+// readLoop reads one signaling connection of this call. A malformed
+// message gets an Error answer and the call goes on; a broken stream stops
+// the reader, which tells the owner.
+func (c *call) readLoop(conn *wire.Conn) {
 	for {
-		m, err := c.conn.Recv()
+		m, err := conn.Recv()
 		if err != nil {
 			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrUnknownType) {
 				c.e.stats.rejected("malformed")
 				c.log.Info("malformed signaling message ignored", "err", err)
-				_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
+				_ = conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 				continue
 			}
 			if !errors.Is(err, io.EOF) {
 				c.log.Info("signaling stream ended", "err", err)
 			}
+			select {
+			case c.inbox <- inbound{conn: conn}:
+			case <-c.done:
+			}
 			return
 		}
 		select {
-		case c.msgs <- m:
+		case c.inbox <- inbound{conn: conn, m: m}:
 		case <-c.done:
 			return
 		}
@@ -346,16 +401,25 @@ func (c *call) run() {
 	defer ring.Stop()
 	watchdog := time.NewTicker(time.Second)
 	defer watchdog.Stop()
-	msgs := c.msgs
 	for c.state != CallEnded {
 		select {
-		case m, ok := <-msgs:
-			if !ok {
-				msgs = nil
+		case in := <-c.inbox:
+			if in.conn != c.conn {
+				// A connection the call no longer uses (B's, after a
+				// handoff moved the call to A): its end means nothing, and
+				// anything it still says is not from the call's peer.
+				if in.m != nil {
+					c.log.Info("message on a replaced signaling connection ignored", "type", in.m.Type())
+				}
+				continue
+			}
+			if in.m == nil {
 				c.onSignalingLost()
 				continue
 			}
-			c.onMessage(m)
+			c.onMessage(in.m)
+		case <-c.hoTimer():
+			c.onHandoffTimeout()
 		case cmd := <-c.cmds:
 			cmd.reply <- c.onCommand(cmd)
 		case <-ring.C:
@@ -428,6 +492,11 @@ func (c *call) onMessage(m wire.Message) {
 			c.end(reason, "completed")
 			return
 		}
+	case *wire.NewAddress:
+		if c.state == CallActive {
+			c.onNewAddress(m)
+			return
+		}
 	case *wire.Error:
 		if c.state != CallActive {
 			c.end(fmt.Sprintf("peer error: %s %s", m.Code, m.Message), string(m.Code))
@@ -471,6 +540,10 @@ func (c *call) onAccept(m *wire.Accept) error {
 		return err
 	}
 	c.codec = codec
+	c.recvKeys = recv
+	if m.SignalAddr != "" {
+		c.peerSignal = m.SignalAddr
+	}
 	c.sess.SetRemote(remote)
 	c.sess.Start()
 	c.state = CallActive
@@ -489,6 +562,8 @@ func (c *call) onAccept(m *wire.Accept) error {
 
 func (c *call) onCommand(cmd command) error {
 	switch cmd.kind {
+	case cmdExec:
+		return cmd.fn()
 	case cmdAnswer:
 		if c.dir != dirIncoming || c.state != CallRinging {
 			return fmt.Errorf("%w: cannot answer a %s %s call", ErrBadState, c.state, c.dir)
@@ -539,11 +614,12 @@ func (c *call) answer() error {
 			return err
 		}
 	}
-	if err := c.openMedia(c.e.ctx, c.codec, netip.AddrPortFrom(c.e.cfg.MediaIP, 0), recv); err != nil {
+	if err := c.openMedia(c.e.ctx, c.codec, netip.AddrPortFrom(c.e.mediaAddr(), 0), recv); err != nil {
 		return err
 	}
 	c.sess.SetRemote(remote)
-	acc := &wire.Accept{CallID: c.id, Codec: c.codec.Descriptor().Name, Media: c.localMedia()}
+	c.recvKeys = recv
+	acc := &wire.Accept{CallID: c.id, Codec: c.codec.Descriptor().Name, Media: c.localMedia(), SignalAddr: c.e.SignalAddr().String()}
 	if err := c.conn.Send(acc, sendTimeout); err != nil {
 		return fmt.Errorf("endpoint: send accept: %w", err)
 	}
@@ -566,21 +642,21 @@ func (c *call) answer() error {
 // (nil when not known yet or plain RTP); our own send key is created once
 // per call and kept across reopenings.
 func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.AddrPort, recv *media.Keys) error {
-	var src audio.Source
-	if c.e.cfg.NewSource != nil {
-		s, err := c.e.cfg.NewSource(c.id)
+	if c.src == nil {
+		src, err := c.e.newSource(c.id)
 		if err != nil {
-			return fmt.Errorf("endpoint: audio source: %w", err)
+			return err
 		}
-		src = s
+		c.src = src
 	}
-	if c.sink == nil && c.e.cfg.NewSink != nil {
-		s, err := c.e.cfg.NewSink(c.id, c.peer.String())
+	if c.sink == nil {
+		sink, err := c.e.newSink(c.id, c.peer.String())
 		if err != nil {
-			return fmt.Errorf("endpoint: audio sink: %w", err)
+			return err
 		}
-		c.sink = s
+		c.sink = sink
 	}
+	src := c.src
 	cfg := media.Config{
 		Local:       local,
 		Codec:       codec,
@@ -594,6 +670,9 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 	// known, and nothing is sent or received before the answer anyway.
 	if c.sendKeys != nil && recv != nil {
 		cfg.SendKeys, cfg.RecvKeys = c.sendKeys, recv
+		// A handoff's new device, or a peer that moved, is heard as soon
+		// as its stream authenticates (docs/handoff.md, step 4).
+		cfg.LatchAuthenticated = true
 	}
 	s, err := media.Open(ctx, cfg)
 	if err != nil {
@@ -660,7 +739,12 @@ func (c *call) finish() {
 			c.log.Warn("closing recording", "err", err)
 		}
 	}
-	_ = c.conn.Close()
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
+	for _, oc := range c.oldConns {
+		_ = oc.Close()
+	}
 	now := c.e.cfg.Now()
 	c.mu.Lock()
 	c.info.State = CallEnded.String()
@@ -680,9 +764,6 @@ func (c *call) finish() {
 	c.log.Info("call ended", "reason", c.reason)
 	c.e.emit(Event{Type: "call.ended", CallID: c.id, Peer: c.peer.String(), State: "ended", Detail: c.reason})
 	close(c.done)
-	// Drain the reader: it exits once the connection is closed.
-	for range c.msgs {
-	}
 }
 
 // update refreshes the snapshot's state field (run goroutine only).

@@ -29,6 +29,7 @@ import (
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
 )
@@ -71,6 +72,11 @@ type Config struct {
 	MediaTimeout time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// Policy decides session queries and pulls from other devices; nil =
+	// handoff.SameUser (only devices of the same user).
+	Policy handoff.Policy
+	// Timeouts are the handoff timers; zero = handoff.DefaultTimeouts.
+	Timeouts handoff.Timeouts
 }
 
 func (c *Config) setDefaults() error {
@@ -104,6 +110,15 @@ func (c *Config) setDefaults() error {
 	if c.Codecs == nil {
 		c.Codecs = codecs.DefaultRegistry()
 	}
+	if c.Policy == nil {
+		c.Policy = handoff.SameUser{}
+	}
+	if c.Timeouts == (handoff.Timeouts{}) {
+		c.Timeouts = handoff.DefaultTimeouts(c.Ptime)
+	}
+	if err := c.Timeouts.Validate(); err != nil {
+		return fmt.Errorf("endpoint: %w", err)
+	}
 	if c.Roots == nil {
 		return errors.New("endpoint: no CA to trust for the access server (set the ca file)")
 	}
@@ -123,8 +138,9 @@ type Endpoint struct {
 	id     pki.Identity
 	log    *slog.Logger
 	key    *ecdsa.PrivateKey
-	events *bus
-	stats  *counters
+	events   *bus
+	stats    *counters
+	timeouts handoff.Timeouts
 
 	ln net.Listener
 
@@ -134,6 +150,9 @@ type Endpoint struct {
 	presence map[pki.Identity]wire.Device // buddies and own other devices
 	calls    map[string]*call
 	ended    []CallInfo // recent ended calls, newest last
+	handoffs []*handoffRun
+	loginAt  time.Time
+	mediaIP  netip.Addr // where new media binds; moved by Rebind
 	closed   bool
 
 	ctx    context.Context // ends at Close; owned by Start's caller chain
@@ -161,8 +180,10 @@ func New(cfg Config) (*Endpoint, error) {
 		key:      key,
 		events:   newBus(),
 		stats:    newCounters(),
+		timeouts: cfg.Timeouts,
 		presence: make(map[pki.Identity]wire.Device),
 		calls:    make(map[string]*call),
+		mediaIP:  cfg.MediaIP,
 	}, nil
 }
 
@@ -219,6 +240,7 @@ func (e *Endpoint) login(ctx context.Context) error {
 	e.mu.Lock()
 	e.client = c
 	e.profile = p
+	e.loginAt = e.cfg.Now()
 	for _, d := range p.Devices {
 		e.presence[pki.Identity{User: d.User, Device: d.Device}] = d
 	}
@@ -291,6 +313,45 @@ func (e *Endpoint) onPresence(d wire.Device) {
 	e.emit(Event{Type: "presence", Peer: pid.String(), State: string(d.Status), Detail: d.SignalAddr})
 }
 
+// mediaAddr is the IP new media sessions bind to.
+func (e *Endpoint) mediaAddr() netip.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mediaIP
+}
+
+// audioFor returns the microphone and loudspeaker for a call.
+func (e *Endpoint) audioFor(callID, peer string) (audio.Source, audio.Sink, error) {
+	src, err := e.newSource(callID)
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := e.newSink(callID, peer)
+	return src, sink, err
+}
+
+func (e *Endpoint) newSource(callID string) (audio.Source, error) {
+	if e.cfg.NewSource == nil {
+		return nil, nil
+	}
+	s, err := e.cfg.NewSource(callID)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: audio source: %w", err)
+	}
+	return s, nil
+}
+
+func (e *Endpoint) newSink(callID, peer string) (audio.Sink, error) {
+	if e.cfg.NewSink == nil {
+		return nil, nil
+	}
+	s, err := e.cfg.NewSink(callID, peer)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: audio sink: %w", err)
+	}
+	return s, nil
+}
+
 // certificate returns the current endpoint certificate (renewed by the
 // access client) for TLS.
 func (e *Endpoint) certificate() (*tls.Certificate, error) {
@@ -322,7 +383,7 @@ func (e *Endpoint) Status() StatusInfo {
 		LoggedIn:    e.client != nil,
 		Access:      e.cfg.Access,
 		SignalAddr:  e.SignalAddr().String(),
-		MediaIP:     e.cfg.MediaIP.String(),
+		MediaIP:     e.mediaIP.String(),
 		ActiveCalls: len(e.calls),
 	}
 	if e.client != nil {

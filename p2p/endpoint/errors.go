@@ -29,4 +29,19 @@ var (
 	ErrClosed = errors.New("endpoint: closed")
 	// ErrInvalidTarget means a call target is not "user" or "user/device".
 	ErrInvalidTarget = errors.New("endpoint: invalid call target")
+	// ErrForbidden means the handoff policy refused a query or pull.
+	ErrForbidden = errors.New("endpoint: refused by policy")
+	// ErrGrant means a handoff grant did not verify (forged, replayed,
+	// expired, or for another call, device or party).
+	ErrGrant = errors.New("endpoint: handoff grant refused")
+	// ErrNothingToPull means the other device has no active session.
+	ErrNothingToPull = errors.New("endpoint: nothing to pull")
+	// ErrSeveralSessions means the other device has more than one session
+	// and the pull did not say which.
+	ErrSeveralSessions = errors.New("endpoint: several sessions; choose one by id")
+	// ErrHandoffFailed means a handoff ended without taking the call; the
+	// call stays where it was (or, when both other parties failed, ended).
+	ErrHandoffFailed = errors.New("endpoint: handoff failed")
+	// ErrNoSuchHandoff means no handoff has the given id.
+	ErrNoSuchHandoff = errors.New("endpoint: no such handoff")
 )

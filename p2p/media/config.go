@@ -57,6 +57,15 @@ type Config struct {
 	// Sink receives the played-out audio, one frame per packet time; nil
 	// discards it. The frame is reused after WriteFrame returns.
 	Sink audio.Sink
+	// LatchAuthenticated accepts an SRTP packet from an address that is not
+	// an allowed source when it authenticates with RecvKeys, and allows
+	// that address from then on: symmetric latching guarded by SRTP
+	// authentication. The far party of a handoff needs it to hear the new
+	// device's stream (keyed like the old device's, new SSRC) before
+	// signaling names its address, and to follow a peer that moved before
+	// its new address arrives. Unauthenticated packets from such addresses
+	// still count as WrongSource. Ignored for plain RTP.
+	LatchAuthenticated bool
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -90,6 +90,21 @@ func newReceiver(s settings, jb *jitterBuffer) (*receiver, error) {
 	return r, nil
 }
 
+// uncount takes back the counter that receive bumped for a refused
+// packet: the session counts it elsewhere (a wrong source).
+func (r *receiver) uncount(v receiveVerdict) {
+	switch v {
+	case verdictMalformed:
+		r.malformed--
+	case verdictAuthFailed:
+		r.authFailed--
+	case verdictReplayed:
+		r.replayed--
+	case verdictWrongPayloadType:
+		r.wrPT--
+	}
+}
+
 // receive processes one datagram that came from an allowed address. b is
 // decrypted in place.
 func (r *receiver) receive(b []byte, at time.Time) receiveVerdict {

@@ -55,6 +55,8 @@ type Session struct {
 	peers       atomic.Pointer[peerSet]
 	sending     atomic.Bool
 	wrongSource atomic.Uint64
+	latched     atomic.Uint64
+	latch       bool // Config.LatchAuthenticated with SRTP on
 	oversize    atomic.Uint64
 
 	mu      sync.Mutex // guards closed, readers, local
@@ -86,6 +88,9 @@ type datagram struct {
 	from netip.AddrPort
 	at   time.Time
 	buf  []byte
+	// unverified: from an address not allowed (yet); accepted only if it
+	// authenticates (Config.LatchAuthenticated).
+	unverified bool
 }
 
 // peerSet is the remote address and the source addresses accepted from.
@@ -149,6 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		loopDone: make(chan struct{}),
 		local:    bound,
 		eng:      eng,
+		latch:    set.LatchAuthenticated && set.RecvKeys != nil,
 	}
 	s.sending.Store(true)
 	for range datagramPool {
@@ -181,6 +187,22 @@ func (s *Session) SetRemote(addr netip.AddrPort) {
 		p.allowed = []netip.AddrPort{addr}
 	}
 	s.peers.Store(p)
+}
+
+// latchVerdict finishes the handling of a packet from an address that was
+// not allowed: if it passed SRTP authentication (RFC 3711 §3.3) the
+// address is latched as an allowed source; otherwise the packet counts as
+// from a wrong source, not against the call's own stream.
+func (s *Session) latchVerdict(from netip.AddrPort, v receiveVerdict) {
+	switch v {
+	case verdictAccepted, verdictDuplicate, verdictLate, verdictStaleSource:
+		s.AllowSource(from)
+		s.latched.Add(1)
+		s.log.Debug("latched an authenticated source", "from", from)
+	default:
+		s.eng.recv.uncount(v)
+		s.wrongSource.Add(1)
+	}
 }
 
 // AllowSource accepts RTP from addr as well, without changing where RTP is
@@ -405,11 +427,15 @@ func (s *Session) read(r *socketReader) {
 			continue
 		}
 		from = unmap(from)
+		unverified := false
 		if !s.peers.Load().allows(from) {
-			s.wrongSource.Add(1)
-			continue
+			if !s.latch {
+				s.wrongSource.Add(1)
+				continue
+			}
+			unverified = true
 		}
-		d.n, d.from, d.at = n, from, time.Now()
+		d.n, d.from, d.at, d.unverified = n, from, time.Now(), unverified
 		s.ready <- d // never blocks: ready holds the whole pool
 		d = nil
 	}
@@ -450,7 +476,10 @@ func (s *Session) run() {
 		case fn := <-s.cmds:
 			fn()
 		case d := <-s.ready:
-			s.eng.recv.receive(d.buf[:d.n], d.at)
+			v := s.eng.recv.receive(d.buf[:d.n], d.at)
+			if d.unverified {
+				s.latchVerdict(d.from, v)
+			}
 			s.free <- d
 		case now := <-tick:
 			s.onTick(now)
@@ -525,6 +554,7 @@ func (s *Session) applySwap(req *swapRequest) {
 func (s *Session) snapshot() Stats {
 	st := s.eng.stats()
 	st.WrongSource = s.wrongSource.Load()
+	st.Latched = s.latched.Load()
 	st.Malformed += s.oversize.Load()
 	return st
 }

@@ -528,3 +528,49 @@ func TestSessionGoroutines(t *testing.T) {
 	}
 	eventually(t, "no session goroutine left after Close", func() bool { return mediaGoroutines() == before })
 }
+
+func TestLatchAuthenticatedSource(t *testing.T) {
+	t.Parallel()
+	keysAB, keysBA := mustKeys(t), mustKeys(t)
+	// b listens; it knows nothing of a's address but latches on SRTP
+	// authentication.
+	b, err := Open(context.Background(), Config{
+		Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(),
+		SendKeys: keysBA, RecvKeys: keysAB, LatchAuthenticated: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Start()
+	// A stranger with the wrong key is refused and counted as a wrong
+	// source, not as the call's own authentication failure.
+	wrong := mustKeys(t)
+	stranger, err := Open(context.Background(), Config{
+		Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(),
+		SendKeys: wrong, RecvKeys: keysBA,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	stranger.SetRemote(b.LocalAddr())
+	stranger.Start()
+	eventually(t, "stranger's packets refused", func() bool { return b.Stats().WrongSource >= 5 })
+	if st := b.Stats(); st.PacketsReceived != 0 || st.AuthFailed != 0 || st.Latched != 0 {
+		t.Fatalf("stranger: %+v", st)
+	}
+	_ = stranger.Close()
+	// The key holder is latched and heard.
+	a, err := Open(context.Background(), Config{
+		Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(),
+		SendKeys: keysAB, RecvKeys: keysBA,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.SetRemote(b.LocalAddr())
+	a.Start()
+	eventually(t, "a latched at b", func() bool { st := b.Stats(); return st.Latched >= 1 && st.PacketsReceived >= 5 })
+}

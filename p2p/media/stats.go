@@ -35,6 +35,10 @@ type Stats struct {
 
 	// WrongSource counts packets from an address that is not allowed.
 	WrongSource uint64
+	// Latched counts SRTP-authenticated packets from an address that was
+	// not allowed yet, which made it an allowed source
+	// (Config.LatchAuthenticated).
+	Latched uint64
 	// Malformed counts datagrams that are not RTP (RFC 3550 §5.1) or are
 	// too large for the receive buffer.
 	Malformed uint64

@@ -1,0 +1,557 @@
+package endpoint
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+// grantLifetime bounds how long a grant from B stays usable at C.
+const grantLifetime = 30 * time.Second
+
+// handoffState is a call's state in the handoff roles B (this endpoint has
+// the call and another device pulls it) and C (this endpoint is the far
+// party). It is owned by the call's run goroutine.
+type handoffState struct {
+	// Role B.
+	b      *handoff.Machine
+	winner *wire.Conn // the puller whose stop-audio won
+
+	// Role C.
+	c      *handoff.Machine
+	nonces map[string]struct{} // grant nonces seen: single use
+	prev   struct {
+		peer   pki.Identity
+		conn   *wire.Conn
+		cert   *x509.Certificate
+		signal string
+		remote netip.AddrPort
+	}
+	switches uint64 // media source switches seen when C's machine started
+
+	deadline time.Time
+	timer    *time.Timer
+}
+
+func (c *call) handoff() *handoffState {
+	if c.ho == nil {
+		c.ho = &handoffState{nonces: map[string]struct{}{}}
+	}
+	return c.ho
+}
+
+// hoTimer returns the channel of the handoff timer, nil when none runs.
+func (c *call) hoTimer() <-chan time.Time {
+	if c.ho == nil || c.ho.timer == nil {
+		return nil
+	}
+	return c.ho.timer.C
+}
+
+// armTimer (re)starts the handoff timer for the state m just entered,
+// using the table's timer for that state.
+func (c *call) armTimer(m *handoff.Machine) {
+	h := c.handoff()
+	if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+	}
+	d, ok := c.e.timeouts.Deadline(m.State(), time.Now())
+	if !ok {
+		return
+	}
+	h.deadline = d
+	h.timer = time.NewTimer(time.Until(d))
+}
+
+func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, error) {
+	tr, err := m.Fire(ev)
+	if err != nil {
+		return tr, err
+	}
+	c.log.Debug("handoff transition", "role", m.Role(), "from", tr.From, "event", ev, "to", tr.To, "actions", tr.Actions)
+	c.armTimer(m)
+	return tr, nil
+}
+
+// onHandoffTimeout delivers the expiry of the handoff timer to whichever
+// role's machine runs it.
+func (c *call) onHandoffTimeout() {
+	h := c.ho
+	h.timer = nil
+	if h.b != nil && !h.b.Done() && h.b.State() != handoff.BActive {
+		if tr, err := c.fire(h.b, handoff.EvTimeout); err == nil {
+			c.doB(tr, nil)
+		}
+		return
+	}
+	if h.c != nil && h.c.State() == handoff.CSwitched {
+		if tr, err := c.fire(h.c, handoff.EvTimeout); err == nil {
+			c.doC(tr)
+		}
+	}
+}
+
+// --- Role B ---------------------------------------------------------------
+
+// offer answers a session query from requester on conn (step 3): the
+// session's parameters and a grant signed by this endpoint for C.
+func (c *call) offer(requester pki.Identity) (wire.SessionParams, error) {
+	if c.state != CallActive || c.sess == nil {
+		return wire.SessionParams{}, fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
+	}
+	h := c.handoff()
+	if h.b == nil || h.b.Done() {
+		h.b = handoff.NewMachine(handoff.RoleB)
+	}
+	tr, err := c.fire(h.b, handoff.EvQuery)
+	if err != nil {
+		return wire.SessionParams{}, err
+	}
+	if hasAction(tr, handoff.ActRefuseBusy) {
+		return wire.SessionParams{}, fmt.Errorf("%w: call %s is already being handed off", ErrBusy, c.id)
+	}
+	grant, err := c.e.signGrant(c.id, requester, c.peer)
+	if err != nil {
+		return wire.SessionParams{}, err
+	}
+	p := wire.SessionParams{
+		CallID:     c.id,
+		Peer:       c.peer.String(),
+		Direction:  wire.DirectionSendRecv,
+		PeerSignal: c.peerSignal,
+		PeerMedia:  c.remoteMedia().String(),
+		Codec:      c.codec.Descriptor().Name,
+		PtimeMS:    int(c.e.cfg.Ptime / time.Millisecond),
+		PeerSSRC:   c.sess.Stats().RemoteSSRC,
+		LocalSSRC:  c.sess.SSRC(),
+		Grant:      grant,
+	}
+	if c.sendKeys != nil && c.recvKeys != nil {
+		p.SendKey, p.RecvKey = c.sendKeys.Bytes(), c.recvKeys.Bytes()
+	}
+	c.e.emit(Event{Type: "handoff.offered", CallID: c.id, Peer: requester.String(), Step: 3,
+		Detail: fmt.Sprintf("session parameters sent to %s", requester)})
+	return p, nil
+}
+
+func (c *call) remoteMedia() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ap, _ := netip.ParseAddrPort(c.info.RemoteMedia)
+	return ap
+}
+
+// stopAudio handles a puller's stop-audio (step 5): the first one wins.
+func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
+	h := c.handoff()
+	if h.b == nil {
+		return fmt.Errorf("%w: no session query for call %s", ErrBadState, c.id)
+	}
+	tr, err := c.fire(h.b, handoff.EvStopAudio)
+	if err != nil {
+		return fmt.Errorf("%w: stop-audio in %s", ErrBadState, h.b.State())
+	}
+	if hasAction(tr, handoff.ActRefuseBusy) {
+		return fmt.Errorf("%w: another device is already taking call %s", ErrBusy, c.id)
+	}
+	h.winner = conn
+	c.doB(tr, &from)
+	return nil
+}
+
+// resumeAudio handles a rollback from the winner.
+func (c *call) resumeAudio(conn *wire.Conn) error {
+	h := c.handoff()
+	if h.b == nil || (h.winner != nil && conn != h.winner) {
+		return fmt.Errorf("%w: resume from a device that is not taking the call", ErrBadState)
+	}
+	tr, err := c.fire(h.b, handoff.EvResume)
+	if err != nil {
+		return fmt.Errorf("%w: resume in %s", ErrBadState, h.b.State())
+	}
+	c.doB(tr, nil)
+	return nil
+}
+
+// release lets the call go silently: the far party now talks to A.
+func (c *call) release(conn *wire.Conn, to pki.Identity) error {
+	h := c.handoff()
+	if h.b == nil || (h.winner != nil && conn != h.winner) {
+		return fmt.Errorf("%w: release from a device that is not taking the call", ErrBadState)
+	}
+	tr, err := c.fire(h.b, handoff.EvRelease)
+	if err != nil {
+		return fmt.Errorf("%w: release in %s", ErrBadState, h.b.State())
+	}
+	c.doB(tr, &to)
+	return nil
+}
+
+// doB carries out role B's actions.
+func (c *call) doB(tr handoff.Transition, peer *pki.Identity) {
+	for _, a := range tr.Actions {
+		switch a {
+		case handoff.ActStopAudioToC:
+			c.sess.SetSending(false)
+			c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
+			c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
+		case handoff.ActResumeAudio:
+			c.sess.SetSending(true)
+			c.log.Info("handoff rolled back: audio to the far party resumed")
+			c.e.emit(Event{Type: "handoff.resumed", CallID: c.id, Detail: "audio to " + c.peer.String() + " resumed (" + tr.Event.String() + ")"})
+		case handoff.ActReleaseCall:
+			who := "the other device"
+			if peer != nil {
+				who = peer.String()
+			}
+			c.log.Info("handoff: call released; nothing sent to the far party", "to", who, "step", 12)
+			// No Bye: C keeps the call with A. The connection to C is
+			// closed by finish, which C ignores since it is no longer
+			// its call's connection.
+			c.sigLost = true
+			c.end("handed off to "+who, "handed-off")
+		}
+	}
+}
+
+// --- Role C ---------------------------------------------------------------
+
+// reestablish handles A's out-of-band request (step 7) on conn, a new
+// connection on which A proved identity from.
+func (c *call) reestablish(conn *wire.Conn, from pki.Identity, m *wire.Reestablish) error {
+	h := c.handoff()
+	if h.c == nil || h.c.Done() {
+		h.c = handoff.NewMachine(handoff.RoleC)
+	}
+	if c.state != CallActive {
+		return fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
+	}
+	if err := c.verifyGrant(from, &m.Grant); err != nil {
+		if tr, ferr := c.fire(h.c, handoff.EvBadGrant); ferr == nil {
+			c.doC(tr)
+		}
+		c.e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: from.String(), Detail: err.Error()})
+		return err
+	}
+	remote, err := netip.ParseAddrPort(m.Media.Addr)
+	if err != nil {
+		return fmt.Errorf("endpoint: reestablish media address: %w", err)
+	}
+	// If A's stream already reached us (step 4), the media layer switched
+	// to it: the machine records the overlap first.
+	if h.c.State() == handoff.CActive && c.sess.Stats().SourceSwitches > h.switches {
+		if tr, err := c.fire(h.c, handoff.EvAudioFromA); err == nil {
+			c.doC(tr)
+		}
+	}
+	tr, err := c.fire(h.c, handoff.EvReestablish)
+	if err != nil {
+		return fmt.Errorf("%w: reestablish in %s", ErrBadState, h.c.State())
+	}
+	h.prev.peer, h.prev.conn, h.prev.cert, h.prev.signal, h.prev.remote = c.peer, c.conn, c.peerCert, c.peerSignal, c.remoteMedia()
+	c.oldConns = append(c.oldConns, c.conn)
+	c.setPeer(from, conn, m.SignalAddr, remote)
+	c.doC(tr)
+	return nil
+}
+
+// setPeer makes id (on conn) the call's peer.
+func (c *call) setPeer(id pki.Identity, conn *wire.Conn, signal string, remote netip.AddrPort) {
+	c.peer = id
+	c.conn = conn
+	c.peerCert = peerCertificate(conn)
+	c.peerSignal = signal
+	c.log = c.e.log.With("call_id", c.id, "peer", id.String(), "direction", c.dir)
+	c.sigLost = false
+	c.sess.SetRemote(remote)
+	c.mu.Lock()
+	c.info.Peer = id.String()
+	c.info.RemoteMedia = remote.String()
+	c.mu.Unlock()
+}
+
+// doC carries out role C's actions.
+func (c *call) doC(tr handoff.Transition) {
+	h := c.ho
+	for _, a := range tr.Actions {
+		switch a {
+		case handoff.ActPlayA:
+			c.e.emit(Event{Type: "handoff.overlap", CallID: c.id, Step: 4, Detail: "playing the new device's authenticated stream"})
+		case handoff.ActSwitchPeerToA:
+			c.startReader(c.conn)
+			c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
+		case handoff.ActAcceptReestablish:
+			_ = c.conn.Send(&wire.ReestablishAck{CallID: c.id}, sendTimeout)
+			c.e.emit(Event{Type: "handoff.reestablished", CallID: c.id, Peer: c.peer.String(), Step: 7,
+				Detail: "call continues with " + c.peer.String() + " (was " + h.prev.peer.String() + ")"})
+		case handoff.ActRefuseReestablish:
+			c.log.Info("handoff: grant refused")
+		case handoff.ActRevertToB:
+			// A took the call but never told its new address: go back to
+			// B, whose guard timer resumes its audio.
+			c.log.Warn("handoff: new device silent after taking the call; back to the previous device", "to", h.prev.peer.String())
+			c.oldConns = append(c.oldConns, c.conn)
+			c.setPeer(h.prev.peer, h.prev.conn, h.prev.signal, h.prev.remote)
+			c.peerCert = h.prev.cert
+			c.e.emit(Event{Type: "handoff.reverted", CallID: c.id, Peer: c.peer.String(), Detail: "back to " + c.peer.String()})
+		case handoff.ActUpdatePeerAddress, handoff.ActSendAddressAck:
+			// Done by onNewAddress, which has the message.
+		case handoff.ActEndCall:
+			c.end("no media from any peer", "media-timeout")
+		}
+	}
+}
+
+// onNewAddress handles the peer's move (step 11, and mobility).
+func (c *call) onNewAddress(m *wire.NewAddress) {
+	remote, err := netip.ParseAddrPort(m.Media.Addr)
+	if err != nil {
+		_ = c.conn.SendError(wire.CodeBadRequest, "new address: "+err.Error(), c.id, sendTimeout)
+		return
+	}
+	h := c.handoff()
+	if h.c == nil || h.c.Done() {
+		h.c = handoff.NewMachine(handoff.RoleC)
+	}
+	if _, err := c.fire(h.c, handoff.EvNewAddress); err != nil {
+		_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
+		return
+	}
+	c.sess.SetRemote(remote)
+	c.mu.Lock()
+	c.info.RemoteMedia = remote.String()
+	c.mu.Unlock()
+	_ = c.conn.Send(&wire.NewAddressAck{CallID: c.id}, sendTimeout)
+	c.log.Info("peer media moved", "to", remote, "step", 11)
+	c.e.emit(Event{Type: "media.peer-moved", CallID: c.id, Peer: c.peer.String(), Step: 11, Detail: "sending to " + remote.String()})
+	h.switches = c.sess.Stats().SourceSwitches
+}
+
+// verifyGrant checks B's grant for A (from): signed by the call's current
+// peer with the key of the certificate it proved, for this call, this
+// endpoint and the device presenting it, not expired, not seen before,
+// and (default policy) between devices of the same user.
+func (c *call) verifyGrant(from pki.Identity, g *wire.Grant) error {
+	switch {
+	case g.CallID != c.id:
+		return fmt.Errorf("%w: grant is for call %q", ErrGrant, g.CallID)
+	case g.From != c.peer.String():
+		return fmt.Errorf("%w: grant signed by %s, but the call is with %s", ErrGrant, g.From, c.peer)
+	case g.To != from.String():
+		return fmt.Errorf("%w: grant is for %s, presented by %s", ErrGrant, g.To, from)
+	case g.Peer != c.e.id.String():
+		return fmt.Errorf("%w: grant names %s as the far party", ErrGrant, g.Peer)
+	case from.User != c.peer.User:
+		return fmt.Errorf("%w: %s is not a device of %s", ErrGrant, from, c.peer.User)
+	case time.Unix(g.NotAfterUnix, 0).Before(c.e.cfg.Now()):
+		return fmt.Errorf("%w: grant expired", ErrGrant)
+	}
+	nonce := hex.EncodeToString(g.Nonce)
+	if _, seen := c.handoff().nonces[nonce]; seen {
+		return fmt.Errorf("%w: grant already used (replay)", ErrGrant)
+	}
+	if c.peerCert == nil {
+		return fmt.Errorf("%w: no certificate of %s to verify with", ErrGrant, c.peer)
+	}
+	if !verifySignature(c.peerCert.PublicKey, g.SigningBytes(), g.Signature) {
+		return fmt.Errorf("%w: signature does not verify with %s's key", ErrGrant, c.peer)
+	}
+	c.handoff().nonces[nonce] = struct{}{}
+	return nil
+}
+
+// signGrant signs a grant for device to to take call id with peer.
+func (e *Endpoint) signGrant(id string, to, peer pki.Identity) (wire.Grant, error) {
+	g := wire.Grant{
+		CallID:       id,
+		From:         e.id.String(),
+		To:           to.String(),
+		Peer:         peer.String(),
+		NotAfterUnix: e.cfg.Now().Add(grantLifetime).Unix(),
+		Nonce:        make([]byte, wire.GrantNonceLen),
+	}
+	if _, err := rand.Read(g.Nonce); err != nil {
+		return wire.Grant{}, fmt.Errorf("endpoint: grant nonce: %w", err)
+	}
+	digest := sha256.Sum256(g.SigningBytes())
+	sig, err := ecdsa.SignASN1(rand.Reader, e.key, digest[:])
+	if err != nil {
+		return wire.Grant{}, fmt.Errorf("endpoint: sign grant: %w", err)
+	}
+	g.Signature = sig
+	return g, nil
+}
+
+func verifySignature(pub crypto.PublicKey, msg, sig []byte) bool {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		d := sha256.Sum256(msg)
+		return ecdsa.VerifyASN1(k, d[:], sig)
+	case ed25519.PublicKey:
+		return ed25519.Verify(k, msg, sig)
+	}
+	return false
+}
+
+func hasAction(tr handoff.Transition, a handoff.Action) bool {
+	for _, x := range tr.Actions {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// --- B's side of the connection -------------------------------------------
+
+// serveHandoff serves a device's session query on conn (B's side of steps
+// 2-5 and 12). The policy decides first; a refused requester learns
+// nothing about the sessions.
+func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.SessionQuery) {
+	log := e.log.With("puller", peer.String(), "query_id", q.QueryID)
+	defer wc.Close()
+	d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindQuery, Requester: peer.String(), Owner: e.id.String()})
+	if err != nil || !d.Allow {
+		reason := d.Reason
+		if err != nil {
+			reason = err.Error()
+		}
+		e.stats.rejected("policy")
+		log.Info("session query refused by policy", "reason", reason)
+		e.emit(Event{Type: "handoff.refused", Peer: peer.String(), Detail: "session query: " + reason})
+		_ = wc.Send(&wire.Reject{CallID: q.QueryID, Code: wire.CodeForbidden, Reason: "refused by policy"}, sendTimeout)
+		return
+	}
+	list := &wire.SessionList{QueryID: q.QueryID}
+	e.mu.Lock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		var p wire.SessionParams
+		err := c.exec(e.ctx, func() error {
+			var err error
+			p, err = c.offer(peer)
+			return err
+		})
+		if err != nil {
+			log.Debug("session not offered", "call_id", c.id, "err", err)
+			continue
+		}
+		list.Sessions = append(list.Sessions, p)
+	}
+	log.Info("session query answered", "sessions", len(list.Sessions), "step", 3)
+	if err := wc.Send(list, sendTimeout); err != nil {
+		log.Info("session list not delivered", "err", err)
+		return
+	}
+	for {
+		m, err := wc.Recv()
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrUnknownType) {
+				_ = wc.SendError(wire.CodeBadRequest, err.Error(), "", sendTimeout)
+				continue
+			}
+			// The puller went away. A call it muted resumes on its own
+			// guard timer (A dies mid-handoff).
+			return
+		}
+		var id string
+		var reply wire.Message
+		var do func(c *call) error
+		switch m := m.(type) {
+		case *wire.StopAudio:
+			id = m.CallID
+			do = func(c *call) error {
+				if d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindPull, Requester: peer.String(), Owner: e.id.String(), CallID: c.id, Peer: c.peer.String()}); err != nil || !d.Allow {
+					return fmt.Errorf("%w: refused by policy", ErrForbidden)
+				}
+				return c.stopAudio(wc, peer)
+			}
+			reply = &wire.StopAck{CallID: id}
+		case *wire.Resume:
+			id = m.CallID
+			do = func(c *call) error { return c.resumeAudio(wc) }
+			reply = &wire.ResumeAck{CallID: id}
+		case *wire.Release:
+			id = m.CallID
+			do = func(c *call) error { return c.release(wc, peer) }
+		default:
+			_ = wc.SendError(wire.CodeBadRequest, "unexpected "+m.Type().String()+" on a handoff connection", "", sendTimeout)
+			continue
+		}
+		c, err := e.lookup(id)
+		if err == nil {
+			err = c.exec(e.ctx, func() error { return do(c) })
+		}
+		if err != nil {
+			code := wire.CodeBadRequest
+			switch {
+			case errors.Is(err, ErrBusy):
+				code = wire.CodeBusy
+			case errors.Is(err, ErrNoSuchCall):
+				code = wire.CodeUnknownCall
+			case errors.Is(err, ErrForbidden):
+				code = wire.CodeForbidden
+			}
+			log.Info("handoff request refused", "type", m.Type(), "call_id", id, "err", err)
+			_ = wc.Send(&wire.Reject{CallID: id, Code: code, Reason: trim(err.Error())}, sendTimeout)
+			continue
+		}
+		if reply != nil {
+			_ = wc.Send(reply, sendTimeout)
+		}
+		if _, ok := m.(*wire.Release); ok {
+			return
+		}
+	}
+}
+
+// serveReestablish is C's side of step 7 on a new connection from A.
+func (e *Endpoint) serveReestablish(wc *wire.Conn, peer pki.Identity, m *wire.Reestablish) {
+	c, err := e.lookup(m.CallID)
+	if err == nil {
+		err = c.exec(e.ctx, func() error { return c.reestablish(wc, peer, m) })
+	}
+	if err != nil {
+		e.stats.rejected("reestablish")
+		e.log.Info("reestablish refused", "from", peer.String(), "call_id", m.CallID, "err", err)
+		code := wire.CodeForbidden
+		if errors.Is(err, ErrNoSuchCall) {
+			code = wire.CodeUnknownCall
+		}
+		_ = wc.Send(&wire.Reject{CallID: m.CallID, Code: code, Reason: trim(err.Error())}, sendTimeout)
+		_ = wc.Close()
+	}
+	// On success the call owns wc now.
+}
+
+// trim makes s fit a wire reason: valid UTF-8, cut at a character start.
+func trim(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	if len(s) > wire.MaxReasonLen {
+		n := wire.MaxReasonLen
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
+	}
+	return s
+}
