@@ -134,10 +134,10 @@ func (c *Config) setDefaults() error {
 
 // Endpoint is one logged-in device. Create it with New, then Start.
 type Endpoint struct {
-	cfg    Config
-	id     pki.Identity
-	log    *slog.Logger
-	key    *ecdsa.PrivateKey
+	cfg      Config
+	id       pki.Identity
+	log      *slog.Logger
+	key      *ecdsa.PrivateKey
 	events   *bus
 	stats    *counters
 	timeouts handoff.Timeouts
