@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"net/netip"
 	"time"
 )
 
@@ -119,4 +120,17 @@ type API interface {
 	// that must be called; a subscriber that does not keep up loses its
 	// subscription (the channel is closed) rather than blocking the endpoint.
 	Subscribe() (<-chan Event, func())
+
+	// Pull takes a live call from another device of this user (the twelve
+	// steps of docs/handoff.md). It returns when the handoff is over; the
+	// HandoffInfo (with an ID) records what happened even when it failed
+	// or rolled back. An info without ID means no attempt was made.
+	Pull(ctx context.Context, req PullRequest) (HandoffInfo, error)
+	// Sessions asks another device of this user which sessions it has.
+	Sessions(ctx context.Context, device string) ([]SessionInfo, error)
+	// Rebind moves this endpoint's media to a new local IP (mobility).
+	Rebind(ctx context.Context, ip netip.Addr) (HandoffInfo, error)
+	// Handoffs lists recent handoffs and rebinds; Handoff returns one.
+	Handoffs() []HandoffInfo
+	Handoff(id string) (HandoffInfo, error)
 }

@@ -78,6 +78,7 @@ type call struct {
 	peerSignal string // the peer's signaling listener, when known
 	oldConns   []*wire.Conn
 	ho         *handoffState // handoff roles B and C; nil until needed
+	addrAck    chan struct{} // a rebind waits for the peer's new-address-ack
 
 	mu   sync.Mutex
 	info CallInfo
@@ -495,6 +496,12 @@ func (c *call) onMessage(m wire.Message) {
 	case *wire.NewAddress:
 		if c.state == CallActive {
 			c.onNewAddress(m)
+			return
+		}
+	case *wire.NewAddressAck:
+		if c.addrAck != nil {
+			c.addrAck <- struct{}{} // buffered, one per rebind
+			c.addrAck = nil
 			return
 		}
 	case *wire.Error:

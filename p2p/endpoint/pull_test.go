@@ -2,6 +2,8 @@ package endpoint
 
 import (
 	"context"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +91,49 @@ func TestPullHappyPath(t *testing.T) {
 	}
 	if got := bob.waitState(t, out.ID, "ended"); got.EndReason != "remote hangup: local hangup" {
 		t.Errorf("bob's end %q", got.EndReason)
+	}
+}
+
+func TestRebindKeepsCall(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob := n.start("bob", "mobile", withTone(440), autoAnswer)
+	alice := n.start("alice", "laptop", withTone(660), func(c *Config) { c.MediaIP = netip.MustParseAddr("127.0.0.2") })
+	ac, _ := establish(t, alice, bob)
+	eventually(t, "audio both ways", func() bool {
+		return len(bob.sink.samples()) > 4000 && len(alice.sink.samples()) > 4000
+	})
+	h, err := alice.Rebind(context.Background(), netip.MustParseAddr("127.0.0.7"))
+	if err != nil {
+		t.Fatalf("rebind: %v (%+v)", err, h)
+	}
+	for _, s := range h.Steps {
+		t.Logf("step %2d %+8.2f ms  %s: %s", s.Step, s.SinceStartMS, s.Title, s.Detail)
+	}
+	if len(h.Steps) != 5 || h.Steps[0].Step != 8 || h.Steps[4].Step != 12 {
+		t.Fatalf("steps %+v, want 8..12", h.Steps)
+	}
+	info := alice.mustCall(t, ac.ID)
+	if !strings.HasPrefix(info.LocalMedia, "127.0.0.7:") || info.State != "active" {
+		t.Fatalf("alice's call after rebind %+v", info)
+	}
+	if got := bob.mustCall(t, ac.ID).RemoteMedia; got != info.LocalMedia {
+		t.Errorf("bob sends to %s, alice listens on %s", got, info.LocalMedia)
+	}
+	before := len(bob.sink.samples())
+	eventually(t, "bob to keep hearing alice", func() bool { return len(bob.sink.samples()) > before+4000 })
+	segs := audio.Segments(bob.sink.samples(), 8000, 0, []float64{440, 660})
+	if gap := audio.LongestSilence(segs); gap > 40*time.Millisecond {
+		t.Errorf("bob heard a %s gap across alice's move", gap)
+	}
+	if st := alice.Status(); st.MediaIP != "127.0.0.7" {
+		t.Errorf("status media ip %s", st.MediaIP)
+	}
+	// A bad address is refused before the call is touched.
+	if _, err := alice.Rebind(context.Background(), netip.MustParseAddr("192.0.2.1")); err == nil {
+		t.Error("rebind to an address not on this machine succeeded")
+	}
+	if info := alice.mustCall(t, ac.ID); info.State != "active" {
+		t.Errorf("call %s after a refused rebind", info.State)
 	}
 }

@@ -1,0 +1,130 @@
+package endpoint
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/media"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+// Rebind moves this endpoint's media to ip (mobility, DESIGN.md §2: claim
+// steps 8-12 alone). The active call's media session is closed without any
+// termination signal, reopened on a new port of ip with a new SSRC
+// (RFC 3550 §8.2), its audio restarted, and the new address sent directly
+// to the far party; the call goes on with no re-login. Later calls use ip
+// too. With no call, only the address for later calls changes.
+func (e *Endpoint) Rebind(ctx context.Context, ip netip.Addr) (HandoffInfo, error) {
+	h := e.newHandoffRun("rebind", handoff.RoleM)
+	err := e.rebind(ctx, h, ip)
+	if err != nil {
+		e.log.Warn("rebind did not complete", "ip", ip, "err", err)
+	}
+	h.finish(err)
+	return h.snapshot(), err
+}
+
+// checkBindable tells early whether ip can carry media here, before the
+// call's current media is touched.
+func checkBindable(ip netip.Addr) error {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		return fmt.Errorf("endpoint: cannot use %s for media: %w", ip, err)
+	}
+	return c.Close()
+}
+
+func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) error {
+	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() {
+		return fmt.Errorf("%w: %q is not a unicast address", ErrInvalidTarget, ip)
+	}
+	if err := checkBindable(ip); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	old := e.mediaIP
+	e.mediaIP = ip
+	var c *call
+	for _, x := range e.calls {
+		c = x
+	}
+	e.mu.Unlock()
+	e.log.Info("media address changed", "from", old, "to", ip)
+	e.emit(Event{Type: "media.rebind", Detail: fmt.Sprintf("media address %s -> %s", old, ip)})
+	if c == nil {
+		return nil
+	}
+	h.set(func(i *HandoffInfo) { i.CallID, i.Peer = c.id, c.peer.String() })
+	ack := make(chan struct{}, 1)
+	var fresh *media.Session
+	err := c.exec(ctx, func() error {
+		if c.state != CallActive || c.sess == nil {
+			return fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
+		}
+		if _, err := h.fire(handoff.EvAddressChanged, fmt.Sprintf("address changed %s -> %s", old, ip)); err != nil {
+			return err
+		}
+		// Step 8: close the media session; nothing is sent to the peer.
+		oldAddr, remote := c.sess.LocalAddr(), c.remoteMedia()
+		c.closeMedia()
+		if _, err := h.fire(handoff.EvMediaClosed, "media "+oldAddr.String()+" closed; no termination signal sent"); err != nil {
+			return err
+		}
+		// Step 9: a new address and port.
+		if err := c.openMedia(ctx, c.codec, netip.AddrPortFrom(ip, 0), c.recvKeys); err != nil {
+			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+			c.end("media lost: "+err.Error(), "failed")
+			return err
+		}
+		if _, err := h.fire(handoff.EvAddressAllocated, "media now on "+c.sess.LocalAddr().String()); err != nil {
+			return err
+		}
+		// Step 10: restart the audio there.
+		c.sess.SetRemote(remote)
+		c.sess.Start()
+		if _, err := h.fire(handoff.EvAudioRestarted, fmt.Sprintf("audio restarted from %s (ssrc %08x)", c.sess.LocalAddr(), c.sess.SSRC())); err != nil {
+			return err
+		}
+		// Step 11: the new address, directly to the far party.
+		c.addrAck = ack
+		na := &wire.NewAddress{CallID: c.id, Media: wire.Media{Addr: c.sess.LocalAddr().String(), SSRC: c.sess.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)}}
+		if err := c.conn.Send(na, sendTimeout); err != nil {
+			return fmt.Errorf("%w: new address not delivered: %w", ErrUnreachable, err)
+		}
+		fresh = c.sess
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ack:
+		if _, err := h.fire(handoff.EvNewAddressAcked, c.peer.String()+" sends to "+fresh.LocalAddr().String()); err != nil {
+			return err
+		}
+	case <-time.After(e.timeouts.AddressAck):
+		_, _ = h.fire(handoff.EvTimeout, "no acknowledgement of the new address")
+		return fmt.Errorf("%w: %s did not acknowledge the new address", ErrUnreachable, c.peer)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Step 12: the far party's audio on the new address.
+	first, err := waitFirstPacket(ctx, fresh, e.timeouts.NewAudio)
+	if err != nil {
+		_, _ = h.fire(handoff.EvTimeout, err.Error())
+		return fmt.Errorf("%w: no audio on the new address: %w", ErrHandoffFailed, err)
+	}
+	if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+c.peer.String()+" on "+fresh.LocalAddr().String(), first); err != nil {
+		return err
+	}
+	h.set(func(i *HandoffInfo) {
+		i.FirstAudioMS = float64(first.Sub(h.start).Microseconds()) / 1000
+		i.NewAddress = fresh.LocalAddr().String()
+	})
+	return nil
+}
+
