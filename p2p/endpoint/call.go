@@ -102,15 +102,15 @@ func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *
 	return c
 }
 
-// register adds c to the endpoint, enforcing one call at a time (a phone).
+// register adds c to the endpoint, enforcing MaxCalls (1 for a phone).
 func (e *Endpoint) register(c *call) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.closed || e.crashed {
 		return ErrClosed
 	}
-	if len(e.calls) > 0 {
-		return fmt.Errorf("%w: %s is already in a call", ErrBusy, e.id)
+	if len(e.calls) >= e.cfg.MaxCalls {
+		return fmt.Errorf("%w: %s is already in %d call(s)", ErrBusy, e.id, len(e.calls))
 	}
 	e.calls[c.id] = c
 	return nil
@@ -325,7 +325,11 @@ func peerCertificate(conn *wire.Conn) *x509.Certificate {
 	if conn == nil {
 		return nil
 	}
-	if tc, ok := conn.NetConn().(*tls.Conn); ok {
+	nc := conn.NetConn()
+	if t, ok := nc.(*tracked); ok {
+		nc = t.Conn
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
 		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
 			return pc[0]
 		}

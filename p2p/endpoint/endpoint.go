@@ -77,6 +77,15 @@ type Config struct {
 	Policy handoff.Policy
 	// Timeouts are the handoff timers; zero = handoff.DefaultTimeouts.
 	Timeouts handoff.Timeouts
+	// GrantLifetime bounds how long a handoff grant this endpoint signs
+	// stays usable at the far party (default 30 s).
+	GrantLifetime time.Duration
+	// MaxCalls bounds simultaneous calls (default 1: a phone; a call
+	// beyond it is refused as busy).
+	MaxCalls int
+
+	// stepHook, in tests, runs after each recorded handoff step.
+	stepHook func(step int)
 }
 
 func (c *Config) setDefaults() error {
@@ -109,6 +118,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Codecs == nil {
 		c.Codecs = codecs.DefaultRegistry()
+	}
+	if c.GrantLifetime == 0 {
+		c.GrantLifetime = 30 * time.Second
+	}
+	if c.MaxCalls <= 0 {
+		c.MaxCalls = 1
 	}
 	if c.Policy == nil {
 		c.Policy = handoff.SameUser{}
@@ -153,6 +168,8 @@ type Endpoint struct {
 	handoffs []*handoffRun
 	loginAt  time.Time
 	mediaIP  netip.Addr // where new media binds; moved by Rebind
+	conns    map[net.Conn]struct{}
+	crashed  bool // tests: see crash
 	closed   bool
 
 	ctx    context.Context // ends at Close; owned by Start's caller chain
@@ -531,4 +548,65 @@ func newCallID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return "c-" + hex.EncodeToString(b[:])
+}
+
+// crash stops the endpoint the way a power cut would: every socket is
+// closed and nothing is said to anyone (no bye, no logout). Tests use it
+// for "B dies" and "A dies" during a handoff.
+func (e *Endpoint) crash() {
+	e.mu.Lock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	conns := make([]net.Conn, 0, len(e.conns))
+	for nc := range e.conns {
+		conns = append(conns, nc)
+	}
+	e.crashed = true
+	e.mu.Unlock()
+	for _, c := range calls {
+		_ = c.exec(context.Background(), func() error { //nolint:contextcheck // a crash has no caller context
+			c.sigLost = true // no bye
+			c.end("crashed", "crashed")
+			return nil
+		})
+	}
+	for _, nc := range conns {
+		_ = nc.Close()
+	}
+	if e.ln != nil {
+		_ = e.ln.Close()
+	}
+	// The access session is left as it is: a dead device goes offline by
+	// the access server's timeout. Close, at the end of a test, logs out.
+}
+
+// tracked is a signaling connection the endpoint can find again (crash).
+type tracked struct {
+	net.Conn
+	e    *Endpoint
+	once sync.Once
+}
+
+func (t *tracked) Close() error {
+	t.once.Do(func() {
+		t.e.mu.Lock()
+		delete(t.e.conns, t.Conn)
+		t.e.mu.Unlock()
+	})
+	return t.Conn.Close()
+}
+
+func (e *Endpoint) track(nc net.Conn) net.Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.crashed {
+		_ = nc.Close() // a dead endpoint keeps no connection
+	}
+	if e.conns == nil {
+		e.conns = map[net.Conn]struct{}{}
+	}
+	e.conns[nc] = struct{}{}
+	return &tracked{Conn: nc, e: e}
 }

@@ -20,9 +20,6 @@ import (
 	"github.com/baton-voice/baton/p2p/wire"
 )
 
-// grantLifetime bounds how long a grant from B stays usable at C.
-const grantLifetime = 30 * time.Second
-
 // handoffState is a call's state in the handoff roles B (this endpoint has
 // the call and another device pulls it) and C (this endpoint is the far
 // party). It is owned by the call's run goroutine.
@@ -347,6 +344,10 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 // endpoint and the device presenting it, not expired, not seen before,
 // and (default policy) between devices of the same user.
 func (c *call) verifyGrant(from pki.Identity, g *wire.Grant) error {
+	nonce := hex.EncodeToString(g.Nonce)
+	if _, seen := c.handoff().nonces[nonce]; seen {
+		return fmt.Errorf("%w: grant already used (replay)", ErrGrant)
+	}
 	switch {
 	case g.CallID != c.id:
 		return fmt.Errorf("%w: grant is for call %q", ErrGrant, g.CallID)
@@ -360,10 +361,6 @@ func (c *call) verifyGrant(from pki.Identity, g *wire.Grant) error {
 		return fmt.Errorf("%w: %s is not a device of %s", ErrGrant, from, c.peer.User)
 	case time.Unix(g.NotAfterUnix, 0).Before(c.e.cfg.Now()):
 		return fmt.Errorf("%w: grant expired", ErrGrant)
-	}
-	nonce := hex.EncodeToString(g.Nonce)
-	if _, seen := c.handoff().nonces[nonce]; seen {
-		return fmt.Errorf("%w: grant already used (replay)", ErrGrant)
 	}
 	if c.peerCert == nil {
 		return fmt.Errorf("%w: no certificate of %s to verify with", ErrGrant, c.peer)
@@ -382,7 +379,7 @@ func (e *Endpoint) signGrant(id string, to, peer pki.Identity) (wire.Grant, erro
 		From:         e.id.String(),
 		To:           to.String(),
 		Peer:         peer.String(),
-		NotAfterUnix: e.cfg.Now().Add(grantLifetime).Unix(),
+		NotAfterUnix: e.cfg.Now().Add(e.cfg.GrantLifetime).Unix(),
 		Nonce:        make([]byte, wire.GrantNonceLen),
 	}
 	if _, err := rand.Read(g.Nonce); err != nil {

@@ -127,4 +127,3 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 	})
 	return nil
 }
-

@@ -95,6 +95,13 @@ func (h *handoffRun) fire(ev handoff.Event, detail string) (handoff.Transition, 
 }
 
 func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (handoff.Transition, error) {
+	h.e.mu.Lock()
+	dead := h.e.crashed
+	h.e.mu.Unlock()
+	if dead {
+		// A crashed endpoint (tests) does nothing more, like a dead one.
+		return handoff.Transition{}, ErrClosed
+	}
 	tr, err := h.m.Fire(ev)
 	if err != nil {
 		// The code and the table disagree: a bug, reported as such.
@@ -109,6 +116,9 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		h.mu.Unlock()
 		h.e.log.Info("handoff step", "handoff", id, "step", s.Step, "title", s.Title, "detail", detail, "since_start_ms", s.SinceStartMS)
 		h.e.emit(Event{Time: at, Type: "handoff.step", CallID: callID, Step: s.Step, Detail: s.Title + ": " + detail})
+		if h.e.cfg.stepHook != nil {
+			h.e.cfg.stepHook(s.Step)
+		}
 	}
 	return tr, nil
 }
@@ -322,9 +332,9 @@ func randomSSRC(avoid ...uint32) uint32 {
 
 func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (err error) {
 	e.mu.Lock()
-	loginAt, inCall := e.loginAt, len(e.calls) > 0
+	loginAt, full := e.loginAt, len(e.calls) >= e.cfg.MaxCalls
 	e.mu.Unlock()
-	if inCall {
+	if full {
 		return fmt.Errorf("%w: %s is already in a call", ErrBusy, e.id)
 	}
 	// Step 1: this endpoint logged in through the access server.
@@ -662,6 +672,12 @@ func (e *Endpoint) rollback(h *handoffRun, bConn *wire.Conn, sess *media.Session
 	if sess != nil && *open {
 		_ = sess.Close()
 		*open = false
+	}
+	e.mu.Lock()
+	dead := e.crashed
+	e.mu.Unlock()
+	if dead {
+		return fmt.Errorf("%w: %w", ErrClosed, cause)
 	}
 	if h.m.State() != handoff.ARollingBack {
 		// Failures before the table's rollback rows (ctx cancelled) still

@@ -70,7 +70,7 @@ func (e *Endpoint) serveConn(tc *tls.Conn) {
 		return
 	}
 	log = log.With("peer", peer.String())
-	wc := wire.NewConn(tc, signalMaxPayload)
+	wc := wire.NewConn(e.track(tc), signalMaxPayload)
 	_ = wc.SetReadDeadline(time.Now().Add(firstMessageTimeout))
 	m, err := wc.Recv()
 	if err != nil {
@@ -119,5 +119,5 @@ func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrP
 		}
 		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
 	}
-	return wire.NewConn(nc, signalMaxPayload), nil
+	return wire.NewConn(e.track(nc), signalMaxPayload), nil
 }

@@ -1,0 +1,420 @@
+package endpoint
+
+import (
+	"context"
+	"crypto/rand"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/wire"
+)
+
+// fastTimeouts keeps failure-path tests short; the relations Validate
+// checks still hold.
+func fastTimeouts(c *Config) {
+	c.Timeouts = handoff.Timeouts{
+		Presence: time.Second, Query: 500 * time.Millisecond, StopAck: 300 * time.Millisecond,
+		NoAudio: 60 * time.Millisecond, Answer: 500 * time.Millisecond, AddressAck: 300 * time.Millisecond,
+		NewAudio: 500 * time.Millisecond, ResumeAck: 500 * time.Millisecond,
+		Offer: 3 * time.Second, Guard: 2 * time.Second, NewAddress: time.Second,
+	}
+	c.DialTimeout = time.Second
+}
+
+// deskCall sets up bob (auto-answer, 440 Hz) in a call with alice/desk
+// (660 Hz) and returns the call id.
+func deskCall(t *testing.T, n *network, opts ...func(*Config)) (bob, desk *party, id string) {
+	t.Helper()
+	bob = n.start("bob", "mobile", append([]func(*Config){withTone(440), autoAnswer, fastTimeouts}, opts...)...)
+	desk = n.start("alice", "desk", append([]func(*Config){withTone(660), fastTimeouts}, opts...)...)
+	desk.waitOnline(t, "bob/mobile")
+	out, err := desk.Dial(context.Background(), "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk.waitState(t, out.ID, "active")
+	bob.waitState(t, out.ID, "active")
+	return bob, desk, out.ID
+}
+
+// stillUp checks that the call between bob and wantPeer is active and
+// bob keeps receiving audio.
+func stillUp(t *testing.T, bob *party, id, wantPeer string) {
+	t.Helper()
+	eventually(t, "bob's call to be with "+wantPeer, func() bool {
+		info, err := bob.Call(id)
+		return err == nil && info.State == "active" && info.Peer == wantPeer
+	})
+	before := bob.mustCall(t, id).Media.PacketsReceived
+	eventually(t, "bob to keep receiving audio", func() bool {
+		return bob.mustCall(t, id).Media.PacketsReceived > before+10
+	})
+}
+
+func TestPullNothingToPull(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	n.start("alice", "desk", fastTimeouts)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrNothingToPull) || h.State != "failed" || h.ID == "" {
+		t.Fatalf("pull from an idle device: %v %+v", err, h)
+	}
+	if len(laptop.Calls()) != 0 {
+		t.Errorf("laptop has calls after a failed pull")
+	}
+}
+
+func TestPullOfflineAndUnknownDevice(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	for _, tc := range []struct {
+		from string
+		want error
+	}{
+		{"desk", ErrUnknownPeer},           // never logged in: no presence
+		{"bob/mobile", ErrForbidden},       // another user's device
+		{"laptop", ErrInvalidTarget},       // this endpoint
+		{"Desk!", ErrInvalidTarget},        // not a device name
+		{"alice/laptop", ErrInvalidTarget}, // this endpoint, spelled out
+	} {
+		if _, err := laptop.Pull(context.Background(), PullRequest{From: tc.from}); !isErr(err, tc.want) {
+			t.Errorf("pull from %q: %v, want %v", tc.from, err, tc.want)
+		}
+	}
+}
+
+func TestPullPolicyRefuses(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	deny := func(c *Config) { c.Policy = denyAll{} }
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			deny(c)
+		}
+	})
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrForbidden) || h.State != "failed" {
+		t.Fatalf("pull against a refusing policy: %v %+v", err, h)
+	}
+	if info := desk.mustCall(t, id); info.State != "active" {
+		t.Errorf("desk's call %s", info.State)
+	}
+	stillUp(t, bob, id, "alice/desk")
+
+	// Another user's device asking directly gets a refusal and learns
+	// nothing: no session list at all.
+	mallory := n.rawLogin(t, "mallory", "evil")
+	conn := n.rawDial(t, mallory, n.startedParty(desk))
+	if err := conn.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	m := recvAny(t, conn)
+	if rej, ok := m.(*wire.Reject); !ok || rej.Code != wire.CodeForbidden {
+		t.Fatalf("another user's query got %T %+v", m, m)
+	}
+}
+
+type denyAll struct{}
+
+func (denyAll) Decide(context.Context, handoff.Request) (handoff.Decision, error) {
+	return handoff.Decision{Allow: false, Reason: "test policy refuses everything"}, nil
+}
+
+func (n *network) startedParty(p *party) *party { return p }
+
+func recvAny(t *testing.T, c *wire.Conn) wire.Message {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	m, err := c.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestPullBSilent(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	// A "desk" that accepts TCP and never speaks: presence says online.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	laptop.onPresence(wire.Device{User: "alice", Device: "desk", Status: wire.StatusOnline, SignalAddr: ln.Addr().String()})
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrUnreachable) || h.State != "failed" {
+		t.Fatalf("pull from a silent device: %v %+v", err, h)
+	}
+}
+
+func TestPullSeveralSessions(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	two := func(c *Config) { c.MaxCalls = 2 }
+	bob, desk, id1 := deskCall(t, n, two)
+	carol := n.start("carol", "desk", withTone(550), autoAnswer, fastTimeouts)
+	desk.waitOnline(t, "carol/desk")
+	c2, err := desk.Dial(context.Background(), "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desk.waitState(t, c2.ID, "active")
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+
+	sessions, err := laptop.Sessions(context.Background(), "desk")
+	if err != nil || len(sessions) != 2 {
+		t.Fatalf("sessions: %v %+v", err, sessions)
+	}
+	// The offers made by the listing expire on their own (Offer timer);
+	// pulling without saying which is refused with the list.
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrSeveralSessions) || !contains(err.Error(), id1) || !contains(err.Error(), c2.ID) {
+		t.Fatalf("pull without an id: %v %+v", err, h)
+	}
+	h, err = laptop.Pull(context.Background(), PullRequest{From: "desk", SessionID: c2.ID})
+	if err != nil || h.State != "done" || h.CallID != c2.ID {
+		t.Fatalf("pull by id: %v %+v", err, h)
+	}
+	stillUp(t, carol, c2.ID, "alice/laptop")
+	stillUp(t, bob, id1, "alice/desk")
+}
+
+func TestPullCRefusesRollsBack(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	// The desk signs grants that are already expired: bob refuses step
+	// 7; the laptop rolls back and the desk resumes.
+	late := func(c *Config) {
+		if c.Device == "desk" {
+			c.GrantLifetime = -time.Hour
+		}
+	}
+	bob, desk, id := deskCall(t, n, late)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrHandoffFailed) || h.State != "rolled-back" || !contains(h.Error, "expired") {
+		t.Fatalf("pull refused by C: %v %+v", err, h)
+	}
+	if info := desk.mustCall(t, id); info.State != "active" {
+		t.Fatalf("desk's call %s after rollback", info.State)
+	}
+	// The desk sends again, bob hears it, the laptop has nothing.
+	before := desk.mustCall(t, id).Media.PacketsSent
+	eventually(t, "the desk to resume sending", func() bool { return desk.mustCall(t, id).Media.PacketsSent > before+10 })
+	stillUp(t, bob, id, "alice/desk")
+	if len(laptop.Calls()) != 0 {
+		t.Errorf("laptop kept a call after rollback")
+	}
+}
+
+func TestGrantChecksAtC(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n)
+	// A device of alice's, driven by hand, asks the desk for the session
+	// like a real puller, and gets a real grant for itself.
+	evil := n.rawLogin(t, "alice", "tablet")
+	qc := n.rawDial(t, evil, desk)
+	if err := qc.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	list, ok := recvAny(t, qc).(*wire.SessionList)
+	if !ok || len(list.Sessions) != 1 {
+		t.Fatalf("session list %+v", list)
+	}
+	good := list.Sessions[0].Grant
+	media := wire.Media{Addr: "127.0.0.1:9", SSRC: 77, PtimeMS: 20}
+	reestablish := func(g wire.Grant) *wire.Reject {
+		t.Helper()
+		c := n.rawDial(t, evil, bob)
+		if err := c.Send(&wire.Reestablish{CallID: id, SignalAddr: "127.0.0.1:9", Media: media, Grant: g}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		switch m := recvAny(t, c).(type) {
+		case *wire.Reject:
+			return m
+		case *wire.ReestablishAck:
+			return nil
+		default:
+			t.Fatalf("reestablish answered %T", m)
+		}
+		return nil
+	}
+	forged := good
+	forged.Signature = append([]byte(nil), good.Signature...)
+	forged.Signature[len(forged.Signature)/2] ^= 0xff
+	otherNonce := good
+	otherNonce.Nonce = make([]byte, wire.GrantNonceLen)
+	_, _ = rand.Read(otherNonce.Nonce) // changes the signed bytes
+	forOther := good
+	forOther.To = "alice/phone"
+	otherCall := good
+	otherCall.CallID = "c-other"
+	for name, g := range map[string]wire.Grant{
+		"forged signature":      forged,
+		"altered after signing": otherNonce,
+		"for another device":    forOther,
+		"for another call":      otherCall,
+	} {
+		if rej := reestablish(g); rej == nil || rej.Code != wire.CodeForbidden {
+			t.Errorf("%s: accepted (%+v)", name, rej)
+		}
+	}
+	if info := bob.mustCall(t, id); info.Peer != "alice/desk" {
+		t.Fatalf("bad grants moved bob's call to %s", info.Peer)
+	}
+	// The real grant works once; bob takes the tablet as its peer...
+	if rej := reestablish(good); rej != nil {
+		t.Fatalf("valid grant refused: %+v", rej)
+	}
+	// ...a replay is refused...
+	if rej := reestablish(good); rej == nil || !contains(rej.Reason, "replay") {
+		t.Errorf("replayed grant: %+v", rej)
+	}
+	// ...and since the tablet never completes (no new address), bob goes
+	// back to the desk on its own timer: the call is never dropped.
+	stillUp(t, bob, id, "alice/desk")
+}
+
+func TestPullADiesBResumes(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n)
+	var laptop *party
+	crashed := make(chan struct{})
+	laptop = n.start("alice", "laptop", fastTimeouts, func(c *Config) {
+		c.stepHook = func(step int) {
+			if step == 5 {
+				laptop.crash()
+				close(crashed)
+			}
+		}
+	})
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	t.Logf("the crashed puller's handoff: %v %+v", err, h)
+	<-crashed
+	// The desk was muted at step 5; its guard timer resumes it.
+	eventually(t, "the desk's guard to resume audio", func() bool {
+		for _, ev := range drain(desk.events) {
+			if ev.Type == "handoff.resumed" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("bob: %+v", bob.mustCall(t, id))
+	stillUp(t, bob, id, "alice/desk")
+}
+
+func TestPullBDiesACompletes(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	var desk *party
+	bob, d, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Policy = crashOnPull{crash: func() { go desk.crash() }}
+		}
+	})
+	desk = d
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if err != nil || h.State != "done" {
+		t.Fatalf("pull while B dies: %v %+v", err, h)
+	}
+	stillUp(t, bob, id, "alice/laptop")
+}
+
+// crashOnPull allows everything and crashes its endpoint when the pull
+// (step 5) arrives: B dies mid-handoff.
+type crashOnPull struct{ crash func() }
+
+func (p crashOnPull) Decide(_ context.Context, r handoff.Request) (handoff.Decision, error) {
+	if r.Kind == handoff.KindPull {
+		p.crash()
+	}
+	return handoff.Decision{Allow: true, Reason: "test"}, nil
+}
+
+func TestTwoPullersOneWins(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, _, id := deskCall(t, n)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	tablet := n.start("alice", "tablet", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	tablet.waitOnline(t, "alice/desk")
+	var wg sync.WaitGroup
+	results := make([]HandoffInfo, 2)
+	for i, p := range []*party{laptop, tablet} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = p.Pull(context.Background(), PullRequest{From: "desk"})
+		}()
+	}
+	wg.Wait()
+	done := 0
+	winner := ""
+	for i, r := range results {
+		if r.State == "done" {
+			done++
+			winner = []string{"alice/laptop", "alice/tablet"}[i]
+		}
+	}
+	if done != 1 {
+		t.Fatalf("%d pullers won: %+v", done, results)
+	}
+	stillUp(t, bob, id, winner)
+}
+
+func drain(ch <-chan Event) []Event {
+	var out []Event
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}
+
+var _ = netip.Addr{}
