@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -18,23 +19,32 @@ type Demo struct {
 	Tone     DemoTones     `koanf:"tone"`
 	// Admin is the HTTP control API address; "" turns it off.
 	Admin string `koanf:"admin"`
-	// KeepData keeps OutDir after the demo instead of removing it.
+	// KeepData keeps the access server's data directory (users, CA) in
+	// OutDir after the demo; the recordings and the log are always kept.
 	KeepData bool `koanf:"keep_data"`
+	// CheckTargets makes a missed speed target (frames lost, gaps, time to
+	// hear the far party) fail the demo; false reports it only, for loaded
+	// machines.
+	CheckTargets bool `koanf:"check_targets"`
 }
 
 // DemoTones are the frequencies each side sends, distinct so a recording
 // shows whose audio it holds.
 type DemoTones struct {
+	// Caller is bob/mobile's tone, Callee alice/desk's (the device that
+	// answers), Laptop alice/laptop's (the device that pulls the call).
 	Caller int `koanf:"caller"`
 	Callee int `koanf:"callee"`
+	Laptop int `koanf:"laptop"`
 }
 
 // DefaultDemo returns the defaults: a 3 s call, 440 Hz one way, 660 Hz back.
 func DefaultDemo() Demo {
 	return Demo{
-		Log:      DefaultLog(),
-		Duration: 3 * time.Second,
-		Tone:     DemoTones{Caller: 440, Callee: 660},
+		Log:          DefaultLog(),
+		Duration:     3 * time.Second,
+		Tone:         DemoTones{Caller: 440, Callee: 660, Laptop: 880},
+		CheckTargets: true,
 	}
 }
 
@@ -44,13 +54,14 @@ func DemoFlags(fs *pflag.FlagSet) {
 	fs.String("out-dir", d.OutDir, "output `directory` (empty: a new temporary directory)")
 	fs.Duration("duration", d.Duration, "call length")
 	fs.String("admin", d.Admin, "HTTP control API `address` (empty: off)")
+	fs.Bool("check-targets", d.CheckTargets, "fail the demo when a speed target is missed (false: report only)")
 }
 
 func demoSpec() spec[Demo] {
 	return spec[Demo]{
 		command:  "demo",
 		defaults: DefaultDemo,
-		flags:    map[string]string{"out-dir": "out_dir", "duration": "duration", "admin": "admin"},
+		flags:    map[string]string{"out-dir": "out_dir", "duration": "duration", "admin": "admin", "check-targets": "check_targets"},
 		validate: Demo.Validate,
 	}
 }
@@ -65,6 +76,10 @@ func (d Demo) Validate() error {
 	p.durationRange("duration", d.Duration, time.Second, time.Minute)
 	p.hz("tone.caller", d.Tone.Caller)
 	p.hz("tone.callee", d.Tone.Callee)
+	p.hz("tone.laptop", d.Tone.Laptop)
+	if d.Tone.Caller == d.Tone.Callee || d.Tone.Caller == d.Tone.Laptop || d.Tone.Callee == d.Tone.Laptop {
+		p.add("tone", fmt.Sprintf("%d/%d/%d", d.Tone.Caller, d.Tone.Callee, d.Tone.Laptop), "the three tones must differ, so each recording shows whose audio it holds")
+	}
 	p.listenAddr("admin", d.Admin, true)
 	return p.err()
 }

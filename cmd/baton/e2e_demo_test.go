@@ -8,25 +8,37 @@ import (
 	"time"
 )
 
-// TestDemo runs `baton demo` as a user would: a short call must pass every
-// check and leave both recordings, each holding the other party's tone; an
-// invalid duration must be refused with a message naming the key.
+// TestDemo runs `baton demo` as a user would: bob calls alice, her desk
+// answers, her laptop pulls the call and then moves to another address.
+// Every functional check must pass and the recordings must show who heard
+// whom; speed targets are reported only (--check-targets=false): speed is
+// measured by benchmarks, not asserted in tests. An invalid duration must
+// be refused with a message naming the key.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	t.Run("passes", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		out := filepath.Join(dir, "out")
-		r := mustBaton(t, dir, "demo", "--duration", "2s", "--out-dir", out)
+		r := mustBaton(t, dir, "demo", "--duration", "3s", "--check-targets=false", "--out-dir", out)
 		if !strings.Contains(r.stdout, "demo passed") {
 			t.Fatalf("demo did not print \"demo passed\":\n%s", r)
+		}
+		for _, want := range []string{"handoff.step 1 ", "handoff.step 12", "all twelve steps happened, in order", "bob never saw a termination"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("demo output lacks %q", want)
+			}
+		}
+		order, _, err := toneOrder(filepath.Join(out, "bob-mobile.wav"), []float64{440, 660, 880})
+		if err != nil || order != "660,880" {
+			t.Errorf("bob heard %q (%v), want the desk's 660 Hz then the laptop's 880 Hz", order, err)
 		}
 		for _, c := range []struct {
 			file string
 			hz   float64
 		}{
-			{"alice-laptop.wav", 440}, // alice hears bob, the caller
-			{"bob-mobile.wav", 660},   // bob hears alice
+			{"alice-desk.wav", 440},   // the desk hears bob, the caller
+			{"alice-laptop.wav", 440}, // so does the laptop after the pull
 		} {
 			path := filepath.Join(out, c.file)
 			fi, err := os.Stat(path)
@@ -35,10 +47,10 @@ func TestDemo(t *testing.T) {
 			}
 			// 2 s of 8 kHz 16-bit mono is 32000 bytes of data; a bare
 			// header is 44.
-			if fi.Size() < 16000 {
-				t.Errorf("%s is %d bytes, want at least a second of audio", c.file, fi.Size())
+			if fi.Size() < 8000 {
+				t.Errorf("%s is %d bytes, want at least half a second of audio", c.file, fi.Size())
 			}
-			checkHears(t, path, c.hz, time.Second)
+			checkHears(t, path, c.hz, 500*time.Millisecond)
 		}
 		if _, err := os.Stat(filepath.Join(out, "access-data")); !os.IsNotExist(err) {
 			t.Errorf("demo left its access data behind without keep_data (stat: %v)", err)

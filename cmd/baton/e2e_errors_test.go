@@ -29,11 +29,13 @@ func TestPhoneErrors(t *testing.T) {
 	login := func(extra ...string) []string {
 		return append([]string{"phone", "--access", srv.addr, "--admin", "127.0.0.1:0"}, extra...)
 	}
-	badKeys := writeFile(t, dir, "bad.yaml", "user: alice\ndevise: laptop\nsignal:\n  lisen: 127.0.0.1:0\n")
+	badKeys := writeFile(t, dir, "bad.yaml", "user: alice\ndevise: laptop\nsignal:\n  lisen: 127.0.0.1:0\nmedia:\n  srtp: maybe\n")
+	section := writeFile(t, dir, "section.yaml", "audio: 440\n")
 	nothing := freeAddr(t)
 
 	for _, c := range []struct {
 		name string
+		env  []string
 		args []string
 		want []string
 	}{
@@ -60,7 +62,21 @@ func TestPhoneErrors(t *testing.T) {
 		{
 			name: "unknown config keys",
 			args: login("--config", badKeys, "--ca", srv.ca, "--password-file", pw["alice"]),
-			want: []string{badKeys, `unknown key "devise"`, `did you mean "device"?`, `unknown key "signal.lisen"`},
+			// Every problem of the file at once, each naming the file.
+			want: []string{badKeys + `: unknown key "devise" (did you mean "device"?)`,
+				badKeys + `: unknown key "signal.lisen" (did you mean "signal.listen"?)`,
+				badKeys + `: media.srtp: "maybe"`},
+		},
+		{
+			name: "section used as a key",
+			args: login("--config", section, "--ca", srv.ca, "--user", "alice", "--device", "laptop", "--password-file", pw["alice"]),
+			want: []string{section, `"audio" is a section, not a key`, "audio.tone"},
+		},
+		{
+			name: "unknown environment variable",
+			env:  []string{"BATON_TONE=440"},
+			args: login("--ca", srv.ca, "--user", "alice", "--device", "laptop", "--password-file", pw["alice"]),
+			want: []string{"environment variable BATON_TONE", `unknown key "tone"`},
 		},
 		{
 			name: "untrusted access server",
@@ -100,7 +116,7 @@ func TestPhoneErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			r := failBaton(t, dir, c.want, c.args...)
+			r := failBatonEnv(t, dir, c.env, c.want, c.args...)
 			if !strings.HasPrefix(r.stderr, "baton: ") && !strings.Contains(r.stderr, "\nbaton: ") {
 				t.Errorf("the error is not on a \"baton: \" line:\n%s", r)
 			}

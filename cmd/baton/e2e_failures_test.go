@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestCallFailures drives the ways a call does not happen, with real
@@ -109,5 +108,4 @@ func TestCallFailures(t *testing.T) {
 			t.Errorf("bob's call ended with %q, want remote hangup", row["INFO"])
 		}
 	})
-	_ = time.Second
 }

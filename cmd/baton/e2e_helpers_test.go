@@ -146,11 +146,17 @@ func (r result) String() string {
 // input (may be ""), and returns what it printed and its exit status.
 func baton(t *testing.T, dir, stdin string, args ...string) result {
 	t.Helper()
+	return batonEnv(t, dir, stdin, nil, args...)
+}
+
+// batonEnv is baton with extra environment variables ("KEY=value").
+func batonEnv(t *testing.T, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, batonBin(t), args...)
 	cmd.Dir = dir
-	cmd.Env = childEnv()
+	cmd.Env = append(childEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -185,7 +191,13 @@ func mustBaton(t *testing.T, dir string, args ...string) result {
 // with every one of want in its standard error.
 func failBaton(t *testing.T, dir string, want []string, args ...string) result {
 	t.Helper()
-	r := baton(t, dir, "", args...)
+	return failBatonEnv(t, dir, nil, want, args...)
+}
+
+// failBatonEnv is failBaton with extra environment variables.
+func failBatonEnv(t *testing.T, dir string, env, want []string, args ...string) result {
+	t.Helper()
+	r := batonEnv(t, dir, "", env, args...)
 	if r.code == 0 {
 		t.Fatalf("command succeeded, want a failure mentioning %q:\n%s", want, r)
 	}
@@ -263,18 +275,6 @@ func (p *proc) stop(t *testing.T) int {
 	return p.state.ExitCode()
 }
 
-// wait waits for the process to exit on its own and returns its status.
-func (p *proc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.state.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %s", p.name, timeout)
-		return 0
-	}
-}
-
 // waitStdout waits until the process's standard output matches re and
 // returns the submatches of the first match. It fails the test if the
 // process exits first or nothing matches in time.
@@ -311,10 +311,9 @@ type accessServer struct {
 
 // startAccess starts `baton access` on listen (port 0 for a free one) with
 // its data in dataDir, and waits for its ready line.
-func startAccess(t *testing.T, name, dir, dataDir, listen string, extra ...string) *accessServer {
+func startAccess(t *testing.T, name, dir, dataDir, listen string) *accessServer {
 	t.Helper()
-	args := append([]string{"access", "--data-dir", dataDir, "--listen", listen}, extra...)
-	p := start(t, name, dir, args...)
+	p := start(t, name, dir, "access", "--data-dir", dataDir, "--listen", listen)
 	m := p.waitStdout(t, accessReady)
 	return &accessServer{proc: p, addr: m[1], ca: m[2], fp: m[3]}
 }
@@ -332,7 +331,6 @@ type phoneOpts struct {
 	tone       int
 	record     string
 	autoAnswer bool
-	extra      []string
 }
 
 // startPhone starts `baton phone` for user/device against srv, with the
@@ -351,7 +349,6 @@ func startPhone(t *testing.T, dir string, srv *accessServer, user, device, pwFil
 	if o.autoAnswer {
 		args = append(args, "--auto-answer")
 	}
-	args = append(args, o.extra...)
 	p := start(t, user+"/"+device, dir, args...)
 	m := p.waitStdout(t, phoneReady)
 	if m[1] != user+"/"+device {

@@ -49,6 +49,11 @@ type MediaInfo struct {
 	Malformed       uint64  `json:"malformed"`
 	AuthFailed      uint64  `json:"auth_failed"`
 	JitterMS        float64 `json:"jitter_ms"`
+	// LongestGapMS is the longest run of concealed frames between two
+	// played frames: the longest silence a listener heard mid-call.
+	LongestGapMS   float64 `json:"longest_gap_ms"`
+	SourceSwitches uint64  `json:"source_switches"`
+	Latched        uint64  `json:"latched"`
 }
 
 // CallInfo is a snapshot of one call.

@@ -814,5 +814,8 @@ func mediaInfo(st media.Stats) *MediaInfo {
 		Malformed:       st.Malformed,
 		AuthFailed:      st.AuthFailed,
 		JitterMS:        float64(st.Jitter) / float64(time.Millisecond),
+		LongestGapMS:    float64(st.LongestPlayoutGap) / float64(time.Millisecond),
+		SourceSwitches:  st.SourceSwitches,
+		Latched:         st.Latched,
 	}
 }

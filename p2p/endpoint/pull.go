@@ -108,7 +108,11 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		return tr, fmt.Errorf("endpoint: handoff table: %w", err)
 	}
 	if tr.Step != handoff.StepNone {
-		s := StepInfo{Step: int(tr.Step), Title: tr.Step.Title(), At: at,
+		title := tr.Step.Title()
+		if h.m.Role() == handoff.RoleM {
+			title = mobilityTitle(tr.Step)
+		}
+		s := StepInfo{Step: int(tr.Step), Title: title, At: at,
 			SinceStartMS: float64(at.Sub(h.start).Microseconds()) / 1000, Detail: detail}
 		h.mu.Lock()
 		h.info.Steps = append(h.info.Steps, s)
@@ -162,6 +166,24 @@ func (h *handoffRun) finish(err error) {
 	})
 	info := h.snapshot()
 	h.e.emit(Event{Type: "handoff." + state, CallID: info.CallID, Peer: info.Peer, Detail: info.Error})
+}
+
+// mobilityTitle names steps 8-12 when an endpoint moves its own media
+// (no B, no provisional session).
+func mobilityTitle(s handoff.Step) string {
+	switch s {
+	case 8:
+		return "close the media session silently"
+	case 9:
+		return "obtain a new address"
+	case 10:
+		return "restart audio on it"
+	case 11:
+		return "send the new address to the peer"
+	case 12:
+		return "the peer's audio on the new address"
+	}
+	return s.Title()
 }
 
 // Handoffs returns the recent handoffs, oldest first.
