@@ -561,4 +561,3 @@ func toneShare(path string, hz float64, candidates []float64) (float64, time.Dur
 	}
 	return float64(match) / float64(sounding), sounding, nil
 }
-
