@@ -676,6 +676,7 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 		Source:      src,
 		Sink:        c.sink,
 		Logger:      c.log,
+		Impairment:  c.e.cfg.Impairment,
 	}
 	// Keys are installed in pairs: before the answer only our send key is
 	// known, and nothing is sent or received before the answer anyway.

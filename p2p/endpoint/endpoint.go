@@ -30,6 +30,7 @@ import (
 	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/audio"
 	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
 )
@@ -83,6 +84,10 @@ type Config struct {
 	// MaxCalls bounds simultaneous calls (default 1: a phone; a call
 	// beyond it is refused as busy).
 	MaxCalls int
+
+	// Impairment, when set, drops and delays this endpoint's outgoing RTP
+	// on purpose (a loss/jitter shim for benchmarks and demos).
+	Impairment *media.Impairment
 
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)

@@ -453,6 +453,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		SSRC:     randomSSRC(p.LocalSSRC, p.PeerSSRC),
 		SendKeys: send, RecvKeys: recv, LatchAuthenticated: true,
 		JitterDelay: e.cfg.JitterDelay, Source: src, Sink: sink, Logger: e.log,
+		Impairment: e.cfg.Impairment,
 	}
 	prov, err := media.Open(ctx, mcfg)
 	if err != nil {

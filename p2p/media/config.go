@@ -66,6 +66,9 @@ type Config struct {
 	// its new address arrives. Unauthenticated packets from such addresses
 	// still count as WrongSource. Ignored for plain RTP.
 	LatchAuthenticated bool
+	// Impairment, when set, drops and delays outgoing packets on purpose
+	// (a loss/jitter shim for benchmarks and demos on loopback).
+	Impairment *Impairment
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -104,6 +107,9 @@ func (c Config) settings() (settings, error) {
 	c.Local = unmap(c.Local)
 	if (c.SendKeys == nil) != (c.RecvKeys == nil) {
 		return settings{}, fmt.Errorf("media: config: %w", ErrKeysMismatch)
+	}
+	if err := c.Impairment.validate(); err != nil {
+		return settings{}, err
 	}
 	if c.Ptime == 0 {
 		c.Ptime = DefaultPtime

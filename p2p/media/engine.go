@@ -28,6 +28,7 @@ type engine struct {
 	// hasLast says whether last holds a frame yet.
 	hasLast bool
 	conn    *net.UDPConn
+	impair  *impairer // nil unless Config.Impairment
 
 	packetsSent, bytesSent, sendErrors uint64
 	sinkErrors, decodeErrors           uint64
@@ -75,6 +76,13 @@ func (e *engine) sendFrame(to netip.AddrPort) {
 	if err != nil {
 		e.sendErrors++
 		logCount(e.log, "cannot build rtp packet", e.sendErrors, err)
+		return
+	}
+	if e.impair != nil {
+		// Counted as sent: the network, not the sender, loses or delays it.
+		e.packetsSent++
+		e.bytesSent += uint64(len(pkt))
+		e.impair.send(e.conn, pkt, to)
 		return
 	}
 	n, err := e.conn.WriteToUDPAddrPort(pkt, to)

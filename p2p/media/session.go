@@ -143,6 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
 	}
 	eng.conn = conn
+	eng.impair = newImpairer(set.Impairment)
 	s := &Session{
 		log:      set.Logger,
 		ssrc:     ssrc,
@@ -334,6 +335,7 @@ func (s *Session) Close() error {
 			close(r.stop)
 		}
 		s.wg.Wait()
+		s.eng.impair.close()
 		s.log.Debug("media session closed")
 	})
 	return s.closeErr

@@ -574,3 +574,36 @@ func TestLatchAuthenticatedSource(t *testing.T) {
 	a.Start()
 	eventually(t, "a latched at b", func() bool { st := b.Stats(); return st.Latched >= 1 && st.PacketsReceived >= 5 })
 }
+
+func TestImpairmentDropsAndDelays(t *testing.T) {
+	t.Parallel()
+	if err := (&Impairment{Loss: 1.5}).validate(); err == nil {
+		t.Fatal("loss 1.5 accepted")
+	}
+	keysAB, keysBA := mustKeys(t), mustKeys(t)
+	b, err := Open(context.Background(), Config{Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(), SendKeys: keysBA, RecvKeys: keysAB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Start()
+	a, err := Open(context.Background(), Config{Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(), SendKeys: keysAB, RecvKeys: keysBA,
+		Impairment: &Impairment{Loss: 0.2, Jitter: 30 * time.Millisecond, Seed: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetRemote(b.LocalAddr())
+	b.SetRemote(a.LocalAddr())
+	a.Start()
+	eventually(t, "100 packets sent through the shim", func() bool { return a.Stats().PacketsSent >= 100 })
+	_ = a.Close()
+	time.Sleep(50 * time.Millisecond)
+	st := b.Stats()
+	sent := a.Stats().PacketsSent
+	if st.PacketsReceived == 0 || st.PacketsReceived >= sent || st.Lost == 0 {
+		t.Fatalf("through 20%% loss: sent %d, received %d, lost %d", sent, st.PacketsReceived, st.Lost)
+	}
+	if st.Reordered == 0 && st.Late == 0 {
+		t.Errorf("30 ms jitter caused no reordering and no late packets: %+v", st)
+	}
+}
