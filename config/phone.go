@@ -48,6 +48,12 @@ type Media struct {
 	IP string `koanf:"ip"`
 	// SRTP encrypts media (RFC 3711); off only for debugging with plain RTP.
 	SRTP bool `koanf:"srtp"`
+	// FallbackIPs are where media moves, in order, when IP disappears from
+	// the machine mid-call; empty means the first other address it has.
+	FallbackIPs []string `koanf:"fallback_ips"`
+	// Watch is how often the media address is checked; 0 turns the check
+	// (and the automatic move) off.
+	Watch time.Duration `koanf:"watch"`
 }
 
 // Jitter configures the receive jitter buffer.
@@ -73,7 +79,7 @@ func DefaultPhone() Phone {
 		Log:    DefaultLog(),
 		Access: "127.0.0.1:7000",
 		Signal: Signal{Listen: "127.0.0.1:0"},
-		Media:  Media{IP: "127.0.0.1", SRTP: true},
+		Media:  Media{IP: "127.0.0.1", SRTP: true, Watch: time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Ptime:  20 * time.Millisecond,
 		Jitter: Jitter{Delay: 40 * time.Millisecond},
@@ -128,6 +134,10 @@ func (ph Phone) Validate() error {
 	p.required("password_file", ph.PasswordFile)
 	p.listenAddr("signal.listen", ph.Signal.Listen, false)
 	p.mediaIP("media.ip", ph.Media.IP)
+	for _, ip := range ph.Media.FallbackIPs {
+		p.mediaIP("media.fallback_ips", ip)
+	}
+	p.durationRange("media.watch", ph.Media.Watch, 0, time.Minute)
 	p.list("codecs", ph.Codecs)
 	// 10ms steps keep every packet a whole number of 8 kHz G.711 samples
 	// and match the ptime values SIP phones offer (RFC 3551 §4.5).

@@ -78,6 +78,18 @@ func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
 	if err != nil {
 		return endpoint.Config{}, err
 	}
+	var fallback []netip.Addr
+	for _, s := range cfg.Media.FallbackIPs {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return endpoint.Config{}, fmt.Errorf("media.fallback_ips: %w", err)
+		}
+		fallback = append(fallback, ip)
+	}
+	watch := cfg.Media.Watch
+	if watch == 0 {
+		watch = -1 // off
+	}
 	return endpoint.Config{
 		Access:       cfg.Access,
 		Roots:        roots,
@@ -93,6 +105,8 @@ func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
 		AutoAnswer:   cfg.AutoAnswer,
 		NewSource:    src,
 		NewSink:      sinkFactory(cfg.Audio.Record),
+		FallbackIPs:  fallback,
+		AddrWatch:    watch,
 	}, nil
 }
 
@@ -107,23 +121,29 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	if err != nil {
 		return err
 	}
-	if err := ep.Start(ctx); err != nil {
-		return err
-	}
-	defer ep.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := ep.Register(reg); err != nil {
 		return err
 	}
+	// The control API binds before the login, so a taken admin port fails
+	// before buddies ever see this phone online.
+	var adminAddr string
 	if cfg.Admin != "" {
 		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Endpoint: ep, Gatherer: reg, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		log.Info("control API listening", "admin", srv.Addr())
-		fmt.Fprintf(cmd.OutOrStdout(), "phone %s ready: signaling %s, admin %s\n", ep.Identity(), ep.SignalAddr(), srv.Addr())
+		adminAddr = srv.Addr()
+		log.Info("control API listening", "admin", adminAddr)
+	}
+	if err := ep.Start(ctx); err != nil {
+		return err
+	}
+	defer ep.Close()
+	if adminAddr != "" {
+		fmt.Fprintf(cmd.OutOrStdout(), "phone %s ready: signaling %s, admin %s\n", ep.Identity(), ep.SignalAddr(), adminAddr)
 	} else {
 		fmt.Fprintf(cmd.OutOrStdout(), "phone %s ready: signaling %s\n", ep.Identity(), ep.SignalAddr())
 	}

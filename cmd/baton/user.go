@@ -19,15 +19,24 @@ import (
 // UsersDBFile is the user database's name inside the data directory.
 const usersDBFile = "users.db"
 
-func openUsers(ctx context.Context, cmd *cobra.Command) (*access.UserDB, error) {
+// openUsers opens the user database. Only `user add` may create it: any
+// other command on a data directory without one is most likely a mistyped
+// --data-dir, and says so instead of working on a new empty database.
+func openUsers(ctx context.Context, cmd *cobra.Command, create bool) (*access.UserDB, error) {
 	cfg, err := config.LoadUser(source(cmd))
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(cfg.DataDir, usersDBFile)
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("no user database at %s (is --data-dir right? \"baton user add\" creates it): %w", path, err)
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	return access.OpenUserDB(ctx, filepath.Join(cfg.DataDir, usersDBFile))
+	return access.OpenUserDB(ctx, path)
 }
 
 // readPassword reads a password from the --password-file, or else the first
@@ -71,7 +80,7 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, true)
 			if err != nil {
 				return err
 			}
@@ -93,7 +102,7 @@ func newUserCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, false)
 			if err != nil {
 				return err
 			}
@@ -111,7 +120,7 @@ func newUserCmd() *cobra.Command {
 		Short: "Delete a user and its buddy links",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, false)
 			if err != nil {
 				return err
 			}
@@ -128,7 +137,7 @@ func newUserCmd() *cobra.Command {
 		Short: "List users and their buddies",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, false)
 			if err != nil {
 				return err
 			}
@@ -162,7 +171,7 @@ func newBuddyCmd() *cobra.Command {
 		Short: "Make two users buddies of each other",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, false)
 			if err != nil {
 				return err
 			}
@@ -179,7 +188,7 @@ func newBuddyCmd() *cobra.Command {
 		Short: "Remove a buddy link",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd)
+			db, err := openUsers(cmd.Context(), cmd, false)
 			if err != nil {
 				return err
 			}

@@ -363,15 +363,15 @@ func (s *Server) closeStorage() error {
 
 // Status is a snapshot of the server's state and counters.
 type Status struct {
-	OnlineEndpoints int    // endpoints logged in to this server now
-	Logins          uint64 // successful logins since start
-	AuthFailures    uint64 // logins refused: unknown user or wrong password
-	BadLogins       uint64 // first messages that were not a valid login
-	Timeouts        uint64 // endpoints disconnected for silence
-	ProtocolErrors  uint64 // sessions ended by a malformed or unexpected frame
-	SlowDisconnects uint64 // endpoints disconnected for not reading pushes
-	Replaced        uint64 // sessions replaced by a new login of the same device
-	PresencePushes  uint64 // presence messages written to endpoints
+	OnlineEndpoints int    `json:"online_endpoints"` // endpoints logged in to this server now
+	Logins          uint64 `json:"logins"`           // successful logins since start
+	AuthFailures    uint64 `json:"auth_failures"`    // logins refused: unknown user or wrong password
+	BadLogins       uint64 `json:"bad_logins"`       // first messages that were not a valid login
+	Timeouts        uint64 `json:"timeouts"`         // endpoints disconnected for silence
+	ProtocolErrors  uint64 `json:"protocol_errors"`  // sessions ended by a malformed or unexpected frame
+	SlowDisconnects uint64 `json:"slow_disconnects"` // endpoints disconnected for not reading pushes
+	Replaced        uint64 `json:"replaced"`         // sessions replaced by a new login of the same device
+	PresencePushes  uint64 `json:"presence_pushes"`  // presence messages written to endpoints
 }
 
 // Status returns a snapshot of the server's state.

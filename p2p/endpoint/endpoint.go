@@ -85,6 +85,18 @@ type Config struct {
 	// beyond it is refused as busy).
 	MaxCalls int
 
+	// AddrWatch is how often the media address is checked; when it has
+	// disappeared from the machine, the media moves on its own (mobility).
+	// 0 = every second; negative = never.
+	AddrWatch time.Duration
+	// FallbackIPs are where media may move when its address disappears, in
+	// preference order; empty = the first other address of this machine.
+	FallbackIPs []netip.Addr
+
+	// present reports whether an IP is still on this machine (tests
+	// replace it; nil = addrPresent).
+	present func(netip.Addr) bool
+
 	// Impairment, when set, drops and delays this endpoint's outgoing RTP
 	// on purpose (a loss/jitter shim for benchmarks and demos).
 	Impairment *media.Impairment
@@ -123,6 +135,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Codecs == nil {
 		c.Codecs = codecs.DefaultRegistry()
+	}
+	if c.AddrWatch == 0 {
+		c.AddrWatch = time.Second
+	}
+	if c.present == nil {
+		c.present = addrPresent
 	}
 	if c.GrantLifetime == 0 {
 		c.GrantLifetime = 30 * time.Second
@@ -230,6 +248,10 @@ func (e *Endpoint) Start(ctx context.Context) error {
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.acceptLoop(tlsLn) }()
 	go func() { defer e.wg.Done(); e.accessLoop() }()
+	if e.cfg.AddrWatch > 0 {
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.watchAddress() }()
+	}
 	return nil
 }
 
@@ -334,6 +356,8 @@ func (e *Endpoint) onPresence(d wire.Device) {
 	e.log.Debug("presence", "peer", pid.String(), "status", d.Status)
 	e.emit(Event{Type: "presence", Peer: pid.String(), State: string(d.Status), Detail: d.SignalAddr})
 }
+
+func (e *Endpoint) present(ip netip.Addr) bool { return e.cfg.present(ip) }
 
 // mediaAddr is the IP new media sessions bind to.
 func (e *Endpoint) mediaAddr() netip.Addr {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,4 +137,38 @@ func TestRebindKeepsCall(t *testing.T) {
 	if info := alice.mustCall(t, ac.ID); info.State != "active" {
 		t.Errorf("call %s after a refused rebind", info.State)
 	}
+}
+
+func TestMediaMovesWhenItsAddressDisappears(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob := n.start("bob", "mobile", withTone(440), autoAnswer)
+	var gone sync.Map // addresses taken away
+	alice := n.start("alice", "laptop", withTone(660), func(c *Config) {
+		c.MediaIP = netip.MustParseAddr("127.0.0.2")
+		c.FallbackIPs = []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.7")}
+		c.AddrWatch = 50 * time.Millisecond
+		c.present = func(ip netip.Addr) bool { _, g := gone.Load(ip); return !g }
+	})
+	ac, _ := establish(t, alice, bob)
+	eventually(t, "audio", func() bool { return len(bob.sink.samples()) > 4000 })
+	gone.Store(netip.MustParseAddr("127.0.0.2"), true) // Wi-Fi lost
+	eventually(t, "the media to move to 127.0.0.7", func() bool {
+		info, err := alice.Call(ac.ID)
+		return err == nil && strings.HasPrefix(info.LocalMedia, "127.0.0.7:")
+	})
+	var rb HandoffInfo
+	eventually(t, "the automatic rebind to finish", func() bool {
+		for _, h := range alice.Handoffs() {
+			if h.Kind == "rebind" && h.State != "running" {
+				rb = h
+				return true
+			}
+		}
+		return false
+	})
+	if rb.State != "done" || len(rb.Steps) != 5 {
+		t.Fatalf("automatic rebind %+v", rb)
+	}
+	stillUp(t, bob, ac.ID, "alice/laptop")
 }
