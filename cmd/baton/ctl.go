@@ -19,7 +19,7 @@ func newCtlCmd() *cobra.Command {
 		Short: "Drive a running baton process through its control API (--admin ADDR)",
 	}
 	config.CtlFlags(ctl.PersistentFlags())
-	client := func(cmd *cobra.Command) (*control.Client, error) {
+	var client ctlClient = func(cmd *cobra.Command) (*control.Client, error) {
 		cfg, err := config.LoadCtl(source(cmd))
 		if err != nil {
 			return nil, err
@@ -29,7 +29,53 @@ func newCtlCmd() *cobra.Command {
 	printCall := func(cmd *cobra.Command, info endpoint.CallInfo) {
 		control.PrintCalls(cmd.OutOrStdout(), []endpoint.CallInfo{info})
 	}
+	// printHandoff prints a pull or rebind that was attempted, then returns
+	// its error: a handoff that is not done exits non-zero after showing
+	// what happened.
+	printHandoff := func(cmd *cobra.Command, info endpoint.HandoffInfo, err error) error {
+		if info.ID != "" {
+			if perr := control.PrintHandoff(cmd.OutOrStdout(), info); perr != nil && err == nil {
+				return perr
+			}
+		}
+		return err
+	}
 	ctl.AddCommand(
+		newCtlPullCmd(client, printHandoff),
+		newCtlSessionsCmd(client),
+		newCtlRebindCmd(client, printHandoff),
+		&cobra.Command{
+			Use:   "handoffs",
+			Short: "List recent handoffs and rebinds with their steps",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := client(cmd)
+				if err != nil {
+					return err
+				}
+				list, err := c.Handoffs(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return control.PrintHandoffs(cmd.OutOrStdout(), list)
+			},
+		},
+		&cobra.Command{
+			Use:   "handoff ID",
+			Short: "Show one handoff or rebind with its steps",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := client(cmd)
+				if err != nil {
+					return err
+				}
+				info, err := c.Handoff(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return control.PrintHandoff(cmd.OutOrStdout(), info)
+			},
+		},
 		&cobra.Command{
 			Use:   "status",
 			Short: "Show the process's status",
@@ -162,4 +208,80 @@ func newCtlCmd() *cobra.Command {
 		},
 	)
 	return ctl
+}
+
+// ctlClient builds the control client from the ctl config of cmd.
+type ctlClient func(cmd *cobra.Command) (*control.Client, error)
+
+func newCtlPullCmd(client ctlClient, printHandoff func(*cobra.Command, endpoint.HandoffInfo, error) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pull --from DEVICE [--session ID]",
+		Short: "Take a live call from another device of this user (the handoff)",
+		Long: `Take a live call from another device of the same user without the far party
+noticing: the twelve steps of the handoff, each printed with its time. Exits
+non-zero, after printing what happened, when the handoff failed or rolled back
+(the call then stays on the other device).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			from, _ := cmd.Flags().GetString("from")
+			session, _ := cmd.Flags().GetString("session")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := c.Pull(cmd.Context(), endpoint.PullRequest{From: from, SessionID: session})
+			return printHandoff(cmd, info, err)
+		},
+	}
+	cmd.Flags().String("from", "", "the `device` that has the call: its name, or user/device (required)")
+	cmd.Flags().String("session", "", "the call `id` to pull, when the device has several (see ctl sessions)")
+	_ = cmd.MarkFlagRequired("from")
+	return cmd
+}
+
+func newCtlSessionsCmd(client ctlClient) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sessions --device DEVICE",
+		Short: "Ask another device of this user which calls it has (what pull would take)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			device, _ := cmd.Flags().GetString("device")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := c.Sessions(cmd.Context(), device)
+			if err != nil {
+				return err
+			}
+			return control.PrintSessions(cmd.OutOrStdout(), list)
+		},
+	}
+	cmd.Flags().String("device", "", "the `device` to ask: its name, or user/device (required)")
+	_ = cmd.MarkFlagRequired("device")
+	return cmd
+}
+
+func newCtlRebindCmd(client ctlClient, printHandoff func(*cobra.Command, endpoint.HandoffInfo, error) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rebind --ip IP",
+		Short: "Move this endpoint's media to a new local IP address (mobility)",
+		Long: `Move the endpoint's media to a new local IP address, as when a device moves from
+Wi-Fi to cellular: the call goes on from the new address and the far party is
+told directly, with no re-login. Later calls use the new address too. Exits
+non-zero, after printing what happened, when the rebind did not complete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ip, _ := cmd.Flags().GetString("ip")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := c.Rebind(cmd.Context(), ip)
+			return printHandoff(cmd, info, err)
+		},
+	}
+	cmd.Flags().String("ip", "", "the new local `address` for media, e.g. 127.0.0.7 (required)")
+	_ = cmd.MarkFlagRequired("ip")
+	return cmd
 }

@@ -32,6 +32,16 @@ const (
 	CodeForbidden        = "forbidden"
 	CodeShuttingDown     = "shutting-down"
 	CodeInternal         = "internal"
+
+	// Handoff codes. CodePolicyRefused is the handoff policy's refusal
+	// (endpoint.ErrForbidden), not CodeForbidden, which is this API's own
+	// refusal of a browser-originated write (control.ErrForbidden).
+	CodePolicyRefused   = "policy-refused"
+	CodeGrantRefused    = "grant-refused"
+	CodeNothingToPull   = "nothing-to-pull"
+	CodeSeveralSessions = "several-sessions"
+	CodeHandoffFailed   = "handoff-failed"
+	CodeNoSuchHandoff   = "no-such-handoff"
 )
 
 // APIError is an error response from the control API, as the client sees it.
@@ -64,9 +74,23 @@ type errorBody struct {
 }
 
 // classify maps an error to its HTTP status and code. Endpoint sentinels come
-// first so a wrapped endpoint error is never reported as a generic one.
+// first so a wrapped endpoint error is never reported as a generic one, and
+// among them the handoff ones first: a failed handoff wraps its cause (an
+// unreachable peer, say), and its outcome is what the caller asked about.
 func classify(err error) (status int, code string) {
 	switch {
+	case errors.Is(err, endpoint.ErrNoSuchHandoff):
+		return http.StatusNotFound, CodeNoSuchHandoff
+	case errors.Is(err, endpoint.ErrForbidden):
+		return http.StatusForbidden, CodePolicyRefused
+	case errors.Is(err, endpoint.ErrGrant):
+		return http.StatusForbidden, CodeGrantRefused
+	case errors.Is(err, endpoint.ErrNothingToPull):
+		return http.StatusConflict, CodeNothingToPull
+	case errors.Is(err, endpoint.ErrSeveralSessions):
+		return http.StatusConflict, CodeSeveralSessions
+	case errors.Is(err, endpoint.ErrHandoffFailed):
+		return http.StatusConflict, CodeHandoffFailed
 	case errors.Is(err, endpoint.ErrNoSuchCall):
 		return http.StatusNotFound, CodeNoSuchCall
 	case errors.Is(err, endpoint.ErrUnknownPeer):
@@ -114,6 +138,18 @@ func classify(err error) (status int, code string) {
 // sentinelForCode is the inverse of classify, for APIError.Is.
 func sentinelForCode(code string) error {
 	switch code {
+	case CodeNoSuchHandoff:
+		return endpoint.ErrNoSuchHandoff
+	case CodePolicyRefused:
+		return endpoint.ErrForbidden
+	case CodeGrantRefused:
+		return endpoint.ErrGrant
+	case CodeNothingToPull:
+		return endpoint.ErrNothingToPull
+	case CodeSeveralSessions:
+		return endpoint.ErrSeveralSessions
+	case CodeHandoffFailed:
+		return endpoint.ErrHandoffFailed
 	case CodeNoSuchCall:
 		return endpoint.ErrNoSuchCall
 	case CodeUnknownPeer:

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,6 +84,39 @@ func BenchmarkPrintEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := PrintEvent(io.Discard, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPullRoute measures POST /v1/handoffs in process (no socket): the
+// control API's own cost around a pull, decoding the request and encoding
+// a twelve-step HandoffInfo. The fake's Pull is free; a real one takes tens
+// of milliseconds of network and timers.
+func BenchmarkPullRoute(b *testing.B) {
+	f := newFake()
+	h := NewHandler(Options{Endpoint: f})
+	body := []byte(`{"from":"desk"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		f.mu.Lock()
+		f.handoffs = f.handoffs[:0] // the fake records every pull
+		f.mu.Unlock()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/handoffs", bytes.NewReader(body)))
+		if w.Code != http.StatusCreated {
+			b.Fatal(w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkPrintHandoff measures formatting a twelve-step handoff for the
+// CLI.
+func BenchmarkPrintHandoff(b *testing.B) {
+	info := sampleHandoff()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := PrintHandoff(io.Discard, info); err != nil {
 			b.Fatal(err)
 		}
 	}

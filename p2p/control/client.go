@@ -129,6 +129,105 @@ func (c *Client) callOp(ctx context.Context, method, id, action string, want int
 	return ci, err
 }
 
+// Pull takes a live call from another device of this user (the handoff of
+// DESIGN.md §2) and returns when the handoff is over. The request's
+// lifetime bounds it: a client timeout shorter than the handoff's own
+// timers cancels it (it then rolls back).
+//
+// An attempt that was made returns its HandoffInfo even when it did not
+// take the call; the error is then a *HandoffError naming its state and
+// cause, which matches endpoint.ErrHandoffFailed. An attempt refused
+// outright (bad request, unknown device) returns an *APIError and a zero
+// HandoffInfo.
+func (c *Client) Pull(ctx context.Context, req endpoint.PullRequest) (endpoint.HandoffInfo, error) {
+	return c.handoffOp(ctx, "/v1/handoffs", req)
+}
+
+// Rebind moves the endpoint's media to a new local IP (mobility: the call
+// goes on from the new address with no re-login). Its result follows the
+// same rule as Pull: the info, and a *HandoffError unless it is done.
+func (c *Client) Rebind(ctx context.Context, ip string) (endpoint.HandoffInfo, error) {
+	return c.handoffOp(ctx, "/v1/rebind", RebindRequest{IP: ip})
+}
+
+func (c *Client) handoffOp(ctx context.Context, path string, in any) (endpoint.HandoffInfo, error) {
+	var info endpoint.HandoffInfo
+	if err := c.do(ctx, http.MethodPost, path, in, http.StatusCreated, &info); err != nil {
+		return endpoint.HandoffInfo{}, err
+	}
+	return info, handoffResult(info)
+}
+
+// Handoffs returns the endpoint's recent handoffs and rebinds, oldest first.
+func (c *Client) Handoffs(ctx context.Context) ([]endpoint.HandoffInfo, error) {
+	var list []endpoint.HandoffInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/handoffs", nil, http.StatusOK, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// Handoff returns one handoff or rebind by id, whatever its state (no
+// *HandoffError: reading a failed handoff succeeds).
+func (c *Client) Handoff(ctx context.Context, id string) (endpoint.HandoffInfo, error) {
+	var info endpoint.HandoffInfo
+	if id == "" {
+		return info, fmt.Errorf("control: %w: empty handoff id", ErrInvalidArgument)
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/handoffs/"+url.PathEscape(id), nil, http.StatusOK, &info)
+	return info, err
+}
+
+// Sessions asks another device of this user (its device name, or
+// user/device) which sessions it has, as it would answer a pull.
+func (c *Client) Sessions(ctx context.Context, device string) ([]endpoint.SessionInfo, error) {
+	var list []endpoint.SessionInfo
+	path := "/v1/sessions?" + url.Values{"device": {device}}.Encode()
+	if err := c.do(ctx, http.MethodGet, path, nil, http.StatusOK, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// HandoffError is what Pull and Rebind return with a HandoffInfo whose
+// state is not "done": the attempt was made and recorded, but did not
+// complete. It matches endpoint.ErrHandoffFailed with errors.Is.
+type HandoffError struct {
+	ID      string // the handoff's id, for GET /v1/handoffs/{id}
+	Kind    string // "pull" or "rebind"
+	State   string // failed, rolled-back, call-ended (or running)
+	Message string // the HandoffInfo's error text, the cause
+}
+
+// Error reads like "control: pull h-3f9a0c1d2e4b rolled-back: endpoint:
+// handoff failed: rolled back: bob/mobile refused: ...".
+func (e *HandoffError) Error() string {
+	msg := fmt.Sprintf("control: %s %s %s", e.Kind, e.ID, e.State)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, endpoint.ErrHandoffFailed) true.
+func (e *HandoffError) Unwrap() error { return endpoint.ErrHandoffFailed }
+
+// handoffResult is nil for a done handoff and a *HandoffError otherwise.
+func handoffResult(info endpoint.HandoffInfo) error {
+	if info.State == "done" {
+		return nil
+	}
+	kind := info.Kind
+	if kind == "" {
+		kind = "handoff"
+	}
+	state := info.State
+	if state == "" {
+		state = "unknown"
+	}
+	return &HandoffError{ID: info.ID, Kind: kind, State: state, Message: info.Error}
+}
+
 // Healthz checks that the process answers and is healthy.
 func (c *Client) Healthz(ctx context.Context) error {
 	if c.err != nil {

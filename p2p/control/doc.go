@@ -3,9 +3,9 @@
 // and the client that "baton ctl" uses to drive it.
 //
 // The server side is an http.Handler over an endpoint.API (status, buddies,
-// calls, call control, the NDJSON event stream), plus /healthz and the
-// caller's Prometheus registry on /metrics. Listen binds and serves it; Close
-// shuts it down, ending open event streams. The route list, the JSON shapes
+// calls, call control, handoffs and mobility, the NDJSON event stream), plus
+// /healthz and the caller's Prometheus registry on /metrics. Listen binds and
+// serves it; Close shuts it down, ending open event streams. The route list, the JSON shapes
 // and the error codes are documented in docs/control-api.md; keep the two in
 // step.
 //

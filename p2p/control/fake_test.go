@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,20 @@ type fakeAPI struct {
 	dialCtx    context.Context
 	subs       map[chan endpoint.Event]struct{}
 	subBuf     int
+
+	// Handoffs: Pull and Rebind return pullInfo/rebindInfo (recorded in
+	// handoffs when they have an id) with pullErr/rebindErr.
+	handoffs    []endpoint.HandoffInfo
+	pullInfo    endpoint.HandoffInfo
+	pullErr     error
+	pullCtx     context.Context
+	lastPull    *endpoint.PullRequest
+	rebindInfo  endpoint.HandoffInfo
+	rebindErr   error
+	lastRebind  netip.Addr
+	sessions    map[string][]endpoint.SessionInfo
+	sessionsErr error
+	sessionsCtx context.Context
 }
 
 func newFake() *fakeAPI {
@@ -37,9 +52,15 @@ func newFake() *fakeAPI {
 			{User: "alice", Self: true, Status: "online", Devices: []endpoint.DeviceInfo{{Device: "desk", Status: "online", SignalAddr: "127.0.0.3:5070"}}},
 			{User: "bob", Status: "online", Devices: []endpoint.DeviceInfo{{Device: "mobile", Status: "online", SignalAddr: "127.0.0.7:5070"}}},
 		},
-		calls:  map[string]endpoint.CallInfo{},
-		subs:   map[chan endpoint.Event]struct{}{},
-		subBuf: 64,
+		calls:      map[string]endpoint.CallInfo{},
+		subs:       map[chan endpoint.Event]struct{}{},
+		subBuf:     64,
+		pullInfo:   sampleHandoff(),
+		rebindInfo: sampleRebind(),
+		sessions: map[string][]endpoint.SessionInfo{
+			"desk": {{CallID: "c-00c1b475ad2d9629", Peer: "bob/mobile", Direction: "sendrecv", Codec: "PCMU", PeerMedia: "127.0.0.7:40002"}},
+			"tv":   nil,
+		},
 	}
 }
 
@@ -170,6 +191,134 @@ func (f *fakeAPI) publish(ev endpoint.Event) {
 			close(ch)
 		}
 	}
+}
+
+func (f *fakeAPI) Pull(ctx context.Context, req endpoint.PullRequest) (endpoint.HandoffInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastPull = &req
+	f.pullCtx = ctx
+	info := f.pullInfo
+	if info.ID != "" {
+		f.handoffs = append(f.handoffs, info)
+	}
+	return info, f.pullErr
+}
+
+func (f *fakeAPI) Sessions(ctx context.Context, device string) ([]endpoint.SessionInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sessionsCtx = ctx
+	if f.sessionsErr != nil {
+		return nil, f.sessionsErr
+	}
+	list, ok := f.sessions[device]
+	if !ok {
+		return nil, fmt.Errorf("endpoint: sessions of %s: %w: no presence for alice/%s", device, endpoint.ErrUnknownPeer, device)
+	}
+	return list, nil
+}
+
+func (f *fakeAPI) Rebind(_ context.Context, ip netip.Addr) (endpoint.HandoffInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastRebind = ip
+	info := f.rebindInfo
+	if info.ID != "" {
+		f.handoffs = append(f.handoffs, info)
+	}
+	return info, f.rebindErr
+}
+
+func (f *fakeAPI) Handoffs() []endpoint.HandoffInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]endpoint.HandoffInfo(nil), f.handoffs...)
+}
+
+func (f *fakeAPI) Handoff(id string) (endpoint.HandoffInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.handoffs {
+		if h.ID == id {
+			return h, nil
+		}
+	}
+	return endpoint.HandoffInfo{}, fmt.Errorf("%w: %q", endpoint.ErrNoSuchHandoff, id)
+}
+
+// pulled is the last PullRequest, nil when Pull was not called.
+func (f *fakeAPI) pulled() *endpoint.PullRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastPull
+}
+
+// rebound is the last Rebind address, invalid when Rebind was not called.
+func (f *fakeAPI) rebound() netip.Addr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastRebind
+}
+
+// sampleHandoff is a pull that took the call in twelve steps, as the
+// endpoint records it (docs/control-api.md shows the same one).
+func sampleHandoff() endpoint.HandoffInfo {
+	t0 := time.Date(2025, 1, 2, 8, 14, 10, 200e6, time.UTC)
+	login := time.Date(2025, 1, 2, 8, 12, 1, 123e6, time.UTC)
+	step := func(n int, title string, at time.Time, detail string) endpoint.StepInfo {
+		return endpoint.StepInfo{Step: n, Title: title, At: at, SinceStartMS: float64(at.Sub(t0).Microseconds()) / 1000, Detail: detail}
+	}
+	after := func(us int) time.Time { return t0.Add(time.Duration(us) * time.Microsecond) }
+	finished := after(81720)
+	return endpoint.HandoffInfo{
+		ID: "h-3f9a0c1d2e4b", Kind: "pull", From: "alice/desk", CallID: "c-00c1b475ad2d9629", Peer: "bob/mobile",
+		State: "done", Started: t0, Finished: &finished,
+		Steps: []endpoint.StepInfo{
+			step(1, "A logs in", login, "logged in to 127.0.0.1:7000"),
+			step(2, "B's presence, then a query to B", after(50), "alice/desk is online at 127.0.0.3:5070; session query sent directly to it"),
+			step(3, "B answers with session parameters", after(1420), "session c-00c1b475ad2d9629 with bob/mobile, two-way audio, PCMU"),
+			step(4, "A sends audio to C", after(1800), "audio from 127.0.0.2:41000 (ssrc 5a3c9e01) to bob/mobile at 127.0.0.7:40002"),
+			step(5, "A tells B to stop its audio", after(2310), "alice/desk stopped sending audio to bob/mobile"),
+			step(6, "no audio from C reaches A", after(62400), "no audio from bob/mobile within 60ms of step 5 (0 packets)"),
+			step(7, "A re-establishes with C out of band", after(64020), "bob/mobile accepted this endpoint as its peer (grant verified)"),
+			step(8, "A closes its provisional session silently", after(64100), "provisional media 127.0.0.2:41000 closed; no termination signal sent"),
+			step(9, "A obtains a new address", after(64310), "media now on 127.0.0.2:41002"),
+			step(10, "A restarts audio on it", after(64350), "audio restarted from 127.0.0.2:41002 (ssrc 9b1e44d7)"),
+			step(11, "A sends the new address to C", after(65120), "bob/mobile sends to 127.0.0.2:41002"),
+			step(12, "C's audio on the new address, B released", after(81590), "audio from bob/mobile on 127.0.0.2:41002; alice/desk released"),
+		},
+		FirstAudioMS: 81.59,
+		NewAddress:   "127.0.0.2:41002",
+	}
+}
+
+// sampleRolledBack is a pull that C refused: the call stayed on B.
+func sampleRolledBack() endpoint.HandoffInfo {
+	h := sampleHandoff()
+	h.ID, h.State = "h-77d0e2a91c05", "rolled-back"
+	h.Steps = h.Steps[:6] // C's refusal and B's resume are no claim steps
+	h.FirstAudioMS, h.NewAddress = 0, ""
+	h.Error = "endpoint: handoff failed: rolled back: bob/mobile refused: endpoint: handoff grant refused: expired"
+	return h
+}
+
+// sampleRebind is a rebind of this endpoint's media (mobility), with the
+// endpoint's titles for steps 8-12 without B.
+func sampleRebind() endpoint.HandoffInfo {
+	t0 := time.Date(2025, 1, 2, 8, 20, 0, 0, time.UTC)
+	at := func(us int) endpoint.StepInfo {
+		return endpoint.StepInfo{At: t0.Add(time.Duration(us) * time.Microsecond), SinceStartMS: float64(us) / 1000}
+	}
+	s8, s9, s10, s11, s12 := at(120), at(410), at(450), at(1230), at(21070)
+	s8.Step, s8.Title, s8.Detail = 8, "close the media session silently", "media 127.0.0.2:41002 closed; no termination signal sent"
+	s9.Step, s9.Title, s9.Detail = 9, "obtain a new address", "media now on 127.0.0.7:41004"
+	s10.Step, s10.Title, s10.Detail = 10, "restart audio on it", "audio restarted from 127.0.0.7:41004 (ssrc 0c44e1f2)"
+	s11.Step, s11.Title, s11.Detail = 11, "send the new address to the peer", "bob/mobile sends to 127.0.0.7:41004"
+	s12.Step, s12.Title, s12.Detail = 12, "the peer's audio on the new address", "audio from bob/mobile on 127.0.0.7:41004"
+	return endpoint.HandoffInfo{ID: "h-a81c3e5f0d92", Kind: "rebind", CallID: "c-00c1b475ad2d9629", Peer: "bob/mobile",
+		State: "done", Started: t0, Steps: []endpoint.StepInfo{s8, s9, s10, s11, s12},
+		FirstAudioMS: 21.07, NewAddress: "127.0.0.7:41004"}
 }
 
 // dropAll ends every subscription, as the endpoint does to a slow one.

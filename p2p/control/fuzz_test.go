@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -108,6 +109,56 @@ func FuzzDecodeAPIError(f *testing.F) {
 		}
 		if e.Error() == "" {
 			t.Fatal("empty Error()")
+		}
+	})
+}
+
+// FuzzHandoffBodies feeds arbitrary bodies to POST /v1/handoffs and POST
+// /v1/rebind: no panic; the answer is 201 or a 400; and what reaches the
+// endpoint is what the body said (a non-blank device; the IP it names).
+func FuzzHandoffBodies(f *testing.F) {
+	for _, s := range []string{`{"from":"desk"}`, `{"from":"alice/desk","session_id":"c-1"}`, `{"from":""}`,
+		`{"ip":"127.0.0.7"}`, `{"ip":"::1"}`, `{"ip":"fe80::1%eth0"}`, `{"ip":"127.0.0.300"}`, `{"ip":"127.0.0.7","from":"desk"}`,
+		`{"from":"desk","session_id":null}`, `{"ip":" 127.0.0.7"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fake := newFake()
+		h := NewHandler(Options{Endpoint: fake})
+
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/handoffs", bytes.NewReader(body)))
+		switch w.Code {
+		case http.StatusCreated:
+			req := fake.pulled()
+			if req == nil || strings.TrimSpace(req.From) == "" {
+				t.Fatalf("201 for %q but Pull got %+v", body, req)
+			}
+		case http.StatusBadRequest:
+			if fake.pulled() != nil {
+				t.Fatalf("400 for %q but Pull was called", body)
+			}
+		default:
+			t.Fatalf("pull %q: status %d %s", body, w.Code, w.Body)
+		}
+
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/rebind", bytes.NewReader(body)))
+		switch w.Code {
+		case http.StatusCreated:
+			var req RebindRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				t.Fatalf("201 for %q, which does not decode: %v", body, err)
+			}
+			if want, err := netip.ParseAddr(req.IP); err != nil || fake.rebound() != want {
+				t.Fatalf("201 for %q but Rebind got %v (want %v, %v)", body, fake.rebound(), want, err)
+			}
+		case http.StatusBadRequest:
+			if fake.rebound().IsValid() {
+				t.Fatalf("400 for %q but Rebind was called", body)
+			}
+		default:
+			t.Fatalf("rebind %q: status %d %s", body, w.Code, w.Body)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -89,6 +90,11 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "POST /v1/calls/{id}/answer", h.answer)
 	h.route(mux, "POST /v1/calls/{id}/hangup", h.hangup)
 	h.route(mux, "GET /v1/events", h.events)
+	h.route(mux, "POST /v1/handoffs", h.pull)
+	h.route(mux, "GET /v1/handoffs", h.getHandoffs)
+	h.route(mux, "GET /v1/handoffs/{id}", h.getHandoff)
+	h.route(mux, "GET /v1/sessions", h.getSessions)
+	h.route(mux, "POST /v1/rebind", h.rebind)
 	h.mux = mux
 	return h
 }
@@ -284,6 +290,139 @@ func (h *handler) hangup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.reply(w, r, http.StatusOK, ci)
+}
+
+// pull takes a call from another device of this user (DESIGN.md §2). The
+// request context bounds it, like a dial: a client that gives up cancels the
+// handoff, which then rolls back (the call stays on the other device).
+func (h *handler) pull(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	var req endpoint.PullRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.From) == "" {
+		h.fail(w, r, fmt.Errorf("%w: missing \"from\" (a device of this user)", ErrBadRequest))
+		return
+	}
+	info, err := h.ep.Pull(r.Context(), req)
+	h.handoffCreated(w, r, info, err)
+}
+
+// RebindRequest is the body of POST /v1/rebind.
+type RebindRequest struct {
+	// IP is the new local address for media, "127.0.0.7" or "::1".
+	IP string `json:"ip"`
+}
+
+// rebind moves this endpoint's media to a new local IP (mobility,
+// DESIGN.md §2 steps 8-12).
+func (h *handler) rebind(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	var req RebindRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.IP) == "" {
+		h.fail(w, r, fmt.Errorf("%w: missing \"ip\" (the new local address for media)", ErrBadRequest))
+		return
+	}
+	ip, err := netip.ParseAddr(req.IP)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("%w: \"ip\": %q is not an IP address", ErrBadRequest, req.IP))
+		return
+	}
+	info, err := h.ep.Rebind(r.Context(), ip)
+	h.handoffCreated(w, r, info, err)
+}
+
+// handoffCreated answers a pull or rebind. An attempt that was made is a
+// resource whatever its outcome: 201 with the HandoffInfo, whose state says
+// done, failed, rolled-back or call-ended and whose error says why. Only an
+// attempt that was never made (no id) is an error answer.
+func (h *handler) handoffCreated(w http.ResponseWriter, r *http.Request, info endpoint.HandoffInfo, err error) {
+	if info.ID == "" {
+		if err == nil {
+			err = fmt.Errorf("control: %s: the endpoint recorded no handoff", r.URL.Path)
+		}
+		h.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		// The endpoint logged the failure; the answer carries it.
+		h.log.Debug("handoff did not complete", "handoff", info.ID, "kind", info.Kind, "state", info.State, "err", err)
+	}
+	info = stepsArray(info)
+	w.Header().Set("Location", "/v1/handoffs/"+url.PathEscape(info.ID))
+	h.reply(w, r, http.StatusCreated, info)
+}
+
+func (h *handler) getHandoffs(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	list := h.ep.Handoffs()
+	if list == nil {
+		list = []endpoint.HandoffInfo{}
+	}
+	for i := range list {
+		list[i] = stepsArray(list[i])
+	}
+	h.reply(w, r, http.StatusOK, list)
+}
+
+func (h *handler) getHandoff(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	info, err := h.ep.Handoff(r.PathValue("id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusOK, stepsArray(info))
+}
+
+// stepsArray makes a handoff's steps [] rather than null when it has none
+// (one that failed before its first step): easier for scripts.
+func stepsArray(info endpoint.HandoffInfo) endpoint.HandoffInfo {
+	if info.Steps == nil {
+		info.Steps = []endpoint.StepInfo{}
+	}
+	return info
+}
+
+// getSessions asks another device of this user which sessions it has (the
+// session query of step 2, without pulling).
+func (h *handler) getSessions(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	device := r.URL.Query().Get("device")
+	if strings.TrimSpace(device) == "" {
+		h.fail(w, r, fmt.Errorf("%w: missing ?device= (a device of this user)", ErrBadRequest))
+		return
+	}
+	list, err := h.ep.Sessions(r.Context(), device)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []endpoint.SessionInfo{}
+	}
+	h.reply(w, r, http.StatusOK, list)
 }
 
 // events streams the endpoint's events as NDJSON, one object per line,

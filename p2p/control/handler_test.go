@@ -206,6 +206,12 @@ func TestErrorMapping(t *testing.T) {
 		{"unreachable", endpoint.ErrUnreachable, 502, CodeUnreachable},
 		{"not logged in", endpoint.ErrNotLoggedIn, 503, CodeNotLoggedIn},
 		{"closed", endpoint.ErrClosed, 503, CodeClosed},
+		{"policy refused", endpoint.ErrForbidden, 403, CodePolicyRefused},
+		{"grant refused", endpoint.ErrGrant, 403, CodeGrantRefused},
+		{"nothing to pull", endpoint.ErrNothingToPull, 409, CodeNothingToPull},
+		{"several sessions", endpoint.ErrSeveralSessions, 409, CodeSeveralSessions},
+		{"handoff failed", endpoint.ErrHandoffFailed, 409, CodeHandoffFailed},
+		{"no such handoff", endpoint.ErrNoSuchHandoff, 404, CodeNoSuchHandoff},
 		{"anything else", errors.New("disk on fire"), 500, CodeInternal},
 		{"context deadline", context.DeadlineExceeded, 500, CodeInternal},
 	}
@@ -250,6 +256,8 @@ func TestClassifyCodesRoundTrip(t *testing.T) {
 		endpoint.ErrUnreachable, endpoint.ErrNotLoggedIn, endpoint.ErrClosed,
 		ErrBadRequest, ErrBodyTooLarge, ErrNoEndpoint, ErrNoMetrics, ErrNotFound,
 		ErrMethodNotAllowed, ErrForbidden, ErrShuttingDown,
+		endpoint.ErrForbidden, endpoint.ErrGrant, endpoint.ErrNothingToPull, endpoint.ErrSeveralSessions,
+		endpoint.ErrHandoffFailed, endpoint.ErrNoSuchHandoff,
 	}
 	seen := map[string]bool{}
 	for _, s := range sentinels {
@@ -387,6 +395,11 @@ func TestNoEndpoint(t *testing.T) {
 		{"POST", "/v1/calls/c-1/answer", ""},
 		{"POST", "/v1/calls/c-1/hangup", ""},
 		{"GET", "/v1/events", ""},
+		{"POST", "/v1/handoffs", `{"from":"desk"}`},
+		{"GET", "/v1/handoffs", ""},
+		{"GET", "/v1/handoffs/h-1", ""},
+		{"GET", "/v1/sessions?device=desk", ""},
+		{"POST", "/v1/rebind", `{"ip":"127.0.0.7"}`},
 	} {
 		t.Run(rt.method+" "+rt.path, func(t *testing.T) {
 			r := request(t, ts, rt.method, rt.path, rt.body)

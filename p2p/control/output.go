@@ -164,3 +164,136 @@ func callInfo(c endpoint.CallInfo) string {
 	}
 	return ""
 }
+
+// PrintHandoff writes one handoff (a pull or a rebind) as a block: a header
+// line, one line per claim step done with its time since the request, then
+// when known the first audio from the far party, the media address the call
+// ended on and the error:
+//
+//	h-3f9a0c1d2e4b  pull  alice/desk -> this endpoint  call c-00c1b475ad2d9629  peer bob/mobile  done  at 08:14:10.200
+//	  step  1     before  A logs in: logged in to 127.0.0.1:7000 (at 08:12:01.123)
+//	  step  4   +1.80 ms  A sends audio to C: audio from 127.0.0.2:41000 (ssrc 5a3c9e01) to bob/mobile at 127.0.0.7:40002
+//	  step  5   +2.31 ms  A tells B to stop its audio: alice/desk stopped sending audio to bob/mobile
+//	first audio from bob/mobile after 81.59 ms
+//	media now on 127.0.0.2:41002
+//
+// Step 1, the login, happened before the request: it shows "before" and
+// its clock time rather than a large negative number.
+func PrintHandoff(w io.Writer, h endpoint.HandoffInfo) error {
+	var b strings.Builder
+	b.Grow(128 + 120*len(h.Steps))
+	b.WriteString(dash(h.ID))
+	b.WriteString("  ")
+	b.WriteString(dash(h.Kind))
+	if h.From != "" {
+		b.WriteString("  ")
+		b.WriteString(clean(h.From))
+		b.WriteString(" -> this endpoint")
+	}
+	if h.CallID != "" {
+		b.WriteString("  call ")
+		b.WriteString(clean(h.CallID))
+	}
+	if h.Peer != "" {
+		b.WriteString("  peer ")
+		b.WriteString(clean(h.Peer))
+	}
+	b.WriteString("  ")
+	b.WriteString(dash(h.State))
+	if !h.Started.IsZero() {
+		b.WriteString("  at ")
+		b.WriteString(h.Started.Format(eventLayout))
+	}
+	b.WriteByte('\n')
+
+	// One width for every step's time so the titles line up.
+	width := 0
+	for _, s := range h.Steps {
+		width = max(width, len(stepTime(s)))
+	}
+	for _, s := range h.Steps {
+		fmt.Fprintf(&b, "  step %2d  %*s  ", s.Step, width, stepTime(s))
+		switch {
+		case s.Title != "" && s.Detail != "":
+			b.WriteString(clean(s.Title))
+			b.WriteString(": ")
+			b.WriteString(clean(s.Detail))
+		case s.Title != "":
+			b.WriteString(clean(s.Title))
+		default:
+			b.WriteString(clean(s.Detail))
+		}
+		if s.SinceStartMS < 0 && !s.At.IsZero() {
+			b.WriteString(" (at ")
+			b.WriteString(s.At.Format(eventLayout))
+			b.WriteByte(')')
+		}
+		b.WriteByte('\n')
+	}
+	if h.FirstAudioMS != 0 {
+		peer := "C"
+		if h.Peer != "" {
+			peer = clean(h.Peer)
+		}
+		fmt.Fprintf(&b, "first audio from %s after %.2f ms\n", peer, h.FirstAudioMS)
+	}
+	if h.NewAddress != "" {
+		b.WriteString("media now on ")
+		b.WriteString(clean(h.NewAddress))
+		b.WriteByte('\n')
+	}
+	if h.Error != "" {
+		b.WriteString("error: ")
+		b.WriteString(clean(h.Error))
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// stepTime is a step's time since the request, "+1.80 ms", or "before" for
+// a step done before it (step 1, the login; its clock time follows the
+// text instead of a large negative number).
+func stepTime(s endpoint.StepInfo) string {
+	if s.SinceStartMS < 0 {
+		return "before"
+	}
+	return "+" + strconv.FormatFloat(s.SinceStartMS, 'f', 2, 64) + " ms"
+}
+
+// PrintHandoffs writes handoffs with PrintHandoff, a blank line between two.
+func PrintHandoffs(w io.Writer, list []endpoint.HandoffInfo) error {
+	if len(list) == 0 {
+		_, err := io.WriteString(w, "no handoffs\n")
+		return err
+	}
+	for i, h := range list {
+		if i > 0 {
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return err
+			}
+		}
+		if err := PrintHandoff(w, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PrintSessions writes another device's sessions (what a pull would take) as
+// an aligned table, one session a line:
+//
+//	CALL ID             PEER        DIRECTION  CODEC  PEER MEDIA
+//	c-00c1b475ad2d9629  bob/mobile  sendrecv   PCMU   127.0.0.7:40002
+func PrintSessions(w io.Writer, sessions []endpoint.SessionInfo) error {
+	if len(sessions) == 0 {
+		_, err := io.WriteString(w, "no sessions\n")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CALL ID\tPEER\tDIRECTION\tCODEC\tPEER MEDIA")
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dash(s.CallID), dash(s.Peer), dash(s.Direction), dash(s.Codec), dash(s.PeerMedia))
+	}
+	return tw.Flush()
+}
