@@ -64,7 +64,6 @@ The access server is never on the call path.`,
 					return err
 				}
 				defer adm.Close()
-				log.Info("control API listening", "admin", adm.Addr())
 			}
 			caPath := filepath.Join(cfg.DataDir, pki.CACertFile)
 			log.Info("access server listening", "listen", ln.Addr().String(), "ca", caPath, "ca_sha256", srv.CA().Fingerprint())

@@ -30,12 +30,15 @@ import (
 func newDemoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole network in one process and check that a call works",
+		Short: "Run the whole network in one process: a call, a pull, an address change",
 		Long: `Run, in one process on loopback with real sockets: an access server, users
-alice and bob, and the endpoints alice/laptop and bob/mobile. bob calls alice;
-each plays a distinct tone; after --duration bob hangs up. The demo prints a
-timeline (login, presence, call states) and a per-direction media report,
-writes each party's recording to WAV, and exits non-zero if any check fails.`,
+alice and bob, and the endpoints bob/mobile, alice/desk and alice/laptop. bob
+calls alice and her desk answers; her laptop logs in and pulls the call (the
+twelve handoff steps); then the laptop's media address changes from 127.0.0.2
+to 127.0.0.7; bob hangs up. Each device plays its own tone. The demo prints a
+timeline (login, presence, call states, each handoff step with its time), a
+media report and its checks, writes each party's recording to WAV, and exits
+non-zero if a check fails (speed targets too, unless --check-targets=false).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadDemo(source(cmd))

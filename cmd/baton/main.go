@@ -44,8 +44,12 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 server for login and presence, endpoints that signal each other directly over
 mutually authenticated TLS and send audio directly over SRTP.
 
-Start with "baton demo", which runs an access server and two phones in one
-process and checks that they hear each other. docs/ has the rest.`,
+A device can pull a live call off another device of the same user
+("baton ctl pull"), and a call survives an address change ("baton ctl rebind").
+
+Start with "baton demo", which runs an access server and three phones in one
+process: a call, a pull between two devices, an address change, with a timeline
+and checks. docs/ has the rest.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

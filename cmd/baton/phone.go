@@ -136,7 +136,6 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 		}
 		defer srv.Close()
 		adminAddr = srv.Addr()
-		log.Info("control API listening", "admin", adminAddr)
 	}
 	if err := ep.Start(ctx); err != nil {
 		return err

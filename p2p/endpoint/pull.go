@@ -357,7 +357,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	loginAt, full := e.loginAt, len(e.calls) >= e.cfg.MaxCalls
 	e.mu.Unlock()
 	if full {
-		return fmt.Errorf("%w: %s is already in a call", ErrBusy, e.id)
+		return fmt.Errorf("%w: %s is already in a call; hang up before pulling another", ErrBadState, e.id)
 	}
 	// Step 1: this endpoint logged in through the access server.
 	if _, err := h.fireAt(handoff.EvLoginDone, "logged in to "+e.cfg.Access, loginAt); err != nil {
