@@ -5,7 +5,8 @@
 set -euo pipefail
 
 needs=(
-  "gcc:gcc"   # the race detector (go test -race) needs cgo
+  "gcc:gcc"       # the race detector (go test -race) needs cgo
+  "ip:iproute2"   # e2e tests make their own network namespace (mobility)
 )
 
 missing=()

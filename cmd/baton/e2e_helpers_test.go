@@ -152,9 +152,16 @@ func baton(t *testing.T, dir, stdin string, args ...string) result {
 // batonEnv is baton with extra environment variables ("KEY=value").
 func batonEnv(t *testing.T, dir, stdin string, env []string, args ...string) result {
 	t.Helper()
+	return batonIn(t, nil, dir, stdin, env, args...)
+}
+
+// batonIn is batonEnv run through wrap (e.g. ip netns exec NS), when set.
+func batonIn(t *testing.T, wrap []string, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, batonBin(t), args...)
+	argv := append(append(append([]string(nil), wrap...), batonBin(t)), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(childEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -225,10 +232,18 @@ type proc struct {
 // if the test failed.
 func start(t *testing.T, name, dir string, args ...string) *proc {
 	t.Helper()
+	return startIn(t, nil, nil, name, dir, args...)
+}
+
+// startIn is start run through wrap (e.g. ip netns exec NS, which execs
+// baton itself, so signals reach it) with extra environment variables.
+func startIn(t *testing.T, wrap, env []string, name, dir string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(batonBin(t), args...)
+	argv := append(append(append([]string(nil), wrap...), batonBin(t)), args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Dir = dir
-	p.cmd.Env = childEnv()
+	p.cmd.Env = append(childEnv(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
