@@ -95,4 +95,3 @@ func TestByHandPull(t *testing.T) {
 	}
 	checkHears(t, filepath.Join(dir, "laptop.wav"), 440, time.Second)
 }
-
