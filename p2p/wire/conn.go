@@ -11,6 +11,9 @@ import (
 	"unicode/utf8"
 )
 
+// keepWriteBuffer is the largest write buffer a Conn keeps between sends.
+const keepWriteBuffer = 2 << 10
+
 // Conn carries messages over one TLS connection. Send is safe for concurrent
 // use; Recv must be called from one goroutine (the connection's reader).
 type Conn struct {
@@ -54,7 +57,13 @@ func (c *Conn) Send(m Message, timeout time.Duration) error {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
 	}
-	if _, err := c.nc.Write(c.wbuf); err != nil {
+	_, err = c.nc.Write(c.wbuf)
+	if cap(c.wbuf) > keepWriteBuffer {
+		// One big message (a login profile) must not pin its buffer for
+		// the life of the connection: thousands of them stay open.
+		c.wbuf = nil
+	}
+	if err != nil {
 		return fmt.Errorf("wire: send %s: %w", m.Type(), err)
 	}
 	return nil
