@@ -229,7 +229,11 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "incoming"})
 	c.start()
 	if e.cfg.AutoAnswer {
-		go func() { _ = c.command(e.ctx, cmdAnswer, "") }()
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			_ = c.command(e.ctx, cmdAnswer, "")
+		}()
 	}
 }
 

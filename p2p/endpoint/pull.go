@@ -291,16 +291,7 @@ func (e *Endpoint) query(ctx context.Context, b pki.Identity, addr netip.AddrPor
 func recvWithin(conn *wire.Conn, d time.Duration) (wire.Message, error) {
 	_ = conn.SetReadDeadline(time.Now().Add(d))
 	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
-	for {
-		m, err := conn.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := m.(*wire.Error); ok {
-			return m, nil
-		}
-		return m, nil
-	}
+	return conn.Recv()
 }
 
 // Sessions asks another device of this user what it would report to a
