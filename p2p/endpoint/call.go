@@ -77,8 +77,9 @@ type call struct {
 	peerCert   *x509.Certificate
 	peerSignal string // the peer's signaling listener, when known
 	oldConns   []*wire.Conn
-	ho         *handoffState // handoff roles B and C; nil until needed
-	addrAck    chan struct{} // a rebind waits for the peer's new-address-ack
+	ho         *handoffState       // handoff roles B and C; nil until needed
+	addrAck    chan struct{}       // a rebind waits for the peer's new-address-ack
+	deadConns  map[*wire.Conn]bool // connections whose stream has ended
 
 	mu   sync.Mutex
 	info CallInfo
@@ -87,16 +88,17 @@ type call struct {
 
 func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *call {
 	c := &call{
-		e:     e,
-		id:    id,
-		dir:   dir,
-		peer:  peer,
-		conn:  conn,
-		log:   e.log.With("call_id", id, "peer", peer.String(), "direction", dir),
-		inbox: make(chan inbound, 16),
-		cmds:  make(chan command),
-		done:  make(chan struct{}),
-		info:  CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
+		e:         e,
+		id:        id,
+		dir:       dir,
+		peer:      peer,
+		conn:      conn,
+		log:       e.log.With("call_id", id, "peer", peer.String(), "direction", dir),
+		inbox:     make(chan inbound, 16),
+		deadConns: map[*wire.Conn]bool{},
+		cmds:      make(chan command),
+		done:      make(chan struct{}),
+		info:      CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
 	}
 	c.peerCert = peerCertificate(conn)
 	return c
@@ -109,9 +111,29 @@ func (e *Endpoint) register(c *call) error {
 	if e.closed || e.crashed {
 		return ErrClosed
 	}
-	if len(e.calls) >= e.cfg.MaxCalls {
-		return fmt.Errorf("%w: %s is already in %d call(s)", ErrBusy, e.id, len(e.calls))
+	if _, dup := e.calls[c.id]; dup {
+		return fmt.Errorf("%w: call id %q is already in use", ErrBadState, c.id)
 	}
+	if len(e.calls)+e.reserved >= e.cfg.MaxCalls {
+		return fmt.Errorf("%w: %s is already in %d call(s)", ErrBusy, e.id, len(e.calls)+e.reserved)
+	}
+	e.calls[c.id] = c
+	return nil
+}
+
+// registerReserved adds c in the slot a pull reserved (*reserved true),
+// and marks the reservation used.
+func (e *Endpoint) registerReserved(c *call, reserved *bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.crashed {
+		return ErrClosed
+	}
+	if _, dup := e.calls[c.id]; dup {
+		return fmt.Errorf("%w: call id %q is already in use", ErrBadState, c.id)
+	}
+	e.reserved--
+	*reserved = false
 	e.calls[c.id] = c
 	return nil
 }
@@ -139,13 +161,13 @@ func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
 	first := e.cfg.Codecs.List()[0]
 	if e.cfg.SRTP {
 		if err := c.newSendKeys(); err != nil {
-			e.unregister(c)
+			e.abandon(c)
 			_ = conn.Close()
 			return CallInfo{}, err
 		}
 	}
 	if err := c.openMedia(ctx, first, netip.AddrPortFrom(e.mediaAddr(), 0), nil); err != nil {
-		e.unregister(c)
+		e.abandon(c)
 		_ = conn.Close()
 		return CallInfo{}, err
 	}
@@ -161,7 +183,7 @@ func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
 	}
 	if err := conn.Send(inv, sendTimeout); err != nil {
 		c.closeMedia()
-		e.unregister(c)
+		e.abandon(c)
 		_ = conn.Close()
 		e.stats.callResult(dirOutgoing, "unreachable")
 		return CallInfo{}, fmt.Errorf("%w: send invite to %s: %w", ErrUnreachable, peer, err)
@@ -217,7 +239,7 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 		return
 	}
 	if err := wc.Send(&wire.Ringing{CallID: c.id}, sendTimeout); err != nil {
-		e.unregister(c)
+		e.abandon(c)
 		_ = wc.Close()
 		log.Info("ringing not delivered", "err", err)
 		return
@@ -237,12 +259,15 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	}
 }
 
-func (e *Endpoint) unregister(c *call) {
+// abandon removes a call that was registered but never started (its
+// set-up failed), and marks it done so nobody waits for it.
+func (e *Endpoint) abandon(c *call) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.calls[c.id] == c {
 		delete(e.calls, c.id)
 	}
+	e.mu.Unlock()
+	close(c.done)
 }
 
 func (e *Endpoint) lookup(id string) (*call, error) {
@@ -320,8 +345,9 @@ func (c *call) start() {
 }
 
 func (c *call) startReader(conn *wire.Conn) {
+	log := c.log // fixed now: run may change c.log when the peer changes
 	c.e.wg.Add(1)
-	go func() { defer c.e.wg.Done(); c.readLoop(conn) }()
+	go func() { defer c.e.wg.Done(); c.readLoop(conn, log) }()
 }
 
 // peerCertificate returns the certificate the TLS peer of conn proved.
@@ -376,18 +402,18 @@ func (c *call) hangup(reason string) {
 // readLoop reads one signaling connection of this call. A malformed
 // message gets an Error answer and the call goes on; a broken stream stops
 // the reader, which tells the owner.
-func (c *call) readLoop(conn *wire.Conn) {
+func (c *call) readLoop(conn *wire.Conn, log *slog.Logger) {
 	for {
 		m, err := conn.Recv()
 		if err != nil {
 			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrUnknownType) {
 				c.e.stats.rejected("malformed")
-				c.log.Info("malformed signaling message ignored", "err", err)
+				log.Info("malformed signaling message ignored", "err", err)
 				_ = conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 				continue
 			}
 			if !errors.Is(err, io.EOF) {
-				c.log.Info("signaling stream ended", "err", err)
+				log.Info("signaling stream ended", "err", err)
 			}
 			select {
 			case c.inbox <- inbound{conn: conn}:
@@ -413,6 +439,9 @@ func (c *call) run() {
 	for c.state != CallEnded {
 		select {
 		case in := <-c.inbox:
+			if in.m == nil {
+				c.deadConns[in.conn] = true
+			}
 			if in.conn != c.conn {
 				// A connection the call no longer uses (B's, after a
 				// handoff moved the call to A): its end means nothing, and
@@ -427,8 +456,10 @@ func (c *call) run() {
 				continue
 			}
 			c.onMessage(in.m)
-		case <-c.hoTimer():
-			c.onHandoffTimeout()
+		case <-c.bTimer():
+			c.onBTimeout()
+		case <-c.cTimer():
+			c.onCTimeout()
 		case cmd := <-c.cmds:
 			cmd.reply <- c.onCommand(cmd)
 		case <-ring.C:

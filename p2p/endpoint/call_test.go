@@ -317,6 +317,17 @@ func TestEventsAndMetrics(t *testing.T) {
 // metricValue finds one counter or gauge in reg by name and labels.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
+	v, ok := findMetric(t, reg, name, labels)
+	if !ok {
+		t.Fatalf("metric %s%v not found", name, labels)
+	}
+	return v
+}
+
+// findMetric is metricValue for polling: a metric not there yet is not an
+// error.
+func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -333,11 +344,10 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 				}
 			}
 			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
+				return c.GetValue(), true
 			}
-			return m.GetGauge().GetValue()
+			return m.GetGauge().GetValue(), true
 		}
 	}
-	t.Fatalf("metric %s%v not found", name, labels)
-	return 0
+	return 0, false
 }

@@ -193,6 +193,7 @@ type Endpoint struct {
 	mediaIP  netip.Addr // where new media binds; moved by Rebind
 	conns    map[net.Conn]struct{}
 	crashed  bool // tests: see crash
+	reserved int  // call slots held by pulls in progress
 	closed   bool
 
 	ctx    context.Context // ends at Close; owned by Start's caller chain
@@ -562,6 +563,17 @@ func (e *Endpoint) Close() error {
 	}
 	if e.ln != nil {
 		_ = e.ln.Close()
+	}
+	// Connections no call owns any more (a puller's idle handoff
+	// connection, a peer that has not sent its first message) end now.
+	e.mu.Lock()
+	conns := make([]net.Conn, 0, len(e.conns))
+	for nc := range e.conns {
+		conns = append(conns, nc)
+	}
+	e.mu.Unlock()
+	for _, nc := range conns {
+		_ = nc.Close()
 	}
 	var err error
 	if client != nil {

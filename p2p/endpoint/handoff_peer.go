@@ -25,8 +25,10 @@ import (
 // party). It is owned by the call's run goroutine.
 type handoffState struct {
 	// Role B.
-	b      *handoff.Machine
-	winner *wire.Conn // the puller whose stop-audio won
+	b       *handoff.Machine
+	offered map[*wire.Conn]bool // connections that got this call's grant
+	winner  *wire.Conn          // the puller whose stop-audio won
+	bTimer  *time.Timer
 
 	// Role C.
 	c      *handoff.Machine
@@ -39,64 +41,86 @@ type handoffState struct {
 		remote netip.AddrPort
 	}
 	switches uint64 // media source switches seen when C's machine started
-
-	deadline time.Time
-	timer    *time.Timer
+	cTimer   *time.Timer
 }
 
 func (c *call) handoff() *handoffState {
 	if c.ho == nil {
-		c.ho = &handoffState{nonces: map[string]struct{}{}}
+		c.ho = &handoffState{nonces: map[string]struct{}{}, offered: map[*wire.Conn]bool{}}
 	}
 	return c.ho
 }
 
-// hoTimer returns the channel of the handoff timer, nil when none runs.
-func (c *call) hoTimer() <-chan time.Time {
-	if c.ho == nil || c.ho.timer == nil {
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
 		return nil
 	}
-	return c.ho.timer.C
+	return t.C
 }
 
-// armTimer (re)starts the handoff timer for the state m just entered,
-// using the table's timer for that state.
-func (c *call) armTimer(m *handoff.Machine) {
-	h := c.handoff()
-	if h.timer != nil {
-		h.timer.Stop()
-		h.timer = nil
+// bTimer and cTimer return the channels of the roles' timers (nil: none).
+func (c *call) bTimer() <-chan time.Time {
+	if c.ho == nil {
+		return nil
 	}
-	d, ok := c.e.timeouts.Deadline(m.State(), time.Now())
-	if !ok {
-		return
-	}
-	h.deadline = d
-	h.timer = time.NewTimer(time.Until(d))
+	return timerC(c.ho.bTimer)
 }
 
+func (c *call) cTimer() <-chan time.Time {
+	if c.ho == nil {
+		return nil
+	}
+	return timerC(c.ho.cTimer)
+}
+
+// fire drives one of the call's machines. Each machine has its own timer,
+// the table's timer of the state it is in: entering a state starts it,
+// leaving stops it, and a self-loop leaves it running (a stream of queries
+// must not keep B muted forever).
 func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, error) {
 	tr, err := m.Fire(ev)
 	if err != nil {
 		return tr, err
 	}
 	c.log.Debug("handoff transition", "role", m.Role(), "from", tr.From, "event", ev, "to", tr.To, "actions", tr.Actions)
-	c.armTimer(m)
+	if tr.From == tr.To {
+		return tr, nil
+	}
+	h := c.handoff()
+	slot := &h.bTimer
+	if m.Role() == handoff.RoleC {
+		slot = &h.cTimer
+	}
+	if *slot != nil {
+		(*slot).Stop()
+		*slot = nil
+	}
+	if d, ok := c.e.timeouts.Deadline(m.State(), time.Now()); ok {
+		*slot = time.NewTimer(time.Until(d))
+	}
+	if m.Role() == handoff.RoleB && tr.To == handoff.BActive {
+		// Back to no handoff: the next round has its own pullers.
+		h.winner = nil
+		clear(h.offered)
+	}
 	return tr, nil
 }
 
-// onHandoffTimeout delivers the expiry of the handoff timer to whichever
-// role's machine runs it.
-func (c *call) onHandoffTimeout() {
+// onBTimeout and onCTimeout deliver the expiry of a role's timer.
+func (c *call) onBTimeout() {
 	h := c.ho
-	h.timer = nil
-	if h.b != nil && !h.b.Done() && h.b.State() != handoff.BActive {
+	h.bTimer = nil
+	if h.b != nil {
 		if tr, err := c.fire(h.b, handoff.EvTimeout); err == nil {
 			c.doB(tr, nil)
 		}
-		return
 	}
-	if h.c != nil && h.c.State() == handoff.CSwitched {
+}
+
+func (c *call) onCTimeout() {
+	h := c.ho
+	h.cTimer = nil
+	if h.c != nil {
 		if tr, err := c.fire(h.c, handoff.EvTimeout); err == nil {
 			c.doC(tr)
 		}
@@ -107,7 +131,7 @@ func (c *call) onHandoffTimeout() {
 
 // offer answers a session query from requester on conn (step 3): the
 // session's parameters and a grant signed by this endpoint for C.
-func (c *call) offer(requester pki.Identity) (wire.SessionParams, error) {
+func (c *call) offer(requester pki.Identity, conn *wire.Conn) (wire.SessionParams, error) {
 	if c.state != CallActive || c.sess == nil {
 		return wire.SessionParams{}, fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
 	}
@@ -141,6 +165,7 @@ func (c *call) offer(requester pki.Identity) (wire.SessionParams, error) {
 	if c.sendKeys != nil && c.recvKeys != nil {
 		p.SendKey, p.RecvKey = c.sendKeys.Bytes(), c.recvKeys.Bytes()
 	}
+	h.offered[conn] = true
 	c.e.emit(Event{Type: "handoff.offered", CallID: c.id, Peer: requester.String(), Step: 3,
 		Detail: fmt.Sprintf("session parameters sent to %s", requester)})
 	return p, nil
@@ -156,8 +181,8 @@ func (c *call) remoteMedia() netip.AddrPort {
 // stopAudio handles a puller's stop-audio (step 5): the first one wins.
 func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 	h := c.handoff()
-	if h.b == nil {
-		return fmt.Errorf("%w: no session query for call %s", ErrBadState, c.id)
+	if h.b == nil || !h.offered[conn] {
+		return fmt.Errorf("%w: no session query for call %s on this connection", ErrBadState, c.id)
 	}
 	tr, err := c.fire(h.b, handoff.EvStopAudio)
 	if err != nil {
@@ -174,7 +199,7 @@ func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 // resumeAudio handles a rollback from the winner.
 func (c *call) resumeAudio(conn *wire.Conn) error {
 	h := c.handoff()
-	if h.b == nil || (h.winner != nil && conn != h.winner) {
+	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
 		return fmt.Errorf("%w: resume from a device that is not taking the call", ErrBadState)
 	}
 	tr, err := c.fire(h.b, handoff.EvResume)
@@ -188,7 +213,7 @@ func (c *call) resumeAudio(conn *wire.Conn) error {
 // release lets the call go silently: the far party now talks to A.
 func (c *call) release(conn *wire.Conn, to pki.Identity) error {
 	h := c.handoff()
-	if h.b == nil || (h.winner != nil && conn != h.winner) {
+	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
 		return fmt.Errorf("%w: release from a device that is not taking the call", ErrBadState)
 	}
 	tr, err := c.fire(h.b, handoff.EvRelease)
@@ -274,7 +299,7 @@ func (c *call) setPeer(id pki.Identity, conn *wire.Conn, signal string, remote n
 	c.peerCert = peerCertificate(conn)
 	c.peerSignal = signal
 	c.log = c.e.log.With("call_id", c.id, "peer", id.String(), "direction", c.dir)
-	c.sigLost = false
+	c.sigLost = c.deadConns[conn] // back to a peer whose stream already ended
 	c.sess.SetRemote(remote)
 	c.mu.Lock()
 	c.info.Peer = id.String()
@@ -442,10 +467,18 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 	}
 	e.mu.Unlock()
 	for _, c := range calls {
+		// A session is offered (with its keys and a grant) only if this
+		// device may take it: the policy decides per call, outside the
+		// call's goroutine (a policy may be a slow plugin).
+		info := c.snapshot()
+		if d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindPull, Requester: peer.String(), Owner: e.id.String(), CallID: c.id, Peer: info.Peer}); err != nil || !d.Allow {
+			log.Info("session not offered: pull refused by policy", "call_id", c.id)
+			continue
+		}
 		var p wire.SessionParams
 		err := c.exec(e.ctx, func() error {
 			var err error
-			p, err = c.offer(peer)
+			p, err = c.offer(peer, wc)
 			return err
 		})
 		if err != nil {
@@ -476,12 +509,7 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 		switch m := m.(type) {
 		case *wire.StopAudio:
 			id = m.CallID
-			do = func(c *call) error {
-				if d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindPull, Requester: peer.String(), Owner: e.id.String(), CallID: c.id, Peer: c.peer.String()}); err != nil || !d.Allow {
-					return fmt.Errorf("%w: refused by policy", ErrForbidden)
-				}
-				return c.stopAudio(wc, peer)
-			}
+			do = func(c *call) error { return c.stopAudio(wc, peer) }
 			reply = &wire.StopAck{CallID: id}
 		case *wire.Resume:
 			id = m.CallID

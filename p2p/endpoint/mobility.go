@@ -58,13 +58,17 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 	if c == nil {
 		return nil
 	}
-	h.set(func(i *HandoffInfo) { i.CallID, i.Peer = c.id, c.peer.String() })
 	ack := make(chan struct{}, 1)
 	var fresh *media.Session
-	err := c.exec(ctx, func() error {
+	var peer string
+	// The closure runs on the call's owner goroutine; it is waited for even
+	// if ctx ends, so it never runs on while the handoff is recorded.
+	err := c.exec(context.WithoutCancel(ctx), func() error {
 		if c.state != CallActive || c.sess == nil {
 			return fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
 		}
+		peer = c.peer.String()
+		h.set(func(i *HandoffInfo) { i.CallID, i.Peer = c.id, peer })
 		if _, err := h.fire(handoff.EvAddressChanged, fmt.Sprintf("address changed %s -> %s", old, ip)); err != nil {
 			return err
 		}
@@ -101,24 +105,28 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 	if err != nil {
 		return err
 	}
+	var step11 time.Time
 	select {
 	case <-ack:
-		if _, err := h.fire(handoff.EvNewAddressAcked, c.peer.String()+" sends to "+fresh.LocalAddr().String()); err != nil {
+		step11 = e.cfg.Now()
+		if _, err := h.fireAt(handoff.EvNewAddressAcked, peer+" sends to "+fresh.LocalAddr().String(), step11); err != nil {
 			return err
 		}
 	case <-time.After(e.timeouts.AddressAck):
-		_, _ = h.fire(handoff.EvTimeout, "no acknowledgement of the new address")
-		return fmt.Errorf("%w: %s did not acknowledge the new address", ErrUnreachable, c.peer)
-	case <-ctx.Done():
-		return ctx.Err()
+		_, _ = h.fire(handoff.EvTimeout, "no acknowledgement of the new address; the call goes on")
+		return fmt.Errorf("%w: %s did not acknowledge the new address (the call goes on)", ErrUnreachable, peer)
 	}
 	// Step 12: the far party's audio on the new address.
-	first, err := waitFirstPacket(ctx, fresh, e.timeouts.NewAudio)
+	first, err := waitFirstPacket(context.WithoutCancel(ctx), fresh, e.timeouts.NewAudio)
 	if err != nil {
-		_, _ = h.fire(handoff.EvTimeout, err.Error())
-		return fmt.Errorf("%w: no audio on the new address: %w", ErrHandoffFailed, err)
+		_, _ = h.fire(handoff.EvTimeout, err.Error()+"; the call goes on")
+		return fmt.Errorf("%w: no audio on the new address yet (the peer may be silent; the call goes on): %w", ErrHandoffFailed, err)
 	}
-	if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+c.peer.String()+" on "+fresh.LocalAddr().String(), first); err != nil {
+	at := first // it may land before the acknowledgement was read
+	if at.Before(step11) {
+		at = step11
+	}
+	if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+peer+" on "+fresh.LocalAddr().String(), at); err != nil {
 		return err
 	}
 	h.set(func(i *HandoffInfo) {

@@ -344,12 +344,25 @@ func randomSSRC(avoid ...uint32) uint32 {
 }
 
 func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (err error) {
+	// A slot for the call is reserved now, so that an incoming call during
+	// the handoff cannot take it after B has been told to let go.
 	e.mu.Lock()
-	loginAt, full := e.loginAt, len(e.calls) >= e.cfg.MaxCalls
+	loginAt, full := e.loginAt, len(e.calls)+e.reserved >= e.cfg.MaxCalls
+	if !full {
+		e.reserved++
+	}
 	e.mu.Unlock()
 	if full {
 		return fmt.Errorf("%w: %s is already in a call; hang up before pulling another", ErrBadState, e.id)
 	}
+	reserved := true
+	defer func() {
+		if reserved {
+			e.mu.Lock()
+			e.reserved--
+			e.mu.Unlock()
+		}
+	}()
 	// Step 1: this endpoint logged in through the access server.
 	if _, err := h.fireAt(handoff.EvLoginDone, "logged in to "+e.cfg.Access, loginAt); err != nil {
 		return err
@@ -386,6 +399,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	// Step 3: session parameters from B.
 	p, err := e.choose(h, list, req.SessionID)
 	if err != nil {
+		if h.m.State() == handoff.AStarting {
+			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+		}
 		return err
 	}
 	h.set(func(i *HandoffInfo) { i.CallID, i.Peer = p.CallID, p.Peer })
@@ -406,11 +422,12 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		cDial <- dialResult{conn, err}
 	}()
 	var cConn *wire.Conn
+	dialed := false // the dial result was taken from cDial
 	defer func() {
 		if cConn != nil && err != nil {
 			_ = cConn.Close()
 		}
-		if cConn == nil {
+		if !dialed {
 			if r := <-cDial; r.conn != nil {
 				_ = r.conn.Close()
 			}
@@ -491,13 +508,10 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 
 	// Step 6: audio from C does not reach A (C still sends to B); the
 	// determination is a bounded timer from step 5.
-	wait := time.Until(stopAt.Add(e.timeouts.NoAudio))
-	if wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return e.rollback(h, bConn, prov, &provOpen, p.CallID, ctx.Err())
-		}
+	// It is a few packet times: it runs to its end even if ctx ends, and
+	// step 7 then fails over to the rollback through the table.
+	if wait := time.Until(stopAt.Add(e.timeouts.NoAudio)); wait > 0 {
+		time.Sleep(wait)
 	}
 	if _, err := h.fire(handoff.EvTimeout, fmt.Sprintf("no audio from %s within %s of step 5 (%d packets)", peer, e.timeouts.NoAudio, prov.Stats().PacketsReceived)); err != nil {
 		return err
@@ -505,6 +519,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 
 	// Step 7: out-of-band signaling directly with C.
 	r := <-cDial
+	dialed = true
 	cConn = r.conn
 	if r.err != nil {
 		if _, ferr := h.fire(handoff.EvTimeout, "cannot reach "+peer.String()+": "+r.err.Error()); ferr != nil {
@@ -557,9 +572,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
 		return e.rollback(h, bConn, nil, &provOpen, p.CallID, err)
 	}
-	sessOK := false
+	sessOpen, committed := true, false
 	defer func() {
-		if !sessOK {
+		if sessOpen && !committed {
 			_ = sess.Close()
 		}
 	}()
@@ -578,7 +593,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	na := &wire.NewAddress{CallID: p.CallID, Media: wire.Media{Addr: sess.LocalAddr().String(), SSRC: sess.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)}}
 	if err := cConn.Send(na, sendTimeout); err != nil {
 		_, _ = h.fire(handoff.EvTimeout, "new address not delivered: "+err.Error())
-		return e.rollback(h, bConn, sess, &sessOK, p.CallID, err)
+		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, err)
 	}
 	m, rerr = recvWithin(cConn, e.timeouts.AddressAck)
 	if _, ok := m.(*wire.NewAddressAck); !ok {
@@ -587,36 +602,47 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 			detail += ": " + rerr.Error()
 		}
 		_, _ = h.fire(handoff.EvTimeout, detail)
-		return e.rollback(h, bConn, sess, &sessOK, p.CallID, errors.New(detail))
+		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, errors.New(detail))
 	}
-	if _, err := h.fire(handoff.EvNewAddressAcked, peer.String()+" sends to "+sess.LocalAddr().String()); err != nil {
+	step11 := e.cfg.Now()
+	if _, err := h.fireAt(handoff.EvNewAddressAcked, peer.String()+" sends to "+sess.LocalAddr().String(), step11); err != nil {
 		return err
 	}
 
 	// Step 12: audio from C on the new address; B is released silently.
-	first, err := waitFirstPacket(ctx, sess, e.timeouts.NewAudio)
-	if err != nil {
-		_, _ = h.fire(handoff.EvTimeout, "no audio from "+peer.String()+" on the new address")
-		return e.rollback(h, bConn, sess, &sessOK, p.CallID, err)
-	}
-	if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+peer.String()+" on "+sess.LocalAddr().String()+"; "+b.String()+" released", first); err != nil {
-		return err
-	}
-	if err := bConn.Send(&wire.Release{CallID: p.CallID}, sendTimeout); err != nil {
-		// B's guard timer would resume it: say so loudly, the call is on A.
-		e.log.Warn("release not delivered to the other device", "device", b.String(), "err", err)
-	}
-	if firstHeard.IsZero() || first.Before(firstHeard) {
-		firstHeard = first
+	// From here on C is with A for good (it has no way back to B), so the
+	// call stays here even if C's audio is late: rolling back now would
+	// leave C sending to a closed port.
+	first, waitErr := waitFirstPacket(ctx, sess, e.timeouts.NewAudio)
+	if waitErr != nil {
+		if _, err := h.fire(handoff.EvTimeout, "no audio from "+peer.String()+" on the new address yet; the call stays here"); err != nil {
+			return err
+		}
+	} else {
+		// The first packet may land before A has read C's acknowledgement:
+		// the step is complete when both happened.
+		at := first
+		if at.Before(step11) {
+			at = step11
+		}
+		if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+peer.String()+" on "+sess.LocalAddr().String()+"; "+b.String()+" released", at); err != nil {
+			return err
+		}
+		if firstHeard.IsZero() || first.Before(firstHeard) {
+			firstHeard = first
+		}
 	}
 	h.set(func(i *HandoffInfo) {
-		i.FirstAudioMS = float64(firstHeard.Sub(h.start).Microseconds()) / 1000
+		if !firstHeard.IsZero() {
+			i.FirstAudioMS = float64(firstHeard.Sub(h.start).Microseconds()) / 1000
+		}
 		i.NewAddress = sess.LocalAddr().String()
 	})
 
-	// The call is now this endpoint's.
+	// The call is now this endpoint's: it takes the slot reserved at the
+	// start, then B is released.
 	c := e.newCall(p.CallID, dirPulled, peer, cConn)
-	c.codec, c.sess, c.live, c.sink = codec, sess, sess, sink
+	c.codec, c.sess, c.live, c.sink, c.src = codec, sess, sess, sink, src
 	c.sendKeys, c.recvKeys = send, recv
 	c.peerSignal = p.PeerSignal
 	c.state = CallActive
@@ -627,11 +653,16 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	c.info.RemoteMedia = peerMedia.String()
 	c.info.Answered = &now
 	c.info.State = CallActive.String()
-	if err := e.register(c); err != nil {
+	if err := e.registerReserved(c, &reserved); err != nil {
+		// Only a closing endpoint gets here; C then ends on its own.
 		return err
 	}
-	sessOK = true
+	committed = true
 	c.start()
+	if err := bConn.Send(&wire.Release{CallID: p.CallID}, sendTimeout); err != nil {
+		// B's guard timer would resume it: say so loudly, the call is on A.
+		e.log.Warn("release not delivered to the other device", "device", b.String(), "err", err)
+	}
 	e.emit(Event{Type: "call.active", CallID: c.id, Peer: peer.String(), State: "active", Detail: "pulled from " + b.String()})
 	return nil
 }

@@ -73,7 +73,10 @@ func tableA() []Row {
 		{ANotifying, EvNewAddressAcked, AWaitAudio, nil, 11, "C sends to the new address now"},
 		{ANotifying, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C silent: roll back; C reverts on its own timer"},
 		{AWaitAudio, EvAudioFromC, ADone, do(ActReleaseB), 12, "the call is on A; B goes silently"},
-		{AWaitAudio, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "no audio from C: roll back"},
+		// C acknowledged the new address: it is with A for good and has no
+		// way back to B, so a rollback here would leave it sending to a
+		// closed port. The call stays on A and waits for C's audio.
+		{AWaitAudio, EvTimeout, ADone, do(ActReleaseB), 0, "C's audio is late, but C is with A: keep the call"},
 		{ARollingBack, EvResumeAcked, ARolledBack, nil, 0, "the call stays on B"},
 		{ARollingBack, EvTimeout, ACallEnded, nil, 0, "B lost mid-handoff and C did not take A"},
 	}
@@ -136,9 +139,11 @@ func tableM() []Row {
 		{MRestarting, EvMediaFailed, MCallEnded, do(ActEndCall), 0, "no audio on the new address"},
 		{MNotifying, EvNewAddressAcked, MWaitAudio, nil, 11, "the far party sends to the new address now"},
 		{MNotifying, EvAddressChanged, MClosing, do(ActCloseMedia), 0, "moved again: start over at step 8"},
-		{MNotifying, EvTimeout, MCallEnded, do(ActEndCall), 0, "far party unreachable"},
+		// Never drop a call over a move: a far party that missed the message
+		// still latches the new authenticated stream (docs/protocol.md §11).
+		{MNotifying, EvTimeout, MInCall, nil, 0, "no acknowledgement: the call goes on; the peer may latch the new stream"},
 		{MWaitAudio, EvAudioFromC, MInCall, nil, 12, "the call goes on"},
 		{MWaitAudio, EvAddressChanged, MClosing, do(ActCloseMedia), 0, "moved again: start over at step 8"},
-		{MWaitAudio, EvTimeout, MCallEnded, do(ActEndCall), 0, "far party silent"},
+		{MWaitAudio, EvTimeout, MInCall, nil, 0, "far party silent (muted, or mid-handoff): the call goes on"},
 	}
 }
