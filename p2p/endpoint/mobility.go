@@ -87,8 +87,12 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		if _, err := h.fire(handoff.EvAddressAllocated, "media now on "+c.sess.LocalAddr().String()); err != nil {
 			return err
 		}
-		// Step 10: restart the audio there.
+		// Step 10: restart the audio there (still muted if another device
+		// is taking this call: B's mute survives the move).
 		c.sess.SetRemote(remote)
+		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted {
+			c.sess.SetSending(false)
+		}
 		c.sess.Start()
 		if _, err := h.fire(handoff.EvAudioRestarted, fmt.Sprintf("audio restarted from %s (ssrc %08x)", c.sess.LocalAddr(), c.sess.SSRC())); err != nil {
 			return err
