@@ -79,6 +79,7 @@ type call struct {
 	oldConns   []*wire.Conn
 	ho         *handoffState       // handoff roles B and C; nil until needed
 	addrAck    chan struct{}       // a rebind waits for the peer's new-address-ack
+	remoteROC  *media.ROC          // the peer stream's SRTP roll-over counter, for a reopened session
 	deadConns  map[*wire.Conn]bool // connections whose stream has ended
 
 	mu   sync.Mutex
@@ -704,14 +705,15 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 	}
 	src := c.src
 	cfg := media.Config{
-		Local:       local,
-		Codec:       codec,
-		Ptime:       c.e.cfg.Ptime,
-		JitterDelay: c.e.cfg.JitterDelay,
-		Source:      src,
-		Sink:        c.sink,
-		Logger:      c.log,
-		Impairment:  c.e.cfg.Impairment,
+		Local:         local,
+		Codec:         codec,
+		Ptime:         c.e.cfg.Ptime,
+		JitterDelay:   c.e.cfg.JitterDelay,
+		Source:        src,
+		Sink:          c.sink,
+		Logger:        c.log,
+		Impairment:    c.e.cfg.Impairment,
+		FirstSequence: c.e.cfg.firstSeq,
 	}
 	// Keys are installed in pairs: before the answer only our send key is
 	// known, and nothing is sent or received before the answer anyway.
@@ -720,6 +722,7 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 		// A handoff's new device, or a peer that moved, is heard as soon
 		// as its stream authenticates (docs/handoff.md, step 4).
 		cfg.LatchAuthenticated = true
+		cfg.RemoteROC = c.remoteROC
 	}
 	s, err := media.Open(ctx, cfg)
 	if err != nil {

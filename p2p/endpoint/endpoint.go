@@ -101,6 +101,10 @@ type Config struct {
 	// on purpose (a loss/jitter shim for benchmarks and demos).
 	Impairment *media.Impairment
 
+	// firstSeq, in tests, fixes the first RTP sequence number of this
+	// endpoint's media (to reach a wrap quickly).
+	firstSeq *uint16
+
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
 }

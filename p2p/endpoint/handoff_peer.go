@@ -164,6 +164,11 @@ func (c *call) offer(requester pki.Identity, conn *wire.Conn) (wire.SessionParam
 	}
 	if c.sendKeys != nil && c.recvKeys != nil {
 		p.SendKey, p.RecvKey = c.sendKeys.Bytes(), c.recvKeys.Bytes()
+		// A decrypts C's running stream: it needs how often its sequence
+		// number has wrapped (RFC 3711 §3.3.1).
+		if roc, ok := c.sess.RemoteROC(); ok && roc.SSRC == p.PeerSSRC {
+			p.PeerROC = roc.ROC
+		}
 	}
 	h.offered[conn] = true
 	c.e.emit(Event{Type: "handoff.offered", CallID: c.id, Peer: requester.String(), Step: 3,

@@ -74,6 +74,11 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		}
 		// Step 8: close the media session; nothing is sent to the peer.
 		oldAddr, remote := c.sess.LocalAddr(), c.remoteMedia()
+		// The peer's stream goes on: the new session starts from its SRTP
+		// roll-over counter (RFC 3711 §3.3.1).
+		if roc, ok := c.sess.RemoteROC(); ok {
+			c.remoteROC = &roc
+		}
 		c.closeMedia()
 		if _, err := h.fire(handoff.EvMediaClosed, "media "+oldAddr.String()+" closed; no termination signal sent"); err != nil {
 			return err

@@ -450,6 +450,10 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		}
 		send, recv = &s, &r
 	}
+	var peerROC *media.ROC
+	if recv != nil {
+		peerROC = &media.ROC{SSRC: p.PeerSSRC, ROC: p.PeerROC}
+	}
 	peerMedia, _ := netip.ParseAddrPort(p.PeerMedia)
 	src, sink, err := e.audioFor(p.CallID, p.Peer)
 	if err != nil {
@@ -459,7 +463,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	mcfg := media.Config{
 		Local: netip.AddrPortFrom(e.mediaAddr(), 0), Codec: codec, Ptime: e.cfg.Ptime,
 		SSRC:     randomSSRC(p.LocalSSRC, p.PeerSSRC),
-		SendKeys: send, RecvKeys: recv, LatchAuthenticated: true,
+		SendKeys: send, RecvKeys: recv, LatchAuthenticated: true, RemoteROC: peerROC,
 		JitterDelay: e.cfg.JitterDelay, Source: src, Sink: sink, Logger: e.log,
 		Impairment: e.cfg.Impairment,
 	}
@@ -558,6 +562,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 
 	// Step 8: close the provisional session, sending nothing to C.
 	firstHeard := prov.Stats().FirstPacket
+	if roc, ok := prov.RemoteROC(); ok && roc.SSRC == p.PeerSSRC {
+		mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
+	}
 	provAddr := prov.LocalAddr()
 	_ = prov.Close()
 	provOpen = false

@@ -179,3 +179,38 @@ func TestMediaMovesWhenItsAddressDisappears(t *testing.T) {
 	}
 	stillUp(t, bob, ac.ID, "alice/laptop")
 }
+
+// bob's RTP sequence number wraps before the pull and before the move:
+// the laptop must still decrypt bob's stream (the SRTP roll-over counter
+// travels in the session parameters, and across the move).
+func TestPullAndRebindAfterSequenceWrap(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	nearWrap := uint16(65535 - 20)
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.User == "bob" {
+			c.firstSeq = &nearWrap
+		}
+	})
+	eventually(t, "bob's stream to wrap", func() bool { return desk.mustCall(t, id).Media.PacketsReceived > 40 })
+	laptop := n.start("alice", "laptop", fastTimeouts, func(c *Config) { c.MediaIP = netip.MustParseAddr("127.0.0.2") })
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if err != nil || h.State != "done" || len(h.Steps) != 12 {
+		t.Fatalf("pull after bob's wrap: %v %+v", err, h)
+	}
+	heard := func(what string) {
+		t.Helper()
+		before := laptop.mustCall(t, id).Media.PacketsReceived
+		eventually(t, what, func() bool { return laptop.mustCall(t, id).Media.PacketsReceived > before+10 })
+		if st := laptop.mustCall(t, id).Media; st.AuthFailed != 0 {
+			t.Errorf("%s: %d packets failed authentication", what, st.AuthFailed)
+		}
+	}
+	heard("the laptop to hear bob after the pull")
+	if _, err := laptop.Rebind(context.Background(), netip.MustParseAddr("127.0.0.7")); err != nil {
+		t.Fatalf("rebind after bob's wrap: %v", err)
+	}
+	heard("the laptop to hear bob after its move")
+	stillUp(t, bob, id, "alice/laptop")
+}

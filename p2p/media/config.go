@@ -66,11 +66,27 @@ type Config struct {
 	// its new address arrives. Unauthenticated packets from such addresses
 	// still count as WrongSource. Ignored for plain RTP.
 	LatchAuthenticated bool
+	// FirstSequence, when set, is the first RTP sequence number sent;
+	// nil means random, as RFC 3550 §5.1 asks. Tests set it to reach a
+	// sequence wrap without sending 65,536 packets.
+	FirstSequence *uint16
+	// RemoteROC, when set, is the SRTP roll-over counter (RFC 3711 §3.3.1)
+	// of the peer's stream at the time this session starts receiving it:
+	// a session that takes over a stream already running (a handoff, a
+	// move) must know how many times its sequence number has wrapped, or
+	// every packet fails authentication once it has.
+	RemoteROC *ROC
 	// Impairment, when set, drops and delays outgoing packets on purpose
 	// (a loss/jitter shim for benchmarks and demos on loopback).
 	Impairment *Impairment
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// ROC is an SRTP roll-over counter for one SSRC.
+type ROC struct {
+	SSRC uint32
+	ROC  uint32
 }
 
 // settings is a validated Config with defaults applied and derived values.

@@ -85,9 +85,21 @@ func newReceiver(s settings, jb *jitterBuffer) (*receiver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("media: receiver: srtp context: %w", err)
 		}
+		if s.RemoteROC != nil {
+			ctx.SetROC(s.RemoteROC.SSRC, s.RemoteROC.ROC)
+		}
 		r.srtp = ctx
 	}
 	return r, nil
+}
+
+// roc returns the SRTP roll-over counter of ssrc's stream, as far as this
+// receiver has followed it.
+func (r *receiver) roc(ssrc uint32) (uint32, bool) {
+	if r.srtp == nil {
+		return 0, false
+	}
+	return r.srtp.ROC(ssrc)
 }
 
 // uncount takes back the counter that receive bumped for a refused

@@ -60,6 +60,9 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 		Timestamp:      binary.BigEndian.Uint32(r[2:6]),
 		SSRC:           ssrc,
 	}
+	if s.FirstSequence != nil {
+		snd.pkt.SequenceNumber = *s.FirstSequence
+	}
 	if s.SendKeys != nil {
 		ctx, err := srtp.CreateContext(s.SendKeys.MasterKey[:], s.SendKeys.MasterSalt[:], srtpProfile)
 		if err != nil {

@@ -190,6 +190,22 @@ func (s *Session) SetRemote(addr netip.AddrPort) {
 	s.peers.Store(p)
 }
 
+// RemoteROC returns the SRTP roll-over counter of the stream being played
+// (RFC 3711 §3.3.1), for handing it to a session that takes the stream
+// over. ok is false before any SRTP packet arrived or for plain RTP.
+func (s *Session) RemoteROC() (roc ROC, ok bool) {
+	s.exec(func() {
+		if !s.eng.jb.hasSource {
+			return
+		}
+		ssrc := s.eng.jb.src.ssrc
+		if v, found := s.eng.recv.roc(ssrc); found {
+			roc, ok = ROC{SSRC: ssrc, ROC: v}, true
+		}
+	})
+	return roc, ok
+}
+
 // latchVerdict finishes the handling of a packet from an address that was
 // not allowed: if it passed SRTP authentication (RFC 3711 §3.3) the
 // address is latched as an allowed source; otherwise the packet counts as

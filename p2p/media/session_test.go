@@ -607,3 +607,54 @@ func TestImpairmentDropsAndDelays(t *testing.T) {
 		t.Errorf("30 ms jitter caused no reordering and no late packets: %+v", st)
 	}
 }
+
+// A session that takes over a running SRTP stream whose sequence number has
+// wrapped must start from the stream's roll-over counter (RFC 3711 §3.3.1):
+// without it every packet fails authentication.
+func TestRemoteROCCarriesOver(t *testing.T) {
+	t.Parallel()
+	keysAB, keysBA := mustKeys(t), mustKeys(t)
+	a, err := Open(context.Background(), Config{Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(), SendKeys: keysAB, RecvKeys: keysBA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// Start a's sequence numbers just before the wrap.
+	a.exec(func() { a.eng.send.pkt.SequenceNumber = 65535 - 10 })
+	b, err := Open(context.Background(), Config{Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(), SendKeys: keysBA, RecvKeys: keysAB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a.SetRemote(b.LocalAddr())
+	b.SetRemote(a.LocalAddr())
+	b.Start()
+	a.Start()
+	eventually(t, "b to follow a's stream past the wrap", func() bool { return b.Stats().PacketsReceived >= 20 })
+	roc, ok := b.RemoteROC()
+	if !ok || roc.SSRC != a.SSRC() || roc.ROC != 1 {
+		t.Fatalf("RemoteROC = %+v %v, want ssrc %08x roc 1", roc, ok, a.SSRC())
+	}
+	take := func(cfg *ROC) *Session {
+		t.Helper()
+		s, err := Open(context.Background(), Config{Local: netip.MustParseAddrPort("127.0.0.1:0"), Codec: codecs.PCMU(), SendKeys: keysBA, RecvKeys: keysAB, RemoteROC: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		s.SetRemote(a.LocalAddr())
+		s.Start()
+		return s
+	}
+	without, with := take(nil), take(&roc)
+	a.SetRemote(without.LocalAddr())
+	eventually(t, "a session without the ROC to refuse a's packets", func() bool { return without.Stats().AuthFailed >= 5 })
+	if got := without.Stats().PacketsReceived; got != 0 {
+		t.Fatalf("a session without the ROC accepted %d packets", got)
+	}
+	a.SetRemote(with.LocalAddr())
+	eventually(t, "a session with the ROC to hear a", func() bool { return with.Stats().PacketsReceived >= 5 })
+	if st := with.Stats(); st.AuthFailed != 0 {
+		t.Fatalf("with the ROC: %+v", st)
+	}
+}

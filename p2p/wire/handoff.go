@@ -94,6 +94,7 @@ type SessionParams struct {
 	Codec      string `json:"codec"`
 	PtimeMS    int    `json:"ptime_ms"`
 	PeerSSRC   uint32 `json:"peer_ssrc"`          // C's SSRC
+	PeerROC    uint32 `json:"peer_roc,omitempty"` // SRTP roll-over counter of C's stream (RFC 3711 §3.3.1)
 	LocalSSRC  uint32 `json:"local_ssrc"`         // B's SSRC: A must pick another (RFC 3550 §8.2)
 	SendKey    []byte `json:"send_key,omitempty"` // SRTP key of B's stream to C, which C decrypts with
 	RecvKey    []byte `json:"recv_key,omitempty"` // SRTP key of C's stream
