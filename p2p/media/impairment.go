@@ -19,7 +19,8 @@ type Impairment struct {
 	// Jitter delays each packet by a uniform random time in [0, Jitter),
 	// which also reorders packets.
 	Jitter time.Duration
-	// Seed makes the pattern repeatable.
+	// Seed makes the pattern repeatable. It is mixed with the session's
+	// SSRC, so an endpoint's successive sessions do not replay one pattern.
 	Seed uint64
 }
 
@@ -49,11 +50,12 @@ type impairer struct {
 	dropped uint64
 }
 
-func newImpairer(cfg *Impairment) *impairer {
+func newImpairer(cfg *Impairment, ssrc uint32) *impairer {
 	if cfg == nil {
 		return nil
 	}
-	return &impairer{cfg: *cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), pending: map[*time.Timer]struct{}{}}
+	seed := cfg.Seed ^ uint64(ssrc)<<32 ^ uint64(ssrc)
+	return &impairer{cfg: *cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), pending: map[*time.Timer]struct{}{}}
 }
 
 func (im *impairer) send(conn *net.UDPConn, pkt []byte, to netip.AddrPort) {

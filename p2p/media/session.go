@@ -143,7 +143,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
 	}
 	eng.conn = conn
-	eng.impair = newImpairer(set.Impairment)
+	eng.impair = newImpairer(set.Impairment, ssrc)
 	s := &Session{
 		log:      set.Logger,
 		ssrc:     ssrc,
