@@ -592,6 +592,12 @@ func (c *call) onAccept(m *wire.Accept) error {
 		c.peerSignal = m.SignalAddr
 	}
 	c.sess.SetRemote(remote)
+	c.activate(remote)
+	return nil
+}
+
+// activate starts the media and marks the call answered (run goroutine).
+func (c *call) activate(remote netip.AddrPort) {
 	c.sess.Start()
 	c.state = CallActive
 	now := c.e.cfg.Now()
@@ -600,11 +606,10 @@ func (c *call) onAccept(m *wire.Accept) error {
 	c.info.RemoteMedia = remote.String()
 	c.mu.Unlock()
 	c.update()
-	c.e.stats.callResult(dirOutgoing, "answered")
-	c.log.Info("call active", "codec", codec.Descriptor().Name, "remote_media", remote)
+	c.e.stats.callResult(c.dir, "answered")
+	c.log.Info("call active", "codec", c.codec.Descriptor().Name, "remote_media", remote)
 	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
-		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", codec.Descriptor().Name, recv != nil, local, remote)})
-	return nil
+		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", c.codec.Descriptor().Name, c.recvKeys != nil, c.sess.LocalAddr(), remote)})
 }
 
 func (c *call) onCommand(cmd command) error {
@@ -670,18 +675,7 @@ func (c *call) answer() error {
 	if err := c.conn.Send(acc, sendTimeout); err != nil {
 		return fmt.Errorf("endpoint: send accept: %w", err)
 	}
-	c.sess.Start()
-	c.state = CallActive
-	now := c.e.cfg.Now()
-	c.mu.Lock()
-	c.info.Answered = &now
-	c.info.RemoteMedia = remote.String()
-	c.mu.Unlock()
-	c.update()
-	c.e.stats.callResult(dirIncoming, "answered")
-	c.log.Info("call answered", "codec", c.codec.Descriptor().Name, "remote_media", remote)
-	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
-		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", c.codec.Descriptor().Name, recv != nil, c.sess.LocalAddr(), remote)})
+	c.activate(remote)
 	return nil
 }
 

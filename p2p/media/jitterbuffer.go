@@ -366,6 +366,15 @@ func (jb *jitterBuffer) anchor(ts uint32, at time.Time) {
 			ahead = int64((wait + jb.cfg.ptime - 1) / jb.cfg.ptime)
 		}
 		slot = jb.cursor + ahead
+		// Two unrelated packet clocks (the old device's and the new one's
+		// in a handoff, or a session restarted on a new address) are up to
+		// one ptime out of phase: when that would leave exactly one empty
+		// slot after the last frame still buffered, the new stream starts
+		// in that slot instead, so the listener hears no 20 ms hole. It
+		// costs the new stream at most one ptime of its jitter margin.
+		if slot == jb.maxSlot+2 && jb.maxSlot+1 >= jb.cursor {
+			slot = jb.maxSlot + 1
+		}
 		for i := range jb.ring {
 			if e := &jb.ring[i]; e.valid && e.slot >= slot {
 				e.valid = false

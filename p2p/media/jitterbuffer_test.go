@@ -224,6 +224,25 @@ func TestJitterBuffer(t *testing.T) {
 			want: jitterStats{played: 5, sourceSwitches: 1, staleSource: 2, remoteSSRC: b},
 		},
 		{
+			// The new source's clock is just over a ptime behind the old
+			// one's: its first frame would play two slots after the old
+			// source's last, leaving a 20 ms hole; it moves up one slot.
+			name: "source switch out of phase leaves no hole",
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				push(20, a, 11, 1000+jbStep, 2, pushAccepted), // plays at 60
+				popReal(40, 1),
+				// B's first packet at 41 would play at the first tick
+				// >= 81: 100, leaving 80 empty. It plays at 80.
+				push(41, b, 500, 77777, 21, pushAccepted),
+				popReal(60, 2),
+				popReal(80, 21),
+				push(61, b, 501, 77777+jbStep, 22, pushAccepted),
+				popReal(100, 22),
+			},
+			want: jitterStats{played: 4, sourceSwitches: 1, remoteSSRC: b},
+		},
+		{
 			name: "source switch before playout restarts the delay",
 			ops: []jbOp{
 				push(0, a, 10, 1000, 1, pushAccepted),
