@@ -477,7 +477,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// waitDevice waits until ep's presence cache shows user/device online.
+// waitDevice waits until ep's presence cache shows user/device online
+// (device "": any device of user).
 func waitDevice(ctx context.Context, ep *endpoint.Endpoint, user, device string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -486,13 +487,17 @@ func waitDevice(ctx context.Context, ep *endpoint.Endpoint, user, device string,
 				continue
 			}
 			for _, d := range b.Devices {
-				if d.Device == device && d.Status == "online" {
+				if (device == "" || d.Device == device) && d.Status == "online" {
 					return nil
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: %s never saw %s/%s online", ep.Identity(), user, device)
+			who := user
+			if device != "" {
+				who += "/" + device
+			}
+			return fmt.Errorf("demo: %s never saw %s online", ep.Identity(), who)
 		}
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
 			return err
@@ -524,22 +529,7 @@ func toneOrder(path string, candidates []float64) (string, time.Duration, error)
 
 // waitOnline waits until ep's presence cache shows user online.
 func waitOnline(ctx context.Context, ep *endpoint.Endpoint, user string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		for _, b := range ep.Buddies() {
-			if b.User == user && b.Status == "online" {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: %s never saw %s online", ep.Identity(), user)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return waitDevice(ctx, ep, user, "", timeout)
 }
 
 // toneShare returns the share of the recording's sounding 20 ms frames

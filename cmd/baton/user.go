@@ -65,6 +65,32 @@ func readPassword(cmd *cobra.Command, stdin io.Reader) (string, error) {
 	return pw, nil
 }
 
+// dbRun is the RunE of a user database command: it opens the database
+// (creating it only when create is set), reads the password when withPW is
+// set, runs do and prints what do returns.
+func dbRun(create, withPW bool, do func(ctx context.Context, db *access.UserDB, args []string, pw string) (string, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		var pw string
+		if withPW {
+			var err error
+			if pw, err = readPassword(cmd, cmd.InOrStdin()); err != nil {
+				return err
+			}
+		}
+		db, err := openUsers(cmd.Context(), cmd, create)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		out, err := do(cmd.Context(), db, args, pw)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(cmd.OutOrStdout(), out)
+		return err
+	}
+}
+
 func newUserCmd() *cobra.Command {
 	user := &cobra.Command{
 		Use:   "user",
@@ -75,86 +101,47 @@ func newUserCmd() *cobra.Command {
 		Use:   "add NAME",
 		Short: "Add a user; the password comes from --password-file or standard input",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			db, err := openUsers(cmd.Context(), cmd, true)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.AddUser(cmd.Context(), args[0], pw); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user %s added\n", args[0])
-			return nil
-		},
+		RunE: dbRun(true, true, func(ctx context.Context, db *access.UserDB, args []string, pw string) (string, error) {
+			return fmt.Sprintf("user %s added\n", args[0]), db.AddUser(ctx, args[0], pw)
+		}),
 	}
 	add.Flags().String("password-file", "", "read the password from this `file`")
 	passwd := &cobra.Command{
 		Use:   "passwd NAME",
 		Short: "Change a user's password (from --password-file or standard input)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := readPassword(cmd, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			db, err := openUsers(cmd.Context(), cmd, false)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.SetPassword(cmd.Context(), args[0], pw); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "password of %s changed\n", args[0])
-			return nil
-		},
+		RunE: dbRun(false, true, func(ctx context.Context, db *access.UserDB, args []string, pw string) (string, error) {
+			return fmt.Sprintf("password of %s changed\n", args[0]), db.SetPassword(ctx, args[0], pw)
+		}),
 	}
 	passwd.Flags().String("password-file", "", "read the password from this `file`")
 	del := &cobra.Command{
 		Use:   "del NAME",
 		Short: "Delete a user and its buddy links",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd, false)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.DeleteUser(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user %s deleted\n", args[0])
-			return nil
-		},
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("user %s deleted\n", args[0]), db.DeleteUser(ctx, args[0])
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List users and their buddies",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd, false)
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, _ []string, _ string) (string, error) {
+			users, err := db.ListUsers(ctx)
 			if err != nil {
-				return err
+				return "", err
 			}
-			defer db.Close()
-			users, err := db.ListUsers(cmd.Context())
-			if err != nil {
-				return err
-			}
+			var b strings.Builder
 			for _, u := range users {
-				b, err := db.Buddies(cmd.Context(), u)
+				buddies, err := db.Buddies(ctx, u)
 				if err != nil {
-					return err
+					return "", err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\tbuddies: %s\n", u, strings.Join(b, ","))
+				fmt.Fprintf(&b, "%s\tbuddies: %s\n", u, strings.Join(buddies, ","))
 			}
-			return nil
-		},
+			return b.String(), nil
+		}),
 	}
 	user.AddCommand(add, passwd, del, list)
 	return user
@@ -170,35 +157,17 @@ func newBuddyCmd() *cobra.Command {
 		Use:   "add USER BUDDY",
 		Short: "Make two users buddies of each other",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd, false)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.AddBuddy(cmd.Context(), args[0], args[1]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s and %s are buddies\n", args[0], args[1])
-			return nil
-		},
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("%s and %s are buddies\n", args[0], args[1]), db.AddBuddy(ctx, args[0], args[1])
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "del USER BUDDY",
 		Short: "Remove a buddy link",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, err := openUsers(cmd.Context(), cmd, false)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			if err := db.DeleteBuddy(cmd.Context(), args[0], args[1]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s and %s are no longer buddies\n", args[0], args[1])
-			return nil
-		},
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("%s and %s are no longer buddies\n", args[0], args[1]), db.DeleteBuddy(ctx, args[0], args[1])
+		}),
 	}
 	buddy.AddCommand(add, del)
 	return buddy

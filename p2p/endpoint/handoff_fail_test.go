@@ -116,7 +116,7 @@ func TestPullPolicyRefuses(t *testing.T) {
 	// Another user's device asking directly gets a refusal and learns
 	// nothing: no session list at all.
 	mallory := n.rawLogin(t, "mallory", "evil")
-	conn := n.rawDial(t, mallory, n.startedParty(desk))
+	conn := n.rawDial(t, mallory, desk)
 	if err := conn.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +131,6 @@ type denyAll struct{}
 func (denyAll) Decide(context.Context, handoff.Request) (handoff.Decision, error) {
 	return handoff.Decision{Allow: false, Reason: "test policy refuses everything"}, nil
 }
-
-func (n *network) startedParty(p *party) *party { return p }
 
 func recvAny(t *testing.T, c *wire.Conn) wire.Message {
 	t.Helper()

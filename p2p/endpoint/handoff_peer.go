@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/pki"
@@ -546,7 +544,7 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 				code = wire.CodeForbidden
 			}
 			log.Info("handoff request refused", "type", m.Type(), "call_id", id, "err", err)
-			_ = wc.Send(&wire.Reject{CallID: id, Code: code, Reason: trim(err.Error())}, sendTimeout)
+			_ = wc.Send(&wire.Reject{CallID: id, Code: code, Reason: wire.TrimReason(err.Error())}, sendTimeout)
 			continue
 		}
 		if reply != nil {
@@ -571,21 +569,8 @@ func (e *Endpoint) serveReestablish(wc *wire.Conn, peer pki.Identity, m *wire.Re
 		if errors.Is(err, ErrNoSuchCall) {
 			code = wire.CodeUnknownCall
 		}
-		_ = wc.Send(&wire.Reject{CallID: m.CallID, Code: code, Reason: trim(err.Error())}, sendTimeout)
+		_ = wc.Send(&wire.Reject{CallID: m.CallID, Code: code, Reason: wire.TrimReason(err.Error())}, sendTimeout)
 		_ = wc.Close()
 	}
 	// On success the call owns wc now.
-}
-
-// trim makes s fit a wire reason: valid UTF-8, cut at a character start.
-func trim(s string) string {
-	s = strings.ToValidUTF8(s, "")
-	if len(s) > wire.MaxReasonLen {
-		n := wire.MaxReasonLen
-		for n > 0 && !utf8.RuneStart(s[n]) {
-			n--
-		}
-		s = s[:n]
-	}
-	return s
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -212,7 +213,7 @@ func (e *Endpoint) Handoff(id string) (HandoffInfo, error) {
 // presence that arrived with the login (claim step 2 needs it first).
 func (e *Endpoint) ownDevice(name string) (pki.Identity, netip.AddrPort, error) {
 	dev := name
-	if u, d, ok := cutIdentity(name); ok {
+	if u, d, ok := strings.Cut(name, "/"); ok {
 		if u != e.id.User {
 			return pki.Identity{}, netip.AddrPort{}, fmt.Errorf("%w: %s is not a device of %s", ErrForbidden, name, e.id.User)
 		}
@@ -239,15 +240,6 @@ func (e *Endpoint) ownDevice(name string) (pki.Identity, netip.AddrPort, error) 
 		return id, netip.AddrPort{}, fmt.Errorf("%w: %s has a bad signaling address", ErrUnreachable, id)
 	}
 	return id, ap, nil
-}
-
-func cutIdentity(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // query sends a session query to B (step 2) and reads its answer.
@@ -736,7 +728,7 @@ func (e *Endpoint) rollback(h *handoffRun, bConn *wire.Conn, sess *media.Session
 		// roll back; the table records it through its timeout row.
 		_, _ = h.fire(handoff.EvTimeout, "giving up: "+cause.Error())
 	}
-	err := bConn.Send(&wire.Resume{CallID: callID, Reason: trim(cause.Error())}, sendTimeout)
+	err := bConn.Send(&wire.Resume{CallID: callID, Reason: wire.TrimReason(cause.Error())}, sendTimeout)
 	if err == nil {
 		var m wire.Message
 		m, err = recvWithin(bConn, e.timeouts.ResumeAck)

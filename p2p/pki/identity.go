@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/baton-voice/baton/p2p/wire"
 )
 
 // uriScheme is the scheme of the URI SAN that carries a Baton identity:
@@ -28,22 +30,9 @@ func (id Identity) String() string { return id.User + "/" + id.Device }
 func (id Identity) IsZero() bool { return id.User == "" && id.Device == "" }
 
 // ValidName reports whether s is a valid user or device name:
-// 1-64 characters of [a-z0-9._-], starting with a letter or digit.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// 1-64 characters of [a-z0-9._-], starting with a letter or digit. The
+// rule is the wire protocol's (wire.ValidName).
+func ValidName(s string) bool { return wire.ValidName(s) }
 
 // Validate checks both names.
 func (id Identity) Validate() error {

@@ -96,17 +96,22 @@ func (c *Conn) Close() error { return c.nc.Close() }
 
 // SendError is a convenience for replying with an Error message.
 func (c *Conn) SendError(code ErrorCode, msg, callID string, timeout time.Duration) error {
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	if len(msg) > MaxReasonLen {
-		// Cut at a character boundary so the text stays valid UTF-8 and
-		// within the limit the receiver enforces.
+	return c.Send(&Error{Code: code, Message: TrimReason(msg), CallID: callID}, timeout)
+}
+
+// TrimReason makes s fit a reason or error message field: valid UTF-8, at
+// most MaxReasonLen bytes, cut at a character boundary so the receiver's
+// limit holds.
+func TrimReason(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > MaxReasonLen {
 		n := MaxReasonLen
-		for n > 0 && !utf8.RuneStart(msg[n]) {
+		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--
 		}
-		msg = msg[:n]
+		s = s[:n]
 	}
-	return c.Send(&Error{Code: code, Message: msg, CallID: callID}, timeout)
+	return s
 }
 
 // AsError converts a received *Error message to a *RemoteError.
