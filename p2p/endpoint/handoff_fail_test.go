@@ -116,10 +116,7 @@ func TestPullPolicyRefuses(t *testing.T) {
 	// Another user's device asking directly gets a refusal and learns
 	// nothing: no session list at all.
 	mallory := n.rawLogin(t, "mallory", "evil")
-	conn := n.rawDial(t, mallory, desk)
-	if err := conn.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	conn := n.rawQuery(t, mallory, desk)
 	m := recvAny(t, conn)
 	if rej, ok := m.(*wire.Reject); !ok || rej.Code != wire.CodeForbidden {
 		t.Fatalf("another user's query got %T %+v", m, m)
@@ -248,10 +245,7 @@ func TestGrantChecksAtC(t *testing.T) {
 	// A device of alice's, driven by hand, asks the desk for the session
 	// like a real puller, and gets a real grant for itself.
 	evil := n.rawLogin(t, "alice", "tablet")
-	qc := n.rawDial(t, evil, desk)
-	if err := qc.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	qc := n.rawQuery(t, evil, desk)
 	list, ok := recvAny(t, qc).(*wire.SessionList)
 	if !ok || len(list.Sessions) != 1 {
 		t.Fatalf("session list %+v", list)

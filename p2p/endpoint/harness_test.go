@@ -273,3 +273,14 @@ func recvUntil(t *testing.T, c *wire.Conn, typ wire.Type) wire.Message {
 func isErr(err, target error) bool { return errors.Is(err, target) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// rawQuery opens signaling from client's identity to p and sends it a
+// session query (handoff step 2), leaving the answer to the caller.
+func (n *network) rawQuery(t *testing.T, client *access.Client, p *party) *wire.Conn {
+	t.Helper()
+	conn := n.rawDial(t, client, p)
+	if err := conn.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}

@@ -58,10 +58,7 @@ func TestReleaseNeedsAnOfferedSession(t *testing.T) {
 		}
 	})
 	evil := n.rawLogin(t, "alice", "tablet")
-	qc := n.rawDial(t, evil, desk)
-	if err := qc.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	qc := n.rawQuery(t, evil, desk)
 	list, ok := recvAny(t, qc).(*wire.SessionList)
 	if !ok || len(list.Sessions) != 0 {
 		t.Fatalf("a device refused pulls got %+v", list)
@@ -119,10 +116,7 @@ func TestGuardSurvivesPeerMove(t *testing.T) {
 	n := newNetwork(t)
 	bob, desk, id := deskCall(t, n)
 	evil := n.rawLogin(t, "alice", "tablet")
-	qc := n.rawDial(t, evil, desk)
-	if err := qc.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	qc := n.rawQuery(t, evil, desk)
 	recvAny(t, qc)
 	if err := qc.Send(&wire.StopAudio{CallID: id}, time.Second); err != nil {
 		t.Fatal(err)
@@ -144,10 +138,7 @@ func TestCloseWithAnIdlePuller(t *testing.T) {
 	n := newNetwork(t)
 	desk := n.start("alice", "desk")
 	evil := n.rawLogin(t, "alice", "tablet")
-	qc := n.rawDial(t, evil, desk)
-	if err := qc.Send(&wire.SessionQuery{QueryID: "q-1"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
+	qc := n.rawQuery(t, evil, desk)
 	recvAny(t, qc)
 	done := make(chan struct{})
 	go func() { _ = desk.Close(); close(done) }()
