@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps vet unit demo bench fuzz generate fmt clean
+.PHONY: all build test deps tidy vet unit demo bench fuzz generate fmt clean
 
 all: build
 
@@ -17,10 +17,14 @@ deps:
 vet:
 	$(GO) vet $(PKGS)
 
+# tidy fails when go.mod or go.sum drift from what the code imports.
+tidy:
+	@$(GO) mod tidy -diff || { echo "tidy: go.mod/go.sum are not tidy; run 'go mod tidy' and commit" >&2; exit 1; }
+
 unit:
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
-test: deps vet unit
+test: deps tidy vet unit
 
 demo:
 	$(GO) run ./cmd/baton demo
