@@ -5,8 +5,22 @@
 set -euo pipefail
 
 needs=(
-  "gcc:gcc"       # the race detector (go test -race) needs cgo
-  "ip:iproute2"   # e2e tests make their own network namespace (mobility)
+  "gcc:gcc"                  # the race detector (go test -race) needs cgo
+  "ip:iproute2"              # e2e tests make their own network namespace (mobility)
+  "sipp:sip-tester"          # SIP scenarios as phone and trunk (sipbridge, gateway)
+  "baresip:baresip-core"     # a real SIP user agent in the gateway e2e tests
+  "linphonec:linphone-cli"   # a real SIP user agent that records what it hears
+  "kamailio:kamailio"        # benchmark anchor: stateful SIP proxy
+  "rtpengine:rtpengine-daemon" # benchmark anchor: userspace RTP relay
+  "redis-server:redis-server"  # the Redis presence backend plugin's tests
+  "svwar:sipvicious"         # extension enumeration must find nothing
+  "pkg-config:pkg-config"    # cgo finds libopus
+  "protoc:protobuf-compiler" # make generate checks the gRPC code against .proto
+  "sox:sox"                  # audio checks of recordings made by real peers
+)
+# C libraries (checked with pkg-config, not a command).
+libs=(
+  "opus:libopus-dev"         # the Opus codec plugin (cgo)
 )
 
 missing=()
@@ -14,6 +28,11 @@ for n in "${needs[@]}"; do
   cmd=${n%%:*}
   pkg=${n#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+for n in "${libs[@]}"; do
+  lib=${n%%:*}
+  pkg=${n#*:}
+  { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$lib"; } || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
