@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,6 +315,43 @@ func TestEventsAndMetrics(t *testing.T) {
 	}
 }
 
+// Two endpoints of one process (a gateway) share one registry: each series
+// carries the endpoint's identity as the "device" label.
+func TestMetricsOfSeveralEndpointsInOneRegistry(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	alice := n.start("alice", "laptop", autoAnswer)
+	bob := n.start("bob", "mobile")
+	reg := prometheus.NewRegistry()
+	for _, p := range []*party{alice, bob} {
+		if err := p.Register(reg); err != nil {
+			t.Fatalf("register %s: %v", p.Identity(), err)
+		}
+	}
+	// The same endpoint twice is still a clear error, not a silent double count.
+	if err := bob.Register(reg); err == nil || !strings.Contains(err.Error(), "bob/mobile") {
+		t.Fatalf("second registration of bob/mobile: err = %v, want an error naming the device", err)
+	}
+	bc, _ := establish(t, bob, alice)
+	_ = bob.Hangup(context.Background(), bc.ID)
+	bob.waitState(t, bc.ID, "ended")
+	if got := metricValue(t, reg, "baton_endpoint_calls_total", map[string]string{"device": "bob/mobile", "direction": "outgoing", "result": "answered"}); got != 1 {
+		t.Errorf("bob's answered outgoing calls = %v, want 1", got)
+	}
+	eventually(t, "alice's incoming call counted", func() bool {
+		v, ok := findMetric(t, reg, "baton_endpoint_calls_total", map[string]string{"device": "alice/laptop", "direction": "incoming"})
+		return ok && v == 1
+	})
+	if v, ok := findMetric(t, reg, "baton_endpoint_calls_total", map[string]string{"device": "alice/laptop", "direction": "outgoing"}); ok {
+		t.Errorf("alice has an outgoing call series (%v): bob's counts leaked into hers", v)
+	}
+	for _, dev := range []string{"alice/laptop", "bob/mobile"} {
+		if got := metricValue(t, reg, "baton_endpoint_logged_in", map[string]string{"device": dev}); got != 1 {
+			t.Errorf("%s logged_in = %v, want 1", dev, got)
+		}
+	}
+}
+
 // metricValue finds one counter or gauge in reg by name and labels.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
@@ -338,8 +376,12 @@ func findMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 		}
 	next:
 		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				if labels[lp.GetName()] != lp.GetValue() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
 					continue next
 				}
 			}

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,25 +51,42 @@ func addStats(dst *media.Stats, st media.Stats) {
 	dst.FramesConcealed += st.FramesConcealed
 }
 
-var (
-	descCalls    = prometheus.NewDesc("baton_endpoint_calls_total", "Calls by direction and result.", []string{"direction", "result"}, nil)
-	descActive   = prometheus.NewDesc("baton_endpoint_active_calls", "Calls not yet ended.", nil, nil)
-	descRejected = prometheus.NewDesc("baton_endpoint_signaling_rejected_total", "Signaling connections or messages refused, by reason.", []string{"reason"}, nil)
-	descRTP      = prometheus.NewDesc("baton_endpoint_rtp_packets_total", "RTP packets by kind: sent, received, lost, late, wrong_source, malformed, auth_failed.", []string{"kind"}, nil)
-	descConceal  = prometheus.NewDesc("baton_endpoint_frames_concealed_total", "Audio frames concealed by the jitter buffer.", nil, nil)
-	descLoggedIn = prometheus.NewDesc("baton_endpoint_logged_in", "1 while the access session is up.", nil, nil)
-)
-
-// Register adds the endpoint's metrics to reg (a registry owned by the
-// caller; never the global one).
-func (e *Endpoint) Register(reg prometheus.Registerer) error {
-	return reg.Register(collector{e})
+// descs are the endpoint's metric descriptions. Each carries the
+// endpoint's identity as the constant label "device", so many endpoints of
+// one process (a gateway) register into one registry side by side.
+type descs struct {
+	calls, active, rejected, rtp, conceal, loggedIn *prometheus.Desc
 }
 
-type collector struct{ e *Endpoint }
+func newDescs(device string) descs {
+	l := prometheus.Labels{"device": device}
+	return descs{
+		calls:    prometheus.NewDesc("baton_endpoint_calls_total", "Calls by direction and result.", []string{"direction", "result"}, l),
+		active:   prometheus.NewDesc("baton_endpoint_active_calls", "Calls not yet ended.", nil, l),
+		rejected: prometheus.NewDesc("baton_endpoint_signaling_rejected_total", "Signaling connections or messages refused, by reason.", []string{"reason"}, l),
+		rtp:      prometheus.NewDesc("baton_endpoint_rtp_packets_total", "RTP packets by kind: sent, received, lost, late, wrong_source, malformed, auth_failed.", []string{"kind"}, l),
+		conceal:  prometheus.NewDesc("baton_endpoint_frames_concealed_total", "Audio frames concealed by the jitter buffer.", nil, l),
+		loggedIn: prometheus.NewDesc("baton_endpoint_logged_in", "1 while the access session is up.", nil, l),
+	}
+}
 
-func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCalls, descActive, descRejected, descRTP, descConceal, descLoggedIn} {
+// Register adds the endpoint's metrics to reg (a registry owned by the
+// caller; never the global one). Every series has a "device" label with
+// the endpoint's user/device, so several endpoints can share reg.
+func (e *Endpoint) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(collector{e: e, d: newDescs(e.id.String())}); err != nil {
+		return fmt.Errorf("endpoint: metrics of %s: %w", e.id, err)
+	}
+	return nil
+}
+
+type collector struct {
+	e *Endpoint
+	d descs
+}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.d.calls, c.d.active, c.d.rejected, c.d.rtp, c.d.conceal, c.d.loggedIn} {
 		ch <- d
 	}
 }
@@ -88,10 +106,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	e.stats.mu.Lock()
 	sum := e.stats.media
 	for k, v := range e.stats.calls {
-		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(v), k[0], k[1])
+		ch <- prometheus.MustNewConstMetric(c.d.calls, prometheus.CounterValue, float64(v), k[0], k[1])
 	}
 	for k, v := range e.stats.rejects {
-		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(v), k)
+		ch <- prometheus.MustNewConstMetric(c.d.rejected, prometheus.CounterValue, float64(v), k)
 	}
 	e.stats.mu.Unlock()
 	for _, cl := range live {
@@ -99,8 +117,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			addStats(&sum, s.Stats())
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(len(live)))
-	ch <- prometheus.MustNewConstMetric(descLoggedIn, prometheus.GaugeValue, loggedIn)
+	ch <- prometheus.MustNewConstMetric(c.d.active, prometheus.GaugeValue, float64(len(live)))
+	ch <- prometheus.MustNewConstMetric(c.d.loggedIn, prometheus.GaugeValue, loggedIn)
 	for _, kv := range []struct {
 		k string
 		v uint64
@@ -108,7 +126,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		{"sent", sum.PacketsSent}, {"received", sum.PacketsReceived}, {"lost", sum.Lost}, {"late", sum.Late},
 		{"wrong_source", sum.WrongSource}, {"malformed", sum.Malformed}, {"auth_failed", sum.AuthFailed},
 	} {
-		ch <- prometheus.MustNewConstMetric(descRTP, prometheus.CounterValue, float64(kv.v), kv.k)
+		ch <- prometheus.MustNewConstMetric(c.d.rtp, prometheus.CounterValue, float64(kv.v), kv.k)
 	}
-	ch <- prometheus.MustNewConstMetric(descConceal, prometheus.CounterValue, float64(sum.FramesConcealed))
+	ch <- prometheus.MustNewConstMetric(c.d.conceal, prometheus.CounterValue, float64(sum.FramesConcealed))
 }
