@@ -224,7 +224,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 			MediaIP:   netip.MustParseAddr(mediaIP),
 			Codecs:    codecs.DefaultRegistry(),
 			NewSource: src,
-			NewSink:   sinkFactory(p.rec),
+			NewSink:   sinkFactory(p.rec, true, log),
 			Logger:    log,
 		})
 		if err != nil {

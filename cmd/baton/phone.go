@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -57,7 +58,7 @@ func readPasswordFile(path string) (string, error) {
 	return pw, nil
 }
 
-func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
+func phoneEndpointConfig(cfg config.Phone, log *slog.Logger) (endpoint.Config, error) {
 	pw, err := readPasswordFile(cfg.PasswordFile)
 	if err != nil {
 		return endpoint.Config{}, err
@@ -104,7 +105,7 @@ func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
 		JitterDelay:  cfg.Jitter.Delay,
 		AutoAnswer:   cfg.AutoAnswer,
 		NewSource:    src,
-		NewSink:      sinkFactory(cfg.Audio.Record),
+		NewSink:      sinkFactory(cfg.Audio.Record, false, log),
 		FallbackIPs:  fallback,
 		AddrWatch:    watch,
 	}, nil
@@ -112,7 +113,7 @@ func phoneEndpointConfig(cfg config.Phone) (endpoint.Config, error) {
 
 func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	ecfg, err := phoneEndpointConfig(cfg)
+	ecfg, err := phoneEndpointConfig(cfg, log)
 	if err != nil {
 		return err
 	}

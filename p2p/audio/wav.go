@@ -287,22 +287,27 @@ func WriteWAV(w io.Writer, c *Clip) error {
 }
 
 // WAVWriter is a Sink that records frames to a WAV file. Writes are
-// buffered; Close flushes them and fixes the RIFF and data sizes in the
-// header, so the file is only a complete WAV after Close.
+// buffered, but every second of audio the buffer is flushed and the RIFF
+// and data sizes in the header are rewritten, so the file on disk is always
+// a valid WAV: a process that dies without Close (kill -9, a crash) loses
+// at most the last second. Close flushes the rest and fixes the final sizes.
 //
 // WriteFrame is meant for one goroutine (the playout loop); Frames and Close
 // may be called from others.
 type WAVWriter struct {
-	mu        sync.Mutex
-	f         *os.File
-	bw        *bufio.Writer
-	rate      int
-	scratch   []byte // reused frame encoding buffer
-	frames    int
-	dataBytes int64
-	err       error // first write error; sticky
-	closed    bool
-	closeErr  error
+	mu         sync.Mutex
+	f          *os.File
+	bw         *bufio.Writer
+	rate       int
+	scratch    []byte // reused frame encoding buffer
+	hdr        [wavHeaderBytes]byte
+	frames     int
+	dataBytes  int64
+	syncBytes  int64 // data bytes between header updates (one second)
+	syncedData int64 // dataBytes at the last header update
+	err        error // first write error; sticky
+	closed     bool
+	closeErr   error
 }
 
 // CreateWAV creates (or truncates) path and returns a WAVWriter recording
@@ -315,12 +320,35 @@ func CreateWAV(path string, sampleRate int) (*WAVWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audio: create wav: %w", err)
 	}
-	w := &WAVWriter{f: f, bw: bufio.NewWriterSize(f, 64<<10), rate: sampleRate}
-	// Sizes are zero until Close fixes them up.
-	h := wavHeader(sampleRate, 0)
-	if _, err := w.bw.Write(h[:]); err != nil {
+	return NewWAVWriter(f, sampleRate)
+}
+
+// NewWAVWriter returns a WAVWriter recording 16-bit mono PCM at sampleRate
+// to f, which must be empty and open for writing (for example created with
+// os.O_EXCL by a caller that must not overwrite a file). The writer owns f:
+// it writes a valid empty WAV header at once and closes f on Close, or
+// before returning an error.
+func NewWAVWriter(f *os.File, sampleRate int) (*WAVWriter, error) {
+	if err := checkRate("new wav writer", sampleRate); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("audio: create wav: %w", err)
+		return nil, err
+	}
+	w := &WAVWriter{
+		f:         f,
+		bw:        bufio.NewWriterSize(f, 64<<10),
+		rate:      sampleRate,
+		syncBytes: int64(sampleRate) * 2,
+	}
+	// The header goes to the file now, not at the first flush, so even a
+	// recording that never got a second of audio is a valid (empty) WAV.
+	w.hdr = wavHeader(sampleRate, 0)
+	if _, err := f.WriteAt(w.hdr[:], 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audio: new wav writer: %w", err)
+	}
+	if _, err := f.Seek(wavHeaderBytes, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audio: new wav writer: %w", err)
 	}
 	return w, nil
 }
@@ -353,6 +381,12 @@ func (w *WAVWriter) WriteFrame(pcm []int16) error {
 	}
 	w.frames++
 	w.dataBytes += int64(len(b))
+	if w.dataBytes-w.syncedData >= w.syncBytes {
+		if err := w.sync(); err != nil {
+			w.err = err
+			return err
+		}
+	}
 	return nil
 }
 
@@ -384,14 +418,23 @@ func (w *WAVWriter) Close() error {
 	return err
 }
 
-// finish flushes and rewrites the header with the real sizes.
-func (w *WAVWriter) finish() error {
+// finish flushes and rewrites the header with the final sizes.
+func (w *WAVWriter) finish() error { return w.sync() }
+
+// sync flushes the buffered samples, then rewrites the header with the
+// sizes of what is now in the file. The order matters: a header never
+// claims data that has not been handed to the kernel, so a process killed
+// between the two writes leaves a file whose header describes less than
+// is there, which readers accept. No fsync: the kernel's page cache
+// survives the death of the process, which is the fault this guards.
+func (w *WAVWriter) sync() error {
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("audio: wav writer: flush: %w", err)
 	}
-	h := wavHeader(w.rate, uint32(w.dataBytes))
-	if _, err := w.f.WriteAt(h[:], 0); err != nil {
+	w.hdr = wavHeader(w.rate, uint32(w.dataBytes))
+	if _, err := w.f.WriteAt(w.hdr[:], 0); err != nil {
 		return fmt.Errorf("audio: wav writer: header: %w", err)
 	}
+	w.syncedData = w.dataBytes
 	return nil
 }

@@ -359,3 +359,70 @@ func TestWAVWriterNoAllocs(t *testing.T) {
 		t.Errorf("WriteFrame: %v allocs per frame, want 0", allocs)
 	}
 }
+
+// TestWAVWriterValidWithoutClose checks what a recording killed mid-call
+// leaves behind: without Close, the file on disk is a valid WAV whose
+// header sizes agree with each other and hold all but at most the last
+// second of what was written.
+func TestWAVWriterValidWithoutClose(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		rate    int
+		seconds int
+	}{
+		{"under a second", 8000, 0},
+		{"8 kHz 5 s", 8000, 5},
+		{"48 kHz 3 s", 48000, 3}, // a second outgrows the 64 KiB buffer
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "rec.wav")
+			w, err := CreateWAV(path, tc.rate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			frame := make([]int16, tc.rate/50) // 20 ms
+			for i := range frame {
+				frame[i] = int16(i + 1)
+			}
+			frames := tc.seconds*50 + 25 // and half a second more
+			for range frames {
+				if err := w.WriteFrame(frame); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) < 44 {
+				t.Fatalf("file is %d bytes, want at least the 44-byte header", len(b))
+			}
+			riff := int64(binary.LittleEndian.Uint32(b[4:8]))
+			data := int64(binary.LittleEndian.Uint32(b[40:44]))
+			if riff != data+36 {
+				t.Errorf("RIFF size %d, data size %d: want RIFF = data + 36", riff, data)
+			}
+			if int64(len(b)) < 44+data {
+				t.Errorf("header claims %d data bytes, file holds %d", data, len(b)-44)
+			}
+			c, err := ReadWAVFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.seconds * tc.rate; len(c.Samples) < want {
+				t.Errorf("read back %d samples, want at least %d (%d s)", len(c.Samples), want, tc.seconds)
+			}
+			if len(c.Samples) > frames*len(frame) {
+				t.Errorf("read back %d samples, more than the %d written", len(c.Samples), frames*len(frame))
+			}
+			for i, v := range c.Samples {
+				if want := frame[i%len(frame)]; v != want {
+					t.Fatalf("sample %d = %d, want %d", i, v, want)
+				}
+			}
+		})
+	}
+}
