@@ -2,5 +2,10 @@
 // registrar, B2BUA dialogs, SDP, trunks, dialog-info, Replaces and REFER
 // (../shared/DESIGN.md §2 and §3).
 //
-// Not implemented yet: no SIP is spoken by this build.
+// What exists: sipbridge/sdp, the RFC 3264 offer/answer mapping on pion/sdp
+// (typed Offer, answer by our codec preference with ErrNoCommonCodec, offers,
+// o= version incremented on change, hold directions, fuzz target).
+//
+// Not implemented yet: the registrar with digest authentication, listeners,
+// calls (B2BUA), trunks. No SIP is spoken by this build.
 package sipbridge
