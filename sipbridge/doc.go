@@ -4,8 +4,11 @@
 //
 // What exists: sipbridge/sdp, the RFC 3264 offer/answer mapping on pion/sdp
 // (typed Offer, answer by our codec preference with ErrNoCommonCodec, offers,
-// o= version incremented on change, hold directions, fuzz target).
+// o= version incremented on change, hold directions, fuzz target); the
+// digest Verifier (HA1 storage, HMAC-signed expiring nonces with stale, nc
+// replay refusal, constant-time compare, dummy HA1 for unknown users).
 //
-// Not implemented yet: the registrar with digest authentication, listeners,
+// Not implemented yet: the registrar (bindings, OnChange), per-source rate
+// limiting, pruning of the nonce-count table, sipgo listeners, OPTIONS,
 // calls (B2BUA), trunks. No SIP is spoken by this build.
 package sipbridge
