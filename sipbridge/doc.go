@@ -8,7 +8,9 @@
 // digest Verifier (HA1 storage, HMAC-signed expiring nonces with stale, nc
 // replay refusal, constant-time compare, dummy HA1 for unknown users).
 //
-// Not implemented yet: the registrar (bindings, OnChange) and its wiring of
+// Bindings (contacts per AOR with expiry, OnChange online/offline) exist.
+//
+// Not implemented yet: the REGISTER handler that uses Bindings, Verifier and
 // the FailLimiter (per-source token bucket, which exists and is tested),
 // pruning of the nonce-count table and limiter buckets, sipgo listeners, OPTIONS,
 // calls (B2BUA), trunks. No SIP is spoken by this build.
