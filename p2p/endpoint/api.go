@@ -70,7 +70,11 @@ type CallInfo struct {
 	Answered    *time.Time `json:"answered,omitempty"`
 	Ended       *time.Time `json:"ended,omitempty"`
 	EndReason   string     `json:"end_reason,omitempty"`
-	Media       *MediaInfo `json:"media,omitempty"`
+	// Result is how the call ended, for machines: "completed",
+	// "cancelled", "declined", "failed", or the wire.ErrorCode the peer
+	// refused it with ("busy", "offline", "not-found"...).
+	Result string     `json:"result,omitempty"`
+	Media  *MediaInfo `json:"media,omitempty"`
 }
 
 // DeviceInfo is one device's presence.

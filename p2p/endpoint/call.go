@@ -72,6 +72,7 @@ type call struct {
 	sendKeys *media.Keys
 	recvKeys *media.Keys
 	reason   string
+	result   string // how it ended: "completed", "cancelled", a wire.ErrorCode...
 	// peerCert is the certificate the peer proved at setup: C verifies
 	// B's handoff grants with its key.
 	peerCert   *x509.Certificate
@@ -142,6 +143,12 @@ func (e *Endpoint) registerReserved(c *call, reserved *bool) error {
 // Dial implements API: it places a call to "user" (its best online device)
 // or "user/device" and returns once the invite is sent.
 func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
+	return e.DialWith(ctx, target, CallOptions{})
+}
+
+// DialWith is Dial with per-call options: the call's audio comes from and
+// goes to opts' Source and Sink instead of the endpoint's factories.
+func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions) (CallInfo, error) {
 	peer, addr, err := e.resolve(target)
 	if err != nil {
 		return CallInfo{}, err
@@ -152,6 +159,7 @@ func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
 		return CallInfo{}, err
 	}
 	c := e.newCall(newCallID(), dirOutgoing, peer, conn)
+	c.src, c.sink = opts.Source, opts.Sink
 	if err := e.register(c); err != nil {
 		_ = conn.Close()
 		return CallInfo{}, err
@@ -288,6 +296,45 @@ func (e *Endpoint) Answer(ctx context.Context, id string) error {
 		return err
 	}
 	return c.command(ctx, cmdAnswer, "")
+}
+
+// AnswerWith answers an incoming call whose audio comes from and goes to
+// opts' Source and Sink instead of the endpoint's factories.
+func (e *Endpoint) AnswerWith(ctx context.Context, id string, opts CallOptions) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.exec(ctx, func() error {
+		if c.dir != dirIncoming || c.state != CallRinging {
+			return fmt.Errorf("%w: cannot answer a %s %s call", ErrBadState, c.state, c.dir)
+		}
+		if opts.Source != nil {
+			c.src = opts.Source
+		}
+		if opts.Sink != nil {
+			c.sink = opts.Sink
+		}
+		return c.onCommand(command{kind: cmdAnswer})
+	})
+}
+
+// Decline refuses a ringing incoming call with a code the caller sees
+// (wire.CodeBusy, wire.CodeDeclined, wire.CodeOffline...): a gateway
+// passes on what the SIP phone answered.
+func (e *Endpoint) Decline(ctx context.Context, id string, code wire.ErrorCode, reason string) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.exec(ctx, func() error {
+		if c.dir != dirIncoming || c.state != CallRinging {
+			return fmt.Errorf("%w: cannot decline a %s %s call", ErrBadState, c.state, c.dir)
+		}
+		_ = c.conn.Send(&wire.Reject{CallID: c.id, Code: code, Reason: reason}, sendTimeout)
+		c.end(fmt.Sprintf("declined: %s %s", code, reason), string(code))
+		return nil
+	})
 }
 
 // Hangup implements API. It returns once the call has ended and released
@@ -772,6 +819,7 @@ func (c *call) closeMedia() {
 func (c *call) end(reason, result string) {
 	c.state = CallEnded
 	c.reason = reason
+	c.result = result
 	c.e.stats.callResult(c.dir, result)
 }
 
@@ -794,6 +842,7 @@ func (c *call) finish() {
 	c.info.State = CallEnded.String()
 	c.info.Ended = &now
 	c.info.EndReason = c.reason
+	c.info.Result = c.result
 	info := c.info
 	c.mu.Unlock()
 	c.e.mu.Lock()

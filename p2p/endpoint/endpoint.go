@@ -62,6 +62,12 @@ type Config struct {
 	// NewSink returns what the call's received audio is played to; nil =
 	// discard. A sink that implements io.Closer is closed when the call ends.
 	NewSink func(callID, peer string) (audio.Sink, error)
+	// OnEvent, when set, is called with every event before subscribers
+	// see it, on the goroutine that made it (a call's own, often). It must
+	// not block and must not call back into the endpoint synchronously: a
+	// gateway uses it to learn of incoming calls and call ends without the
+	// event bus's drop-when-slow rule.
+	OnEvent func(Event)
 	// Logger receives the endpoint's logs; nil = discard.
 	Logger *slog.Logger
 	// RingTimeout ends an unanswered call (default 60 s).
@@ -418,6 +424,9 @@ func (e *Endpoint) certificate() (*tls.Certificate, error) {
 func (e *Endpoint) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.cfg.Now()
+	}
+	if e.cfg.OnEvent != nil {
+		e.cfg.OnEvent(ev)
 	}
 	e.events.publish(ev)
 }

@@ -1,0 +1,15 @@
+package endpoint
+
+import "github.com/baton-voice/baton/p2p/audio"
+
+// CallOptions are the per-call settings of DialWith and AnswerWith. A zero
+// value means the endpoint's defaults (Config.NewSource, Config.NewSink).
+type CallOptions struct {
+	// Source is what the call sends (a gateway: the SIP leg's decoded
+	// audio); nil = Config.NewSource.
+	Source audio.Source
+	// Sink is where the call's received audio goes (a gateway: the SIP
+	// leg's encoder); nil = Config.NewSink. A Sink that implements
+	// io.Closer is closed when the call ends.
+	Sink audio.Sink
+}
