@@ -89,3 +89,18 @@ func (b *Bindings) change(aor string, f func(map[string]time.Time)) {
 		cb(aor, after)
 	}
 }
+
+// ExpiresIn is how long the contact of aor stays registered (0 when it is
+// not), for the Contact expires parameter of a 200 to REGISTER.
+func (b *Bindings) ExpiresIn(aor, contact string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	exp, ok := b.aors[aor][contact]
+	if !ok {
+		return 0
+	}
+	if d := exp.Sub(b.Now()); d > 0 {
+		return d.Round(time.Second)
+	}
+	return 0
+}

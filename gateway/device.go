@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/endpoint"
+)
+
+// device is one SIP account's P2P side: an endpoint logged in while the
+// phone's registration is live, and the bridges of its calls.
+type device struct {
+	g    *Gateway
+	acct Account
+
+	// life serializes logins and logouts; wanted is the last asked state.
+	life   sync.Mutex
+	mu     sync.Mutex
+	wanted bool
+	ep     *endpoint.Endpoint
+	// calls are the bridges by P2P call ID; pending holds the events of a
+	// call this device dialled that arrived before DialWith returned.
+	calls   map[string]*bridge
+	pending map[string][]endpoint.Event
+}
+
+func (d *device) identity() string { return d.acct.User + "/" + d.acct.Device }
+
+func (d *device) endpoint() *endpoint.Endpoint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ep
+}
+
+func (d *device) isOnline() bool { return d.endpoint() != nil }
+
+// waitOnline returns the endpoint, waiting up to max while a login asked
+// for by a fresh registration is still under way (a phone calls at once).
+func (d *device) waitOnline(max time.Duration) *endpoint.Endpoint {
+	deadline := time.Now().Add(max)
+	for {
+		d.mu.Lock()
+		ep, wanted := d.ep, d.wanted
+		d.mu.Unlock()
+		if ep != nil || !wanted || time.Now().After(deadline) {
+			return ep
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// want asks for the device to be online or not; the work happens on its
+// own goroutine, in order.
+func (d *device) want(online bool) {
+	d.mu.Lock()
+	d.wanted = online
+	d.mu.Unlock()
+	d.g.wg.Add(1)
+	go func() {
+		defer d.g.wg.Done()
+		d.mu.Lock()
+		w := d.wanted
+		d.mu.Unlock()
+		d.setOnline(w)
+	}()
+}
+
+// setOnline logs the device's endpoint in or out.
+func (d *device) setOnline(online bool) {
+	d.life.Lock()
+	defer d.life.Unlock()
+	d.mu.Lock()
+	ep := d.ep
+	d.mu.Unlock()
+	if online == (ep != nil) {
+		return
+	}
+	log := d.g.log.With("device", d.identity())
+	if !online {
+		d.mu.Lock()
+		d.ep = nil
+		d.mu.Unlock()
+		_ = ep.Close()
+		log.Info("device offline")
+		return
+	}
+	if d.g.ctx == nil || d.g.ctx.Err() != nil {
+		return
+	}
+	cfg := endpoint.Config{
+		Access:       d.g.cfg.Access,
+		Roots:        d.g.cfg.Roots,
+		User:         d.acct.User,
+		Device:       d.acct.Device,
+		Password:     d.acct.Password,
+		SignalListen: d.g.cfg.MediaIP.String() + ":0",
+		MediaIP:      d.g.cfg.MediaIP,
+		SRTP:         d.g.cfg.SRTP,
+		Codecs:       d.g.cfg.Codecs,
+		Logger:       log.With("part", "endpoint"),
+		OnEvent:      d.onEvent,
+		AddrWatch:    -1,
+		// A SIP account may have several phones and calls; the phones
+		// themselves refuse what they cannot take (486).
+		MaxCalls: 8,
+	}
+	ep, err := endpoint.New(cfg)
+	if err != nil {
+		log.Error("device endpoint", "err", err)
+		return
+	}
+	if err := ep.Start(d.g.ctx); err != nil {
+		log.Error("device login failed; the phone is registered but not online in presence", "err", err)
+		_ = ep.Close()
+		return
+	}
+	d.mu.Lock()
+	d.ep = ep
+	d.mu.Unlock()
+	log.Info("device online", "signal", ep.SignalAddr())
+}
+
+// onEvent routes the endpoint's call events to their bridges. It runs on
+// the endpoint's goroutines and must not block.
+func (d *device) onEvent(ev endpoint.Event) {
+	if ev.CallID == "" {
+		return
+	}
+	d.mu.Lock()
+	b := d.calls[ev.CallID]
+	if b == nil && ev.Type == "call.ringing" && ev.Detail == "incoming" {
+		d.mu.Unlock()
+		d.g.outboundCall(d, ev)
+		return
+	}
+	if b == nil {
+		if len(d.pending[ev.CallID]) < 16 {
+			d.pending[ev.CallID] = append(d.pending[ev.CallID], ev)
+		}
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
+	b.post(ev)
+}
+
+// claim attaches a bridge to a P2P call ID and hands it the events that
+// came before.
+func (d *device) claim(id string, b *bridge) {
+	d.mu.Lock()
+	d.calls[id] = b
+	early := d.pending[id]
+	delete(d.pending, id)
+	d.mu.Unlock()
+	for _, ev := range early {
+		b.post(ev)
+	}
+}
+
+func (d *device) release(id string) {
+	d.mu.Lock()
+	delete(d.calls, id)
+	delete(d.pending, id)
+	d.mu.Unlock()
+}

@@ -1,0 +1,588 @@
+package gateway
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/wire"
+	"github.com/baton-voice/baton/sipbridge"
+)
+
+// Account is one SIP user agent the gateway registers and bridges: a SIP
+// user name with its digest secret (as HA1, never in plain text) and the
+// P2P device it appears as.
+type Account struct {
+	// SIPUser is the digest user name and the user part of its AOR.
+	SIPUser string
+	// HA1 is MD5(user:realm:password) (RFC 2617 §3.2.2.2), lower-case hex.
+	HA1 string
+	// User and Device are the P2P identity, e.g. alice/desk.
+	User, Device string
+	// Password logs the device into the access server.
+	//
+	// TODO(issue 8): a gateway credential issued by the access server and
+	// delegated per user replaces this; until then each bridged device
+	// logs in with its own P2P password.
+	Password string
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// Access is the access server's host:port; Roots trusts its CA.
+	Access string
+	Roots  *x509.CertPool
+	// UDP and TCP are the SIP listen addresses; "" turns one off.
+	UDP, TCP string
+	// Advertise is the host put in our Contact headers and SDP (the
+	// gateway's public address behind NAT); "" = the listen IP.
+	Advertise string
+	// Realm is the digest realm (RFC 3261 §22.1).
+	Realm string
+	// NonceTTL bounds a digest nonce's life; after it the phone gets
+	// stale=true and retries without asking its user (default 5 min).
+	NonceTTL time.Duration
+	// MinExpires and MaxExpires bound a registration (defaults 60 s, 1 h):
+	// shorter asks get 423 Interval Too Brief (RFC 3261 §10.3 step 7).
+	MinExpires, MaxExpires time.Duration
+	// MediaIP is where RTP sockets bind, both toward phones and toward
+	// P2P endpoints.
+	MediaIP netip.Addr
+	// SRTP encrypts the P2P legs (the SIP legs are plain RTP).
+	SRTP bool
+	// Codecs are the codecs of both sides in preference order (PCMU, PCMA).
+	Codecs *codecs.Registry
+	// Accounts are the bridged SIP user agents.
+	Accounts []Account
+	// MediaTimeout ends a call whose SIP leg has been silent this long
+	// (default 30 s).
+	MediaTimeout time.Duration
+	// FailBurst and FailEvery limit failed digest authentications per
+	// source address (defaults 10, one more per 6 s).
+	FailBurst int
+	FailEvery time.Duration
+	// Logger receives the gateway's logs; nil = discard.
+	Logger *slog.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Realm == "" {
+		c.Realm = "baton"
+	}
+	if c.NonceTTL == 0 {
+		c.NonceTTL = 5 * time.Minute
+	}
+	if c.MinExpires == 0 {
+		c.MinExpires = 60 * time.Second
+	}
+	if c.MaxExpires == 0 {
+		c.MaxExpires = time.Hour
+	}
+	if c.MediaTimeout == 0 {
+		c.MediaTimeout = 30 * time.Second
+	}
+	if c.FailBurst == 0 {
+		c.FailBurst = 10
+	}
+	if c.FailEvery == 0 {
+		c.FailEvery = 6 * time.Second
+	}
+	if c.Codecs == nil {
+		c.Codecs = codecs.DefaultRegistry()
+	}
+	if !c.MediaIP.IsValid() {
+		return errors.New("gateway: media IP is required")
+	}
+	if c.UDP == "" && c.TCP == "" {
+		return errors.New("gateway: no SIP listener configured (udp and tcp are both off)")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Accounts {
+		if seen[a.SIPUser] {
+			return fmt.Errorf("gateway: account %q is configured twice", a.SIPUser)
+		}
+		seen[a.SIPUser] = true
+		if !wire.ValidName(a.User) || !wire.ValidName(a.Device) {
+			return fmt.Errorf("gateway: account %q: P2P identity %q/%q is not valid", a.SIPUser, a.User, a.Device)
+		}
+		if len(a.HA1) != 32 {
+			return fmt.Errorf("gateway: account %q: ha1 must be 32 hex digits (MD5 of user:realm:password)", a.SIPUser)
+		}
+	}
+	return nil
+}
+
+// Gateway bridges SIP user agents into the P2P network: a registrar with
+// digest authentication, and a B2BUA that turns each SIP call into a P2P
+// call of the phone's device endpoint, with the media anchored here.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	cli      *sipgo.Client
+	inbound  *sipgo.DialogServerCache
+	outbound *sipgo.DialogClientCache
+	contact  sip.ContactHeader
+
+	verifier *sipbridge.Verifier
+	limiter  *sipbridge.FailLimiter
+	bindings *sipbridge.Bindings
+	stats    stats
+
+	devices map[string]*device // by SIP user
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	bridges map[string]*bridge // by SIP Call-ID
+	addrs   map[string]string  // "udp"/"tcp" -> bound address
+	// listeners are the SIP sockets (sipgo's Close does not close
+	// sockets handed to ServeUDP/ServeTCP).
+	listeners []io.Closer
+	closed  bool
+}
+
+// New checks cfg and builds a Gateway; Start opens its listeners.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		devices: map[string]*device{},
+		bridges: map[string]*bridge{},
+		addrs:   map[string]string{},
+	}
+	for _, a := range cfg.Accounts {
+		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
+	}
+	g.verifier = sipbridge.NewVerifier(cfg.Realm, cfg.NonceTTL, cfg.Now, func(user string) (string, bool) {
+		d, ok := g.devices[user]
+		if !ok {
+			return "", false
+		}
+		return strings.ToLower(d.acct.HA1), true
+	})
+	g.limiter = &sipbridge.FailLimiter{Burst: cfg.FailBurst, Every: cfg.FailEvery, Now: cfg.Now}
+	g.bindings = &sipbridge.Bindings{Now: cfg.Now, OnChange: g.onBindingChange}
+	return g, nil
+}
+
+// Start opens the SIP listeners and serves until ctx ends or Close.
+func (g *Gateway) Start(ctx context.Context) error {
+	g.ctx, g.cancel = context.WithCancel(ctx)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("baton-gateway"))
+	if err != nil {
+		return fmt.Errorf("gateway: sip user agent: %w", err)
+	}
+	g.ua = ua
+	g.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(g.log.With("part", "sip")))
+	if err != nil {
+		return fmt.Errorf("gateway: sip server: %w", err)
+	}
+	// Bind the listeners ourselves so errors (a taken port) come back here
+	// and port 0 works.
+	type served struct {
+		network string
+		serve   func() error
+	}
+	var serve []served
+	host := ""
+	if g.cfg.UDP != "" {
+		pc, err := net.ListenPacket("udp", g.cfg.UDP)
+		if err != nil {
+			return fmt.Errorf("gateway: sip udp listen %s: %w", g.cfg.UDP, err)
+		}
+		g.listeners = append(g.listeners, pc)
+		g.addrs["udp"] = pc.LocalAddr().String()
+		host = pc.LocalAddr().String()
+		serve = append(serve, served{"udp", func() error { return g.srv.ServeUDP(pc) }})
+	}
+	if g.cfg.TCP != "" {
+		ln, err := net.Listen("tcp", g.cfg.TCP)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("gateway: sip tcp listen %s: %w", g.cfg.TCP, err)
+		}
+		g.listeners = append(g.listeners, ln)
+		g.addrs["tcp"] = ln.Addr().String()
+		if host == "" {
+			host = ln.Addr().String()
+		}
+		serve = append(serve, served{"tcp", func() error { return g.srv.ServeTCP(ln) }})
+	}
+	h, p, _ := net.SplitHostPort(host)
+	port, _ := strconv.Atoi(p)
+	if g.cfg.Advertise != "" {
+		h = g.cfg.Advertise
+	}
+	g.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(h), sipgo.WithClientPort(port))
+	if err != nil {
+		return fmt.Errorf("gateway: sip client: %w", err)
+	}
+	g.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gateway", Host: h, Port: port}}
+	g.inbound = sipgo.NewDialogServerCache(g.cli, g.contact)
+	g.outbound = sipgo.NewDialogClientCache(g.cli, g.contact)
+
+	g.srv.OnRegister(g.onRegister)
+	g.srv.OnOptions(g.onOptions)
+	g.srv.OnInvite(g.onInvite)
+	g.srv.OnAck(g.onAck)
+	g.srv.OnBye(g.onBye)
+	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL that matched an INVITE transaction was handled by the
+		// transaction layer (the dialog ends, see inboundCall); one that
+		// matched nothing gets 481 (RFC 3261 §9.2).
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	})
+	for _, s := range serve {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := s.serve(); err != nil && g.ctx.Err() == nil {
+				g.log.Error("sip listener stopped", "network", s.network, "err", err)
+			}
+		}()
+	}
+	g.wg.Add(1)
+	go g.expireLoop()
+	g.log.Info("gateway listening", "udp", g.addrs["udp"], "tcp", g.addrs["tcp"], "accounts", len(g.devices))
+	return nil
+}
+
+// Addr returns the bound SIP address of network ("udp" or "tcp").
+func (g *Gateway) Addr(network string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.addrs[network]
+}
+
+func (g *Gateway) closeListeners() {
+	if g.srv != nil {
+		_ = g.srv.Close()
+	}
+	for _, l := range g.listeners {
+		_ = l.Close()
+	}
+}
+
+// expireLoop drops registrations whose expiry has passed, which turns
+// their devices offline.
+func (g *Gateway) expireLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+			g.bindings.Expire()
+		}
+	}
+}
+
+// Close ends every call, logs every device out and stops the listeners.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	bridges := make([]*bridge, 0, len(g.bridges))
+	for _, b := range g.bridges {
+		bridges = append(bridges, b)
+	}
+	g.mu.Unlock()
+	for _, b := range bridges {
+		b.hangup("gateway shutting down")
+	}
+	for _, d := range g.devices {
+		d.setOnline(false)
+	}
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.closeListeners()
+	if g.ua != nil {
+		_ = g.ua.Close()
+	}
+	g.wg.Wait()
+	return nil
+}
+
+// Registration is one registered contact, for the control API.
+type Registration struct {
+	SIPUser string `json:"sip_user"`
+	Device  string `json:"device"`
+	Contact string `json:"contact"`
+	Online  bool   `json:"online"`
+}
+
+// Registrations lists every account with its live contacts.
+func (g *Gateway) Registrations() []Registration {
+	var out []Registration
+	for user, d := range g.devices {
+		contacts := g.bindings.Contacts(user)
+		sort.Strings(contacts)
+		if len(contacts) == 0 {
+			out = append(out, Registration{SIPUser: user, Device: d.identity()})
+		}
+		for _, c := range contacts {
+			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SIPUser < out[j].SIPUser })
+	return out
+}
+
+// Device returns the P2P endpoint of a SIP account while it is online.
+func (g *Gateway) Device(sipUser string) (*endpoint.Endpoint, bool) {
+	d, ok := g.devices[sipUser]
+	if !ok {
+		return nil, false
+	}
+	ep := d.endpoint()
+	return ep, ep != nil
+}
+
+func (g *Gateway) onBindingChange(aor string, online bool) {
+	d, ok := g.devices[aor]
+	if !ok {
+		return
+	}
+	g.log.Info("registration", "sip_user", aor, "device", d.identity(), "online", online)
+	// Logging in takes a round trip to the access server: not on the
+	// SIP transaction's goroutine, but in order per device.
+	d.want(online)
+}
+
+// sourceIP is the IP a request came from.
+func sourceIP(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, sip.StatusOK, "OK",
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+		sip.NewHeader("Accept", "application/sdp"))
+}
+
+// authenticate checks a request's digest credentials (header Authorization
+// for REGISTER, Proxy-Authorization for INVITE) and answers the challenge
+// itself when they are missing or wrong. ok reports a verified user.
+func (g *Gateway) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) (string, bool) {
+	credHdr, chalHdr, code, reason := "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
+	if proxy {
+		credHdr, chalHdr, code, reason = "Proxy-Authorization", "Proxy-Authenticate", sip.StatusProxyAuthRequired, "Proxy Authentication Required"
+	}
+	ip := sourceIP(req).String()
+	if !g.limiter.Allowed(ip) {
+		g.stats.authLimited.Add(1)
+		respond(tx, req, sip.StatusForbidden, "Too many failed authentications")
+		return "", false
+	}
+	h := req.GetHeader(credHdr)
+	if h == nil {
+		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(false)))
+		return "", false
+	}
+	user, err := g.verifier.Verify(h.Value(), string(req.Method))
+	switch {
+	case errors.Is(err, sipbridge.ErrStaleNonce):
+		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(true)))
+		return "", false
+	case err != nil:
+		// Unknown user, wrong password and replay get the same answer
+		// (a fresh challenge) so the responses enumerate nothing.
+		g.limiter.Failed(ip)
+		g.stats.authFailed.Add(1)
+		g.log.Info("sip authentication failed", "source", req.Source(), "method", req.Method, "err", err)
+		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(false)))
+		return "", false
+	}
+	return user, true
+}
+
+func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	user, ok := g.authenticate(req, tx, false)
+	if !ok {
+		return
+	}
+	to := req.To()
+	if to == nil || to.Address.User != user {
+		respond(tx, req, sip.StatusForbidden, "Credentials do not match the registered address")
+		return
+	}
+	expires := g.cfg.MaxExpires
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || n < 0 {
+			respond(tx, req, sip.StatusBadRequest, "Bad Expires header")
+			return
+		}
+		expires = time.Duration(n) * time.Second
+	}
+	contacts := req.GetHeaders("Contact")
+	for _, h := range contacts {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			respond(tx, req, sip.StatusBadRequest, "Bad Contact header")
+			return
+		}
+		exp := expires
+		if v, ok := c.Params.Get("expires"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				respond(tx, req, sip.StatusBadRequest, "Bad Contact expires parameter")
+				return
+			}
+			exp = time.Duration(n) * time.Second
+		}
+		if c.Address.Wildcard {
+			if exp != 0 || len(contacts) != 1 {
+				respond(tx, req, sip.StatusBadRequest, "Contact: * needs Expires: 0 and no other contact")
+				return
+			}
+			g.bindings.RemoveAll(user)
+			continue
+		}
+		if exp > 0 && exp < g.cfg.MinExpires {
+			respond(tx, req, sip.StatusIntervalToBrief, "Interval Too Brief",
+				sip.NewHeader("Min-Expires", strconv.Itoa(int(g.cfg.MinExpires/time.Second))))
+			return
+		}
+		if exp > g.cfg.MaxExpires {
+			exp = g.cfg.MaxExpires
+		}
+		g.bindings.Set(user, c.Address.String(), exp)
+	}
+	g.stats.registers.Add(1)
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	for _, c := range g.bindings.Contacts(user) {
+		var u sip.Uri
+		if err := sip.ParseUri(c, &u); err != nil {
+			continue
+		}
+		params := sip.NewParams()
+		params.Add("expires", strconv.Itoa(int(g.bindings.ExpiresIn(user, c)/time.Second)))
+		res.AppendHeader(&sip.ContactHeader{Address: u, Params: params})
+	}
+	res.AppendHeader(sip.NewHeader("Date", g.cfg.Now().UTC().Format(time.RFC1123)))
+	_ = tx.Respond(res)
+}
+
+func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if err := g.inbound.ReadAck(req, tx); err != nil {
+		g.log.Debug("ack outside a dialog", "call_id", req.CallID().Value(), "err", err)
+	}
+}
+
+func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	id := req.CallID().Value()
+	err := g.inbound.ReadBye(req, tx)
+	if errors.Is(err, sipgo.ErrDialogDoesNotExists) || errors.Is(err, sipgo.ErrDialogOutsideDialog) {
+		err = g.outbound.ReadBye(req, tx)
+	}
+	if err != nil {
+		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	g.mu.Lock()
+	b := g.bridges[id]
+	g.mu.Unlock()
+	if b != nil {
+		b.hangup("SIP BYE")
+	}
+}
+
+// onInvite routes an INVITE: a re-INVITE inside one of our dialogs, or a
+// new call from a registered phone.
+func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil {
+		if _, tagged := to.Params.Get("tag"); tagged {
+			g.onReInvite(req, tx)
+			return
+		}
+	}
+	user, ok := g.authenticate(req, tx, true)
+	if !ok {
+		return
+	}
+	g.inboundCall(user, req, tx)
+}
+
+func (g *Gateway) addBridge(b *bridge) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.bridges[b.sipCallID] = b
+	return true
+}
+
+func (g *Gateway) removeBridge(b *bridge) {
+	g.mu.Lock()
+	if g.bridges[b.sipCallID] == b {
+		delete(g.bridges, b.sipCallID)
+	}
+	g.mu.Unlock()
+}
+
+// Calls lists the bridged calls in progress.
+func (g *Gateway) Calls() []CallInfo {
+	g.mu.Lock()
+	bs := make([]*bridge, 0, len(g.bridges))
+	for _, b := range g.bridges {
+		bs = append(bs, b)
+	}
+	g.mu.Unlock()
+	out := make([]CallInfo, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SIPCallID < out[j].SIPCallID })
+	return out
+}

@@ -1,0 +1,9 @@
+package gateway
+
+import "sync/atomic"
+
+// stats are the gateway's own counters (the device endpoints count their
+// P2P legs).
+type stats struct {
+	registers, authFailed, authLimited atomic.Uint64
+}
