@@ -166,7 +166,7 @@ type Gateway struct {
 	// listeners are the SIP sockets (sipgo's Close does not close
 	// sockets handed to ServeUDP/ServeTCP).
 	listeners []io.Closer
-	closed  bool
+	closed    bool
 }
 
 // New checks cfg and builds a Gateway; Start opens its listeners.

@@ -494,4 +494,3 @@ func TestSoftphoneCallsSIPPhone(t *testing.T) {
 		t.Errorf("after 486 bob's call ended %q (%s), want busy", ended.Result, ended.EndReason)
 	}
 }
-

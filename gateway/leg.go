@@ -35,8 +35,8 @@ type leg struct {
 	remote  netip.AddrPort
 	latched bool
 	hosts   []netip.Addr // where the phone's RTP may come from before latching
-	fifo    []int16 // decoded samples from the phone, oldest first
-	primed  bool    // playout started (a short prebuffer absorbs jitter)
+	fifo    []int16      // decoded samples from the phone, oldest first
+	primed  bool         // playout started (a short prebuffer absorbs jitter)
 	closed  bool
 
 	// sending state, owned by WriteFrame (one caller: the media engine)
