@@ -42,6 +42,17 @@ func TestExamples(t *testing.T) {
 		}
 		checkAllKeys(t, "phone.yaml", DefaultPhone())
 	})
+	t.Run("gateway", func(t *testing.T) {
+		t.Parallel()
+		c, err := LoadGateway(src("gateway.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SIP.UDP != "127.0.0.1:5060" || c.SIP.Realm != "baton" || len(c.Accounts) != 1 || c.Accounts[0].Device != "alice/desk" || c.Media.Timeout != 30*time.Second {
+			t.Errorf("got %+v", c)
+		}
+		checkAllKeys(t, "gateway.yaml", DefaultGateway())
+	})
 	t.Run("demo", func(t *testing.T) {
 		t.Parallel()
 		c, err := LoadDemo(src("demo.yaml"))

@@ -59,6 +59,7 @@ and checks. docs/ has the rest.`,
 	root.AddCommand(
 		newAccessCmd(),
 		newPhoneCmd(),
+		newGatewayCmd(),
 		newCtlCmd(),
 		newDemoCmd(),
 		newUserCmd(),

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+)
+
+var gatewayReady = regexp.MustCompile(`gateway ready: sip udp (\S+) tcp (\S+), (\d+) accounts, admin (\S+)`)
+
+// needTool skips when a third-party peer is missing on a developer's
+// machine; CI installs it (.ci/deps.sh), and there a missing tool fails.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" || os.Getenv("BATON_REQUIRE_PEERS") != "" {
+			t.Fatalf("%s is not installed (.ci/deps.sh installs it): %v", name, err)
+		}
+		t.Skipf("%s is not installed; run .ci/deps.sh", name)
+	}
+	return p
+}
+
+// gatewayNet is an access server, users alice (a SIP desk phone) and bob
+// (a P2P softphone), and `baton gateway` with alice's SIP account.
+type gatewayNet struct {
+	dir     string
+	srv     *accessServer
+	gw      *proc
+	sipUDP  string
+	gwAdmin string
+	pw      map[string]string
+}
+
+func startGatewayNet(t *testing.T) *gatewayNet {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
+	pw := addUsers(t, dir, data, "alice", "bob")
+	mustBaton(t, dir, "buddy", "add", "alice", "bob", "--data-dir", data)
+	sipPw := writeFile(t, dir, "desk.pw", "desk-secret\n")
+	ha1 := strings.TrimSpace(mustBaton(t, dir, "gateway", "ha1", "--user", "alice", "--realm", "baton", "--password-file", sipPw).stdout)
+	if len(ha1) != 32 {
+		t.Fatalf("gateway ha1 printed %q", ha1)
+	}
+	cfg := writeFile(t, dir, "gateway.yaml", fmt.Sprintf(`access: %s
+ca: %s
+sip:
+  udp: 127.0.0.1:0
+  tcp: ""
+  realm: baton
+accounts:
+  - sip_user: alice
+    ha1: %s
+    device: alice/desk
+    password_file: %s
+`, srv.addr, srv.ca, ha1, pw["alice"]))
+	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
+	m := gw.waitStdout(t, gatewayReady)
+	return &gatewayNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}
+}
+
+// writeULaw writes seconds of a hz tone as raw u-law (what sipp's
+// rtp_stream plays with payload type 0).
+func writeULaw(t *testing.T, path string, hz float64, seconds int) {
+	t.Helper()
+	tone, err := audio.NewTone(hz, 8000, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, 8000*seconds)
+	if err := tone.ReadFrame(pcm); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, len(pcm))
+	n, err := codecs.PCMU().Encode(out, pcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out[:n], 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sipp, as alice's desk phone, registers with digest through the real
+// gateway, calls the P2P softphone bob (authenticating the INVITE), streams
+// a 660 Hz tone, and hangs up; bob's recording must hold the tone, and the
+// gateway's control API must have shown alice/desk registered.
+func TestE2EGatewaySippCallsSoftphone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+
+	sdir := t.TempDir()
+	writeULaw(t, filepath.Join(sdir, "tone.ul"), 660, 4)
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	eventually(t, pollTimeout, "bob to see alice/desk online", func() (bool, string) {
+		r := ctl(t, n.dir, bob.admin, "buddies")
+		return strings.Contains(r.stdout, "desk") && strings.Contains(r.stdout, "online"), r.stdout
+	})
+	runSipp(t, sipp, sdir, n.sipUDP, "call_tone.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
+	// bob's call has ended (BYE through the gateway); its recording
+	// holds the desk phone's tone.
+	waitNoActiveCall(t, n.dir, bob.admin)
+	checkHears(t, rec, 660, 2*time.Second)
+
+	st := mustCtl(t, n.dir, n.gwAdmin, "status").stdout
+	if !strings.Contains(st, "alice/desk") {
+		t.Errorf("gateway status shows no alice/desk registration:\n%s", st)
+	}
+}
+
+// runSipp runs one scenario of gateway/testdata/sipp once against target
+// and fails the test, with sipp's errors, when the scenario fails.
+func runSipp(t *testing.T, sipp, dir, target, scenario string, args ...string) {
+	t.Helper()
+	sf, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFile := filepath.Join(dir, scenario+".errors")
+	argv := append([]string{target, "-sf", sf, "-m", "1", "-timeout", "30s", "-nostdin", "-trace_err", "-error_file", errFile}, args...)
+	cmd := exec.Command(sipp, argv...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		errs, _ := os.ReadFile(errFile)
+		t.Fatalf("sipp %s failed: %v\n%s\nerrors:\n%s", scenario, err, tail(string(out), 3000), errs)
+	}
+}
+
+func waitNoActiveCall(t *testing.T, dir, admin string) {
+	t.Helper()
+	eventually(t, pollTimeout, "no call left in progress at "+admin, func() (bool, string) {
+		r := ctl(t, dir, admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] != "ended" {
+				return false, r.stdout
+			}
+		}
+		return true, ""
+	})
+}
+
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	addr := freeAddr(t)
+	_, port, _ := strings.Cut(addr, ":")
+	return port
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

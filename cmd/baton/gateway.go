@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/config"
+	"github.com/baton-voice/baton/gateway"
+	"github.com/baton-voice/baton/p2p/control"
+	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/sipbridge"
+)
+
+func newGatewayCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the SIP gateway: SIP phones register and become P2P devices",
+		Long: `Run the SIP bridge: a registrar with digest authentication and a B2BUA.
+Each SIP account of the config is a P2P device (alice/desk): online in
+presence while its phone is registered, called by P2P softphones
+("baton ctl call alice/desk" rings the phone), and calling them
+(sip:bob@GATEWAY reaches user bob, sip:bob+mobile@GATEWAY the device).
+Media is anchored here: plain RTP toward the phone, SRTP toward P2P peers.
+docs/sip.md shows how to connect baresip, linphone or a desk phone.`,
+		Example: `  baton gateway --config docs/examples/gateway.yaml
+  baton gateway ha1 --user alice --realm baton --password-file desk.password`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadGateway(source(cmd))
+			if err != nil {
+				return err
+			}
+			return runGateway(cmd.Context(), cmd, cfg)
+		},
+	}
+	config.GatewayFlags(cmd.Flags())
+	cmd.AddCommand(newHA1Cmd())
+	return cmd
+}
+
+func newHA1Cmd() *cobra.Command {
+	var user, realm, pwFile string
+	cmd := &cobra.Command{
+		Use:   "ha1",
+		Short: "Print the digest HA1 of a SIP account, for the gateway's accounts list",
+		Long: `Print MD5(user:realm:password), the digest secret the gateway stores for a
+SIP account instead of its password (RFC 2617 §3.2.2.2). The realm must be
+the gateway's sip.realm.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if user == "" || pwFile == "" {
+				return errors.New("gateway ha1: --user and --password-file are required")
+			}
+			pw, err := readPasswordFile(pwFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), sipbridge.HA1(user, realm, pw))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&user, "user", "", "SIP user `name` (required)")
+	cmd.Flags().StringVar(&realm, "realm", config.DefaultGateway().SIP.Realm, "digest `realm` (the gateway's sip.realm)")
+	cmd.Flags().StringVar(&pwFile, "password-file", "", "`path` of a file holding the SIP password (required)")
+	return cmd
+}
+
+func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
+	roots, err := pki.LoadCAFile(cfg.CA)
+	if err != nil {
+		return gateway.Config{}, err
+	}
+	reg, err := codecs.DefaultRegistry().Subset(cfg.Codecs)
+	if err != nil {
+		return gateway.Config{}, err
+	}
+	ip, err := netip.ParseAddr(cfg.Media.IP)
+	if err != nil {
+		return gateway.Config{}, fmt.Errorf("media.ip: %w", err)
+	}
+	gc := gateway.Config{
+		Access: cfg.Access, Roots: roots,
+		UDP: cfg.SIP.UDP, TCP: cfg.SIP.TCP, Advertise: cfg.SIP.Advertise, Realm: cfg.SIP.Realm,
+		NonceTTL: cfg.SIP.NonceTTL, MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires,
+		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery,
+		MediaIP: ip, SRTP: cfg.Media.SRTP, MediaTimeout: cfg.Media.Timeout, Codecs: reg,
+	}
+	for i, a := range cfg.Accounts {
+		pw, err := readPasswordFile(a.PasswordFile)
+		if err != nil {
+			return gateway.Config{}, fmt.Errorf("accounts[%d] (%s): %w", i, a.SIPUser, err)
+		}
+		user, dev, _ := strings.Cut(a.Device, "/")
+		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw})
+	}
+	return gc, nil
+}
+
+func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) error {
+	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+	gc, err := gatewayConfig(cfg)
+	if err != nil {
+		return err
+	}
+	gc.Logger = log
+	gw, err := gateway.New(gc)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := gw.Register(reg); err != nil {
+		return err
+	}
+	var adminAddr string
+	if cfg.Admin != "" {
+		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Status: func() any { return gw.Status() }, Gatherer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		adminAddr = srv.Addr()
+	}
+	if err := gw.Start(ctx); err != nil {
+		return err
+	}
+	defer gw.Close()
+	fmt.Fprintf(cmd.OutOrStdout(), "gateway ready: sip udp %s tcp %s, %d accounts, admin %s\n",
+		orOff(gw.Addr("udp")), orOff(gw.Addr("tcp")), len(gc.Accounts), orOff(adminAddr))
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func orOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
+}

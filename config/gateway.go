@@ -1,0 +1,159 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Gateway configures `baton gateway`, the SIP bridge: a registrar and
+// B2BUA that makes each SIP account a P2P device (docs/sip.md).
+type Gateway struct {
+	Log Log `koanf:"log"`
+	// Access is the access server's address; CA its CA certificate.
+	Access string       `koanf:"access"`
+	CA     string       `koanf:"ca"`
+	SIP    SIP          `koanf:"sip"`
+	Media  GatewayMedia `koanf:"media"`
+	// Codecs are the codecs offered and accepted on both sides, in order
+	// of preference.
+	Codecs []string `koanf:"codecs"`
+	// Accounts are the bridged SIP user agents.
+	Accounts []SIPAccount `koanf:"accounts"`
+	// Admin is the HTTP control API address; "" turns it off.
+	Admin string `koanf:"admin"`
+}
+
+// SIP configures the gateway's SIP side.
+type SIP struct {
+	// UDP and TCP are the listen addresses; "" turns one off.
+	UDP string `koanf:"udp"`
+	TCP string `koanf:"tcp"`
+	// Advertise is the host put in Contact headers and SDP when the
+	// gateway is reached through NAT; "" means the listen address.
+	Advertise string `koanf:"advertise"`
+	// Realm is the digest realm; account HA1 values are computed with it.
+	Realm string `koanf:"realm"`
+	// NonceTTL is how long a digest nonce is good for.
+	NonceTTL time.Duration `koanf:"nonce_ttl"`
+	// MinExpires and MaxExpires bound registrations.
+	MinExpires time.Duration `koanf:"min_expires"`
+	MaxExpires time.Duration `koanf:"max_expires"`
+	// FailBurst failed authentications per source address are allowed,
+	// then one more per FailEvery.
+	FailBurst int           `koanf:"fail_burst"`
+	FailEvery time.Duration `koanf:"fail_every"`
+}
+
+// GatewayMedia configures the gateway's RTP.
+type GatewayMedia struct {
+	// IP is where RTP sockets bind (both toward phones and P2P peers).
+	IP string `koanf:"ip"`
+	// SRTP encrypts the P2P legs; SIP legs are plain RTP.
+	SRTP bool `koanf:"srtp"`
+	// Timeout ends a call whose SIP leg has sent nothing this long.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// SIPAccount is one SIP user agent and the P2P device it appears as.
+type SIPAccount struct {
+	// SIPUser is the digest user name (and the AOR's user part).
+	SIPUser string `koanf:"sip_user"`
+	// HA1 is MD5(sip_user:realm:password) in hex (`baton gateway ha1`);
+	// the SIP password itself is never stored.
+	HA1 string `koanf:"ha1"`
+	// Device is the P2P identity user/device, e.g. alice/desk.
+	Device string `koanf:"device"`
+	// PasswordFile holds the P2P password the device logs in with.
+	PasswordFile string `koanf:"password_file"`
+}
+
+// DefaultGateway returns the defaults: SIP on loopback UDP and TCP 5060.
+func DefaultGateway() Gateway {
+	return Gateway{
+		Log:    DefaultLog(),
+		Access: "127.0.0.1:7000",
+		SIP: SIP{UDP: "127.0.0.1:5060", TCP: "127.0.0.1:5060", Realm: "baton", NonceTTL: 5 * time.Minute,
+			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second},
+		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
+		Codecs: []string{"PCMU", "PCMA"},
+		Admin:  "127.0.0.1:0",
+	}
+}
+
+// GatewayFlags registers the flags of `baton gateway`.
+func GatewayFlags(fs *pflag.FlagSet) {
+	d := DefaultGateway()
+	fs.String("access", d.Access, "access server `address`")
+	fs.String("ca", d.CA, "`path` of the access server's CA certificate (required)")
+	fs.String("sip-udp", d.SIP.UDP, "SIP UDP listen `address` (empty: off)")
+	fs.String("sip-tcp", d.SIP.TCP, "SIP TCP listen `address` (empty: off)")
+	fs.String("media-ip", d.Media.IP, "local `IP` for RTP")
+	fs.String("admin", d.Admin, "HTTP control API `address` (empty: off)")
+}
+
+func gatewaySpec() spec[Gateway] {
+	return spec[Gateway]{
+		command:  "gateway",
+		defaults: DefaultGateway,
+		flags: map[string]string{
+			"access": "access", "ca": "ca", "sip-udp": "sip.udp", "sip-tcp": "sip.tcp",
+			"media-ip": "media.ip", "admin": "admin",
+		},
+		validate: Gateway.Validate,
+	}
+}
+
+// LoadGateway loads and validates the configuration of `baton gateway`.
+func LoadGateway(src Source) (Gateway, error) { return load(gatewaySpec(), src) }
+
+// Validate reports every invalid field, each error wrapping ErrInvalid.
+func (g Gateway) Validate() error {
+	var p problems
+	g.Log.validate(&p)
+	p.dialAddr("access", g.Access)
+	p.required("ca", g.CA)
+	p.listenAddr("sip.udp", g.SIP.UDP, true)
+	p.listenAddr("sip.tcp", g.SIP.TCP, true)
+	if g.SIP.UDP == "" && g.SIP.TCP == "" {
+		p.add("sip.udp and sip.tcp", shown("both empty"), "turn on at least one SIP listener")
+	}
+	if g.SIP.Advertise != "" && !validHost(g.SIP.Advertise) {
+		p.add("sip.advertise", g.SIP.Advertise, "want an IP address or DNS name")
+	}
+	p.required("sip.realm", g.SIP.Realm)
+	p.durationRange("sip.nonce_ttl", g.SIP.NonceTTL, 10*time.Second, 24*time.Hour)
+	p.durationRange("sip.min_expires", g.SIP.MinExpires, time.Second, 24*time.Hour)
+	p.durationRange("sip.max_expires", g.SIP.MaxExpires, g.SIP.MinExpires, 7*24*time.Hour)
+	if g.SIP.FailBurst < 1 {
+		p.add("sip.fail_burst", g.SIP.FailBurst, "want at least 1")
+	}
+	p.durationRange("sip.fail_every", g.SIP.FailEvery, 10*time.Millisecond, time.Hour)
+	p.mediaIP("media.ip", g.Media.IP)
+	p.durationRange("media.timeout", g.Media.Timeout, time.Second, time.Hour)
+	p.list("codecs", g.Codecs)
+	seen := map[string]bool{}
+	for i, a := range g.Accounts {
+		key := "accounts[" + strconv.Itoa(i) + "]"
+		p.name(key+".sip_user", a.SIPUser)
+		if seen[a.SIPUser] {
+			p.add(key+".sip_user", a.SIPUser, "configured twice")
+		}
+		seen[a.SIPUser] = true
+		if len(a.HA1) != 32 || strings.Trim(strings.ToLower(a.HA1), "0123456789abcdef") != "" {
+			p.add(key+".ha1", shown("(hidden)"), "want 32 hex digits, MD5(sip_user:realm:password); see `baton gateway ha1`")
+		}
+		user, dev, ok := strings.Cut(a.Device, "/")
+		if !ok {
+			p.add(key+".device", a.Device, "want user/device, e.g. alice/desk")
+		} else {
+			p.name(key+".device", user)
+			p.name(key+".device", dev)
+		}
+		p.required(key+".password_file", a.PasswordFile)
+	}
+	p.listenAddr("admin", g.Admin, true)
+	return p.err()
+}

@@ -1,0 +1,76 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+var (
+	descRegistered = prometheus.NewDesc("baton_gateway_registered_devices", "SIP accounts with a live registration.", nil, nil)
+	descOnline     = prometheus.NewDesc("baton_gateway_online_devices", "Bridged devices logged in to the access server.", nil, nil)
+	descCalls      = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
+	descRegisters  = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
+	descAuthFailed = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
+	descAuthLimit  = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
+	descLegPackets = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
+	descLegDropped = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
+)
+
+type collector struct{ g *Gateway }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descLegPackets, descLegDropped} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	g := c.g
+	registered, online := 0, 0
+	for user, d := range g.devices {
+		if len(g.bindings.Contacts(user)) > 0 {
+			registered++
+		}
+		if d.isOnline() {
+			online++
+		}
+	}
+	calls := g.Calls()
+	var in, out, wrong, malformed, pt uint64
+	for _, ci := range calls {
+		in += ci.SIPLeg.Received
+		out += ci.SIPLeg.Sent
+		wrong += ci.SIPLeg.WrongSource
+		malformed += ci.SIPLeg.Malformed
+		pt += ci.SIPLeg.WrongPT
+	}
+	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, float64(registered))
+	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
+	ch <- prometheus.MustNewConstMetric(descCalls, prometheus.GaugeValue, float64(len(calls)))
+	ch <- prometheus.MustNewConstMetric(descRegisters, prometheus.CounterValue, float64(g.stats.registers.Load()))
+	ch <- prometheus.MustNewConstMetric(descAuthFailed, prometheus.CounterValue, float64(g.stats.authFailed.Load()))
+	ch <- prometheus.MustNewConstMetric(descAuthLimit, prometheus.CounterValue, float64(g.stats.authLimited.Load()))
+	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(in), "received")
+	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(out), "sent")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(wrong), "wrong-source")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(malformed), "malformed")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(pt), "wrong-payload-type")
+}
+
+// Register adds the gateway's metrics to reg.
+func (g *Gateway) Register(reg prometheus.Registerer) error { return reg.Register(collector{g}) }
+
+// Status is the gateway's view for the control API's /v1/status.
+type Status struct {
+	SIP           map[string]string `json:"sip"`
+	Registrations []Registration    `json:"registrations"`
+	Calls         []CallInfo        `json:"calls"`
+}
+
+// Status reports listeners, registrations and calls.
+func (g *Gateway) Status() Status {
+	g.mu.Lock()
+	addrs := map[string]string{}
+	for k, v := range g.addrs {
+		addrs[k] = v
+	}
+	g.mu.Unlock()
+	return Status{SIP: addrs, Registrations: g.Registrations(), Calls: g.Calls()}
+}
