@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,4 +170,170 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// baresip is a running baresip, a full SIP user agent, as alice's desk
+// phone: it plays a WAV (aufile), records what it hears (sndfile) and is
+// driven over its ctrl_tcp socket.
+type baresip struct {
+	dir  string // config, recordings
+	ctrl string // ctrl_tcp address
+	cmd  *exec.Cmd
+	out  *syncBuffer
+}
+
+func startBaresip(t *testing.T, gwUDP string, toneHz float64) *baresip {
+	t.Helper()
+	bin := needTool(t, "baresip")
+	dir := t.TempDir()
+	wav := filepath.Join(dir, "tone.wav")
+	writeToneWAV(t, wav, toneHz, 30)
+	ctrlAddr := freeAddr(t)
+	cfg := fmt.Sprintf(`poll_method epoll
+sip_listen 127.0.0.1:%s
+net_interface 127.0.0.1
+audio_player aubridge,nil
+audio_alert aubridge,nil
+audio_source aufile,%s
+module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module aubridge.so
+module sndfile.so
+module_app account.so
+module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen %s
+snd_path %s
+`, freeUDPPort(t), wav, ctrlAddr, dir)
+	writeFile(t, dir, "config", cfg)
+	writeFile(t, dir, "accounts", fmt.Sprintf("<sip:alice@%s;transport=udp>;auth_pass=desk-secret;regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n", gwUDP))
+	b := &baresip{dir: dir, ctrl: ctrlAddr, out: &syncBuffer{}}
+	b.cmd = exec.Command(bin, "-f", dir)
+	b.cmd.Dir = dir
+	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.cmd.Process.Kill()
+		_ = b.cmd.Wait()
+		if t.Failed() {
+			t.Logf("--- baresip:\n%s", tail(b.out.String(), 4000))
+		}
+	})
+	return b
+}
+
+// command sends one ctrl_tcp command (a netstring of JSON).
+func (b *baresip) command(t *testing.T, cmd, params string) string {
+	t.Helper()
+	var conn net.Conn
+	eventually(t, readyTimeout, "baresip's control socket", func() (bool, string) {
+		var err error
+		conn, err = net.Dial("tcp", b.ctrl)
+		return err == nil, fmt.Sprint(err)
+	})
+	defer conn.Close()
+	msg, _ := json.Marshal(map[string]string{"command": cmd, "params": params, "token": "t"})
+	if _, err := fmt.Fprintf(conn, "%d:%s,", len(msg), msg); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(runTimeout))
+	buf := make([]byte, 8192)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("baresip %s: %v", cmd, err)
+	}
+	return string(buf[:n])
+}
+
+// heard returns the recording of what baresip decoded in its call.
+func (b *baresip) heard(t *testing.T) string {
+	t.Helper()
+	var path string
+	eventually(t, pollTimeout, "baresip's recording of the call", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(b.dir, "*dec*.wav"))
+		if len(m) == 0 {
+			ls, _ := filepath.Glob(filepath.Join(b.dir, "*"))
+			return false, strings.Join(ls, " ")
+		}
+		path = m[0]
+		return true, ""
+	})
+	return path
+}
+
+func writeToneWAV(t *testing.T, path string, hz float64, seconds int) {
+	t.Helper()
+	tone, err := audio.NewTone(hz, 8000, 0.3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, 8000*seconds)
+	if err := tone.ReadFrame(pcm); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := audio.NewWAVWriter(f, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrame(pcm); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// baresip registers with digest through the real gateway and calls the P2P
+// softphone; then the softphone calls it back. Each time each side's
+// recording holds the other's tone.
+func TestE2EGatewayBaresip(t *testing.T) {
+	t.Parallel()
+	n := startGatewayNet(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	bs := startBaresip(t, n.sipUDP, 660)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	// baresip -> gateway -> bob.
+	// (The socket answers with events first; the call itself is checked.)
+	bs.command(t, "dial", "sip:bob@"+n.sipUDP)
+	var id string
+	eventually(t, pollTimeout, "bob to be in an active call", func() (bool, string) {
+		r := ctl(t, n.dir, bob.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	time.Sleep(3 * time.Second) // three seconds of conversation
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitNoActiveCall(t, n.dir, bob.admin)
+	checkHears(t, rec, 660, 2*time.Second)
+	first := bs.heard(t)
+	checkHears(t, first, 440, 2*time.Second)
+
+	// bob -> gateway -> baresip, which answers on its own (answermode=auto).
+	for _, f := range []string{first} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id = dial(t, n.dir, bob.admin, "alice/desk")
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	time.Sleep(3 * time.Second)
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitNoActiveCall(t, n.dir, bob.admin)
+	checkHears(t, bs.heard(t), 440, 2*time.Second)
+	// bob's second recording (a new numbered file) holds baresip's tone.
+	checkHears(t, strings.TrimSuffix(rec, ".wav")+"-2.wav", 660, 2*time.Second)
 }
