@@ -1,17 +1,13 @@
-// Package sipbridge will be the SIP side of the gateway on emiago/sipgo:
-// registrar, B2BUA dialogs, SDP, trunks, dialog-info, Replaces and REFER
-// (../shared/DESIGN.md §2 and §3).
+// Package sipbridge holds the SIP-side building blocks the gateway uses:
+// sipbridge/sdp, the RFC 3264 offer/answer mapping on pion/sdp (typed
+// Offer, answer by our codec preference with ErrNoCommonCodec, offers, o=
+// version incremented on change, hold directions, fuzz target); the digest
+// Verifier (HA1 storage, HMAC-signed expiring nonces with stale, nc replay
+// refusal, constant-time compare, dummy HA1 for unknown users); the
+// FailLimiter (per-source token bucket for failed authentication); and
+// Bindings (contacts per AOR with expiry, OnChange online/offline).
 //
-// What exists: sipbridge/sdp, the RFC 3264 offer/answer mapping on pion/sdp
-// (typed Offer, answer by our codec preference with ErrNoCommonCodec, offers,
-// o= version incremented on change, hold directions, fuzz target); the
-// digest Verifier (HA1 storage, HMAC-signed expiring nonces with stale, nc
-// replay refusal, constant-time compare, dummy HA1 for unknown users).
-//
-// Bindings (contacts per AOR with expiry, OnChange online/offline) exist.
-//
-// Not implemented yet: the REGISTER handler that uses Bindings, Verifier and
-// the FailLimiter (per-source token bucket, which exists and is tested),
-// pruning of the nonce-count table and limiter buckets, sipgo listeners, OPTIONS,
-// calls (B2BUA), trunks. No SIP is spoken by this build.
+// The REGISTER and INVITE handlers that use them live in package gateway
+// today. Not implemented yet: pruning of the nonce-count table and the
+// limiter buckets, trunks, dialog-info, Replaces and REFER.
 package sipbridge
