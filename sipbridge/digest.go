@@ -38,12 +38,13 @@ type Verifier struct {
 	dummy string // HA1 compared against when the user is unknown
 
 	mu sync.Mutex
-	nc map[string]int // nonce -> highest nc accepted
+	nc      map[string]int // nonce -> highest nc accepted
+	pruneAt int            // table size at which expired nonces are dropped
 }
 
 // NewVerifier returns a Verifier with a random nonce key.
 func NewVerifier(realm string, ttl time.Duration, now func() time.Time, lookup func(string) (string, bool)) *Verifier {
-	v := &Verifier{Realm: realm, NonceTTL: ttl, Now: now, Lookup: lookup, nc: map[string]int{}}
+	v := &Verifier{Realm: realm, NonceTTL: ttl, Now: now, Lookup: lookup, nc: map[string]int{}, pruneAt: 1024}
 	_, _ = rand.Read(v.key[:])
 	v.dummy = HA1("\x00dummy", realm, base64.StdEncoding.EncodeToString(v.key[:8]))
 	return v
@@ -81,6 +82,18 @@ func (v *Verifier) checkNonce(n string) (ours, expired bool) {
 	return true, v.Now().Sub(issued) > v.NonceTTL
 }
 
+// pruneLocked forgets the nonce counts of expired nonces (they are refused
+// as stale before their count is looked at), so the table holds only the
+// nonces of the last NonceTTL.
+func (v *Verifier) pruneLocked() {
+	for n := range v.nc {
+		if _, expired := v.checkNonce(n); expired {
+			delete(v.nc, n)
+		}
+	}
+	v.pruneAt = max(1024, 2*len(v.nc))
+}
+
 // Verify checks an Authorization header for method. It returns the user on
 // success; ErrStaleNonce for right credentials on an expired nonce; ErrReplay
 // for a repeated nc; otherwise ErrAuthFailed. An unknown user is checked
@@ -115,6 +128,9 @@ func (v *Verifier) Verify(header, method string) (string, error) {
 		return "", fmt.Errorf("sipbridge: digest nc %d: %w", cred.Nc, ErrReplay)
 	}
 	v.nc[cred.Nonce] = cred.Nc
+	if len(v.nc) >= v.pruneAt {
+		v.pruneLocked()
+	}
 	return cred.Username, nil
 }
 

@@ -63,3 +63,38 @@ func TestVerifier(t *testing.T) {
 		t.Fatalf("fresh nonce wrong password: %v", err)
 	}
 }
+
+// The nonce-count table keeps only live nonces: after a storm of successful
+// registrations and a nonce lifetime, it shrinks back.
+func TestVerifierForgetsExpiredNonces(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	v := NewVerifier("baton", time.Minute, func() time.Time { return now }, func(string) (string, bool) { return HA1("alice", "baton", "pw"), true })
+	register := func() {
+		t.Helper()
+		chal, err := digest.ParseChallenge(v.Challenge(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:baton", Username: "alice", Password: "pw", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(cred.String(), "REGISTER"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 1000 {
+		register()
+	}
+	now = now.Add(2 * time.Minute)
+	for range 100 {
+		register()
+	}
+	v.mu.Lock()
+	size := len(v.nc)
+	v.mu.Unlock()
+	if size > 200 {
+		t.Fatalf("nonce-count table holds %d entries after the first 1000 nonces expired, want only the live ~100", size)
+	}
+}

@@ -15,6 +15,7 @@ type FailLimiter struct {
 
 	mu      sync.Mutex
 	buckets map[string]bucket
+	kept    int // buckets left after the last pruning
 }
 
 type bucket struct {
@@ -55,4 +56,14 @@ func (l *FailLimiter) Failed(ip string) {
 		b.tokens--
 	}
 	l.buckets[ip] = b
+	if len(l.buckets) >= max(1024, 2*l.kept) {
+		// A full bucket is the same as none: forget those, so a scan
+		// from many addresses cannot grow the table without bound.
+		for k := range l.buckets {
+			if l.refill(k).tokens >= float64(l.Burst) {
+				delete(l.buckets, k)
+			}
+		}
+		l.kept = len(l.buckets)
+	}
 }
