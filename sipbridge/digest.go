@@ -37,7 +37,7 @@ type Verifier struct {
 	key   [32]byte
 	dummy string // HA1 compared against when the user is unknown
 
-	mu sync.Mutex
+	mu      sync.Mutex
 	nc      map[string]int // nonce -> highest nc accepted
 	pruneAt int            // table size at which expired nonces are dropped
 }
