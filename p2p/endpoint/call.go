@@ -591,7 +591,7 @@ func (c *call) onAccept(m *wire.Accept) error {
 	if m.SignalAddr != "" {
 		c.peerSignal = m.SignalAddr
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.activate(remote)
 	return nil
 }
@@ -669,7 +669,7 @@ func (c *call) answer() error {
 	if err := c.openMedia(c.e.ctx, c.codec, netip.AddrPortFrom(c.e.mediaAddr(), 0), recv); err != nil {
 		return err
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.recvKeys = recv
 	acc := &wire.Accept{CallID: c.id, Codec: c.codec.Descriptor().Name, Media: c.localMedia(), SignalAddr: c.e.SignalAddr().String()}
 	if err := c.conn.Send(acc, sendTimeout); err != nil {
@@ -850,5 +850,10 @@ func mediaInfo(st media.Stats) *MediaInfo {
 		LongestGapMS:    float64(st.LongestPlayoutGap) / float64(time.Millisecond),
 		SourceSwitches:  st.SourceSwitches,
 		Latched:         st.Latched,
+
+		RemoteConfirmed:  st.RemoteConfirmed,
+		ConsentProbes:    st.ConsentProbes,
+		NotSentNoConsent: st.NotSentNoConsent,
+		ConsentLapses:    st.ConsentLapses,
 	}
 }

@@ -307,7 +307,7 @@ func (c *call) setPeer(id pki.Identity, conn *wire.Conn, signal string, remote n
 	c.peerSignal = signal
 	c.log = c.e.log.With("call_id", c.id, "peer", id.String(), "direction", c.dir)
 	c.sigLost = c.deadConns[conn] // back to a peer whose stream already ended
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, conn, false)
 	c.mu.Lock()
 	c.info.Peer = id.String()
 	c.info.RemoteMedia = remote.String()
@@ -361,7 +361,7 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 		_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 		return
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.mu.Lock()
 	c.info.RemoteMedia = remote.String()
 	c.mu.Unlock()
