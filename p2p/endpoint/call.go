@@ -217,6 +217,13 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 		reject(wire.CodeNotFound, fmt.Sprintf("this endpoint is %s, not %s", e.id, inv.To), "wrong-target")
 		return
 	}
+	// The rule outgoing calls follow (resolve), applied to incoming ones:
+	// buddies and own devices only, unless configured otherwise.
+	if !e.mayCall(peer) {
+		e.stats.callResult(dirIncoming, "not-buddy")
+		reject(wire.CodeForbidden, fmt.Sprintf("not a buddy: %s accepts calls from buddies only", e.id), "not-buddy")
+		return
+	}
 	codec, err := e.cfg.Codecs.Negotiate(inv.Codecs)
 	if err != nil {
 		reject(wire.CodeUnsupported, fmt.Sprintf("none of %v is supported here (have %v)", inv.Codecs, e.cfg.Codecs.Names()), "codec")
