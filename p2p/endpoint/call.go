@@ -468,6 +468,8 @@ func (c *call) run() {
 			c.onBTimeout()
 		case <-c.cTimer():
 			c.onCTimeout()
+		case <-c.watchC():
+			c.onWatch()
 		case cmd := <-c.cmds:
 			cmd.reply <- c.onCommand(cmd)
 		case <-ring.C:
@@ -784,6 +786,9 @@ func (c *call) end(reason, result string) {
 
 // finish releases everything the call holds and records it as ended.
 func (c *call) finish() {
+	if c.ho != nil && c.ho.watch != nil {
+		c.ho.watch.Stop()
+	}
 	c.closeMedia()
 	if cl, ok := c.sink.(io.Closer); ok {
 		if err := cl.Close(); err != nil {

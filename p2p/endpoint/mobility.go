@@ -98,7 +98,7 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		// Step 10: restart the audio there (still muted if another device
 		// is taking this call: B's mute survives the move).
 		c.aimMedia(c.sess, remote, c.conn, consented)
-		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted {
+		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted && !c.ho.unmuted {
 			c.sess.SetSending(false)
 		}
 		c.sess.Start()
