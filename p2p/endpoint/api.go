@@ -54,6 +54,15 @@ type MediaInfo struct {
 	LongestGapMS   float64 `json:"longest_gap_ms"`
 	SourceSwitches uint64  `json:"source_switches"`
 	Latched        uint64  `json:"latched"`
+	// RemoteConfirmed says the far party's media address has consent (on
+	// its signaling IP, or it proved it receives, recently); until then it
+	// gets consent probes only (ConsentProbes), and NotSentNoConsent
+	// counts the frames held back. ConsentLapses counts times consent
+	// expired for want of authenticated packets from it.
+	RemoteConfirmed  bool   `json:"remote_confirmed"`
+	ConsentProbes    uint64 `json:"consent_probes"`
+	NotSentNoConsent uint64 `json:"not_sent_no_consent"`
+	ConsentLapses    uint64 `json:"consent_lapses"`
 }
 
 // CallInfo is a snapshot of one call.

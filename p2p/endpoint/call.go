@@ -225,6 +225,13 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 		reject(wire.CodeNotFound, fmt.Sprintf("this endpoint is %s, not %s", e.id, inv.To), "wrong-target")
 		return
 	}
+	// The rule outgoing calls follow (resolve), applied to incoming ones:
+	// buddies and own devices only, unless configured otherwise.
+	if !e.mayCall(peer) {
+		e.stats.callResult(dirIncoming, "not-buddy")
+		reject(wire.CodeForbidden, fmt.Sprintf("not a buddy: %s accepts calls from buddies only", e.id), "not-buddy")
+		return
+	}
 	codec, err := e.cfg.Codecs.Negotiate(inv.Codecs)
 	if err != nil {
 		reject(wire.CodeUnsupported, fmt.Sprintf("none of %v is supported here (have %v)", inv.Codecs, e.cfg.Codecs.Names()), "codec")
@@ -508,6 +515,8 @@ func (c *call) run() {
 			c.onBTimeout()
 		case <-c.cTimer():
 			c.onCTimeout()
+		case <-c.watchC():
+			c.onWatch()
 		case cmd := <-c.cmds:
 			cmd.reply <- c.onCommand(cmd)
 		case <-ring.C:
@@ -638,7 +647,7 @@ func (c *call) onAccept(m *wire.Accept) error {
 	if m.SignalAddr != "" {
 		c.peerSignal = m.SignalAddr
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.activate(remote)
 	return nil
 }
@@ -716,7 +725,7 @@ func (c *call) answer() error {
 	if err := c.openMedia(c.e.ctx, c.codec, netip.AddrPortFrom(c.e.mediaAddr(), 0), recv); err != nil {
 		return err
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.recvKeys = recv
 	acc := &wire.Accept{CallID: c.id, Codec: c.codec.Descriptor().Name, Media: c.localMedia(), SignalAddr: c.e.SignalAddr().String()}
 	if err := c.conn.Send(acc, sendTimeout); err != nil {
@@ -825,6 +834,9 @@ func (c *call) end(reason, result string) {
 
 // finish releases everything the call holds and records it as ended.
 func (c *call) finish() {
+	if c.ho != nil && c.ho.watch != nil {
+		c.ho.watch.Stop()
+	}
 	c.closeMedia()
 	if cl, ok := c.sink.(io.Closer); ok {
 		if err := cl.Close(); err != nil {
@@ -899,5 +911,10 @@ func mediaInfo(st media.Stats) *MediaInfo {
 		LongestGapMS:    float64(st.LongestPlayoutGap) / float64(time.Millisecond),
 		SourceSwitches:  st.SourceSwitches,
 		Latched:         st.Latched,
+
+		RemoteConfirmed:  st.RemoteConfirmed,
+		ConsentProbes:    st.ConsentProbes,
+		NotSentNoConsent: st.NotSentNoConsent,
+		ConsentLapses:    st.ConsentLapses,
 	}
 }

@@ -57,6 +57,9 @@ type Config struct {
 	JitterDelay time.Duration
 	// AutoAnswer answers incoming calls at once.
 	AutoAnswer bool
+	// AcceptFrom says whose invites are answered; the zero value means
+	// AcceptBuddies (the rule outgoing calls follow too).
+	AcceptFrom AcceptFrom
 	// NewSource returns the "microphone" for a call; nil = silence.
 	NewSource func(callID string) (audio.Source, error)
 	// NewSink returns what the call's received audio is played to; nil =
@@ -157,6 +160,13 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxCalls <= 0 {
 		c.MaxCalls = 1
+	}
+	switch c.AcceptFrom {
+	case AcceptUnknown:
+		c.AcceptFrom = AcceptBuddies
+	case AcceptBuddies, AcceptAnyone:
+	default:
+		return fmt.Errorf("%w: accept-from %d", ErrInvalidConfig, int(c.AcceptFrom))
 	}
 	if c.Policy == nil {
 		c.Policy = handoff.SameUser{}

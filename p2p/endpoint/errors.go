@@ -42,6 +42,12 @@ var (
 	// ErrHandoffFailed means a handoff ended without taking the call; the
 	// call stays where it was (or, when both other parties failed, ended).
 	ErrHandoffFailed = errors.New("endpoint: handoff failed")
+	// ErrNotBuddy means an invite came from a user who is not a buddy
+	// while the endpoint accepts buddies only (Config.AcceptFrom); the
+	// caller sees it as a forbidden reject.
+	ErrNotBuddy = errors.New("endpoint: not a buddy")
+	// ErrInvalidConfig means a Config value is out of range.
+	ErrInvalidConfig = errors.New("endpoint: invalid configuration")
 	// ErrNoSuchHandoff means no handoff has the given id.
 	ErrNoSuchHandoff = errors.New("endpoint: no such handoff")
 )

@@ -27,6 +27,10 @@ type handoffState struct {
 	offered map[*wire.Conn]bool // connections that got this call's grant
 	winner  *wire.Conn          // the puller whose stop-audio won
 	bTimer  *time.Timer
+	// mutedAt is when B stopped its audio (step 5); unmuted says B has
+	// sent again since because C kept sending to it (see checkMute).
+	mutedAt time.Time
+	unmuted bool
 
 	// Role C.
 	c      *handoff.Machine
@@ -40,6 +44,115 @@ type handoffState struct {
 	}
 	switches uint64 // media source switches seen when C's machine started
 	cTimer   *time.Timer
+	// switchedAt is when C took A as its peer (step 7).
+	switchedAt time.Time
+
+	// watch ticks every half packet time while B is muted or C has just
+	// switched to A: the checks that bound the silence C can be left in
+	// (checkMute, checkSwitched).
+	watch *time.Ticker
+}
+
+// Bounds on the silence at C during a handoff that does not happen, for
+// instance a valid grant used by a device that never sends C any audio
+// (issue 11 §1.3). Both derive from the step 6 timer (NoAudio, a few
+// packet times): in a real handoff A re-establishes with C NoAudio after
+// step 5, and C's audio then goes to A.
+
+// muteConsent is how long after B mutes C's audio may still reach B in a
+// real handoff: NoAudio, plus one packet time for the packet in flight. C
+// still sending to B after that means no device took C over: B sends
+// again, without leaving its muted state (a late release still works).
+func muteConsent(t handoff.Timeouts, ptime time.Duration) time.Duration { return t.NoAudio + ptime }
+
+// switchSilence is how long C, having taken A as its peer (step 7), waits
+// with no audio from anyone before going back to B. In a real handoff A's
+// provisional stream reached C before step 5 and pauses only between
+// steps 8 and 10.
+func switchSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
+	return t.NoAudio + 2*ptime
+}
+
+// maxHandoffSilence is the longest silence C hears when a handoff does
+// not happen, with prompt scheduling: C going back to B after
+// switchSilence, plus half a packet time for C's check, one for C's next
+// packet to B, half for B's check and one for B's next packet. (Without
+// step 7 it is shorter: muteConsent plus 2.5 packet times.)
+func maxHandoffSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
+	return switchSilence(t, ptime) + 3*ptime
+}
+
+func (c *call) watchC() <-chan time.Time {
+	if c.ho == nil || c.ho.watch == nil {
+		return nil
+	}
+	return c.ho.watch.C
+}
+
+// startWatch starts the handoff watch ticker if it is not running.
+func (c *call) startWatch() {
+	h := c.handoff()
+	if h.watch == nil {
+		h.watch = time.NewTicker(max(c.e.cfg.Ptime/2, time.Millisecond))
+	}
+}
+
+// onWatch runs the handoff checks and stops the ticker when none is
+// needed any more.
+func (c *call) onWatch() {
+	h := c.ho
+	need := c.checkMute()
+	need = c.checkSwitched() || need
+	if !need && h.watch != nil {
+		h.watch.Stop()
+		h.watch = nil
+	}
+}
+
+// checkMute is B's side: muted, but C's audio still arrives after
+// muteConsent, so C has not gone to another device: send again. It
+// reports whether B still needs watching.
+func (c *call) checkMute() bool {
+	h := c.ho
+	if h.b == nil || h.b.State() != handoff.BMuted || h.unmuted || c.sess == nil {
+		return false
+	}
+	grace := muteConsent(c.e.timeouts, c.e.cfg.Ptime)
+	last := c.sess.Stats().LastPacket
+	if !last.After(h.mutedAt.Add(grace)) {
+		return true
+	}
+	h.unmuted = true
+	c.sess.SetSending(true)
+	c.log.Warn("handoff: the far party still sends here after the other device should have taken it; audio resumed",
+		"muted_for", time.Since(h.mutedAt), "grace", grace)
+	c.e.emit(Event{Type: "handoff.unmuted", CallID: c.id,
+		Detail: fmt.Sprintf("%s still sends here %s after stop-audio: audio to it resumed (still waiting for a release or resume)", c.peer, grace)})
+	return false
+}
+
+// checkSwitched is C's side: A was accepted as the peer (step 7) but no
+// audio has come from anyone for switchSilence: go back to B, which
+// resumes when it hears C again (checkMute). It reports whether C still
+// needs watching.
+func (c *call) checkSwitched() bool {
+	h := c.ho
+	if h.c == nil || h.c.State() != handoff.CSwitched || c.sess == nil {
+		return false
+	}
+	now := time.Now()
+	last := c.sess.Stats().LastPacket
+	if last.Before(h.switchedAt) && now.Sub(h.switchedAt) < c.e.cfg.Ptime {
+		return true // give A at least one packet time after step 7
+	}
+	if now.Sub(last) <= switchSilence(c.e.timeouts, c.e.cfg.Ptime) {
+		return true
+	}
+	if tr, err := c.fire(h.c, handoff.EvAStreamLost); err == nil {
+		c.log.Warn("handoff: no audio from the new device after taking it as the peer", "silent_for", now.Sub(last))
+		c.doC(tr)
+	}
+	return false
 }
 
 func (c *call) handoff() *handoffState {
@@ -237,6 +350,8 @@ func (c *call) doB(tr handoff.Transition, peer *pki.Identity) {
 		switch a {
 		case handoff.ActStopAudioToC:
 			c.sess.SetSending(false)
+			c.ho.mutedAt, c.ho.unmuted = time.Now(), false
+			c.startWatch()
 			c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
 			c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
 		case handoff.ActResumeAudio:
@@ -307,7 +422,7 @@ func (c *call) setPeer(id pki.Identity, conn *wire.Conn, signal string, remote n
 	c.peerSignal = signal
 	c.log = c.e.log.With("call_id", c.id, "peer", id.String(), "direction", c.dir)
 	c.sigLost = c.deadConns[conn] // back to a peer whose stream already ended
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, conn, false)
 	c.mu.Lock()
 	c.info.Peer = id.String()
 	c.info.RemoteMedia = remote.String()
@@ -323,6 +438,8 @@ func (c *call) doC(tr handoff.Transition) {
 			c.e.emit(Event{Type: "handoff.overlap", CallID: c.id, Step: 4, Detail: "playing the new device's authenticated stream"})
 		case handoff.ActSwitchPeerToA:
 			c.startReader(c.conn)
+			h.switchedAt = time.Now()
+			c.startWatch()
 			c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
 		case handoff.ActAcceptReestablish:
 			_ = c.conn.Send(&wire.ReestablishAck{CallID: c.id}, sendTimeout)
@@ -361,7 +478,7 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 		_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 		return
 	}
-	c.sess.SetRemote(remote)
+	c.aimMedia(c.sess, remote, c.conn, false)
 	c.mu.Lock()
 	c.info.RemoteMedia = remote.String()
 	c.mu.Unlock()

@@ -49,13 +49,16 @@ func addStats(dst *media.Stats, st media.Stats) {
 	dst.Malformed += st.Malformed
 	dst.AuthFailed += st.AuthFailed
 	dst.FramesConcealed += st.FramesConcealed
+	dst.ConsentProbes += st.ConsentProbes
+	dst.NotSentNoConsent += st.NotSentNoConsent
+	dst.ConsentLapses += st.ConsentLapses
 }
 
 // descs are the endpoint's metric descriptions. Each carries the
 // endpoint's identity as the constant label "device", so many endpoints of
 // one process (a gateway) register into one registry side by side.
 type descs struct {
-	calls, active, rejected, rtp, conceal, loggedIn *prometheus.Desc
+	calls, active, rejected, rtp, conceal, loggedIn, lapses *prometheus.Desc
 }
 
 func newDescs(device string) descs {
@@ -64,9 +67,10 @@ func newDescs(device string) descs {
 		calls:    prometheus.NewDesc("baton_endpoint_calls_total", "Calls by direction and result.", []string{"direction", "result"}, l),
 		active:   prometheus.NewDesc("baton_endpoint_active_calls", "Calls not yet ended.", nil, l),
 		rejected: prometheus.NewDesc("baton_endpoint_signaling_rejected_total", "Signaling connections or messages refused, by reason.", []string{"reason"}, l),
-		rtp:      prometheus.NewDesc("baton_endpoint_rtp_packets_total", "RTP packets by kind: sent, received, lost, late, wrong_source, malformed, auth_failed.", []string{"kind"}, l),
+		rtp:      prometheus.NewDesc("baton_endpoint_rtp_packets_total", "RTP packets by kind: sent, received, lost, late, wrong_source, malformed, auth_failed, consent_probe (sent to a remote without consent), not_sent_no_consent (held back from one).", []string{"kind"}, l),
 		conceal:  prometheus.NewDesc("baton_endpoint_frames_concealed_total", "Audio frames concealed by the jitter buffer.", nil, l),
 		loggedIn: prometheus.NewDesc("baton_endpoint_logged_in", "1 while the access session is up.", nil, l),
+		lapses:   prometheus.NewDesc("baton_endpoint_media_consent_lapses_total", "Times a far party's media consent expired (nothing authenticated from it for the consent timeout) and sending stopped.", nil, l),
 	}
 }
 
@@ -86,7 +90,7 @@ type collector struct {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.d.calls, c.d.active, c.d.rejected, c.d.rtp, c.d.conceal, c.d.loggedIn} {
+	for _, d := range []*prometheus.Desc{c.d.calls, c.d.active, c.d.rejected, c.d.rtp, c.d.conceal, c.d.loggedIn, c.d.lapses} {
 		ch <- d
 	}
 }
@@ -125,8 +129,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}{
 		{"sent", sum.PacketsSent}, {"received", sum.PacketsReceived}, {"lost", sum.Lost}, {"late", sum.Late},
 		{"wrong_source", sum.WrongSource}, {"malformed", sum.Malformed}, {"auth_failed", sum.AuthFailed},
+		{"consent_probe", sum.ConsentProbes}, {"not_sent_no_consent", sum.NotSentNoConsent},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.d.rtp, prometheus.CounterValue, float64(kv.v), kv.k)
 	}
 	ch <- prometheus.MustNewConstMetric(c.d.conceal, prometheus.CounterValue, float64(sum.FramesConcealed))
+	ch <- prometheus.MustNewConstMetric(c.d.lapses, prometheus.CounterValue, float64(sum.ConsentLapses))
 }

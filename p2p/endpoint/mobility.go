@@ -74,6 +74,9 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		}
 		// Step 8: close the media session; nothing is sent to the peer.
 		oldAddr, remote := c.sess.LocalAddr(), c.remoteMedia()
+		// The peer's consent at its address carries over to the new
+		// session, which has not heard from it yet.
+		consented := c.sess.Stats().RemoteConfirmed
 		// The peer's stream goes on: the new session starts from its SRTP
 		// roll-over counter (RFC 3711 §3.3.1).
 		if roc, ok := c.sess.RemoteROC(); ok {
@@ -94,8 +97,8 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		}
 		// Step 10: restart the audio there (still muted if another device
 		// is taking this call: B's mute survives the move).
-		c.sess.SetRemote(remote)
-		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted {
+		c.aimMedia(c.sess, remote, c.conn, consented)
+		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted && !c.ho.unmuted {
 			c.sess.SetSending(false)
 		}
 		c.sess.Start()

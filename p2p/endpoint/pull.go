@@ -470,7 +470,10 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 			_ = prov.Close()
 		}
 	}()
-	prov.SetRemote(peerMedia)
+	// B, a device of this user on an authenticated connection, reports
+	// both of C's addresses; the media one is confirmed when it is on the
+	// IP this endpoint dials for C's signaling (mutually authenticated).
+	aimMedia(e.log, prov, peerMedia, cAddr.Addr(), false)
 	prov.Start()
 	if _, err := h.fire(handoff.EvAudioToCStarted, fmt.Sprintf("audio from %s (ssrc %08x) to %s at %s", prov.LocalAddr(), prov.SSRC(), peer, peerMedia)); err != nil {
 		return err
@@ -558,6 +561,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
 	}
 	provAddr := prov.LocalAddr()
+	provConsent := prov.Stats().RemoteConfirmed
 	_ = prov.Close()
 	provOpen = false
 	if _, err := h.fire(handoff.EvMediaClosed, "provisional media "+provAddr.String()+" closed; no termination signal sent"); err != nil {
@@ -582,7 +586,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	}
 
 	// Step 10: restart the audio session there (new SSRC, RFC 3550 §8.2).
-	sess.SetRemote(peerMedia)
+	aimMedia(e.log, sess, peerMedia, signalIP(cConn), provConsent)
 	sess.Start()
 	if _, err := h.fire(handoff.EvAudioRestarted, fmt.Sprintf("audio restarted from %s (ssrc %08x)", sess.LocalAddr(), sess.SSRC())); err != nil {
 		return err

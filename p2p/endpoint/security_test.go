@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -142,22 +143,25 @@ func TestInviteChecks(t *testing.T) {
 	n := newNetwork(t)
 	alice := n.start("alice", "laptop", autoAnswer)
 	mallory := n.rawLogin(t, "mallory", "evil")
+	carol := n.rawLogin(t, "carol", "raw") // a buddy of alice's
 	media := wire.Media{Addr: "127.0.0.1:9", SSRC: 1, SRTPKey: make([]byte, wire.SRTPKeyLen), PtimeMS: 20}
 	cases := []struct {
 		name string
+		from *access.Client
 		msg  wire.Message
 		want wire.ErrorCode
 	}{
 		// A peer presenting another user's identity: the certificate says
 		// mallory/evil, the invite claims to come from bob.
-		{"from is not the certificate", &wire.Invite{CallID: "x1", From: "bob/mobile", To: "alice/laptop", Codecs: []string{"PCMU"}, Media: media}, wire.CodeIdentityMismatch},
-		{"to is another endpoint", &wire.Invite{CallID: "x2", From: "mallory/evil", To: "alice/desk", Codecs: []string{"PCMU"}, Media: media}, wire.CodeNotFound},
-		{"no common codec", &wire.Invite{CallID: "x3", From: "mallory/evil", To: "alice/laptop", Codecs: []string{"OPUS"}, Media: media}, wire.CodeUnsupported},
-		{"plain RTP offered", &wire.Invite{CallID: "x4", From: "mallory/evil", To: "alice/laptop", Codecs: []string{"PCMU"}, Media: wire.Media{Addr: "127.0.0.1:9", SSRC: 1, PtimeMS: 20}}, wire.CodeBadRequest},
+		{"from is not the certificate", mallory, &wire.Invite{CallID: "x1", From: "bob/mobile", To: "alice/laptop", Codecs: []string{"PCMU"}, Media: media}, wire.CodeIdentityMismatch},
+		{"to is another endpoint", mallory, &wire.Invite{CallID: "x2", From: "mallory/evil", To: "alice/desk", Codecs: []string{"PCMU"}, Media: media}, wire.CodeNotFound},
+		{"not a buddy", mallory, &wire.Invite{CallID: "x6", From: "mallory/evil", To: "alice/laptop", Codecs: []string{"PCMU"}, Media: media}, wire.CodeForbidden},
+		{"no common codec", carol, &wire.Invite{CallID: "x3", From: "carol/raw", To: "alice/laptop", Codecs: []string{"OPUS"}, Media: media}, wire.CodeUnsupported},
+		{"plain RTP offered", carol, &wire.Invite{CallID: "x4", From: "carol/raw", To: "alice/laptop", Codecs: []string{"PCMU"}, Media: wire.Media{Addr: "127.0.0.1:9", SSRC: 1, PtimeMS: 20}}, wire.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			conn := n.rawDial(t, mallory, alice)
+			conn := n.rawDial(t, tc.from, alice)
 			if err := conn.Send(tc.msg, time.Second); err != nil {
 				t.Fatal(err)
 			}

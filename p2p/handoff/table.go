@@ -123,6 +123,7 @@ func tableC() []Row {
 		{CSwitched, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "the call goes on with A"},
 		{CSwitched, EvBadGrant, CSwitched, do(ActRefuseReestablish), 0, "forged or replayed: ignore"},
 		{CSwitched, EvTimeout, CActive, do(ActRevertToB), 0, "A failed after step 7: back to B, whose guard resumes it"},
+		{CSwitched, EvAStreamLost, CActive, do(ActRevertToB), 0, "no audio from anyone a few packet times after step 7: back to B, which resumes on hearing C"},
 	}
 }
 

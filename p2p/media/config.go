@@ -24,6 +24,16 @@ const (
 	DefaultJitterDelay = 40 * time.Millisecond
 	// MaxJitterDelay is the longest playout delay accepted.
 	MaxJitterDelay = 2 * time.Second
+	// DefaultConsentTimeout is how long a remote keeps its consent to
+	// receive without proving it again (an authenticated packet from it):
+	// RFC 7675 §5.1's 30 seconds.
+	DefaultConsentTimeout = 30 * time.Second
+	// DefaultConsentProbeInterval is how often a packet goes to a remote
+	// that has not consented (not confirmed yet, or consent lapsed): one
+	// probe per second. It lets two peers that each wait for the other's
+	// proof find each other, and bounds what a lying peer can reflect at a
+	// third party to one packet per second.
+	DefaultConsentProbeInterval = time.Second
 )
 
 // Config describes one media session. The zero values of optional fields
@@ -76,6 +86,15 @@ type Config struct {
 	// move) must know how many times its sequence number has wrapped, or
 	// every packet fails authentication once it has.
 	RemoteROC *ROC
+	// ConsentTimeout is how long the remote may go without proving that it
+	// receives (an authenticated packet from its address, RFC 7675's
+	// consent freshness in spirit) before full-rate sending stops;
+	// DefaultConsentTimeout when zero, never when negative.
+	ConsentTimeout time.Duration
+	// ConsentProbeInterval spaces the packets sent to a remote without
+	// consent (SetRemoteUnconfirmed, or consent lapsed);
+	// DefaultConsentProbeInterval when zero, no probes at all when negative.
+	ConsentProbeInterval time.Duration
 	// Impairment, when set, drops and delays outgoing packets on purpose
 	// (a loss/jitter shim for benchmarks and demos on loopback).
 	Impairment *Impairment
@@ -138,6 +157,12 @@ func (c Config) settings() (settings, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ConsentTimeout == 0 {
+		c.ConsentTimeout = DefaultConsentTimeout
+	}
+	if c.ConsentProbeInterval == 0 {
+		c.ConsentProbeInterval = DefaultConsentProbeInterval
 	}
 	d := c.Codec.Descriptor()
 	if d.SampleRate <= 0 || d.ClockRate <= 0 || d.PayloadType > 127 {

@@ -47,6 +47,17 @@ func (v receiveVerdict) String() string {
 	}
 }
 
+// authentic says whether the packet passed every check up to and
+// including SRTP authentication (RFC 3711 §3.3): whatever the jitter
+// buffer then did with it, it came from a holder of the peer's key.
+func (v receiveVerdict) authentic() bool {
+	switch v {
+	case verdictAccepted, verdictDuplicate, verdictLate, verdictStaleSource:
+		return true
+	}
+	return false
+}
+
 // Cryptex (RFC 9335) header extension profiles. Baton never negotiates
 // cryptex, and pion refuses such packets before authenticating them, so
 // they are classified as malformed up front.

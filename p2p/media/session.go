@@ -59,6 +59,9 @@ type Session struct {
 	latch       bool // Config.LatchAuthenticated with SRTP on
 	oversize    atomic.Uint64
 
+	consentTimeout time.Duration // <= 0: consent never lapses
+	probeInterval  time.Duration // <= 0: no probes
+
 	mu      sync.Mutex // guards closed, readers, local
 	closed  bool
 	readers []*socketReader
@@ -79,7 +82,24 @@ type Session struct {
 	t0          time.Time
 	ticks       int64
 	pendingSwap *swapRequest
+	// proof is when an authenticated packet last came from each recent
+	// source address: the evidence that an address receives (latching in
+	// the sense of RFC 7675's consent, see hasConsent).
+	proof map[netip.AddrPort]time.Time
+	// consentFor and consented: whether consentFor, the remote of the
+	// last tick, had consent then (for counting lapses once).
+	consentFor    netip.AddrPort
+	consented     bool
+	lastProbe     time.Time
+	probeFor      netip.AddrPort
+	consentLapses uint64
+	probes        uint64
+	notSent       uint64
 }
+
+// maxProofs bounds the addresses whose proof is remembered: the peer's
+// current and previous addresses, a handoff's new device.
+const maxProofs = 8
 
 // datagram is one received packet on its way from a reader to the
 // timeline.
@@ -94,10 +114,14 @@ type datagram struct {
 }
 
 // peerSet is the remote address and the source addresses accepted from.
-// It is immutable once published.
+// It is immutable once published. confirmed says the caller vouched for
+// remote (SetRemote) at since; otherwise remote must prove it receives
+// before it gets more than consent probes.
 type peerSet struct {
-	remote  netip.AddrPort
-	allowed []netip.AddrPort
+	remote    netip.AddrPort
+	allowed   []netip.AddrPort
+	confirmed bool
+	since     time.Time
 }
 
 func (p *peerSet) allows(a netip.AddrPort) bool {
@@ -156,6 +180,10 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		local:    bound,
 		eng:      eng,
 		latch:    set.LatchAuthenticated && set.RecvKeys != nil,
+
+		consentTimeout: set.ConsentTimeout,
+		probeInterval:  set.ConsentProbeInterval,
+		proof:          make(map[netip.AddrPort]time.Time, maxProofs),
 	}
 	s.sending.Store(true)
 	for range datagramPool {
@@ -181,9 +209,29 @@ func (s *Session) SSRC() uint32 { return s.ssrc }
 // SetRemote sets where RTP is sent and makes addr the only address RTP is
 // accepted from (replacing any AllowSource additions). An invalid addr
 // stops sending and accepts nothing.
+//
+// The caller vouches that addr consents to receive this session's media:
+// say, its IP is the one the peer's authenticated signaling comes from.
+// Consent still lapses if nothing authenticated arrives from addr for
+// Config.ConsentTimeout. For an address the peer merely named, use
+// SetRemoteUnconfirmed.
 func (s *Session) SetRemote(addr netip.AddrPort) {
+	s.setRemote(addr, true)
+}
+
+// SetRemoteUnconfirmed is SetRemote for an address nobody has vouched for
+// (one a peer named in signaling, on another IP than its signaling): until
+// an authenticated packet arrives from addr (it proves addr is the peer,
+// RFC 7675 §5.1 in spirit), addr gets only consent probes, one packet per
+// Config.ConsentProbeInterval, so a peer cannot turn this session into a
+// traffic reflector aimed at a third party.
+func (s *Session) SetRemoteUnconfirmed(addr netip.AddrPort) {
+	s.setRemote(addr, false)
+}
+
+func (s *Session) setRemote(addr netip.AddrPort, confirmed bool) {
 	addr = unmap(addr)
-	p := &peerSet{remote: addr}
+	p := &peerSet{remote: addr, confirmed: confirmed, since: time.Now()}
 	if addr.IsValid() {
 		p.allowed = []netip.AddrPort{addr}
 	}
@@ -211,15 +259,14 @@ func (s *Session) RemoteROC() (roc ROC, ok bool) {
 // address is latched as an allowed source; otherwise the packet counts as
 // from a wrong source, not against the call's own stream.
 func (s *Session) latchVerdict(from netip.AddrPort, v receiveVerdict) {
-	switch v {
-	case verdictAccepted, verdictDuplicate, verdictLate, verdictStaleSource:
+	if v.authentic() {
 		s.AllowSource(from)
 		s.latched.Add(1)
 		s.log.Debug("latched an authenticated source", "from", from)
-	default:
-		s.eng.recv.uncount(v)
-		s.wrongSource.Add(1)
+		return
 	}
+	s.eng.recv.uncount(v)
+	s.wrongSource.Add(1)
 }
 
 // AllowSource accepts RTP from addr as well, without changing where RTP is
@@ -237,7 +284,7 @@ func (s *Session) AllowSource(addr netip.AddrPort) {
 		}
 		next := &peerSet{}
 		if old != nil {
-			next.remote = old.remote
+			next.remote, next.confirmed, next.since = old.remote, old.confirmed, old.since
 			next.allowed = slices.Clone(old.allowed)
 		}
 		next.allowed = append(next.allowed, addr)
@@ -498,6 +545,9 @@ func (s *Session) run() {
 			if d.unverified {
 				s.latchVerdict(d.from, v)
 			}
+			if v.authentic() {
+				s.prove(d.from, d.at)
+			}
 			s.free <- d
 		case now := <-tick:
 			s.onTick(now)
@@ -539,14 +589,78 @@ func (s *Session) onTick(now time.Time) {
 }
 
 // tick sends one frame (or accounts for not sending it) and plays one.
+// Only a remote with consent gets every frame; one without gets a probe
+// per ConsentProbeInterval (the first at once) and nothing in between.
 func (s *Session) tick(at time.Time) {
 	p := s.peers.Load()
 	if s.sending.Load() && p != nil && p.remote.IsValid() {
-		s.eng.sendFrame(p.remote)
+		switch {
+		case s.checkConsent(p, at):
+			s.eng.sendFrame(p.remote)
+		case s.probeInterval > 0 && (p.remote != s.probeFor || at.Sub(s.lastProbe) >= s.probeInterval):
+			s.probeFor, s.lastProbe = p.remote, at
+			s.probes++
+			s.eng.sendFrame(p.remote)
+		default:
+			s.notSent++
+			s.eng.skipFrame()
+		}
 	} else {
 		s.eng.skipFrame()
 	}
 	s.eng.playout(at)
+}
+
+// prove records that an authenticated packet (for plain RTP: a valid one
+// from an allowed address) arrived from addr at at.
+func (s *Session) prove(addr netip.AddrPort, at time.Time) {
+	if _, ok := s.proof[addr]; !ok && len(s.proof) >= maxProofs {
+		var oldest netip.AddrPort
+		var t time.Time
+		for a, pt := range s.proof {
+			if t.IsZero() || pt.Before(t) {
+				oldest, t = a, pt
+			}
+		}
+		delete(s.proof, oldest)
+	}
+	s.proof[addr] = at
+}
+
+// hasConsent says whether p's remote may get full-rate media at at: it
+// was confirmed by the caller or proved it is the peer (an authenticated
+// packet from it), and the latest of those is not older than
+// ConsentTimeout (RFC 7675 §5.1: consent expires after 30 s without a
+// fresh proof).
+func (s *Session) hasConsent(p *peerSet, at time.Time) bool {
+	last, ok := s.proof[p.remote]
+	if p.confirmed && (!ok || p.since.After(last)) {
+		last, ok = p.since, true
+	}
+	if !ok {
+		return false
+	}
+	return s.consentTimeout <= 0 || at.Sub(last) <= s.consentTimeout
+}
+
+// checkConsent is hasConsent for the tick, counting and logging changes.
+func (s *Session) checkConsent(p *peerSet, at time.Time) bool {
+	ok := s.hasConsent(p, at)
+	switch {
+	case p.remote != s.consentFor:
+		s.consentFor = p.remote
+		if !ok {
+			s.log.Info("remote not confirmed; sending consent probes only until it proves it receives", "remote", p.remote)
+		}
+	case s.consented && !ok:
+		s.consentLapses++
+		s.log.Warn("consent lapsed: nothing authenticated from the remote; sending consent probes only",
+			"remote", p.remote, "timeout", s.consentTimeout, "lapses", s.consentLapses)
+	case !s.consented && ok:
+		s.log.Info("remote confirmed; sending media", "remote", p.remote)
+	}
+	s.consented = ok
+	return ok
 }
 
 // requestSwap schedules a socket switch for the next tick, just before its
@@ -574,5 +688,9 @@ func (s *Session) snapshot() Stats {
 	st.WrongSource = s.wrongSource.Load()
 	st.Latched = s.latched.Load()
 	st.Malformed += s.oversize.Load()
+	st.ConsentLapses, st.ConsentProbes, st.NotSentNoConsent = s.consentLapses, s.probes, s.notSent
+	if p := s.peers.Load(); p != nil && p.remote.IsValid() {
+		st.RemoteConfirmed = s.hasConsent(p, time.Now())
+	}
 	return st
 }

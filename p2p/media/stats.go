@@ -39,6 +39,19 @@ type Stats struct {
 	// not allowed yet, which made it an allowed source
 	// (Config.LatchAuthenticated).
 	Latched uint64
+	// ConsentLapses counts times the remote's consent expired (no
+	// authenticated packet from its address for Config.ConsentTimeout)
+	// and full-rate sending stopped.
+	ConsentLapses uint64
+	// ConsentProbes counts packets sent to a remote without consent (one
+	// per Config.ConsentProbeInterval); NotSentNoConsent counts the frames
+	// not sent for want of consent.
+	ConsentProbes    uint64
+	NotSentNoConsent uint64
+	// RemoteConfirmed says whether the current remote has consent: the
+	// caller confirmed it (SetRemote) or it proved it receives, and that
+	// proof is fresh.
+	RemoteConfirmed bool
 	// Malformed counts datagrams that are not RTP (RFC 3550 §5.1) or are
 	// too large for the receive buffer.
 	Malformed uint64
