@@ -28,7 +28,10 @@ type Phone struct {
 	Ptime      time.Duration `koanf:"ptime"`
 	Jitter     Jitter        `koanf:"jitter"`
 	AutoAnswer bool          `koanf:"auto_answer"`
-	Audio      Audio         `koanf:"audio"`
+	// AcceptFrom says whose calls are answered: "buddies" (and this user's
+	// own devices; the rule outgoing calls follow) or "anyone".
+	AcceptFrom string `koanf:"accept_from"`
+	Audio      Audio  `koanf:"audio"`
 	// Admin is the HTTP control API address; "" turns it off.
 	Admin string `koanf:"admin"`
 	// Keepalive overrides the interval the access server asks for; 0 means
@@ -84,6 +87,8 @@ func DefaultPhone() Phone {
 		Ptime:  20 * time.Millisecond,
 		Jitter: Jitter{Delay: 40 * time.Millisecond},
 		Admin:  "127.0.0.1:0",
+
+		AcceptFrom: "buddies",
 	}
 }
 
@@ -99,6 +104,7 @@ func PhoneFlags(fs *pflag.FlagSet) {
 	fs.String("media-ip", d.Media.IP, "local `IP` for RTP")
 	fs.StringSlice("codecs", d.Codecs, "codec `names` in order of preference")
 	fs.Bool("auto-answer", d.AutoAnswer, "answer incoming calls at once")
+	fs.String("accept-from", d.AcceptFrom, "whose calls to answer: `buddies` (and this user's own devices; the rule outgoing calls follow) or anyone")
 	fs.String("play", d.Audio.Play, "WAV `file` to send as audio")
 	fs.Int("tone", d.Audio.Tone, "send a sine tone of this many `Hz` (0: none)")
 	fs.String("record", d.Audio.Record, "WAV `file` to record received audio into")
@@ -112,7 +118,7 @@ func phoneSpec() spec[Phone] {
 		flags: map[string]string{
 			"access": "access", "ca": "ca", "user": "user", "device": "device",
 			"password-file": "password_file", "signal-listen": "signal.listen",
-			"media-ip": "media.ip", "codecs": "codecs", "auto-answer": "auto_answer",
+			"media-ip": "media.ip", "codecs": "codecs", "auto-answer": "auto_answer", "accept-from": "accept_from",
 			"play": "audio.play", "tone": "audio.tone", "record": "audio.record",
 			"admin": "admin",
 		},
@@ -151,6 +157,9 @@ func (ph Phone) Validate() error {
 	if ph.Audio.Play != "" && ph.Audio.Tone != 0 {
 		p.add("audio.play and audio.tone", shown(show(ph.Audio.Play)+" and "+show(ph.Audio.Tone)),
 			"set only one source of audio")
+	}
+	if ph.AcceptFrom != "buddies" && ph.AcceptFrom != "anyone" {
+		p.add("accept_from", ph.AcceptFrom, "want buddies or anyone")
 	}
 	p.listenAddr("admin", ph.Admin, true)
 	if ph.Keepalive < 0 {

@@ -41,8 +41,6 @@ phone hears. Drive it with "baton ctl --admin ADDR ...".`,
 		},
 	}
 	config.PhoneFlags(cmd.Flags())
-	cmd.Flags().String("accept-from", endpoint.AcceptBuddies.String(),
-		"whose calls to answer: `buddies` (and this user's own devices; the rule outgoing calls follow) or anyone")
 	return cmd
 }
 
@@ -120,10 +118,8 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 		return err
 	}
 	ecfg.Logger = log
-	if s, _ := cmd.Flags().GetString("accept-from"); s != "" {
-		if ecfg.AcceptFrom, err = endpoint.ParseAcceptFrom(s); err != nil {
-			return err
-		}
+	if ecfg.AcceptFrom, err = endpoint.ParseAcceptFrom(cfg.AcceptFrom); err != nil {
+		return err
 	}
 	ep, err := endpoint.New(ecfg)
 	if err != nil {
