@@ -1,0 +1,77 @@
+// Command testplugin is a misbehaving plugin for the host's tests; it is
+// never shipped. -mode picks the behaviour:
+//
+//	allow      policy that allows everything (default)
+//	hang       policy whose Decide sleeps until its deadline
+//	stdout     prints to stdout before its handshake
+//	crash      writes a panic to stderr and exits 2 before its handshake
+//	version99  serves policy protocol version 99
+//	slowstart  sleeps 1 h before its handshake
+//	unhealthy  policy whose health check fails
+//	memory     presence backend on presence.Memory
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/presence"
+	"github.com/baton-voice/baton/plugins/internal/pb/policyv1"
+	"github.com/baton-voice/baton/plugins/internal/protocol"
+	"github.com/baton-voice/baton/plugins/sdk"
+)
+
+type allow struct{}
+
+func (allow) Decide(context.Context, handoff.Request) (handoff.Decision, error) {
+	return handoff.Decision{Allow: true, Reason: "testplugin allows"}, nil
+}
+
+type hang struct{}
+
+func (hang) Decide(ctx context.Context, _ handoff.Request) (handoff.Decision, error) {
+	<-ctx.Done()
+	return handoff.Decision{}, ctx.Err()
+}
+
+func main() {
+	mode := flag.String("mode", "allow", "behaviour")
+	flag.Parse()
+	switch *mode {
+	case "allow":
+		sdk.ServePolicy(allow{}, sdk.Name("testplugin"))
+	case "hang":
+		sdk.ServePolicy(hang{}, sdk.Name("testplugin"))
+	case "stdout":
+		fmt.Println("hello from a plugin that prints before its handshake")
+		sdk.ServePolicy(allow{}, sdk.Name("testplugin"))
+	case "crash":
+		fmt.Fprintln(os.Stderr, "panic: testplugin crashed at start")
+		os.Exit(2)
+	case "version99":
+		protocol.Serve(protocol.ServeConfig{
+			Info: protocol.Info{Kind: protocol.KindPolicy, Version: 99, Name: "testplugin"},
+			Register: func(s *grpc.Server) {
+				policyv1.RegisterPolicyServer(s, &protocol.PolicyServer{Policy: allow{}})
+			},
+		})
+	case "slowstart":
+		time.Sleep(time.Hour)
+	case "unhealthy":
+		sdk.ServePolicy(allow{}, sdk.Name("testplugin"),
+			sdk.Health(func(context.Context) error { return errors.New("testplugin is unhealthy on purpose") }),
+			sdk.SelfTest(func(context.Context) error { return errors.New("testplugin self-test fails on purpose") }))
+	case "memory":
+		sdk.ServePresence(presence.NewMemory(), sdk.Name("testplugin-memory"))
+	default:
+		fmt.Fprintln(os.Stderr, "testplugin: unknown -mode", *mode)
+		os.Exit(1)
+	}
+}
