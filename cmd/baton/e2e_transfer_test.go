@@ -171,9 +171,10 @@ func (m *sipMedia) pcm() []int16 {
 	return out
 }
 
-// bridgeNet is an access server, users alice (P2P softphones) and carol
-// (a SIP party behind the gateway), buddies, and `baton gateway` with
-// carol's SIP account carol/desk.
+// bridgeNet is an access server, users alice, bob and carol (alice is a
+// buddy of both), and `baton gateway` with two SIP accounts: carol (a SIP
+// party behind the gateway, carol/desk) and alice's desk phone
+// (alice/desk). The SIP passwords are "<user>-sip-secret".
 type bridgeNet struct {
 	dir     string
 	srv     *accessServer
@@ -188,10 +189,15 @@ func startBridgeNet(t *testing.T) *bridgeNet {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
-	pw := addUsers(t, dir, data, "alice", "carol")
+	pw := addUsers(t, dir, data, "alice", "bob", "carol")
 	mustBaton(t, dir, "buddy", "add", "alice", "carol", "--data-dir", data)
-	sipPw := writeFile(t, dir, "carol-sip.pw", "carol-sip-secret\n")
-	ha1 := strings.TrimSpace(mustBaton(t, dir, "gateway", "ha1", "--user", "carol", "--realm", "baton", "--password-file", sipPw).stdout)
+	mustBaton(t, dir, "buddy", "add", "alice", "bob", "--data-dir", data)
+	var accounts strings.Builder
+	for _, user := range []string{"carol", "alice"} {
+		sipPw := writeFile(t, dir, user+"-sip.pw", user+"-sip-secret\n")
+		ha1 := strings.TrimSpace(mustBaton(t, dir, "gateway", "ha1", "--user", user, "--realm", "baton", "--password-file", sipPw).stdout)
+		fmt.Fprintf(&accounts, "  - sip_user: %s\n    ha1: %s\n    device: %s/desk\n    password_file: %s\n", user, ha1, user, pw[user])
+	}
 	cfg := writeFile(t, dir, "gateway.yaml", fmt.Sprintf(`access: %s
 ca: %s
 sip:
@@ -199,11 +205,7 @@ sip:
   tcp: ""
   realm: baton
 accounts:
-  - sip_user: carol
-    ha1: %s
-    device: carol/desk
-    password_file: %s
-`, srv.addr, srv.ca, ha1, pw["carol"]))
+%s`, srv.addr, srv.ca, accounts.String()))
 	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
 	m := gw.waitStdout(t, gatewayReady)
 	return &bridgeNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}
@@ -304,6 +306,92 @@ func TestE2EBridgePullFarPartyBehindGateway(t *testing.T) {
 	}
 	checkHears(t, mobileRec, 440, time.Second)
 	checkHears(t, laptopRec, 440, time.Second)
+}
+
+// Issue 9 §1, role B: alice's desk phone (SIP, behind the gateway) has a
+// call with bob's softphone; alice's laptop pulls it. The gateway, as B,
+// hands the call over with the P2P handoff and sends BYE to the desk phone
+// only after the handoff has committed: the sipp scenario fails on any
+// other message and on no BYE. bob's call never ends; what he hears is the
+// desk's tone, then the laptop's.
+func TestE2EBridgePullFromDeskPhone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bobRec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 660, record: bobRec, autoAnswer: true})
+
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	desk := startSIPMedia(t, "127.0.0.1", 440)
+	call := make(chan error, 1)
+	go func() {
+		call <- sippRun(sipp, sdir, n.sipUDP, "call_until_bye.xml", "-s", "bob", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	var id string
+	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
+		select {
+		case err := <-call:
+			t.Fatalf("the desk phone's call ended before the pull: %v", err)
+		default:
+		}
+		r := ctl(t, n.dir, bob.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	time.Sleep(2 * time.Second) // bob hears the desk for a while
+
+	laptopRec := filepath.Join(n.dir, "laptop.wav")
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 880, record: laptopRec})
+	r := mustCtl(t, n.dir, laptop.admin, "pull", "--from", "desk")
+	if !strings.Contains(r.stdout, "done") {
+		t.Fatalf("ctl pull did not report done:\n%s", r.stdout)
+	}
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the desk phone's dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after the handoff")
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/laptop" {
+		t.Fatalf("bob's call after the pull: %v, want active with alice/laptop", row)
+	}
+	time.Sleep(2 * time.Second) // bob hears the laptop for a while
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitCallState(t, n.dir, laptop.admin, id, "ended")
+	waitCallState(t, n.dir, bob.admin, id, "ended")
+
+	checkHears(t, laptopRec, 660, time.Second)
+	var clip *audio.Clip
+	eventually(t, 10*time.Second, "bob's recording", func() (bool, string) {
+		var err error
+		clip, err = audio.ReadWAVFile(bobRec)
+		return err == nil, fmt.Sprint(err)
+	})
+	if clip.SampleRate != 8000 {
+		t.Fatalf("bob's recording is %d Hz, want 8000", clip.SampleRate)
+	}
+	order, gap := heardToneOrder(clip.Samples)
+	t.Logf("bob heard tones %v, longest silence between them %v", order, gap)
+	if len(order) < 2 || order[0] != 440 || order[len(order)-1] != 880 {
+		t.Errorf("bob heard %v, want the desk's 440 Hz then the laptop's 880 Hz", order)
+	}
+	if gap > 200*time.Millisecond {
+		t.Errorf("bob heard %v of silence between the desk and the laptop", gap)
+	}
+	if rep := desk.report(); rep.packets < 100 {
+		t.Errorf("the desk phone heard only %d packets of bob", rep.packets)
+	}
 }
 
 // sippRun runs one scenario like runSipp, returning its failure instead of
