@@ -45,6 +45,9 @@ type SIP struct {
 	// then one more per FailEvery.
 	FailBurst int           `koanf:"fail_burst"`
 	FailEvery time.Duration `koanf:"fail_every"`
+	// PickupCode is what a phone dials to take its user's active call
+	// from another of the user's devices; "" turns pickup off.
+	PickupCode string `koanf:"pickup_code"`
 }
 
 // GatewayMedia configures the gateway's RTP.
@@ -76,7 +79,7 @@ func DefaultGateway() Gateway {
 		Log:    DefaultLog(),
 		Access: "127.0.0.1:7000",
 		SIP: SIP{UDP: "127.0.0.1:5060", TCP: "127.0.0.1:5060", Realm: "baton", NonceTTL: 5 * time.Minute,
-			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second},
+			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second, PickupCode: "*8"},
 		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Admin:  "127.0.0.1:0",
@@ -131,6 +134,9 @@ func (g Gateway) Validate() error {
 		p.add("sip.fail_burst", g.SIP.FailBurst, "want at least 1")
 	}
 	p.durationRange("sip.fail_every", g.SIP.FailEvery, 10*time.Millisecond, time.Hour)
+	if c := g.SIP.PickupCode; c != "" && (len(c) > 16 || strings.Trim(c, "0123456789*#") != "") {
+		p.add("sip.pickup_code", c, "want up to 16 of 0-9, * and #, e.g. *8 (or \"\" for off)")
+	}
 	p.mediaIP("media.ip", g.Media.IP)
 	p.durationRange("media.timeout", g.Media.Timeout, time.Second, time.Hour)
 	p.list("codecs", g.Codecs)

@@ -120,6 +120,33 @@ func TestValidatePhone(t *testing.T) {
 	})
 }
 
+func validGateway() Gateway {
+	g := DefaultGateway()
+	g.CA = "ca.pem"
+	g.Accounts = []SIPAccount{{SIPUser: "alice", HA1: strings.Repeat("0f", 16), Device: "alice/desk", PasswordFile: "alice.pw"}}
+	return g
+}
+
+func TestValidateGateway(t *testing.T) {
+	t.Parallel()
+	runValidate(t, validGateway, Gateway.Validate, []vcase[Gateway]{
+		{"ca empty", func(c *Gateway) { c.CA = "" }, "ca"},
+		{"no sip listener", func(c *Gateway) { c.SIP.UDP, c.SIP.TCP = "", "" }, "sip.udp and sip.tcp"},
+		{"udp only", func(c *Gateway) { c.SIP.TCP = "" }, ""},
+		{"pickup_code off", func(c *Gateway) { c.SIP.PickupCode = "" }, ""},
+		{"pickup_code digits and #", func(c *Gateway) { c.SIP.PickupCode = "#0123456789*" }, ""},
+		{"pickup_code 16", func(c *Gateway) { c.SIP.PickupCode = strings.Repeat("*", 16) }, ""},
+		{"pickup_code 17", func(c *Gateway) { c.SIP.PickupCode = strings.Repeat("*", 17) }, "sip.pickup_code"},
+		{"pickup_code letters", func(c *Gateway) { c.SIP.PickupCode = "*pick" }, "sip.pickup_code"},
+		{"ha1 short", func(c *Gateway) { c.Accounts[0].HA1 = "abc" }, "accounts[0].ha1"},
+		{"ha1 not hex", func(c *Gateway) { c.Accounts[0].HA1 = strings.Repeat("zz", 16) }, "accounts[0].ha1"},
+		{"device without slash", func(c *Gateway) { c.Accounts[0].Device = "alice" }, "accounts[0].device"},
+		{"sip_user twice", func(c *Gateway) { c.Accounts = append(c.Accounts, c.Accounts[0]) }, "accounts[1].sip_user"},
+		{"fail_burst 0", func(c *Gateway) { c.SIP.FailBurst = 0 }, "sip.fail_burst"},
+		{"max below min expires", func(c *Gateway) { c.SIP.MaxExpires = c.SIP.MinExpires - 1 }, "sip.max_expires"},
+	})
+}
+
 func TestValidateDemo(t *testing.T) {
 	t.Parallel()
 	runValidate(t, DefaultDemo, Demo.Validate, []vcase[Demo]{

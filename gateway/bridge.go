@@ -248,6 +248,10 @@ func dialStatus(err error) (int, string) {
 		return sip.StatusNotAcceptableHere, "Not Acceptable Here"
 	case errors.Is(err, endpoint.ErrForbidden):
 		return sip.StatusForbidden, "Forbidden"
+	case errors.Is(err, ErrNothingToPickUp), errors.Is(err, endpoint.ErrNothingToPull):
+		return sip.StatusNotFound, "No Call To Pick Up"
+	case errors.Is(err, endpoint.ErrHandoffFailed):
+		return sip.StatusTemporarilyUnavailable, "Pickup Failed"
 	}
 	return sip.StatusInternalServerError, "Server Error"
 }
@@ -281,7 +285,11 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		respond(tx, req, sip.StatusForbidden, "Register first")
 		return
 	}
+	pickup := g.isPickup(req.Recipient.User)
 	target, err := dialTarget(req.Recipient.User)
+	if pickup {
+		target, err = "pickup", nil
+	}
 	if err != nil {
 		respond(tx, req, sip.StatusNotFound, "Not Found")
 		return
@@ -329,7 +337,12 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	_ = ds.Respond(sip.StatusTrying, "Trying", nil)
 
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
-	call, err := ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
+	var call endpoint.CallInfo
+	if pickup {
+		call, err = g.pickup(ctx, ep, b)
+	} else {
+		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
+	}
 	cancel()
 	if err != nil {
 		_ = b.leg.Close()
@@ -345,6 +358,10 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	b.mu.Unlock()
 	d.claim(call.ID, b)
 	defer d.release(call.ID)
+	if pickup && call.State == "active" {
+		// The pulled call is already up: answer the phone now.
+		b.post(endpoint.Event{Type: "call.active", CallID: call.ID})
+	}
 	log = log.With("p2p_call_id", call.ID, "peer", call.Peer)
 	log.Info("bridging SIP call to P2P")
 

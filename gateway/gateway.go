@@ -69,6 +69,10 @@ type Config struct {
 	Codecs *codecs.Registry
 	// Accounts are the bridged SIP user agents.
 	Accounts []Account
+	// PickupCode is the number a registered phone dials to take its
+	// user's active call from another device (e.g. "*8"); "" turns
+	// pickup off.
+	PickupCode string
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration

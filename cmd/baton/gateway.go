@@ -90,7 +90,7 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 		Access: cfg.Access, Roots: roots,
 		UDP: cfg.SIP.UDP, TCP: cfg.SIP.TCP, Advertise: cfg.SIP.Advertise, Realm: cfg.SIP.Realm,
 		NonceTTL: cfg.SIP.NonceTTL, MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires,
-		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery,
+		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery, PickupCode: cfg.SIP.PickupCode,
 		MediaIP: ip, SRTP: cfg.Media.SRTP, MediaTimeout: cfg.Media.Timeout, Codecs: reg,
 	}
 	for i, a := range cfg.Accounts {

@@ -51,6 +51,9 @@ type HandoffInfo struct {
 type PullRequest struct {
 	From      string `json:"from"`                 // device name, or user/device of the same user
 	SessionID string `json:"session_id,omitempty"` // which session, when B has several
+	// Options gives the pulled call its own audio (a gateway: the SIP leg
+	// of the phone that pulls); zero = Config.NewSource/NewSink.
+	Options CallOptions `json:"-"`
 }
 
 // SessionInfo describes one of another device's sessions (what B would
@@ -447,10 +450,18 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		peerROC = &media.ROC{SSRC: p.PeerSSRC, ROC: p.PeerROC}
 	}
 	peerMedia, _ := netip.ParseAddrPort(p.PeerMedia)
-	src, sink, err := e.audioFor(p.CallID, p.Peer)
-	if err != nil {
-		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-		return err
+	src, sink := req.Options.Source, req.Options.Sink
+	if src == nil {
+		if src, err = e.newSource(p.CallID); err != nil {
+			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+			return err
+		}
+	}
+	if sink == nil {
+		if sink, err = e.newSink(p.CallID, p.Peer); err != nil {
+			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+			return err
+		}
 	}
 	mcfg := media.Config{
 		Local: netip.AddrPortFrom(e.mediaAddr(), 0), Codec: codec, Ptime: e.cfg.Ptime,
