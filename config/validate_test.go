@@ -74,6 +74,11 @@ func TestValidateAccess(t *testing.T) {
 func TestValidatePhone(t *testing.T) {
 	t.Parallel()
 	runValidate(t, validPhone, Phone.Validate, []vcase[Phone]{
+		{"policy plugin off with args", func(c *Phone) { c.Plugins.Policy.Args = []string{"-rules", "x"} }, "plugins.policy.path"},
+		{"policy plugin", func(c *Phone) { c.Plugins.Policy.Path = "policy-rules" }, ""},
+		{"policy plugin bad fail_mode", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.FailMode = "p", "open" }, "plugins.policy.fail_mode"},
+		{"policy plugin timeout 0", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.Timeout = "p", 0 }, "plugins.policy.timeout"},
+		{"policy plugin sha256 short", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.SHA256 = "p", "abc" }, "plugins.policy.sha256"},
 		{"access empty", func(c *Phone) { c.Access = "" }, "access"},
 		{"access port 0", func(c *Phone) { c.Access = "127.0.0.1:0" }, "access"},
 		{"access without host", func(c *Phone) { c.Access = ":7000" }, "access"},
