@@ -24,6 +24,8 @@ type Gateway struct {
 	Accounts []SIPAccount `koanf:"accounts"`
 	// Admin is the HTTP control API address; "" turns it off.
 	Admin string `koanf:"admin"`
+	// Plugins loads a transfer policy plugin for the bridged devices.
+	Plugins Plugins `koanf:"plugins"`
 }
 
 // SIP configures the gateway's SIP side.
@@ -83,6 +85,8 @@ func DefaultGateway() Gateway {
 		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Admin:  "127.0.0.1:0",
+
+		Plugins: DefaultPlugins(),
 	}
 }
 
@@ -161,5 +165,6 @@ func (g Gateway) Validate() error {
 		p.required(key+".password_file", a.PasswordFile)
 	}
 	p.listenAddr("admin", g.Admin, true)
+	g.Plugins.validate(&p)
 	return p.err()
 }

@@ -99,6 +99,7 @@ func (d *device) setOnline(online bool) {
 		Codecs:       d.g.cfg.Codecs,
 		Logger:       log.With("part", "endpoint"),
 		OnEvent:      d.onEvent,
+		Policy:       d.g.cfg.Policy,
 		AddrWatch:    -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).

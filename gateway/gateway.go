@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
 	"github.com/baton-voice/baton/sipbridge"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	// user's active call from another device (e.g. "*8"); "" turns
 	// pickup off.
 	PickupCode string
+	// Policy decides session queries and pulls for every bridged device
+	// (endpoint.Config.Policy); nil is the same-user rule.
+	Policy handoff.Policy
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration

@@ -182,3 +182,74 @@ rules:
 		})
 	}
 }
+
+// TestE2EPolicyPluginAtGateway gives the gateway's devices the
+// policy-rules plugin: alice's SIP desk phone has a call with bob; the
+// rules keep alice/mobile from pulling it (nothing offered, the gateway
+// logs the reason, the desk keeps the call) and let alice/laptop pull it.
+func TestE2EPolicyPluginAtGateway(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	bdir := t.TempDir()
+	bin := buildPlugin(t, bdir, "policy-rules")
+	rules := writeFile(t, bdir, "rules.yaml", `rules:
+  - {kind: pull, requester: "alice/mobile", action: deny, reason: "no desk calls on the mobile"}
+  - {same_user: true, action: allow}
+`)
+	n := startBridgeNetWith(t, "plugins:\n  policy:\n    path: "+bin+"\n    args: [\"-rules\", \""+rules+"\"]\n")
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 660, autoAnswer: true})
+
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	desk := startSIPMedia(t, "127.0.0.1", 440)
+	call := make(chan error, 1)
+	go func() {
+		call <- sippRun(sipp, sdir, n.sipUDP, "call_until_bye.xml", "-s", "bob", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", strconv.Itoa(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	var id string
+	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
+		select {
+		case err := <-call:
+			t.Fatalf("the desk phone's call ended before the pulls: %v", err)
+		default:
+		}
+		r := ctl(t, n.dir, bob.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+
+	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 770})
+	if f := ctl(t, n.dir, mobile.admin, "pull", "--from", "desk"); f.code == 0 || !strings.Contains(f.stdout+f.stderr, "nothing to pull") {
+		t.Errorf("mobile's pull: exit %d, want nothing to pull\n%s", f.code, f)
+	}
+	eventually(t, 5*time.Second, "the gateway logging the rule's reason", func() (bool, string) {
+		return strings.Contains(n.gw.stderr.String(), "no desk calls on the mobile"), ""
+	})
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/desk" {
+		t.Fatalf("bob's call after the refused pull: %v, want active with alice/desk", row)
+	}
+
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 880})
+	if r := mustCtl(t, n.dir, laptop.admin, "pull", "--from", "desk"); !strings.Contains(r.stdout, "done") {
+		t.Fatalf("laptop's pull did not report done:\n%s", r.stdout)
+	}
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the desk phone's dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after the handoff")
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/laptop" {
+		t.Fatalf("bob's call after the pull: %v, want active with alice/laptop", row)
+	}
+}

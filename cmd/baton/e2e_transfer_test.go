@@ -186,6 +186,13 @@ type bridgeNet struct {
 
 func startBridgeNet(t *testing.T) *bridgeNet {
 	t.Helper()
+	return startBridgeNetWith(t, "")
+}
+
+// startBridgeNetWith is startBridgeNet with more YAML for the gateway's
+// config (top-level keys, e.g. a plugins block).
+func startBridgeNetWith(t *testing.T, extra string) *bridgeNet {
+	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
@@ -205,7 +212,7 @@ sip:
   tcp: ""
   realm: baton
 accounts:
-%s`, srv.addr, srv.ca, accounts.String()))
+%s%s`, srv.addr, srv.ca, accounts.String(), extra))
 	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
 	m := gw.waitStdout(t, gatewayReady)
 	return &bridgeNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}

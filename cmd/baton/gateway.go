@@ -111,6 +111,12 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 		return err
 	}
 	gc.Logger = log
+	policy, closePolicy, err := loadPolicyPlugin(ctx, cfg.Plugins, log)
+	if err != nil {
+		return err
+	}
+	defer closePolicy.Close()
+	gc.Policy = policy
 	gw, err := gateway.New(gc)
 	if err != nil {
 		return err
