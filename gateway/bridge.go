@@ -285,8 +285,8 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		respond(tx, req, sip.StatusForbidden, "Register first")
 		return
 	}
-	pickup := g.isPickup(req.Recipient.User)
-	target, err := dialTarget(req.Recipient.User)
+	pickup := d.trunk == nil && g.isPickup(req.Recipient.User)
+	target, err := g.callTarget(d, req.Recipient.User)
 	if pickup {
 		target, err = "pickup", nil
 	}
@@ -516,6 +516,10 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		_ = ep.Decline(ctx, b.p2pID, code, why)
 		cancel()
 		b.end(why)
+	}
+	if d.trunk != nil {
+		decline(wire.CodeNotFound, ErrTrunkOutbound.Error())
+		return
 	}
 	contacts := g.bindings.Contacts(d.acct.SIPUser)
 	if len(contacts) == 0 {

@@ -12,6 +12,9 @@ import (
 type device struct {
 	g    *Gateway
 	acct Account
+	// trunk is set for a trunk's device: online while the gateway runs,
+	// its calls routed by number.
+	trunk *trunkState
 
 	// life serializes logins and logouts; wanted is the last asked state.
 	life   sync.Mutex

@@ -196,7 +196,9 @@ func TestE2EPolicyPluginAtGateway(t *testing.T) {
   - {kind: pull, requester: "alice/mobile", action: deny, reason: "no desk calls on the mobile"}
   - {same_user: true, action: allow}
 `)
-	n := startBridgeNetWith(t, "plugins:\n  policy:\n    path: "+bin+"\n    args: [\"-rules\", \""+rules+"\"]\n")
+	n := startBridgeNetWith(t, func(string, map[string]string) string {
+		return "plugins:\n  policy:\n    path: " + bin + "\n    args: [\"-rules\", \"" + rules + "\"]\n"
+	})
 	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 660, autoAnswer: true})
 
 	sdir := t.TempDir()
