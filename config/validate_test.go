@@ -158,11 +158,23 @@ func TestValidateGateway(t *testing.T) {
 		{"trunk device without slash", func(c *Gateway) { t := validTrunk(); t.Device = "pstn"; c.Trunks = []SIPTrunk{t} }, "trunks[0].device"},
 		{"trunk allow not an address", func(c *Gateway) { t := validTrunk(); t.Allow = []string{"provider.example"}; c.Trunks = []SIPTrunk{t} }, "trunks[0].allow"},
 		{"trunk without allow or registrar", func(c *Gateway) { t := validTrunk(); t.Allow = nil; c.Trunks = []SIPTrunk{t} }, "trunks[0].allow"},
-		{"trunk registrar only", func(c *Gateway) { t := validTrunk(); t.Allow, t.Registrar = nil, "127.0.0.1:5070"; c.Trunks = []SIPTrunk{t} }, ""},
+		{"trunk registrar only", func(c *Gateway) {
+			t := validTrunk()
+			t.Allow, t.Registrar = nil, "127.0.0.1:5070"
+			c.Trunks = []SIPTrunk{t}
+		}, ""},
 		{"trunk number letters", func(c *Gateway) { t := validTrunk(); t.Numbers[0].Number = "+1555abc"; c.Trunks = []SIPTrunk{t} }, "trunks[0].numbers[0].number"},
-		{"trunk number twice", func(c *Gateway) { t := validTrunk(); t.Numbers = append(t.Numbers, t.Numbers[0]); c.Trunks = []SIPTrunk{t} }, "trunks[0].numbers[1].number"},
+		{"trunk number twice", func(c *Gateway) {
+			t := validTrunk()
+			t.Numbers = append(t.Numbers, t.Numbers[0])
+			c.Trunks = []SIPTrunk{t}
+		}, "trunks[0].numbers[1].number"},
 		{"trunk route bad", func(c *Gateway) { t := validTrunk(); t.Route = "Alice!"; c.Trunks = []SIPTrunk{t} }, "trunks[0].route"},
-		{"trunk auth user without password", func(c *Gateway) { t := validTrunk(); t.Registrar, t.AuthUser = "127.0.0.1:5070", "gw"; c.Trunks = []SIPTrunk{t} }, "trunks[0].auth_user and auth_password_file"},
+		{"trunk auth user without password", func(c *Gateway) {
+			t := validTrunk()
+			t.Registrar, t.AuthUser = "127.0.0.1:5070", "gw"
+			c.Trunks = []SIPTrunk{t}
+		}, "trunks[0].auth_user and auth_password_file"},
 		{"trunk expires 1s", func(c *Gateway) { t := validTrunk(); t.Expires = time.Second; c.Trunks = []SIPTrunk{t} }, "trunks[0].expires"},
 	})
 }
