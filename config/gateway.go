@@ -84,7 +84,10 @@ type SIPTrunk struct {
 	// Registrar is the provider's host:port to register with ("" for
 	// none), with AuthUser and the password in AuthPasswordFile; Expires
 	// is the registration time asked for.
-	Registrar        string        `koanf:"registrar"`
+	Registrar string `koanf:"registrar"`
+	// Proxy is where calls out through the trunk are sent ("" = the
+	// registrar).
+	Proxy            string        `koanf:"proxy"`
 	AuthUser         string        `koanf:"auth_user"`
 	AuthPasswordFile string        `koanf:"auth_password_file"`
 	Expires          time.Duration `koanf:"expires"`
@@ -225,8 +228,11 @@ func (t SIPTrunk) validate(p *problems, key string) {
 			}
 		}
 	}
-	if len(t.Allow) == 0 && t.Registrar == "" {
-		p.add(key+".allow", shown("empty"), "list the provider's addresses (or set registrar): calls are accepted only from them")
+	if t.Proxy != "" {
+		p.dialAddr(key+".proxy", t.Proxy)
+	}
+	if len(t.Allow) == 0 && t.Registrar == "" && t.Proxy == "" {
+		p.add(key+".allow", shown("empty"), "list the provider's addresses (or set registrar or proxy): calls are accepted only from them")
 	}
 	seen := map[string]bool{}
 	for j, n := range t.Numbers {

@@ -42,12 +42,16 @@ type Trunk struct {
 	Registrar              string
 	AuthUser, AuthPassword string
 	Expires                time.Duration
+	// Proxy is the provider's host:port calls out are sent to; "" means
+	// the registrar. A P2P call to the trunk's device with a number
+	// (CallOptions.Number) goes out as INVITE sip:NUMBER@Proxy, answering
+	// the provider's digest challenge with AuthUser and AuthPassword.
+	Proxy string
 }
 
-// ErrTrunkOutbound means a P2P call was placed to a trunk's device: calls
-// out through a trunk (a dial plan from P2P and SIP phones to the
-// provider) are not implemented yet.
-var ErrTrunkOutbound = errors.New("gateway: calls out through a trunk are not implemented yet")
+// ErrTrunkNumber means a call to a trunk's device named no number to dial
+// (or one the trunk cannot send anywhere).
+var ErrTrunkNumber = errors.New("gateway: trunk call")
 
 // trunkKey is the devices-map key of a trunk; it cannot collide with a
 // SIP user name (config names allow no ':').
@@ -97,12 +101,15 @@ func (c *Config) checkTrunks() error {
 		if !wire.ValidName(t.User) || !wire.ValidName(t.Device) {
 			return fmt.Errorf("gateway: trunk %q: P2P identity %q/%q is not valid", t.Name, t.User, t.Device)
 		}
-		if len(t.Allow) == 0 && t.Registrar == "" {
+		if len(t.Allow) == 0 && t.Registrar == "" && t.Proxy == "" {
 			return fmt.Errorf("gateway: trunk %q: no allowed source addresses and no registrar: it could never call in", t.Name)
 		}
-		if t.Registrar != "" {
-			if _, _, err := net.SplitHostPort(t.Registrar); err != nil {
-				return fmt.Errorf("gateway: trunk %q: registrar %q: %v", t.Name, t.Registrar, err)
+		for what, hp := range map[string]string{"registrar": t.Registrar, "proxy": t.Proxy} {
+			if hp == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(hp); err != nil {
+				return fmt.Errorf("gateway: trunk %q: %s %q: %v", t.Name, what, hp, err)
 			}
 		}
 	}
@@ -121,9 +128,11 @@ func (g *Gateway) trunkFor(src netip.Addr) *trunkState {
 				return t
 			}
 		}
-		if h, _, err := net.SplitHostPort(t.cfg.Registrar); err == nil {
-			if a, err := netip.ParseAddr(h); err == nil && a.Unmap() == src {
-				return t
+		for _, hp := range []string{t.cfg.Registrar, t.cfg.Proxy} {
+			if h, _, err := net.SplitHostPort(hp); err == nil {
+				if a, err := netip.ParseAddr(h); err == nil && a.Unmap() == src {
+					return t
+				}
 			}
 		}
 	}
@@ -298,4 +307,27 @@ func (g *Gateway) Trunks() []TrunkStatus {
 		out = append(out, t.status())
 	}
 	return out
+}
+
+// outboundURI is the Request-URI of a call out through t to number.
+func (t *trunkState) outboundURI(number string) (sip.Uri, error) {
+	if number == "" {
+		return sip.Uri{}, fmt.Errorf("%w: a call to trunk %s needs a number to dial (baton ctl call %s --number +15551234)", ErrTrunkNumber, t.cfg.Name, t.dev.identity())
+	}
+	if !wire.ValidNumber(number) {
+		return sip.Uri{}, fmt.Errorf("%w: %q is not a number", ErrTrunkNumber, number)
+	}
+	hp := t.cfg.Proxy
+	if hp == "" {
+		hp = t.cfg.Registrar
+	}
+	if hp == "" {
+		return sip.Uri{}, fmt.Errorf("%w: trunk %s has no proxy or registrar to send calls out to", ErrTrunkNumber, t.cfg.Name)
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return sip.Uri{}, fmt.Errorf("%w: trunk %s proxy %q: %v", ErrTrunkNumber, t.cfg.Name, hp, err)
+	}
+	p, _ := strconv.Atoi(port)
+	return sip.Uri{Scheme: "sip", User: number, Host: host, Port: p}, nil
 }

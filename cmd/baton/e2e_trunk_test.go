@@ -166,19 +166,6 @@ func TestE2EGatewayTrunk(t *testing.T) {
 	}
 	checkHears(t, mobileRec, 440, time.Second)
 
-	// Calls out through a trunk are not implemented: a P2P call to the
-	// trunk's device is refused with a reason that says so.
-	out := ctl(t, n.dir, laptop.admin, "call", "pstn/trunk1")
-	eventually(t, pollTimeout, "the call to the trunk's device refused", func() (bool, string) {
-		r := ctl(t, n.dir, laptop.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["PEER"] == "pstn/trunk1" && row["STATE"] == "ended" && row["ID"] != id {
-				return strings.Contains(row["INFO"], "not implemented"), row["INFO"]
-			}
-		}
-		return strings.Contains(out.stdout+out.stderr, "not implemented"), out.String() + r.stdout
-	})
-
 	// Stopping the gateway unREGISTERs: the registrar scenario completes.
 	n.gw.stop(t)
 	select {
@@ -189,4 +176,84 @@ func TestE2EGatewayTrunk(t *testing.T) {
 	case <-time.After(runTimeout):
 		t.Fatal("the gateway did not unREGISTER from the trunk when it stopped")
 	}
+}
+
+// endedInfo waits for the call id at admin to end and returns its INFO.
+func endedInfo(t *testing.T, dir, admin, id string) string {
+	t.Helper()
+	return waitCallState(t, dir, admin, id, "ended")["INFO"]
+}
+
+// Issue 8 §2, calls out through a trunk: alice's softphone calls
+// pstn/trunk1 with a number; the gateway sends INVITE sip:NUMBER@proxy to
+// the provider (sipp), answers its 407 digest challenge (sipp verifies
+// it), bridges the answered call both ways, and sends BYE when alice hangs
+// up. A call to the trunk without a number is refused with a reason that
+// says what is missing.
+func TestE2EGatewayTrunkCallOut(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	sdir := t.TempDir()
+	proxyPort := freeUDPPort(t)
+	media := startSIPMedia(t, "127.0.0.1", 440)
+	provider := sippServe(t, sipp, sdir, "trunk_proxy_uas.xml", "-key", "number", "+15551234",
+		"-key", "authuser", "gw-user", "-key", "authpass", "trunk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port), "-i", "127.0.0.5", "-p", proxyPort)
+	n := startBridgeNetWith(t, func(dir string, pw map[string]string) string {
+		auth := writeFile(t, dir, "trunk-auth.pw", "trunk-secret\n")
+		return fmt.Sprintf(`trunks:
+  - name: pstn
+    device: pstn/trunk1
+    password_file: %s
+    proxy: 127.0.0.5:%s
+    auth_user: gw-user
+    auth_password_file: %s
+`, pw["pstn"], proxyPort, auth)
+	})
+	eventually(t, pollTimeout, "the trunk's device online", func() (bool, string) {
+		ts := trunkStatus(t, n.dir, n.gwAdmin, "pstn")
+		return ts["online"] == true, fmt.Sprint(ts)
+	})
+	laptopRec := filepath.Join(n.dir, "laptop.wav")
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660, record: laptopRec})
+	waitOnlineBuddy(t, n.dir, laptop.admin, "pstn/trunk1")
+
+	// Without a number the trunk cannot place the call.
+	bare := dial(t, n.dir, laptop.admin, "pstn/trunk1")
+	if info := endedInfo(t, n.dir, laptop.admin, bare); !strings.Contains(info, "needs a number") {
+		t.Errorf("a call to the trunk without a number ended with %q", info)
+	}
+	// A malformed number is refused before anything is sent.
+	if f := ctl(t, n.dir, laptop.admin, "call", "pstn/trunk1", "--number", "+1-555"); f.code == 0 || !strings.Contains(f.stdout+f.stderr, "number") {
+		t.Errorf("a call with number +1-555: exit %d\n%s", f.code, f)
+	}
+
+	r := mustCtl(t, n.dir, laptop.admin, "call", "pstn/trunk1", "--number", "+15551234")
+	rows := table(t, r.stdout)
+	if len(rows) != 1 {
+		t.Fatalf("ctl call printed %v", rows)
+	}
+	id := rows[0]["ID"]
+	waitCallState(t, n.dir, laptop.admin, id, "active")
+	time.Sleep(2 * time.Second) // both sides hear each other
+	mustCtl(t, n.dir, laptop.admin, "hangup", id)
+	select {
+	case err := <-provider:
+		if err != nil {
+			t.Fatalf("the provider's proxy: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the provider")
+	}
+	media.close()
+	rep := media.report()
+	t.Logf("the provider heard %d packets, %d lost", rep.packets, rep.lost)
+	if rep.packets < 50 {
+		t.Errorf("the provider heard only %d RTP packets in a 2 s call", rep.packets)
+	}
+	order, _ := heardToneOrder(media.pcm())
+	if len(order) == 0 || order[0] != 660 {
+		t.Errorf("the provider heard %v, want alice's 660 Hz", order)
+	}
+	checkHears(t, laptopRec, 440, time.Second)
 }

@@ -172,7 +172,7 @@ func gatewayTrunk(tc config.SIPTrunk) (gateway.Trunk, error) {
 	}
 	user, dev, _ := strings.Cut(tc.Device, "/")
 	t := gateway.Trunk{Name: tc.Name, User: user, Device: dev, Password: pw, Route: tc.Route,
-		Registrar: tc.Registrar, AuthUser: tc.AuthUser, Expires: tc.Expires, Numbers: map[string]string{}}
+		Registrar: tc.Registrar, Proxy: tc.Proxy, AuthUser: tc.AuthUser, Expires: tc.Expires, Numbers: map[string]string{}}
 	for _, a := range tc.Allow {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
