@@ -191,7 +191,10 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	if o.Port > 0 && o.Addr.IsValid() && !o.Addr.IsUnspecified() {
 		remote = netip.AddrPortFrom(o.Addr, uint16(o.Port))
 	}
-	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal)
+	// The far side receives unless its SDP is sendonly or inactive (its
+	// hold offer, or its answer to ours): RFC 3264 §6.1.
+	recvs := o.Direction == sdp.SendRecv || o.Direction == sdp.RecvOnly || o.Direction == sdp.DirectionUnknown
+	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal, recvs)
 	b.mu.Lock()
 	b.codec = codec.Descriptor().Name
 	b.mu.Unlock()

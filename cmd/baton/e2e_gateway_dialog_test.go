@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/audio"
+)
+
+// sippMessage is one SIP message from sipp's -trace_msg log.
+type sippMessage struct {
+	received bool
+	text     string
+}
+
+// readSippTrace parses sipp's message log (-trace_msg -message_file):
+// blocks headed "UDP message received [N] bytes :" or "UDP message sent
+// (N bytes):" (sipp 3.6), each followed by the message.
+func readSippTrace(t *testing.T, path string) []sippMessage {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("sipp's message trace: %v", err)
+	}
+	head := regexp.MustCompile(`(?m)^.*message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\s*$`)
+	idx := head.FindAllStringSubmatchIndex(string(raw), -1)
+	var out []sippMessage
+	for i, m := range idx {
+		end := len(raw)
+		if i+1 < len(idx) {
+			end = idx[i+1][0]
+		}
+		text := strings.TrimSpace(string(raw[m[1]:end]))
+		text = strings.TrimRight(text, "-\n\r ")
+		out = append(out, sippMessage{received: string(raw[m[2]:m[3]]) == "received", text: text})
+	}
+	if len(out) == 0 {
+		t.Fatalf("sipp's message trace %s holds no message:\n%s", path, tail(string(raw), 2000))
+	}
+	return out
+}
+
+// inviteAnswer is what one 200 to an INVITE said in its SDP.
+type inviteAnswer struct {
+	cseq      int
+	version   uint64
+	direction string
+}
+
+var (
+	cseqInvite = regexp.MustCompile(`(?mi)^CSeq:\s*(\d+)\s+INVITE\s*$`)
+	sdpOrigin  = regexp.MustCompile(`(?m)^o=\S+ \d+ (\d+) `)
+	sdpDir     = regexp.MustCompile(`(?m)^a=(sendrecv|sendonly|recvonly|inactive)\s*$`)
+)
+
+// inviteAnswers lists the gateway's 200 responses to INVITEs in the
+// trace, one per CSeq (retransmissions of the same 200 are one).
+func inviteAnswers(t *testing.T, msgs []sippMessage) []inviteAnswer {
+	t.Helper()
+	var out []inviteAnswer
+	for _, m := range msgs {
+		if !m.received || !strings.HasPrefix(m.text, "SIP/2.0 200") {
+			continue
+		}
+		c := cseqInvite.FindStringSubmatch(m.text)
+		if c == nil {
+			continue
+		}
+		cseq, _ := strconv.Atoi(c[1])
+		if len(out) > 0 && out[len(out)-1].cseq == cseq {
+			continue
+		}
+		a := inviteAnswer{cseq: cseq, direction: "sendrecv"}
+		o := sdpOrigin.FindStringSubmatch(m.text)
+		if o == nil {
+			t.Fatalf("the 200 to INVITE CSeq %d has no o= line:\n%s", cseq, m.text)
+		}
+		a.version, _ = strconv.ParseUint(o[1], 10, 64)
+		if d := sdpDir.FindStringSubmatch(m.text); d != nil {
+			a.direction = d[1]
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Issue 8 §2, hold and resume from the SIP phone: alice's desk phone (sipp
+// for the signaling, the test's own sockets for its RTP) calls bob's
+// softphone through the real gateway, puts the call on hold (re-INVITE
+// a=sendonly: the gateway answers a=recvonly with the o= version
+// incremented and sends the phone no more RTP), sends an in-dialog
+// OPTIONS (200), and resumes from a new RTP port (a=sendrecv answered
+// a=sendrecv, o= version incremented again). The leg latches onto the new
+// port and ignores the old one, which keeps sending: bob hears the desk's
+// first port, then its second.
+func TestE2EGatewayHoldResume(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	first := startSIPMedia(t, "127.0.0.1", 660)
+	second := startSIPMedia(t, "127.0.0.1", 880)
+	trace := filepath.Join(sdir, "hold.messages")
+	runSipp(t, sipp, sdir, n.sipUDP, "call_hold.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(first.addr().Port), "-key", "rtpport2", fmt.Sprint(second.addr().Port),
+		"-i", "127.0.0.1", "-p", sipPort, "-trace_msg", "-message_file", trace)
+	waitNoActiveCall(t, n.dir, bob.admin)
+	first.close()
+	second.close()
+
+	// The o= version goes up with every changed answer (RFC 3264 §8).
+	answers := inviteAnswers(t, readSippTrace(t, trace))
+	t.Logf("the gateway's answers: %+v", answers)
+	if len(answers) != 3 {
+		t.Fatalf("got %d 200s to INVITEs, want 3 (call, hold, resume): %+v", len(answers), answers)
+	}
+	for i, want := range []string{"sendrecv", "recvonly", "sendrecv"} {
+		if answers[i].direction != want {
+			t.Errorf("answer %d (CSeq %d) is a=%s, want a=%s", i, answers[i].cseq, answers[i].direction, want)
+		}
+		if i > 0 && answers[i].version != answers[i-1].version+1 {
+			t.Errorf("answer %d has o= version %d after %d, want it incremented by one", i, answers[i].version, answers[i-1].version)
+		}
+	}
+
+	// On hold the gateway sent the phone nothing: between the last packet
+	// on the first port and the first on the second lies the hold (3 s in
+	// the scenario; bound with room for a loaded machine).
+	firstGot, secondGot := first.arrivals(), second.arrivals()
+	if len(firstGot) < 50 || len(secondGot) < 50 {
+		t.Fatalf("the desk's ports heard %d and %d packets of bob, want at least 50 each", len(firstGot), len(secondGot))
+	}
+	quiet := secondGot[0].Sub(firstGot[len(firstGot)-1])
+	t.Logf("first port heard %d packets, second %d; no RTP to the phone for %v around the hold", len(firstGot), len(secondGot), quiet)
+	if quiet < 2500*time.Millisecond {
+		t.Errorf("the gateway sent RTP to the phone while it had the call on hold (quiet for only %v of the 3 s hold)", quiet)
+	}
+
+	// bob heard the desk throughout: its first port (also while on hold,
+	// the phone being sendonly), then its second one only.
+	clip := readRecording(t, rec)
+	order, _ := heardToneOrder(clip)
+	t.Logf("bob heard tones %v", order)
+	if len(order) < 2 || order[0] != 660 || order[len(order)-1] != 880 {
+		t.Errorf("bob heard %v, want the desk's first port (660 Hz), then its second (880 Hz)", order)
+	}
+	if r := ctl(t, n.dir, bob.admin, "calls"); len(table(t, r.stdout)) != 1 {
+		t.Errorf("bob saw more than one call:\n%s", r.stdout)
+	}
+}
+
+// arrivals are the arrival times of every packet the party heard.
+func (m *sipMedia) arrivals() []time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]time.Time, len(m.got))
+	for i, p := range m.got {
+		out[i] = p.at
+	}
+	return out
+}
+
+// readRecording reads a phone's WAV recording (8 kHz) once it is written.
+func readRecording(t *testing.T, path string) []int16 {
+	t.Helper()
+	var clip *audio.Clip
+	eventually(t, 10*time.Second, "the recording "+filepath.Base(path), func() (bool, string) {
+		var err error
+		clip, err = audio.ReadWAVFile(path)
+		return err == nil, fmt.Sprint(err)
+	})
+	if clip.SampleRate != 8000 {
+		t.Fatalf("%s is %d Hz, want 8000", path, clip.SampleRate)
+	}
+	return clip.Samples
+}
