@@ -37,12 +37,12 @@ type leg struct {
 	mu      sync.Mutex
 	codec   codecs.Codec
 	pt      uint8
-	dtmfPT  int // RFC 4733 payload type of the phone, -1 when none
+	dtmfPT  int            // RFC 4733 payload type of the phone, -1 when none
 	remote  netip.AddrPort // where we send: the SDP's address, then the latched source
 	sdpAddr netip.AddrPort // the address the last SDP named
 	left    netip.AddrPort // the latched address a re-INVITE moved away from
 	latched bool
-	sending bool // the phone receives (its SDP is sendrecv or recvonly)
+	sending bool         // the phone receives (its SDP is sendrecv or recvonly)
 	hosts   []netip.Addr // where the phone's RTP may come from before latching
 	fifo    []int16      // decoded samples from the phone, oldest first
 	primed  bool         // playout started (a short prebuffer absorbs jitter)
