@@ -72,6 +72,9 @@ type bridge struct {
 	endOnce   sync.Once
 	endReason string
 
+	// reinv is the state of re-INVITEs inside the SIP dialog (dialog.go).
+	reinv reInvites
+
 	mu       sync.Mutex
 	p2pID    string
 	state    string
@@ -437,42 +440,6 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 			return
 		}
 	}
-}
-
-// onReInvite answers an INVITE inside one of our dialogs (hold, resume, a
-// moved phone): the leg follows the new SDP; our answer keeps our codec.
-func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	g.mu.Lock()
-	b := g.bridges[req.CallID().Value()]
-	g.mu.Unlock()
-	if b == nil {
-		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	offer, err := sdp.ParseOffer(req.Body())
-	if err != nil {
-		respond(tx, req, sip.StatusBadRequest, "Bad SDP")
-		return
-	}
-	local := b.local()
-	b.mu.Lock()
-	if b.codec != "" {
-		local.Codecs = []string{b.codec}
-	}
-	b.mu.Unlock()
-	body, chosen, err := b.sdp.Answer(offer, local)
-	if err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-		return
-	}
-	c, _ := firstCodec(chosen)
-	if err := b.useSDP(offer, c, sourceIP(req)); err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-		return
-	}
-	res := sip.NewSDPResponseFromRequest(req, body)
-	res.AppendHeader(&g.contact)
-	_ = tx.Respond(res)
 }
 
 // outboundCall rings the SIP phones of a device for an incoming P2P call:

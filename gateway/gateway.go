@@ -517,12 +517,6 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if err := g.inbound.ReadAck(req, tx); err != nil {
-		g.log.Debug("ack outside a dialog", "call_id", req.CallID().Value(), "err", err)
-	}
-}
-
 func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	id := req.CallID().Value()
 	err := g.inbound.ReadBye(req, tx)
@@ -549,6 +543,9 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			g.onReInvite(req, tx)
 			return
 		}
+	}
+	if g.duplicateInvite(req, tx) {
+		return
 	}
 	user, ok := g.authenticate(req, tx, true)
 	if !ok {

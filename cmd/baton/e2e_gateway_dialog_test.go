@@ -36,8 +36,12 @@ func readSippTrace(t *testing.T, path string) []sippMessage {
 		if i+1 < len(idx) {
 			end = idx[i+1][0]
 		}
-		text := strings.TrimSpace(string(raw[m[1]:end]))
-		text = strings.TrimRight(text, "-\n\r ")
+		text := string(raw[m[1]:end])
+		// The next block's "----- <date>" separator line is not ours.
+		if i := strings.LastIndex(text, "\n-----"); i >= 0 {
+			text = text[:i]
+		}
+		text = strings.TrimSpace(text)
 		out = append(out, sippMessage{received: string(raw[m[2]:m[3]]) == "received", text: text})
 	}
 	if len(out) == 0 {
@@ -185,4 +189,93 @@ func readRecording(t *testing.T, path string) []int16 {
 		t.Fatalf("%s is %d Hz, want 8000", path, clip.SampleRate)
 	}
 	return clip.Samples
+}
+
+var toTag = regexp.MustCompile(`(?mi)^To:.*;tag=([^;\s]+)`)
+
+// Issue 8 §2, in-dialog retransmissions (RFC 3261 §13.3.1.4, §17.2.1,
+// RFC 6026): the desk phone's INVITE is repeated before its ACK (same
+// branch: the gateway's 200 comes again, retransmitted until the ACK) and
+// after it (new branch: the 200 is resent), its ACK twice; the same for a
+// hold re-INVITE. Every copy gets the same 200 (one To tag, one SDP body
+// per CSeq), bob's softphone sees one call, and the dialog goes on (an
+// OPTIONS and the BYE are answered).
+func TestE2EGatewayRetransmissions(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	media := startSIPMedia(t, "127.0.0.1", 660)
+	trace := filepath.Join(sdir, "retransmit.messages")
+	runSipp(t, sipp, sdir, n.sipUDP, "call_retransmit.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
+		"-i", "127.0.0.1", "-p", sipPort, "-trace_msg", "-message_file", trace)
+	waitNoActiveCall(t, n.dir, bob.admin)
+
+	type seen struct {
+		beforeACK, afterACK int
+		acked               bool
+		tags, sdps          map[string]bool
+	}
+	byCSeq := map[string]*seen{}
+	get := func(cseq string) *seen {
+		if byCSeq[cseq] == nil {
+			byCSeq[cseq] = &seen{tags: map[string]bool{}, sdps: map[string]bool{}}
+		}
+		return byCSeq[cseq]
+	}
+	cseqAck := regexp.MustCompile(`(?mi)^CSeq:\s*(\d+)\s+ACK\s*$`)
+	for _, m := range readSippTrace(t, trace) {
+		if c := cseqAck.FindStringSubmatch(m.text); !m.received && c != nil {
+			get(c[1]).acked = true
+			continue
+		}
+		c := cseqInvite.FindStringSubmatch(m.text)
+		if !m.received || c == nil || !strings.HasPrefix(m.text, "SIP/2.0 200") {
+			continue
+		}
+		s := get(c[1])
+		if s.acked {
+			s.afterACK++
+		} else {
+			s.beforeACK++
+		}
+		if tag := toTag.FindStringSubmatch(m.text); tag != nil {
+			s.tags[tag[1]] = true
+		}
+		if i := strings.Index(m.text, "\nv=0"); i >= 0 {
+			s.sdps[strings.TrimSpace(m.text[i:])] = true
+		}
+	}
+	for _, cseq := range []string{"2", "3"} {
+		s := byCSeq[cseq]
+		if s == nil {
+			t.Fatalf("no 200 to INVITE CSeq %s in the trace", cseq)
+		}
+		t.Logf("INVITE CSeq %s: %d 200s before its ACK, %d after, %d To tags, %d SDP bodies", cseq, s.beforeACK, s.afterACK, len(s.tags), len(s.sdps))
+		// Before the ACK: the 200 and its retransmission (T1 = 500 ms,
+		// the scenario waits 1.2 s). After it: only the one resent to
+		// the new-branch copy; a retransmission not stopped by the ACK
+		// would show up here (or fail the scenario).
+		if s.beforeACK < 2 {
+			t.Errorf("INVITE CSeq %s: %d 200s before the ACK, want the 200 retransmitted until the ACK", cseq, s.beforeACK)
+		}
+		if s.afterACK != 1 {
+			t.Errorf("INVITE CSeq %s: %d 200s after the ACK, want exactly one (resent to the new-branch copy)", cseq, s.afterACK)
+		}
+		if len(s.tags) != 1 || len(s.sdps) != 1 {
+			t.Errorf("the 200s to INVITE CSeq %s differ: %d To tags, %d SDP bodies (a second dialog or negotiation)", cseq, len(s.tags), len(s.sdps))
+		}
+	}
+	if r := ctl(t, n.dir, bob.admin, "calls"); len(table(t, r.stdout)) != 1 {
+		t.Errorf("bob saw more than one call:\n%s", r.stdout)
+	}
+	if rep := media.report(); rep.packets < 50 {
+		t.Errorf("the desk phone heard only %d packets of bob", rep.packets)
+	}
 }
