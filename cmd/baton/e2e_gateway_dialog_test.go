@@ -279,3 +279,50 @@ func TestE2EGatewayRetransmissions(t *testing.T) {
 		t.Errorf("the desk phone heard only %d packets of bob", rep.packets)
 	}
 }
+
+// Issue 8 §2, glare (RFC 3261 §14.2): the desk phone sends a second
+// re-INVITE before the ACK of its first; the gateway answers it 491
+// Request Pending (the scenario fails on anything else), keeps the first
+// exchange (the hold) and takes the retried re-INVITE (resume) afterwards
+// with the o= version incremented once per accepted change; bob's call is
+// the same one throughout.
+func TestE2EGatewayGlare(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	media := startSIPMedia(t, "127.0.0.1", 660)
+	trace := filepath.Join(sdir, "glare.messages")
+	runSipp(t, sipp, sdir, n.sipUDP, "call_glare.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
+		"-i", "127.0.0.1", "-p", sipPort, "-trace_msg", "-message_file", trace)
+	waitNoActiveCall(t, n.dir, bob.admin)
+
+	msgs := readSippTrace(t, trace)
+	pending := 0
+	for _, m := range msgs {
+		if m.received && strings.HasPrefix(m.text, "SIP/2.0 491") {
+			if c := cseqInvite.FindStringSubmatch(m.text); c == nil || c[1] != "4" {
+				t.Errorf("491 to something else than the second re-INVITE:\n%s", m.text)
+			}
+			pending++
+		}
+	}
+	if pending == 0 {
+		t.Fatal("no 491 in sipp's trace")
+	}
+	answers := inviteAnswers(t, msgs)
+	t.Logf("491s: %d; the gateway's answers: %+v", pending, answers)
+	if len(answers) != 3 || answers[1].direction != "recvonly" || answers[2].direction != "sendrecv" ||
+		answers[1].version != answers[0].version+1 || answers[2].version != answers[1].version+1 {
+		t.Errorf("answers %+v, want sendrecv, recvonly, sendrecv with the o= version up by one each", answers)
+	}
+	if r := ctl(t, n.dir, bob.admin, "calls"); len(table(t, r.stdout)) != 1 {
+		t.Errorf("bob saw more than one call:\n%s", r.stdout)
+	}
+}
