@@ -393,6 +393,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 					b.answered = true
 					b.mu.Unlock()
 					res := sip.NewSDPResponseFromRequest(ds.InviteRequest, answer)
+					res.AppendHeader(g.contactFor(req)) // our Contact for the dialog's transport (Gateway.contactFor)
 					// Blocks until the ACK (retransmitting the 200).
 					go func() { acked <- ds.WriteResponse(res) }()
 				case "call.ended":

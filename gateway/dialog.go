@@ -139,7 +139,7 @@ func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 func (g *Gateway) reInviteOK(req *sip.Request, body []byte) *sip.Response {
 	res := sip.NewSDPResponseFromRequest(req, body)
-	res.AppendHeader(&g.contact)
+	res.AppendHeader(g.contactFor(req))
 	return res
 }
 
@@ -249,7 +249,7 @@ func (g *Gateway) duplicateInvite(req *sip.Request, tx sip.ServerTransaction) bo
 		to := *ok.To()
 		to.Params = to.Params.Clone()
 		res.ReplaceHeader(&to)
-		res.AppendHeader(&g.contact)
+		res.AppendHeader(g.contactFor(req))
 		if h := ok.GetHeader("Content-Type"); h != nil {
 			res.AppendHeader(sip.NewHeader("Content-Type", h.Value()))
 		}

@@ -1,7 +1,17 @@
 package main
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -9,6 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/baton-voice/baton/p2p/audio"
 )
@@ -324,5 +337,193 @@ func TestE2EGatewayGlare(t *testing.T) {
 	}
 	if r := ctl(t, n.dir, bob.admin, "calls"); len(table(t, r.stdout)) != 1 {
 		t.Errorf("bob saw more than one call:\n%s", r.stdout)
+	}
+}
+
+// writeSelfSigned writes a self-signed ECDSA certificate for 127.0.0.1
+// and its key as PEM files in dir, and returns the paths and a pool
+// trusting it.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "baton gateway test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile = writeFile(t, dir, "sip.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	keyFile = writeFile(t, dir, "sip.key", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+var gatewayTLS = regexp.MustCompile(`gateway sip tls (\S+)`)
+
+// Issue 8 §2, SIP over TLS: the real gateway with only a TLS listener
+// (sip.tls, a self-signed certificate made here); a sipgo user agent that
+// trusts that certificate registers alice's desk phone with digest over
+// TLS, calls bob's softphone (INVITE, 407, INVITE with credentials, 200,
+// ACK: our Contact says transport=tls, so the ACK and BYE come back over
+// TLS), streams a tone that bob hears, and hangs up. A client that does not
+// trust the certificate gets no answer at all.
+func TestE2EGatewayTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
+	pw := addUsers(t, dir, data, "alice", "bob")
+	mustBaton(t, dir, "buddy", "add", "alice", "bob", "--data-dir", data)
+	sipPw := writeFile(t, dir, "desk.pw", "desk-secret\n")
+	ha1 := strings.TrimSpace(mustBaton(t, dir, "gateway", "ha1", "--user", "alice", "--realm", "baton", "--password-file", sipPw).stdout)
+	certFile, keyFile, pool := writeSelfSigned(t, dir)
+	cfg := writeFile(t, dir, "gateway.yaml", fmt.Sprintf(`access: %s
+ca: %s
+sip:
+  udp: ""
+  tcp: ""
+  tls: 127.0.0.1:0
+  tls_cert: %s
+  tls_key: %s
+  realm: baton
+accounts:
+  - sip_user: alice
+    ha1: %s
+    device: alice/desk
+    password_file: %s
+`, srv.addr, srv.ca, certFile, keyFile, ha1, pw["alice"]))
+	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
+	m := gw.waitStdout(t, gatewayReady)
+	if m[1] != "off" || m[2] != "off" {
+		t.Fatalf("gateway listens on udp %s tcp %s, want TLS only", m[1], m[2])
+	}
+	tlsAddr := gw.waitStdout(t, gatewayTLS)[1]
+	rec := filepath.Join(dir, "bob.wav")
+	bob := startPhone(t, dir, srv, "bob", "laptop", pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	host, portStr, _ := net.SplitHostPort(tlsAddr)
+	port, _ := strconv.Atoi(portStr)
+	target := func(user string) sip.Uri {
+		u := sip.Uri{Scheme: "sip", User: user, Host: host, Port: port, UriParams: sip.NewParams()}
+		u.UriParams.Add("transport", "tls")
+		return u
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+
+	// A client that does not trust the certificate: the handshake fails,
+	// nothing is registered.
+	{
+		ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(&tls.Config{ServerName: host}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := sip.NewRequest(sip.REGISTER, target(""))
+		req.AppendHeader(&sip.ContactHeader{Address: target("alice")})
+		short, done := context.WithTimeout(ctx, 5*time.Second)
+		res, err := cli.Do(short, req)
+		done()
+		if err == nil {
+			t.Fatalf("a client that does not trust the gateway's certificate got %d", res.StatusCode)
+		}
+		t.Logf("untrusting client: %v", err)
+		_ = ua.Close()
+	}
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("baton-e2e-tls"), sipgo.WithUserAgenTLSConfig(&tls.Config{RootCAs: pool, ServerName: host}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := sip.ContactHeader{Address: target("alice")}
+	reg := sip.NewRequest(sip.REGISTER, target(""))
+	reg.AppendHeader(&sip.FromHeader{Address: target("alice"), Params: sip.NewParams()})
+	reg.From().Params.Add("tag", sip.GenerateTagN(8))
+	reg.AppendHeader(&sip.ToHeader{Address: target("alice"), Params: sip.NewParams()})
+	reg.AppendHeader(&contact)
+	reg.AppendHeader(sip.NewHeader("Expires", "600"))
+	res, err := cli.Do(ctx, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != sip.StatusUnauthorized {
+		t.Fatalf("REGISTER over TLS without credentials: %d, want 401", res.StatusCode)
+	}
+	res, err = cli.DoDigestAuth(ctx, reg, res, sipgo.DigestAuth{Username: "alice", Password: "desk-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != sip.StatusOK {
+		t.Fatalf("REGISTER over TLS with credentials: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	waitOnlineBuddy(t, dir, bob.admin, "alice/desk")
+
+	media := startSIPMedia(t, "127.0.0.1", 660)
+	offer := fmt.Sprintf("v=0\r\no=e2e 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n", media.addr().Port)
+	dialogs := sipgo.NewDialogClientCache(cli, contact)
+	inv := sip.NewRequest(sip.INVITE, target("bob"))
+	inv.AppendHeader(&sip.FromHeader{Address: target("alice"), Params: sip.NewParams()})
+	inv.From().Params.Add("tag", sip.GenerateTagN(8))
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody([]byte(offer))
+	dc, err := dialogs.WriteInvite(ctx, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "alice", Password: "desk-secret"}); err != nil {
+		t.Fatalf("INVITE over TLS: %v", err)
+	}
+	c := dc.InviteResponse.Contact()
+	if c == nil || !strings.EqualFold(c.Address.UriParams.GetOr("transport", ""), "tls") {
+		t.Fatalf("the gateway's 200 over TLS has Contact %v, want one with transport=tls", c)
+	}
+	if err := dc.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
+		r := ctl(t, dir, bob.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	time.Sleep(3 * time.Second) // three seconds of the desk's tone
+	if err := dc.Bye(ctx); err != nil {
+		t.Fatalf("BYE over TLS: %v", err)
+	}
+	waitCallState(t, dir, bob.admin, id, "ended")
+	checkHears(t, rec, 660, 2*time.Second)
+	if rep := media.report(); rep.packets < 50 {
+		t.Errorf("the desk phone heard only %d packets of bob", rep.packets)
 	}
 }
