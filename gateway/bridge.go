@@ -609,6 +609,9 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 	if err != nil {
 		log.Warn("ACK failed", "err", err)
 	}
+	b.reinv.mu.Lock()
+	b.reinv.uac = dc // for re-INVITEs in this dialog (dialog.go)
+	b.reinv.mu.Unlock()
 	answer, err := sdp.ParseOffer(dc.InviteResponse.Body())
 	var chosen sdp.Codec
 	if err == nil {

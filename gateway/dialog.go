@@ -1,6 +1,11 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -41,9 +46,174 @@ type reInvites struct {
 	acked chan struct{}
 	// ours is set while our own re-INVITE is outstanding (§14.1).
 	ours bool
-	// uas is the dialog a phone's INVITE created (nil for a dialog we
-	// created), learned from its ACK.
+	// uas is the dialog a phone's INVITE created, learned from its ACK;
+	// uac the one our INVITE created (runOutbound). One is set once the
+	// dialog is confirmed.
 	uas *sipgo.DialogServerSession
+	uac *sipgo.DialogClientSession
+}
+
+// Errors of Gateway.Hold.
+var (
+	// ErrNoSuchCall means no bridged call has that SIP Call-ID.
+	ErrNoSuchCall = errors.New("gateway: no such call")
+	// ErrNotConfirmed means the call's SIP dialog is not confirmed yet
+	// (no ACK of its 200): there is nothing to re-INVITE.
+	ErrNotConfirmed = errors.New("gateway: SIP dialog not confirmed yet")
+	// ErrRequestPending means an offer/answer exchange is in progress on
+	// the dialog (ours, or the phone's awaiting its ACK), or the phone
+	// kept answering 491 (RFC 3261 §14.1).
+	ErrRequestPending = errors.New("gateway: request pending on the SIP dialog")
+	// ErrReInviteRefused means the phone answered our re-INVITE with a
+	// final response other than 2xx and 491; the session is unchanged
+	// (RFC 3261 §14.1).
+	ErrReInviteRefused = errors.New("gateway: re-INVITE refused")
+)
+
+// inDialog is what both sipgo dialog sessions offer for requests inside
+// the dialog.
+type inDialog interface {
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	WriteRequest(req *sip.Request) error
+}
+
+// session is the confirmed dialog and its remote target (the phone's
+// Contact), or nil.
+func (ri *reInvites) session() (inDialog, sip.Uri) {
+	switch {
+	case ri.uas != nil:
+		if c := ri.uas.InviteRequest.Contact(); c != nil {
+			return ri.uas, *c.Address.Clone()
+		}
+	case ri.uac != nil && ri.uac.InviteResponse != nil:
+		if c := ri.uac.InviteResponse.Contact(); c != nil {
+			return ri.uac, *c.Address.Clone()
+		}
+		return ri.uac, *ri.uac.InviteRequest.Recipient.Clone()
+	}
+	return nil, sip.Uri{}
+}
+
+// glareAttempts bounds our re-INVITE's retries after 491.
+const glareAttempts = 3
+
+// Hold puts the SIP side of a call on hold (hold true: a re-INVITE with
+// a=sendonly, RFC 3264 §8.4) or resumes it (a=sendrecv), with the o=
+// version incremented. On 491 (the phone's re-INVITE crossed ours) it
+// waits as RFC 3261 §14.1 says, 2.1-4 s when the gateway owns the dialog's
+// Call-ID (it sent the INVITE), 0-2 s when not, and tries again, up to
+// glareAttempts times. While ours is outstanding, a re-INVITE from the
+// phone gets 491.
+//
+// The P2P protocol has no hold of its own (docs/protocol.md), so nothing in
+// the gateway calls this yet; it is the gateway's API for it.
+func (g *Gateway) Hold(ctx context.Context, sipCallID string, hold bool) error {
+	g.mu.Lock()
+	b := g.bridges[sipCallID]
+	g.mu.Unlock()
+	if b == nil {
+		return fmt.Errorf("gateway: hold %s: %w", sipCallID, ErrNoSuchCall)
+	}
+	dir := sdp.SendRecv
+	if hold {
+		dir = sdp.SendOnly
+	}
+	for attempt := 1; ; attempt++ {
+		err := g.reInvite(ctx, b, dir)
+		if !errors.Is(err, errGlare) {
+			return err
+		}
+		if attempt == glareAttempts {
+			return fmt.Errorf("gateway: hold %s: %w (491 %d times)", sipCallID, ErrRequestPending, attempt)
+		}
+		wait := time.Duration(rand.Int64N(int64(2 * time.Second)))
+		if b.dir == dirToSIP {
+			wait = 2100*time.Millisecond + time.Duration(rand.Int64N(int64(1900*time.Millisecond)))
+		}
+		g.log.Info("re-INVITE glare: retrying", "sip_call_id", sipCallID, "after", wait, "attempt", attempt)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("gateway: hold %s: %w", sipCallID, ctx.Err())
+		case <-b.ended:
+			return fmt.Errorf("gateway: hold %s: %w", sipCallID, ErrNoSuchCall)
+		}
+	}
+}
+
+// errGlare is a 491 to our re-INVITE (Hold retries).
+var errGlare = fmt.Errorf("%w: 491", ErrRequestPending)
+
+// reInvite sends one re-INVITE offering dir and, on 2xx, ACKs it and
+// points the leg at the answer.
+func (g *Gateway) reInvite(ctx context.Context, b *bridge, dir sdp.Direction) error {
+	ri := &b.reinv
+	ri.mu.Lock()
+	if ri.ours || ri.acked != nil {
+		ri.mu.Unlock()
+		return fmt.Errorf("gateway: re-INVITE %s: %w", b.sipCallID, ErrRequestPending)
+	}
+	sess, target := ri.session()
+	if sess == nil {
+		ri.mu.Unlock()
+		return fmt.Errorf("gateway: re-INVITE %s: %w", b.sipCallID, ErrNotConfirmed)
+	}
+	local := b.local()
+	b.mu.Lock()
+	if b.codec != "" {
+		local.Codecs = []string{b.codec}
+	}
+	b.mu.Unlock()
+	local.Direction = dir
+	body, _, err := b.sdp.Offer(local)
+	if err != nil {
+		ri.mu.Unlock()
+		return fmt.Errorf("gateway: re-INVITE %s: %w", b.sipCallID, err)
+	}
+	ri.ours = true
+	ri.mu.Unlock()
+	defer func() {
+		ri.mu.Lock()
+		ri.ours = false
+		ri.mu.Unlock()
+	}()
+
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := sess.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("gateway: re-INVITE %s: %w", b.sipCallID, err)
+	}
+	switch {
+	case res.StatusCode == sip.StatusRequestPending:
+		return errGlare
+	case !res.IsSuccess():
+		return fmt.Errorf("gateway: re-INVITE %s: %w: %d %s", b.sipCallID, ErrReInviteRefused, res.StatusCode, res.Reason)
+	}
+	// The ACK of a 2xx is the UAC core's (RFC 3261 §13.2.2.4): in the
+	// dialog, with the INVITE's CSeq number.
+	ackTarget := target
+	if c := res.Contact(); c != nil {
+		ackTarget = *c.Address.Clone()
+	}
+	if err := sess.WriteRequest(sip.NewRequest(sip.ACK, ackTarget)); err != nil {
+		g.log.Info("ACK of our re-INVITE's 200 not sent", "sip_call_id", b.sipCallID, "err", err)
+	}
+	answer, err := sdp.ParseOffer(res.Body())
+	if err != nil {
+		return fmt.Errorf("gateway: re-INVITE %s: the answer: %w", b.sipCallID, err)
+	}
+	chosen, ok := firstCodec(answer)
+	if !ok {
+		return fmt.Errorf("gateway: re-INVITE %s: the answer: %w", b.sipCallID, sdp.ErrNoCommonCodec)
+	}
+	src, _ := netip.ParseAddrPort(res.Source())
+	if err := b.useSDP(answer, chosen, src.Addr().Unmap()); err != nil {
+		return fmt.Errorf("gateway: re-INVITE %s: %w", b.sipCallID, err)
+	}
+	g.log.Info("re-INVITE accepted", "sip_call_id", b.sipCallID, "offered", dir, "answered", answer.Direction, "version", b.sdp.Version())
+	return nil
 }
 
 // ackTimeout is how long a 2xx waits for its ACK (64*T1, RFC 3261
