@@ -271,10 +271,11 @@ func TestE2EGatewayRetransmissions(t *testing.T) {
 			t.Fatalf("no 200 to INVITE CSeq %s in the trace", cseq)
 		}
 		t.Logf("INVITE CSeq %s: %d 200s before its ACK, %d after, %d To tags, %d SDP bodies", cseq, s.beforeACK, s.afterACK, len(s.tags), len(s.sdps))
-		// Before the ACK: the 200 and its retransmission (T1 = 500 ms,
-		// the scenario waits 1.2 s, or 1 s between the re-INVITE 200s at 0.5 s and 1.5 s). After it: only the one resent to
-		// the new-branch copy; a retransmission not stopped by the ACK
-		// would show up here (or fail the scenario).
+		// Before the ACK: the 200 and its retransmission at T1 = 500 ms
+		// (the scenario waits 1.2 s for the call's, 1 s for the
+		// re-INVITE's, whose next one is due at 1.5 s). After it: only
+		// the one resent to the new-branch copy; a retransmission not
+		// stopped by the ACK would show up here (or fail the scenario).
 		if s.beforeACK < 2 {
 			t.Errorf("INVITE CSeq %s: %d 200s before the ACK, want the 200 retransmitted until the ACK", cseq, s.beforeACK)
 		}
