@@ -53,6 +53,12 @@ type SIP struct {
 	// PickupCode is what a phone dials to take its user's active call
 	// from another of the user's devices; "" turns pickup off.
 	PickupCode string `koanf:"pickup_code"`
+	// TLS is the SIP-over-TLS listen address; "" (the default) turns it
+	// off. TLSCert and TLSKey are the PEM files of its certificate chain
+	// and private key.
+	TLS     string `koanf:"tls"`
+	TLSCert string `koanf:"tls_cert"`
+	TLSKey  string `koanf:"tls_key"`
 }
 
 // GatewayMedia configures the gateway's RTP.
@@ -136,6 +142,7 @@ func GatewayFlags(fs *pflag.FlagSet) {
 	fs.String("ca", d.CA, "`path` of the access server's CA certificate (required)")
 	fs.String("sip-udp", d.SIP.UDP, "SIP UDP listen `address` (empty: off)")
 	fs.String("sip-tcp", d.SIP.TCP, "SIP TCP listen `address` (empty: off)")
+	fs.String("sip-tls", d.SIP.TLS, "SIP TLS listen `address` (empty: off; needs sip.tls_cert and sip.tls_key)")
 	fs.String("media-ip", d.Media.IP, "local `IP` for RTP")
 	fs.String("admin", d.Admin, "HTTP control API `address` (empty: off)")
 }
@@ -145,7 +152,7 @@ func gatewaySpec() spec[Gateway] {
 		command:  "gateway",
 		defaults: DefaultGateway,
 		flags: map[string]string{
-			"access": "access", "ca": "ca", "sip-udp": "sip.udp", "sip-tcp": "sip.tcp",
+			"access": "access", "ca": "ca", "sip-udp": "sip.udp", "sip-tcp": "sip.tcp", "sip-tls": "sip.tls",
 			"media-ip": "media.ip", "admin": "admin",
 		},
 		validate: Gateway.Validate,
@@ -163,8 +170,8 @@ func (g Gateway) Validate() error {
 	p.required("ca", g.CA)
 	p.listenAddr("sip.udp", g.SIP.UDP, true)
 	p.listenAddr("sip.tcp", g.SIP.TCP, true)
-	if g.SIP.UDP == "" && g.SIP.TCP == "" {
-		p.add("sip.udp and sip.tcp", shown("both empty"), "turn on at least one SIP listener")
+	if g.SIP.UDP == "" && g.SIP.TCP == "" && g.SIP.TLS == "" {
+		p.add("sip.udp and sip.tcp", shown("both empty, and sip.tls off"), "turn on at least one SIP listener")
 	}
 	if g.SIP.Advertise != "" && !validHost(g.SIP.Advertise) {
 		p.add("sip.advertise", g.SIP.Advertise, "want an IP address or DNS name")
@@ -207,6 +214,13 @@ func (g Gateway) Validate() error {
 		t.validate(&p, "trunks["+strconv.Itoa(i)+"]")
 	}
 	p.listenAddr("admin", g.Admin, true)
+	if g.SIP.TLS != "" {
+		p.listenAddr("sip.tls", g.SIP.TLS, false)
+		p.required("sip.tls_cert", g.SIP.TLSCert)
+		p.required("sip.tls_key", g.SIP.TLSKey)
+	} else if g.SIP.TLSCert != "" || g.SIP.TLSKey != "" {
+		p.add("sip.tls", shown("empty"), "set it to a listen address, or leave sip.tls_cert and sip.tls_key out")
+	}
 	g.Plugins.validate(&p)
 	return p.err()
 }

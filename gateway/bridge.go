@@ -72,6 +72,9 @@ type bridge struct {
 	endOnce   sync.Once
 	endReason string
 
+	// reinv is the state of re-INVITEs inside the SIP dialog (dialog.go).
+	reinv reInvites
+
 	mu       sync.Mutex
 	p2pID    string
 	state    string
@@ -191,7 +194,10 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	if o.Port > 0 && o.Addr.IsValid() && !o.Addr.IsUnspecified() {
 		remote = netip.AddrPortFrom(o.Addr, uint16(o.Port))
 	}
-	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal)
+	// The far side receives unless its SDP is sendonly or inactive (its
+	// hold offer, or its answer to ours): RFC 3264 §6.1.
+	recvs := o.Direction == sdp.SendRecv || o.Direction == sdp.RecvOnly || o.Direction == sdp.DirectionUnknown
+	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal, recvs)
 	b.mu.Lock()
 	b.codec = codec.Descriptor().Name
 	b.mu.Unlock()
@@ -387,6 +393,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 					b.answered = true
 					b.mu.Unlock()
 					res := sip.NewSDPResponseFromRequest(ds.InviteRequest, answer)
+					res.AppendHeader(g.contactFor(req)) // our Contact for the dialog's transport (Gateway.contactFor)
 					// Blocks until the ACK (retransmitting the 200).
 					go func() { acked <- ds.WriteResponse(res) }()
 				case "call.ended":
@@ -434,42 +441,6 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 			return
 		}
 	}
-}
-
-// onReInvite answers an INVITE inside one of our dialogs (hold, resume, a
-// moved phone): the leg follows the new SDP; our answer keeps our codec.
-func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	g.mu.Lock()
-	b := g.bridges[req.CallID().Value()]
-	g.mu.Unlock()
-	if b == nil {
-		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
-		return
-	}
-	offer, err := sdp.ParseOffer(req.Body())
-	if err != nil {
-		respond(tx, req, sip.StatusBadRequest, "Bad SDP")
-		return
-	}
-	local := b.local()
-	b.mu.Lock()
-	if b.codec != "" {
-		local.Codecs = []string{b.codec}
-	}
-	b.mu.Unlock()
-	body, chosen, err := b.sdp.Answer(offer, local)
-	if err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-		return
-	}
-	c, _ := firstCodec(chosen)
-	if err := b.useSDP(offer, c, sourceIP(req)); err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
-		return
-	}
-	res := sip.NewSDPResponseFromRequest(req, body)
-	res.AppendHeader(&g.contact)
-	_ = tx.Respond(res)
 }
 
 // outboundCall rings the SIP phones of a device for an incoming P2P call:
@@ -660,6 +631,9 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 	if err != nil {
 		log.Warn("ACK failed", "err", err)
 	}
+	b.reinv.mu.Lock()
+	b.reinv.uac = dc // for re-INVITEs in this dialog (dialog.go)
+	b.reinv.mu.Unlock()
 	answer, err := sdp.ParseOffer(dc.InviteResponse.Body())
 	var chosen sdp.Codec
 	if err == nil {

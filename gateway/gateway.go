@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -50,6 +51,10 @@ type Config struct {
 	Roots  *x509.CertPool
 	// UDP and TCP are the SIP listen addresses; "" turns one off.
 	UDP, TCP string
+	// TLS is the SIP-over-TLS listen address (RFC 3261 §26.3.1, a phone's
+	// transport=tls); "" turns it off. TLSConfig holds its certificate.
+	TLS       string
+	TLSConfig *tls.Config
 	// Advertise is the host put in our Contact headers and SDP (the
 	// gateway's public address behind NAT); "" = the listen IP.
 	Advertise string
@@ -126,8 +131,11 @@ func (c *Config) setDefaults() error {
 	if !c.MediaIP.IsValid() {
 		return errors.New("gateway: media IP is required")
 	}
-	if c.UDP == "" && c.TCP == "" {
-		return errors.New("gateway: no SIP listener configured (udp and tcp are both off)")
+	if c.UDP == "" && c.TCP == "" && c.TLS == "" {
+		return errors.New("gateway: no SIP listener configured (udp, tcp and tls are all off)")
+	}
+	if c.TLS != "" && (c.TLSConfig == nil || (len(c.TLSConfig.Certificates) == 0 && c.TLSConfig.GetCertificate == nil)) {
+		return errors.New("gateway: the sip tls listener needs a certificate and key")
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Accounts {
@@ -158,6 +166,11 @@ type Gateway struct {
 	inbound  *sipgo.DialogServerCache
 	outbound *sipgo.DialogClientCache
 	contact  sip.ContactHeader
+	// contacts are our Contact per transport ("UDP", "TCP", "TLS"): the
+	// listener's port, and transport=tcp or tls so that the phone's
+	// in-dialog requests come back over the transport the dialog uses
+	// (RFC 3261 §12.1.1, §19.1.4).
+	contacts map[string]*sip.ContactHeader
 
 	verifier *sipbridge.Verifier
 	limiter  *sipbridge.FailLimiter
@@ -177,7 +190,7 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	bridges map[string]*bridge // by SIP Call-ID
-	addrs   map[string]string  // "udp"/"tcp" -> bound address
+	addrs   map[string]string  // "udp"/"tcp"/"tls" -> bound address
 	// listeners are the SIP sockets (sipgo's Close does not close
 	// sockets handed to ServeUDP/ServeTCP).
 	listeners []io.Closer
@@ -262,6 +275,19 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 		serve = append(serve, served{"tcp", func() error { return g.srv.ServeTCP(ln) }})
 	}
+	if g.cfg.TLS != "" {
+		ln, err := tls.Listen("tcp", g.cfg.TLS, g.cfg.TLSConfig)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("gateway: sip tls listen %s: %w", g.cfg.TLS, err)
+		}
+		g.listeners = append(g.listeners, ln)
+		g.addrs["tls"] = ln.Addr().String()
+		if host == "" {
+			host = ln.Addr().String()
+		}
+		serve = append(serve, served{"tls", func() error { return g.srv.ServeTLS(ln) }})
+	}
 	h, p, _ := net.SplitHostPort(host)
 	port, _ := strconv.Atoi(p)
 	if g.cfg.Advertise != "" {
@@ -272,6 +298,16 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: sip client: %w", err)
 	}
 	g.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gateway", Host: h, Port: port}}
+	g.contacts = map[string]*sip.ContactHeader{}
+	for network, addr := range g.addrs {
+		_, p, _ := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(p)
+		c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gateway", Host: h, Port: n, UriParams: sip.NewParams()}}
+		if network != "udp" {
+			c.Address.UriParams.Add("transport", network)
+		}
+		g.contacts[strings.ToUpper(network)] = c
+	}
 	g.inbound = sipgo.NewDialogServerCache(g.cli, g.contact)
 	g.outbound = sipgo.NewDialogClientCache(g.cli, g.contact)
 
@@ -298,11 +334,20 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.wg.Add(1)
 	go g.expireLoop()
 	g.startTrunks()
-	g.log.Info("gateway listening", "udp", g.addrs["udp"], "tcp", g.addrs["tcp"], "accounts", len(g.devices))
+	g.log.Info("gateway listening", "udp", g.addrs["udp"], "tcp", g.addrs["tcp"], "tls", g.addrs["tls"], "accounts", len(g.devices))
 	return nil
 }
 
-// Addr returns the bound SIP address of network ("udp" or "tcp").
+// contactFor is our Contact for responses to req: the one of the
+// transport req came over.
+func (g *Gateway) contactFor(req *sip.Request) *sip.ContactHeader {
+	if c, ok := g.contacts[strings.ToUpper(req.Transport())]; ok {
+		return c
+	}
+	return &g.contact
+}
+
+// Addr returns the bound SIP address of network ("udp", "tcp" or "tls").
 func (g *Gateway) Addr(network string) string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -542,12 +587,6 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(res)
 }
 
-func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if err := g.inbound.ReadAck(req, tx); err != nil {
-		g.log.Debug("ack outside a dialog", "call_id", req.CallID().Value(), "err", err)
-	}
-}
-
 func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	id := req.CallID().Value()
 	err := g.inbound.ReadBye(req, tx)
@@ -574,6 +613,9 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			g.onReInvite(req, tx)
 			return
 		}
+	}
+	if g.duplicateInvite(req, tx) {
+		return
 	}
 	if t := g.trunkFor(sourceIP(req)); t != nil {
 		// A trunk's calls come from its addresses, without digest.

@@ -280,7 +280,7 @@ func (p *phone) useAnswer(l *leg, body []byte) {
 		p.t.Fatalf("gateway SDP has no codec:\n%s", body)
 	}
 	codec, _ := codecs.DefaultRegistry().Lookup(strings.ToUpper(c.Name))
-	l.setRemote(codec, c.PT, -1, netip.AddrPortFrom(o.Addr, uint16(o.Port)), netip.Addr{})
+	l.setRemote(codec, c.PT, -1, netip.AddrPortFrom(o.Addr, uint16(o.Port)), netip.Addr{}, true)
 }
 
 func dominant(t *testing.T, pcm []int16) float64 {
@@ -453,7 +453,7 @@ func TestSoftphoneCallsSIPPhone(t *testing.T) {
 	// The phone sends to the gateway's offered address, in the codec it
 	// chose.
 	pcma := codecs.PCMA()
-	l.setRemote(pcma, chosen.Codecs[0].PT, -1, netip.AddrPortFrom(o.Addr, uint16(o.Port)), netip.Addr{})
+	l.setRemote(pcma, chosen.Codecs[0].PT, -1, netip.AddrPortFrom(o.Addr, uint16(o.Port)), netip.Addr{}, true)
 	go func() { _ = ds.RespondSDP(body) }()
 	eventually(t, "bob's call to be active", func() bool { c, _ := n.bob.Call(out.ID); return c.State == "active" })
 	eventually(t, "a second of audio at both ends", func() bool {

@@ -24,16 +24,25 @@ import (
 // Symmetric RTP (RFC 4961): the leg sends to the address the SDP named
 // until the first packet from the phone arrives, then latches onto that
 // packet's source (a phone behind NAT) and drops, counting, packets from
-// anywhere else.
+// anywhere else. A re-INVITE that moves the phone's media to a new
+// address unlatches the leg; the address it moved from may not latch again
+// (its stragglers must not take the call back).
+//
+// The leg sends only while the phone wants to receive (RFC 3264 §6.1,
+// §8.4): while it has the call on hold (sendonly or inactive) the gateway
+// answers recvonly or inactive and sends it nothing.
 type leg struct {
 	conn *net.UDPConn
 
 	mu      sync.Mutex
 	codec   codecs.Codec
 	pt      uint8
-	dtmfPT  int // RFC 4733 payload type of the phone, -1 when none
-	remote  netip.AddrPort
+	dtmfPT  int            // RFC 4733 payload type of the phone, -1 when none
+	remote  netip.AddrPort // where we send: the SDP's address, then the latched source
+	sdpAddr netip.AddrPort // the address the last SDP named
+	left    netip.AddrPort // the latched address a re-INVITE moved away from
 	latched bool
+	sending bool         // the phone receives (its SDP is sendrecv or recvonly)
 	hosts   []netip.Addr // where the phone's RTP may come from before latching
 	fifo    []int16      // decoded samples from the phone, oldest first
 	primed  bool         // playout started (a short prebuffer absorbs jitter)
@@ -81,15 +90,26 @@ func openLeg(ip netip.Addr) (*leg, error) {
 func (l *leg) LocalAddr() netip.AddrPort { return l.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // setRemote sets the codec, payload types and the address the SDP named;
-// signal is the address the phone's SIP came from. A later SDP (re-INVITE)
-// that names a new address moves the leg there and unlatches it.
-func (l *leg) setRemote(codec codecs.Codec, pt uint8, dtmfPT int, remote netip.AddrPort, signal netip.Addr) {
+// signal is the address the phone's SIP came from; sending says whether
+// the phone receives media from us. A later SDP (re-INVITE) that names a
+// new address moves the leg there and unlatches it; one that names the
+// same address (hold, resume) keeps the latch, so a phone behind NAT keeps
+// its translated address.
+func (l *leg) setRemote(codec codecs.Codec, pt uint8, dtmfPT int, remote netip.AddrPort, signal netip.Addr, sending bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.remote != remote {
+	if l.sdpAddr != remote || !l.latched {
+		if l.latched && l.remote != remote {
+			l.left = l.remote
+		}
+		if remote == l.left {
+			l.left = netip.AddrPort{}
+		}
 		l.latched = false
+		l.remote = remote
 	}
-	l.codec, l.pt, l.dtmfPT, l.remote = codec, pt, dtmfPT, remote
+	l.sdpAddr = remote
+	l.codec, l.pt, l.dtmfPT, l.sending = codec, pt, dtmfPT, sending
 	l.hosts = l.hosts[:0]
 	if remote.IsValid() {
 		l.hosts = append(l.hosts, remote.Addr().Unmap())
@@ -137,10 +157,11 @@ func (l *leg) readLoop() {
 			continue
 		}
 		switch {
-		case !l.latched && !l.mayLatch(from.Addr()):
+		case !l.latched && (!l.mayLatch(from.Addr()) || from == l.left):
 			// Latch only onto the host the SDP named or the one the
 			// phone signals from (a phone behind NAT): the first packet
-			// from a stranger must not take the call's audio.
+			// from a stranger must not take the call's audio, nor one
+			// from the address the phone has just moved away from.
 			l.mu.Unlock()
 			l.stats.WrongSource.Add(1)
 			continue
@@ -205,9 +226,9 @@ func (l *leg) ReadFrame(pcm []int16) error {
 // with the phone's codec and sent to it.
 func (l *leg) WriteFrame(pcm []int16) error {
 	l.mu.Lock()
-	codec, pt, remote, closed := l.codec, l.pt, l.remote, l.closed
+	codec, pt, remote, closed, sending := l.codec, l.pt, l.remote, l.closed, l.sending
 	l.mu.Unlock()
-	if closed || codec == nil || !remote.IsValid() || remote.Port() == 0 {
+	if closed || !sending || codec == nil || !remote.IsValid() || remote.Port() == 0 {
 		return nil
 	}
 	n, err := codec.Encode(l.enc, pcm)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -93,6 +94,14 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery, PickupCode: cfg.SIP.PickupCode,
 		MediaIP: ip, SRTP: cfg.Media.SRTP, MediaTimeout: cfg.Media.Timeout, Codecs: reg,
 	}
+	if cfg.SIP.TLS != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.SIP.TLSCert, cfg.SIP.TLSKey)
+		if err != nil {
+			return gateway.Config{}, fmt.Errorf("sip.tls_cert %s, sip.tls_key %s: %w", cfg.SIP.TLSCert, cfg.SIP.TLSKey, err)
+		}
+		gc.TLS = cfg.SIP.TLS
+		gc.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	for i, a := range cfg.Accounts {
 		pw, err := readPasswordFile(a.PasswordFile)
 		if err != nil {
@@ -146,6 +155,10 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 		return err
 	}
 	defer gw.Close()
+	if a := gw.Addr("tls"); a != "" {
+		// Before the ready line, whose format scripts match.
+		fmt.Fprintf(cmd.OutOrStdout(), "gateway sip tls %s\n", a)
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), "gateway ready: sip udp %s tcp %s, %d accounts, admin %s\n",
 		orOff(gw.Addr("udp")), orOff(gw.Addr("tcp")), len(gc.Accounts), orOff(adminAddr))
 	<-ctx.Done()
