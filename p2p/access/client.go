@@ -141,7 +141,7 @@ func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 			// The access server closes connections beyond its caps on
 			// connections not logged in before any TLS.
-			return nil, fail("connect %s: server closed the connection before TLS completed (too many connections from this address not logged in?): %w", cfg.Addr, err)
+			return nil, fail("connect %s: server closed the connection before TLS completed (at its cap on connections not logged in yet?): %w", cfg.Addr, err)
 		}
 		return nil, fail("connect %s: %w", cfg.Addr, err)
 	}
