@@ -3,13 +3,14 @@ package access
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/baton-voice/baton/p2p/connlimit"
 )
 
 // Defaults for zero Limits fields (issue 11 §1: the probe's 120 failed
@@ -116,18 +117,6 @@ func (l *Limits) trusted(src netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// sourceOf is the source key of a remote address: the IPv4 address, or the
-// IPv6 /64 it lies in. An address that is not IP (a test pipe) gives the
-// zero Addr, one shared source.
-func sourceOf(a net.Addr) netip.Addr {
-	ip := addrPort(a).Addr().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
 }
 
 // failLimiter keeps a token bucket of failed logins per source and per
@@ -315,58 +304,9 @@ func (l *failLimiter) size() int {
 	return len(l.entries)
 }
 
-// Why a connection was refused at accept, the values of the
-// refused_conns_total "reason" label.
-const (
-	refusedPerSource = iota // MaxPendingPerSource reached for its source
-	refusedTotal            // MaxPending reached
-	numRefusedReasons
-)
-
-var refusedReasonNames = [numRefusedReasons]string{"per_source", "total"}
-
-// pendingGate counts connections that have not logged in, per source and
-// in total.
-type pendingGate struct {
-	perSource, total int
-
-	mu       sync.Mutex
-	bySource map[netip.Addr]int
-	n        atomic.Int64 // read without mu by Status and metrics
-}
-
-func newPendingGate(l Limits) *pendingGate {
-	return &pendingGate{perSource: l.MaxPendingPerSource, total: l.MaxPending, bySource: make(map[netip.Addr]int)}
-}
-
-// enter admits one more pending connection from src, or returns the
-// reason it is refused (and counts nothing). trusted skips the per-source
-// cap.
-func (g *pendingGate) enter(src netip.Addr, trusted bool) (reason int, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if int(g.n.Load()) >= g.total {
-		return refusedTotal, false
-	}
-	if !trusted && g.bySource[src] >= g.perSource {
-		return refusedPerSource, false
-	}
-	g.bySource[src]++
-	g.n.Add(1)
-	return 0, true
-}
-
-// leave releases one pending connection from src (it logged in or ended).
-func (g *pendingGate) leave(src netip.Addr) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c := g.bySource[src]; c > 1 {
-		g.bySource[src] = c - 1
-	} else {
-		delete(g.bySource, src)
-	}
-	g.n.Add(-1)
-}
+// refusedReasons are the values of the refused_conns_total "reason"
+// label, indexed by connlimit.Reason - 1.
+var refusedReasons = [2]connlimit.Reason{connlimit.ReasonPerSource, connlimit.ReasonTotal}
 
 // logEvery lets one log line through per interval; the caller reports how
 // many it held back, so an attack cannot flood the log.

@@ -228,56 +228,6 @@ func TestFailLimiterTableBounded(t *testing.T) {
 	}
 }
 
-func TestSourceOf(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ addr, want string }{
-		{"192.0.2.7:4000", "192.0.2.7"},
-		{"[::ffff:192.0.2.7]:4000", "192.0.2.7"},
-		{"[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:4000", "2001:db8:1:2::"},
-		{"[2001:db8:1:2::1]:1", "2001:db8:1:2::"},
-		{"[fe80::1%eth0]:1", "fe80::"},
-	} {
-		ap := netip.MustParseAddrPort(tc.addr)
-		got := sourceOf(net.TCPAddrFromAddrPort(ap))
-		if got.String() != tc.want {
-			t.Errorf("sourceOf(%s) = %s, want %s", tc.addr, got, tc.want)
-		}
-	}
-}
-
-func TestPendingGate(t *testing.T) {
-	t.Parallel()
-	g := newPendingGate(Limits{MaxPendingPerSource: 2, MaxPending: 3})
-	steps := []struct {
-		src     netip.Addr
-		trusted bool
-		ok      bool
-		reason  int
-	}{
-		{src1, false, true, 0},
-		{src1, false, true, 0},
-		{src1, false, false, refusedPerSource},
-		{src1, true, true, 0}, // trusted: no per-source cap
-		{src2, false, false, refusedTotal},
-	}
-	for i, s := range steps {
-		reason, ok := g.enter(s.src, s.trusted)
-		if ok != s.ok || !ok && reason != s.reason {
-			t.Fatalf("step %d: enter = %v %s, want %v %s", i, ok, refusedReasonNames[reason], s.ok, refusedReasonNames[s.reason])
-		}
-	}
-	g.leave(src1)
-	if _, ok := g.enter(src2, false); !ok {
-		t.Fatal("refused after a pending connection left")
-	}
-	g.leave(src1)
-	g.leave(src1)
-	g.leave(src2)
-	if n := g.n.Load(); n != 0 || len(g.bySource) != 0 {
-		t.Fatalf("after all left: n=%d bySource=%v", n, g.bySource)
-	}
-}
-
 func TestLimitsValidate(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

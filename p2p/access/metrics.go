@@ -42,8 +42,8 @@ type stats struct {
 	ends    [numEndReasons]atomic.Uint64
 	pushes  atomic.Uint64
 	online  atomic.Int64
-	refused [numRefusedReasons]atomic.Uint64
-	pending *atomic.Int64 // the pending gate's count
+	refused [len(refusedReasons)]atomic.Uint64 // by connlimit.Reason - 1
+	pending func() int64                       // connections not logged in yet
 	fanout  prometheus.Histogram
 
 	loginsDesc, endsDesc, pushesDesc, onlineDesc, refusedDesc, pendingDesc *prometheus.Desc
@@ -94,10 +94,10 @@ func (st *stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(st.pushesDesc, prometheus.CounterValue, float64(st.pushes.Load()))
 	ch <- prometheus.MustNewConstMetric(st.onlineDesc, prometheus.GaugeValue, float64(st.online.Load()))
-	for i := range st.refused {
-		ch <- prometheus.MustNewConstMetric(st.refusedDesc, prometheus.CounterValue, float64(st.refused[i].Load()), refusedReasonNames[i])
+	for i, r := range refusedReasons {
+		ch <- prometheus.MustNewConstMetric(st.refusedDesc, prometheus.CounterValue, float64(st.refused[i].Load()), r.String())
 	}
-	ch <- prometheus.MustNewConstMetric(st.pendingDesc, prometheus.GaugeValue, float64(st.pending.Load()))
+	ch <- prometheus.MustNewConstMetric(st.pendingDesc, prometheus.GaugeValue, float64(st.pending()))
 	st.fanout.Collect(ch)
 }
 

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -132,7 +133,7 @@ type Server struct {
 	tls      *tls.Config
 	stats    *stats
 	fails    *failLimiter
-	pending  *pendingGate
+	pending  *connlimit.Gate
 	// Sampled logs for refusals, which an attacker can make cheaply.
 	logRefused, logLimited logEvery
 
@@ -191,7 +192,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		store:    cfg.Store,
 		stats:    newStats(),
 		fails:    newFailLimiter(cfg.Limits, cfg.Now),
-		pending:  newPendingGate(cfg.Limits),
+		pending:  connlimit.NewGate(cfg.Limits.MaxPendingPerSource, cfg.Limits.MaxPending),
 		serves:   make(map[*serveState]struct{}),
 		sessions: make(map[pki.Identity]*session),
 		interest: make(map[string][]*session),
@@ -199,7 +200,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		logRefused: logEvery{every: 10 * time.Second},
 		logLimited: logEvery{every: 10 * time.Second},
 	}
-	s.stats.pending = &s.pending.n
+	s.stats.pending = s.pending.Pending
 	if s.store == nil {
 		s.store, s.ownStore = presence.NewMemory(), true
 	}
@@ -323,24 +324,24 @@ func (s *Server) acceptLoop(ctx context.Context, st *serveState, conns *sync.Wai
 		}
 		backoff = 0
 		deadline := time.Now().Add(s.cfg.LoginTimeout)
-		src := sourceOf(nc.RemoteAddr())
-		if reason, ok := s.pending.enter(src, s.cfg.Limits.trusted(src)); !ok {
+		src := connlimit.Source(nc.RemoteAddr())
+		if reason, ok := s.pending.Enter(src, s.cfg.Limits.trusted(src)); !ok {
 			// Closed before any TLS work: a flood of connections that never
 			// log in costs a socket for an instant, not a handshake and
 			// buffers each.
 			_ = nc.Close()
-			s.stats.refused[reason].Add(1)
+			s.stats.refused[reason-1].Add(1)
 			if ok, held := s.logRefused.allow(); ok {
 				s.log.Warn("connection refused: too many connections not logged in",
-					"remote", nc.RemoteAddr().String(), "cap", refusedReasonNames[reason],
-					"pending", s.pending.n.Load(), "refused_since_last_log", held)
+					"remote", nc.RemoteAddr().String(), "cap", reason.String(),
+					"pending", s.pending.Pending(), "refused_since_last_log", held)
 			}
 			continue
 		}
 		s.mu.Lock()
 		if s.closed || ctx.Err() != nil {
 			s.mu.Unlock()
-			s.pending.leave(src)
+			s.pending.Leave(src)
 			_ = nc.Close()
 			return nil
 		}
@@ -428,8 +429,8 @@ func (s *Server) Status() Status {
 		Replaced:        st.ends[endReplaced].Load(),
 		PresencePushes:  st.pushes.Load(),
 		RateLimited:     st.logins[loginRateLimited].Load(),
-		RefusedConns:    st.refused[refusedPerSource].Load() + st.refused[refusedTotal].Load(),
-		PendingConns:    s.pending.n.Load(),
+		RefusedConns:    st.refused[0].Load() + st.refused[1].Load(),
+		PendingConns:    s.pending.Pending(),
 		LimiterEntries:  s.fails.size(),
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -94,14 +95,14 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, pend pendingConn, fin
 	// for LoginTimeout at most.
 	_ = raw.SetDeadline(pend.deadline)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.pending.leave(pend.src)
+		s.pending.Leave(pend.src)
 		s.log.Debug("tls handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
 		_ = raw.Close()
 		finish()
 		return
 	}
 	sess := s.loginConn(ctx, raw, tc, pend.deadline)
-	s.pending.leave(pend.src)
+	s.pending.Leave(pend.src)
 	if sess == nil {
 		_ = raw.Close()
 		finish()
@@ -189,7 +190,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 	// The limiter decides before any argon2 work: a refused guess costs
 	// the server a map lookup. Unknown and existing users are keyed alike.
 	var ticket loginTicket
-	if src := sourceOf(raw.RemoteAddr()); !s.cfg.Limits.trusted(src) {
+	if src := connlimit.Source(raw.RemoteAddr()); !s.cfg.Limits.trusted(src) {
 		var wait time.Duration
 		ticket, wait = s.fails.admit(src, req.User)
 		if wait > 0 {
