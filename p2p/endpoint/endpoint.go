@@ -378,11 +378,16 @@ func (e *Endpoint) accessLoop() {
 				backoff = 500 * time.Millisecond
 				break
 			}
-			e.log.Warn("re-login failed", "err", err, "retry_in", backoff)
+			wait := backoff
+			if rl := (*access.RateLimitedError)(nil); errors.As(err, &rl) {
+				// Asking again sooner would only be refused again.
+				wait = max(wait, rl.RetryAfter)
+			}
+			e.log.Warn("re-login failed", "err", err, "retry_in", wait)
 			select {
 			case <-e.ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}
