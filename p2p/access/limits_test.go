@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -539,4 +540,65 @@ func gatherMap(t *testing.T, srv *Server) map[string]float64 {
 		}
 	}
 	return got
+}
+
+// TestFailLimiterMemoryBounded fills the limiter table to its default cap
+// of 100,000 entries (distinct sources, each one failure) and checks what
+// it costs: the ceiling the limiter can be made to use.
+func TestFailLimiterMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates the full table")
+	}
+	clk := newFakeClock()
+	l := newFailLimiter(defaultLimits(t, nil), clk.now)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 2 * DefaultMaxTracked { // twice the cap: half are evicted
+		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		tk, w := l.admit(src, "u")
+		if w != 0 {
+			t.Fatalf("fresh source %v refused", src)
+		}
+		tk.done(true)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n := l.size()
+	if n != DefaultMaxTracked {
+		t.Fatalf("table holds %d entries, want the cap %d", n, DefaultMaxTracked)
+	}
+	per := float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+	t.Logf("limiter table at its cap: %d entries, %.0f bytes each, %.1f MiB in all", n, per, per*float64(n)/(1<<20))
+	if per > 1024 {
+		t.Errorf("%.0f bytes per limiter entry, want under 1 KiB", per)
+	}
+	runtime.KeepAlive(l)
+}
+
+// BenchmarkFailLimiterRefused is what a refused guess costs the server
+// (against one argon2id hash per guess without the limiter: tens of ms and
+// 19 MiB).
+func BenchmarkFailLimiterRefused(b *testing.B) {
+	clk := newFakeClock()
+	l := newFailLimiter(Limits{SourceFailBurst: 1, SourceFailInterval: time.Hour, UserFailBurst: 1, UserFailInterval: time.Hour, MaxTracked: DefaultMaxTracked}, clk.now)
+	tk, _ := l.admit(src1, "alice")
+	tk.done(true)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, w := l.admit(src1, "alice"); w == 0 {
+			b.Fatal("admitted")
+		}
+	}
+}
+
+// BenchmarkFailLimiterSuccess is the limiter's cost on a successful login.
+func BenchmarkFailLimiterSuccess(b *testing.B) {
+	clk := newFakeClock()
+	l := newFailLimiter(Limits{SourceFailBurst: 20, SourceFailInterval: 10 * time.Second, UserFailBurst: 5, UserFailInterval: 30 * time.Second, MaxTracked: DefaultMaxTracked}, clk.now)
+	b.ReportAllocs()
+	for b.Loop() {
+		tk, _ := l.admit(src1, "alice")
+		tk.done(false)
+	}
 }
