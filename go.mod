@@ -24,6 +24,7 @@ require (
 	github.com/zaf/g711 v1.4.0
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.59.0
+	golang.org/x/time v0.14.0
 	google.golang.org/grpc v1.61.0
 	google.golang.org/protobuf v1.36.12
 	modernc.org/sqlite v1.62.0

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,48 @@ func TestValidateAccess(t *testing.T) {
 		{"presence.keepalive zero", func(c *Access) { c.Presence.Keepalive = 0 }, "presence.keepalive"},
 		{"presence.timeout equal to keepalive", func(c *Access) { c.Presence.Timeout = c.Presence.Keepalive }, "presence.timeout"},
 		{"presence.timeout just above keepalive", func(c *Access) { c.Presence.Timeout = c.Presence.Keepalive + 1 }, ""},
+		{"limits.login_timeout zero", func(c *Access) { c.Limits.LoginTimeout = 0 }, "limits.login_timeout"},
+		{"limits.login_timeout 100ms", func(c *Access) { c.Limits.LoginTimeout = 100 * time.Millisecond }, ""},
+		{"limits.login_timeout 6m", func(c *Access) { c.Limits.LoginTimeout = 6 * time.Minute }, "limits.login_timeout"},
+		{"limits.max_pending zero", func(c *Access) { c.Limits.MaxPending = 0 }, "limits.max_pending"},
+		{"limits.max_pending_per_source zero", func(c *Access) { c.Limits.MaxPendingPerSource = 0 }, "limits.max_pending_per_source"},
+		{"limits.max_pending_per_source above max_pending", func(c *Access) { c.Limits.MaxPendingPerSource = c.Limits.MaxPending + 1 }, "limits.max_pending_per_source"},
+		{"limits.max_pending_per_source equal to max_pending", func(c *Access) { c.Limits.MaxPendingPerSource = c.Limits.MaxPending }, ""},
+		{"limits.max_login_frame too small for a login", func(c *Access) { c.Limits.MaxLoginFrame = 4095 }, "limits.max_login_frame"},
+		{"limits.max_login_frame above the frame limit", func(c *Access) { c.Limits.MaxLoginFrame = 256<<10 + 1 }, "limits.max_login_frame"},
+		{"limits.max_login_frame 256 KiB", func(c *Access) { c.Limits.MaxLoginFrame = 256 << 10 }, ""},
+		{"limits.source_fail_burst zero", func(c *Access) { c.Limits.SourceFailBurst = 0 }, "limits.source_fail_burst"},
+		{"limits.source_fail_interval zero", func(c *Access) { c.Limits.SourceFailInterval = 0 }, "limits.source_fail_interval"},
+		{"limits.user_fail_burst negative", func(c *Access) { c.Limits.UserFailBurst = -1 }, "limits.user_fail_burst"},
+		{"limits.user_fail_interval 25h", func(c *Access) { c.Limits.UserFailInterval = 25 * time.Hour }, "limits.user_fail_interval"},
+		{"limits.max_tracked 15", func(c *Access) { c.Limits.MaxTracked = 15 }, "limits.max_tracked"},
+		{"limits.max_tracked 16", func(c *Access) { c.Limits.MaxTracked = 16 }, ""},
+		{"limits.trusted ranges and addresses", func(c *Access) { c.Limits.Trusted = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", " ::1 "} }, ""},
+		{"limits.trusted not a range", func(c *Access) { c.Limits.Trusted = []string{"10.0.0.0/8", "office"} }, "limits.trusted"},
+		{"limits.trusted bad prefix length", func(c *Access) { c.Limits.Trusted = []string{"10.0.0.0/33"} }, "limits.trusted"},
+		{"limits.trusted zone", func(c *Access) { c.Limits.Trusted = []string{"fe80::1%eth0"} }, "limits.trusted"},
 	})
+}
+
+// TestAccessLimitsLoad: the limits come through file and environment, and
+// trusted ranges are parsed and masked.
+func TestAccessLimitsLoad(t *testing.T) {
+	t.Parallel()
+	file := []byte("limits:\n  source_fail_burst: 7\n  trusted: [10.1.2.3/8, 192.0.2.9]\n")
+	c, err := loadBytes(accessSpec(), Source{File: "access.yaml", Env: []string{"BATON_LIMITS__MAX_PENDING=50", "BATON_LIMITS__USER_FAIL_INTERVAL=1m"}}, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Limits
+	if l.SourceFailBurst != 7 || l.MaxPending != 50 || l.UserFailInterval != time.Minute || l.UserFailBurst != 5 || l.LoginTimeout != 5*time.Second {
+		t.Fatalf("limits %+v", l)
+	}
+	got := fmt.Sprint(l.TrustedPrefixes())
+	if got != "[10.0.0.0/8 192.0.2.9/32]" {
+		t.Fatalf("TrustedPrefixes = %s", got)
+	}
+	_, err = loadBytes(accessSpec(), Source{File: "access.yaml", Env: []string{}}, []byte("limits:\n  max_pendng: 3\n"))
+	wantErr(t, err, ErrUnknownKey, `"limits.max_pendng"`, `"limits.max_pending"`)
 }
 
 func TestValidatePhone(t *testing.T) {

@@ -39,7 +39,19 @@ The access server is never on the call path.`,
 				CredentialTTL: cfg.CredentialTTL,
 				Keepalive:     cfg.Presence.Keepalive,
 				Timeout:       cfg.Presence.Timeout,
-				Logger:        log,
+				LoginTimeout:  cfg.Limits.LoginTimeout,
+				Limits: access.Limits{
+					SourceFailBurst:     cfg.Limits.SourceFailBurst,
+					SourceFailInterval:  cfg.Limits.SourceFailInterval,
+					UserFailBurst:       cfg.Limits.UserFailBurst,
+					UserFailInterval:    cfg.Limits.UserFailInterval,
+					MaxTracked:          cfg.Limits.MaxTracked,
+					Trusted:             cfg.Limits.TrustedPrefixes(),
+					MaxPendingPerSource: cfg.Limits.MaxPendingPerSource,
+					MaxPending:          cfg.Limits.MaxPending,
+					MaxLoginFrame:       cfg.Limits.MaxLoginFrame,
+				},
+				Logger: log,
 			})
 			if err != nil {
 				return err

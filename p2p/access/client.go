@@ -18,6 +18,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/pki"
@@ -43,6 +44,10 @@ type ClientConfig struct {
 	ServerName string
 	// User, Device and Password identify and authenticate the endpoint.
 	User, Device, Password string
+	// LocalAddr, if set, is the source IP of the connection to the access
+	// server; otherwise the kernel picks it. The access server's login
+	// limits are kept per source address.
+	LocalAddr netip.Addr
 	// SignalAddr is where the endpoint accepts direct signaling. An
 	// unspecified IP (0.0.0.0:port) asks the server to publish the address
 	// it sees the endpoint connect from, with this port.
@@ -97,7 +102,9 @@ type Client struct {
 // Login connects to the access server, authenticates, and returns the
 // session. A wrong user or password is an error matching ErrAuthFailed; a
 // server whose certificate does not verify against cfg.Roots matches
-// ErrUntrustedServer.
+// ErrUntrustedServer; a login refused by the server's failed-login limiter
+// matches ErrRateLimited (errors.As to *RateLimitedError for how long to
+// wait).
 func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	id := pki.Identity{User: cfg.User, Device: cfg.Device}
 	fail := func(format string, args ...any) error {
@@ -116,17 +123,25 @@ func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		defer cancel()
 	}
 
-	d := tls.Dialer{Config: &tls.Config{
+	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		RootCAs:    cfg.Roots,
 		ServerName: cfg.ServerName,
 		Time:       cfg.Now,
 	}}
+	if cfg.LocalAddr.IsValid() {
+		d.NetDialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(cfg.LocalAddr, 0))
+	}
 	nc, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		var cve *tls.CertificateVerificationError
 		if errors.As(err, &cve) {
 			return nil, fail("%s: %w: %w", cfg.Addr, ErrUntrustedServer, err)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// The access server closes connections beyond its caps on
+			// connections not logged in before any TLS.
+			return nil, fail("connect %s: server closed the connection before TLS completed (at its cap on connections not logged in yet?): %w", cfg.Addr, err)
 		}
 		return nil, fail("connect %s: %w", cfg.Addr, err)
 	}
@@ -164,8 +179,11 @@ func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	case *wire.LoginResponse:
 		resp = m
 	case *wire.Error:
-		if m.Code == wire.CodeAuthFailed {
+		switch m.Code {
+		case wire.CodeAuthFailed:
 			return nil, fail("%w", ErrAuthFailed)
+		case wire.CodeRateLimited:
+			return nil, fail("%w", &RateLimitedError{RetryAfter: time.Duration(m.RetryAfterMS) * time.Millisecond})
 		}
 		return nil, fail("refused: %w", wire.AsError(m))
 	default:

@@ -1,6 +1,9 @@
 package access
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // Sentinel errors returned (wrapped with context, "access: ...: %w") by the
 // user database, the server and the client. Test for them with errors.Is.
@@ -60,8 +63,32 @@ var (
 	// unexpected message).
 	ErrBadResponse = errors.New("bad response from access server")
 
+	// ErrRateLimited means the access server refused a login without
+	// checking the password: too many failed logins from this source
+	// address, or for this user from it (CodeRateLimited). The rightful
+	// user can still log in from another address, or after the wait that
+	// RateLimitedError carries.
+	ErrRateLimited = errors.New("too many failed logins from this address (rate limited)")
+
 	// ErrConnectionLost means the connection to the access server ended
 	// without Close: the server closed it, timed it out, or the network
 	// failed. Client.Err wraps it with the cause.
 	ErrConnectionLost = errors.New("connection to access server lost")
 )
+
+// RateLimitedError is a login refused by the access server's failed-login
+// limiter. It matches ErrRateLimited.
+type RateLimitedError struct {
+	// RetryAfter is how long the server said to wait (0 = not said).
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	if e.RetryAfter <= 0 {
+		return ErrRateLimited.Error() + "; try again later"
+	}
+	return ErrRateLimited.Error() + "; retry in " + e.RetryAfter.Round(time.Second/10).String()
+}
+
+// Unwrap makes errors.Is(err, ErrRateLimited) hold.
+func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }

@@ -189,6 +189,12 @@ func withSignal(s string) loginOpt {
 	return func(c *ClientConfig) { c.SignalAddr = netip.MustParseAddrPort(s) }
 }
 
+// withLocal makes the login come from source address a (127.0.0.0/8 is
+// all loopback on Linux).
+func withLocal(a string) loginOpt {
+	return func(c *ClientConfig) { c.LocalAddr = netip.MustParseAddr(a) }
+}
+
 func withStatus(s wire.Status) loginOpt { return func(c *ClientConfig) { c.Status = s } }
 
 func withRecorder(r *recorder) loginOpt { return func(c *ClientConfig) { c.OnPresence = r.on } }

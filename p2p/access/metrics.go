@@ -8,14 +8,15 @@ import (
 
 // Login results, the values of the logins_total "result" label.
 const (
-	loginOK         = iota // authenticated, credential issued
-	loginAuthFailed        // unknown user or wrong password
-	loginBadRequest        // not a valid login request (or a refused key)
-	loginError             // server-side failure (database, CA, store)
+	loginOK          = iota // authenticated, credential issued
+	loginAuthFailed         // unknown user or wrong password
+	loginBadRequest         // not a valid login request (or a refused key)
+	loginError              // server-side failure (database, CA, store)
+	loginRateLimited        // refused by the failed-login limiter, password unchecked
 	numLoginResults
 )
 
-var loginResultNames = [numLoginResults]string{"ok", "auth_failed", "bad_request", "error"}
+var loginResultNames = [numLoginResults]string{"ok", "auth_failed", "bad_request", "error", "rate_limited"}
 
 // Why a session ended, the values of the sessions_ended_total "reason" label.
 const endNone = -1 // the session goes on
@@ -37,13 +38,15 @@ var endReasonNames = [numEndReasons]string{"logout", "closed", "timeout", "proto
 // stats are the server's counters. They are plain atomics so Status works
 // without a registry; Register exposes them through a collector.
 type stats struct {
-	logins [numLoginResults]atomic.Uint64
-	ends   [numEndReasons]atomic.Uint64
-	pushes atomic.Uint64
-	online atomic.Int64
-	fanout prometheus.Histogram
+	logins  [numLoginResults]atomic.Uint64
+	ends    [numEndReasons]atomic.Uint64
+	pushes  atomic.Uint64
+	online  atomic.Int64
+	refused [len(refusedReasons)]atomic.Uint64 // by connlimit.Reason - 1
+	pending func() int64                       // connections not logged in yet
+	fanout  prometheus.Histogram
 
-	loginsDesc, endsDesc, pushesDesc, onlineDesc *prometheus.Desc
+	loginsDesc, endsDesc, pushesDesc, onlineDesc, refusedDesc, pendingDesc *prometheus.Desc
 }
 
 func newStats() *stats {
@@ -63,6 +66,10 @@ func newStats() *stats {
 			"Presence messages written to endpoints.", nil, nil),
 		onlineDesc: prometheus.NewDesc("baton_access_online_endpoints",
 			"Endpoints logged in to this server.", nil, nil),
+		refusedDesc: prometheus.NewDesc("baton_access_refused_conns_total",
+			"Connections closed at accept because too many had not logged in, by cap.", []string{"reason"}, nil),
+		pendingDesc: prometheus.NewDesc("baton_access_pending_conns",
+			"Connections that have not logged in yet.", nil, nil),
 	}
 }
 
@@ -72,6 +79,8 @@ func (st *stats) Describe(ch chan<- *prometheus.Desc) {
 	ch <- st.endsDesc
 	ch <- st.pushesDesc
 	ch <- st.onlineDesc
+	ch <- st.refusedDesc
+	ch <- st.pendingDesc
 	st.fanout.Describe(ch)
 }
 
@@ -85,11 +94,17 @@ func (st *stats) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(st.pushesDesc, prometheus.CounterValue, float64(st.pushes.Load()))
 	ch <- prometheus.MustNewConstMetric(st.onlineDesc, prometheus.GaugeValue, float64(st.online.Load()))
+	for i, r := range refusedReasons {
+		ch <- prometheus.MustNewConstMetric(st.refusedDesc, prometheus.CounterValue, float64(st.refused[i].Load()), r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(st.pendingDesc, prometheus.GaugeValue, float64(st.pending()))
 	st.fanout.Collect(ch)
 }
 
 // Register adds the server's metrics to reg (never the global registry):
-// baton_access_logins_total{result}, baton_access_online_endpoints,
+// baton_access_logins_total{result} (result "rate_limited": refused by the
+// failed-login limiter), baton_access_refused_conns_total{reason},
+// baton_access_pending_conns, baton_access_online_endpoints,
 // baton_access_presence_pushes_total, baton_access_presence_fanout_seconds
 // and baton_access_sessions_ended_total{reason}.
 func (s *Server) Register(reg prometheus.Registerer) error {

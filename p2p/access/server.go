@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -32,7 +33,7 @@ import (
 const (
 	DefaultCredentialTTL = time.Hour
 	DefaultKeepalive     = 15 * time.Second
-	DefaultLoginTimeout  = 10 * time.Second
+	DefaultLoginTimeout  = 5 * time.Second
 )
 
 // serverCertTTL is the lifetime of the access server's own TLS certificate;
@@ -67,15 +68,19 @@ type Config struct {
 	// keep-alive intervals). It must exceed Keepalive.
 	Timeout time.Duration
 	// LoginTimeout bounds the TLS handshake and the arrival of the login
-	// request on a new connection (0 = 10s).
+	// request on a new connection, measured from accept (0 = 5s): a
+	// connection that has not sent its login by then is closed.
 	LoginTimeout time.Duration
+	// Limits bound failed logins and connections that have not logged in
+	// (zero fields take their defaults).
+	Limits Limits
 	// Store is the presence backend; nil means a fresh presence.Memory owned
 	// (and closed) by the server. A Store passed in is not closed.
 	Store presence.Store
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// Now is the clock for certificates and presence times (nil = time.Now).
-	// Network deadlines always use the real clock.
+	// Now is the clock for certificates, presence times and the failed-login
+	// limiter (nil = time.Now). Network deadlines always use the real clock.
 	Now func() time.Time
 }
 
@@ -104,6 +109,9 @@ func (c *Config) setDefaults() error {
 	if c.Timeout <= c.Keepalive {
 		return fmt.Errorf("access: config: timeout %v must exceed keepalive %v", c.Timeout, c.Keepalive)
 	}
+	if err := c.Limits.setDefaults(); err != nil {
+		return err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -124,6 +132,10 @@ type Server struct {
 	ownStore bool
 	tls      *tls.Config
 	stats    *stats
+	fails    *failLimiter
+	pending  *connlimit.Gate
+	// Sampled logs for refusals, which an attacker can make cheaply.
+	logRefused, logLimited logEvery
 
 	certMu sync.Mutex
 	cert   *tls.Certificate
@@ -179,10 +191,16 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		ca:       ca,
 		store:    cfg.Store,
 		stats:    newStats(),
+		fails:    newFailLimiter(cfg.Limits, cfg.Now),
+		pending:  connlimit.NewGate(cfg.Limits.MaxPendingPerSource, cfg.Limits.MaxPending),
 		serves:   make(map[*serveState]struct{}),
 		sessions: make(map[pki.Identity]*session),
 		interest: make(map[string][]*session),
+
+		logRefused: logEvery{every: 10 * time.Second},
+		logLimited: logEvery{every: 10 * time.Second},
 	}
+	s.stats.pending = s.pending.Pending
 	if s.store == nil {
 		s.store, s.ownStore = presence.NewMemory(), true
 	}
@@ -305,9 +323,25 @@ func (s *Server) acceptLoop(ctx context.Context, st *serveState, conns *sync.Wai
 			}
 		}
 		backoff = 0
+		deadline := time.Now().Add(s.cfg.LoginTimeout)
+		src := connlimit.Source(nc.RemoteAddr())
+		if reason, ok := s.pending.Enter(src, s.cfg.Limits.trusted(src)); !ok {
+			// Closed before any TLS work: a flood of connections that never
+			// log in costs a socket for an instant, not a handshake and
+			// buffers each.
+			_ = nc.Close()
+			s.stats.refused[reason-1].Add(1)
+			if ok, held := s.logRefused.allow(); ok {
+				s.log.Warn("connection refused: too many connections not logged in",
+					"remote", nc.RemoteAddr().String(), "cap", reason.String(),
+					"pending", s.pending.Pending(), "refused_since_last_log", held)
+			}
+			continue
+		}
 		s.mu.Lock()
 		if s.closed || ctx.Err() != nil {
 			s.mu.Unlock()
+			s.pending.Leave(src)
 			_ = nc.Close()
 			return nil
 		}
@@ -315,7 +349,7 @@ func (s *Server) acceptLoop(ctx context.Context, st *serveState, conns *sync.Wai
 		s.wg.Add(1)
 		conns.Add(1)
 		s.mu.Unlock()
-		go s.handle(ctx, nc, func() {
+		go s.handle(ctx, nc, pendingConn{src: src, deadline: deadline}, func() {
 			s.mu.Lock()
 			delete(st.conns, nc)
 			s.mu.Unlock()
@@ -372,6 +406,10 @@ type Status struct {
 	SlowDisconnects uint64 `json:"slow_disconnects"` // endpoints disconnected for not reading pushes
 	Replaced        uint64 `json:"replaced"`         // sessions replaced by a new login of the same device
 	PresencePushes  uint64 `json:"presence_pushes"`  // presence messages written to endpoints
+	RateLimited     uint64 `json:"rate_limited"`     // logins refused by the failed-login limiter, password unchecked
+	RefusedConns    uint64 `json:"refused_conns"`    // connections closed at accept: too many not logged in
+	PendingConns    int64  `json:"pending_conns"`    // connections not logged in yet, now
+	LimiterEntries  int    `json:"limiter_entries"`  // sources and user-at-source pairs the limiter tracks now
 }
 
 // Status returns a snapshot of the server's state.
@@ -390,6 +428,10 @@ func (s *Server) Status() Status {
 		SlowDisconnects: st.ends[endSlow].Load(),
 		Replaced:        st.ends[endReplaced].Load(),
 		PresencePushes:  st.pushes.Load(),
+		RateLimited:     st.logins[loginRateLimited].Load(),
+		RefusedConns:    st.refused[0].Load() + st.refused[1].Load(),
+		PendingConns:    s.pending.Pending(),
+		LimiterEntries:  s.fails.size(),
 	}
 }
 

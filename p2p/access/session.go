@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -73,22 +75,34 @@ func (p *parkConn) Read(b []byte) (int, error) {
 	return p.Conn.Read(b)
 }
 
+// pendingConn is what the accept loop knows of a connection that has not
+// logged in: its source (counted in Server.pending until login ends) and
+// when its time to log in runs out.
+type pendingConn struct {
+	src      netip.Addr
+	deadline time.Time
+}
+
 // handle runs one connection's TLS handshake and login. finish is called
 // once the connection is over and closed. A session's receive loop runs on
 // a fresh goroutine: the handshake's deep stack is released with this one,
-// so an idle endpoint keeps only a small parked stack.
-func (s *Server) handle(ctx context.Context, raw net.Conn, finish func()) {
+// so an idle endpoint keeps only a small parked stack. The connection stops
+// counting as pending once its login is answered either way.
+func (s *Server) handle(ctx context.Context, raw net.Conn, pend pendingConn, finish func()) {
 	tc := tls.Server(raw, s.tls)
-	// One deadline covers the handshake and the login request: a peer that
-	// connects and says nothing costs a goroutine for LoginTimeout at most.
-	_ = raw.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	// One deadline from accept covers the handshake and the login request:
+	// a peer that connects and says nothing, or dribbles, costs a goroutine
+	// for LoginTimeout at most.
+	_ = raw.SetDeadline(pend.deadline)
 	if err := tc.HandshakeContext(ctx); err != nil {
+		s.pending.Leave(pend.src)
 		s.log.Debug("tls handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
 		_ = raw.Close()
 		finish()
 		return
 	}
-	sess := s.loginConn(ctx, raw, tc)
+	sess := s.loginConn(ctx, raw, tc, pend.deadline)
+	s.pending.Leave(pend.src)
 	if sess == nil {
 		_ = raw.Close()
 		finish()
@@ -100,12 +114,16 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, finish func()) {
 // loginConn speaks the access protocol on c, the established (TLS)
 // connection over raw, up to a successful login, and returns the session;
 // nil if the login was refused (an Error has been sent; the caller closes
-// raw). raw carries the deadlines and is what a forced close closes.
-func (s *Server) loginConn(ctx context.Context, raw, c net.Conn) *session {
+// raw). raw carries the deadlines and is what a forced close closes; the
+// login request must have arrived by deadline.
+func (s *Server) loginConn(ctx context.Context, raw, c net.Conn, deadline time.Time) *session {
 	remote := raw.RemoteAddr().String()
-	_ = raw.SetDeadline(time.Now().Add(s.cfg.LoginTimeout))
+	_ = raw.SetDeadline(deadline)
 	pc := &parkConn{Conn: c}
 	wc := wire.NewConn(pc, 0)
+	// Nothing is known of the peer yet: a login request is well under
+	// MaxLoginFrame, and a bigger declared frame is refused from its header.
+	wc.SetMaxRecvPayload(s.cfg.Limits.MaxLoginFrame)
 	m, err := wc.Recv()
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -113,11 +131,18 @@ func (s *Server) loginConn(ctx context.Context, raw, c net.Conn) *session {
 			s.log.Debug("connection closed before login", "remote", remote)
 			return nil
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.stats.logins[loginBadRequest].Add(1)
+			s.log.Info("login refused: no login request in time", "remote", remote, "timeout", s.cfg.LoginTimeout)
+			// The deadline has passed, so no answer could be written.
+			return nil
+		}
 		s.stats.logins[loginBadRequest].Add(1)
 		s.log.Info("login refused: bad first frame", "remote", remote, "error", err)
 		s.refuse(wc, wire.CodeBadRequest, err.Error())
 		return nil
 	}
+	wc.SetMaxRecvPayload(0)
 	req, ok := m.(*wire.LoginRequest)
 	if !ok {
 		s.stats.logins[loginBadRequest].Add(1)
@@ -137,24 +162,58 @@ func (s *Server) refuse(wc *wire.Conn, code wire.ErrorCode, msg string) {
 	}
 }
 
+// refuseLimited answers a login the failed-login limiter refused: the
+// password was not checked.
+func (s *Server) refuseLimited(log *slog.Logger, wc *wire.Conn, wait time.Duration) {
+	s.stats.logins[loginRateLimited].Add(1)
+	if ok, held := s.logLimited.allow(); ok {
+		log.Warn("login refused: too many failed logins", "retry_after", wait, "rate_limited_since_last_log", held)
+	}
+	// Whole milliseconds, rounded up, so a client that waits exactly that
+	// long is admitted.
+	ms := min((wait+time.Millisecond-1)/time.Millisecond, wire.MaxRetryAfterMS)
+	err := wc.Send(&wire.Error{
+		Code:         wire.CodeRateLimited,
+		Message:      "too many failed logins; retry in " + (time.Duration(ms) * time.Millisecond).Round(time.Second).String(),
+		RetryAfterMS: int64(ms),
+	}, s.cfg.Timeout)
+	if err != nil {
+		log.Debug("could not send error", "error", err)
+	}
+}
+
 // login authenticates req, issues the credential, registers the session and
 // queues the login response. It returns nil if the login was refused.
 func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire.Conn, req *wire.LoginRequest) *session {
 	id := pki.Identity{User: req.User, Device: req.Device}
 	log := s.log.With("user", id.User, "device", id.Device, "remote", raw.RemoteAddr().String())
+	// The limiter decides before any argon2 work: a refused guess costs
+	// the server a map lookup. Unknown and existing users are keyed alike.
+	var ticket loginTicket
+	if src := connlimit.Source(raw.RemoteAddr()); !s.cfg.Limits.trusted(src) {
+		var wait time.Duration
+		ticket, wait = s.fails.admit(src, req.User)
+		if wait > 0 {
+			s.refuseLimited(log, wc, wait)
+			return nil
+		}
+	}
 	// The password is never logged, not even on failure.
 	if err := s.db.Authenticate(ctx, req.User, req.Password); err != nil {
 		if errors.Is(err, ErrAuthFailed) {
+			ticket.done(true)
 			s.stats.logins[loginAuthFailed].Add(1)
 			log.Info("login refused: wrong user or password")
 			s.refuse(wc, wire.CodeAuthFailed, "wrong user or password")
 			return nil
 		}
+		ticket.done(false) // the server failed; the client guessed nothing
 		s.stats.logins[loginError].Add(1)
 		log.Error("login failed", "error", err)
 		s.refuse(wc, wire.CodeInternal, "authentication unavailable")
 		return nil
 	}
+	ticket.done(false)
 	pub, err := parseEndpointKey(req.PublicKey)
 	if err != nil {
 		s.stats.logins[loginBadRequest].Add(1)

@@ -29,6 +29,7 @@ import (
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/p2p/pki"
@@ -93,6 +94,14 @@ type Config struct {
 	// MaxCalls bounds simultaneous calls (default 1: a phone; a call
 	// beyond it is refused as busy).
 	MaxCalls int
+	// MaxPreAuthPerSource and MaxPreAuth cap signaling connections that
+	// have not completed the mutual TLS handshake and their first message,
+	// per source (an IPv4 address or IPv6 /64) and in total (0 = 32 and
+	// 1024); the excess is closed at accept. PreAuthTimeout is the time a
+	// connection has, from accept, for both (0 = 5 s).
+	MaxPreAuthPerSource int
+	MaxPreAuth          int
+	PreAuthTimeout      time.Duration
 
 	// AddrWatch is how often the media address is checked; when it has
 	// disappeared from the machine, the media moves on its own (mobility).
@@ -161,6 +170,15 @@ func (c *Config) setDefaults() error {
 	if c.MaxCalls <= 0 {
 		c.MaxCalls = 1
 	}
+	if c.MaxPreAuthPerSource <= 0 {
+		c.MaxPreAuthPerSource = DefaultMaxPreAuthPerSource
+	}
+	if c.MaxPreAuth <= 0 {
+		c.MaxPreAuth = DefaultMaxPreAuth
+	}
+	if c.PreAuthTimeout <= 0 {
+		c.PreAuthTimeout = DefaultPreAuthTimeout
+	}
 	switch c.AcceptFrom {
 	case AcceptUnknown:
 		c.AcceptFrom = AcceptBuddies
@@ -200,7 +218,8 @@ type Endpoint struct {
 	stats    *counters
 	timeouts handoff.Timeouts
 
-	ln net.Listener
+	ln      net.Listener
+	preAuth *connlimit.Gate // signaling connections not yet authenticated
 
 	mu       sync.Mutex
 	client   *access.Client
@@ -245,6 +264,7 @@ func New(cfg Config) (*Endpoint, error) {
 		presence: make(map[pki.Identity]wire.Device),
 		calls:    make(map[string]*call),
 		mediaIP:  cfg.MediaIP,
+		preAuth:  connlimit.NewGate(cfg.MaxPreAuthPerSource, cfg.MaxPreAuth),
 	}, nil
 }
 
@@ -358,11 +378,16 @@ func (e *Endpoint) accessLoop() {
 				backoff = 500 * time.Millisecond
 				break
 			}
-			e.log.Warn("re-login failed", "err", err, "retry_in", backoff)
+			wait := backoff
+			if rl := (*access.RateLimitedError)(nil); errors.As(err, &rl) {
+				// Asking again sooner would only be refused again.
+				wait = max(wait, rl.RetryAfter)
+			}
+			e.log.Warn("re-login failed", "err", err, "retry_in", wait)
 			select {
 			case <-e.ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 			backoff = min(backoff*2, 30*time.Second)
 		}

@@ -8,17 +8,22 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
 )
 
+// Defaults of the signaling port's pre-authentication caps (Config).
 const (
-	// handshakeTimeout bounds a TLS handshake on the signaling port.
-	handshakeTimeout = 5 * time.Second
-	// firstMessageTimeout bounds the wait for a connection's first message.
-	firstMessageTimeout = 10 * time.Second
+	DefaultMaxPreAuthPerSource = 32
+	DefaultMaxPreAuth          = 1024
+	DefaultPreAuthTimeout      = 5 * time.Second
+)
+
+const (
 	// sendTimeout bounds one signaling write.
 	sendTimeout = 5 * time.Second
 	// signalMaxPayload bounds one signaling frame; calls need far less than
@@ -42,26 +47,47 @@ func (e *Endpoint) acceptLoop(ln net.Listener) {
 			}
 			continue
 		}
+		deadline := time.Now().Add(e.cfg.PreAuthTimeout)
+		src := connlimit.Source(nc.RemoteAddr())
+		if reason, ok := e.preAuth.Enter(src, false); !ok {
+			// Closed before any TLS work, so connections that never finish
+			// the handshake cannot pile up (issue 11 §1).
+			_ = nc.Close()
+			e.stats.rejected("pre-auth-cap")
+			// Debug only: a flood would flood the log; the metric counts.
+			e.log.Debug("signaling connection refused: too many not authenticated",
+				"remote", nc.RemoteAddr().String(), "cap", reason.String(), "pending", e.preAuth.Pending())
+			continue
+		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.serveConn(nc.(*tls.Conn))
+			e.serveConn(nc.(*tls.Conn), src, deadline)
 		}()
 	}
 }
 
 // serveConn authenticates an incoming connection and dispatches its first
 // message. A connection that fails any check is closed; no call is touched.
-func (e *Endpoint) serveConn(tc *tls.Conn) {
+// The handshake and the first message must both be done by deadline; until
+// then the connection counts against the pre-authentication caps.
+func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
+	pending := true
+	authenticated := func() {
+		if pending {
+			pending = false
+			e.preAuth.Leave(src)
+		}
+	}
+	defer authenticated()
 	log := e.log.With("remote", tc.RemoteAddr().String())
-	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+	_ = tc.SetDeadline(deadline)
 	if err := tc.HandshakeContext(e.ctx); err != nil {
 		e.stats.rejected("handshake")
 		log.Info("signaling handshake refused", "err", err)
 		_ = tc.Close()
 		return
 	}
-	_ = tc.SetDeadline(time.Time{})
 	peer, err := pki.PeerIdentity(tc.ConnectionState())
 	if err != nil {
 		e.stats.rejected("identity")
@@ -71,8 +97,14 @@ func (e *Endpoint) serveConn(tc *tls.Conn) {
 	}
 	log = log.With("peer", peer.String())
 	wc := wire.NewConn(e.track(tc), signalMaxPayload)
-	_ = wc.SetReadDeadline(time.Now().Add(firstMessageTimeout))
 	m, err := wc.Recv()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		e.stats.rejected("pre-auth-timeout")
+		log.Info("signaling: no first message in time", "timeout", e.cfg.PreAuthTimeout)
+		_ = wc.SendError(wire.CodeTimeout, fmt.Sprintf("no first message within %v of connecting", e.cfg.PreAuthTimeout), "", sendTimeout)
+		_ = wc.Close()
+		return
+	}
 	if err != nil {
 		e.stats.rejected("malformed")
 		log.Info("signaling: bad first message", "err", err)
@@ -82,7 +114,8 @@ func (e *Endpoint) serveConn(tc *tls.Conn) {
 		_ = wc.Close()
 		return
 	}
-	_ = wc.SetReadDeadline(time.Time{})
+	_ = tc.SetDeadline(time.Time{})
+	authenticated()
 	switch m := m.(type) {
 	case *wire.SessionQuery:
 		e.serveHandoff(wc, peer, m)

@@ -19,6 +19,7 @@ const keepWriteBuffer = 2 << 10
 type Conn struct {
 	nc         net.Conn
 	maxPayload int
+	maxRecv    int // the receive limit: maxPayload unless SetMaxRecvPayload lowered it
 
 	wmu     sync.Mutex
 	sendSeq uint64
@@ -32,7 +33,20 @@ func NewConn(nc net.Conn, maxPayload int) *Conn {
 	if maxPayload <= 0 {
 		maxPayload = DefaultMaxPayload
 	}
-	return &Conn{nc: nc, maxPayload: maxPayload}
+	return &Conn{nc: nc, maxPayload: maxPayload, maxRecv: maxPayload}
+}
+
+// SetMaxRecvPayload sets the largest payload Recv accepts (n <= 0 restores
+// the limit the Conn was made with); Send keeps its own limit. A server
+// uses it to hold a peer that has not authenticated yet to a small first
+// frame: a larger declared length is refused (ErrTooLarge) before any of
+// the payload is allocated. Call it from the reader goroutine, between
+// Recv calls.
+func (c *Conn) SetMaxRecvPayload(n int) {
+	if n <= 0 || n > c.maxPayload {
+		n = c.maxPayload
+	}
+	c.maxRecv = n
 }
 
 // NetConn returns the underlying connection.
@@ -74,7 +88,7 @@ func (c *Conn) Send(m Message, timeout time.Duration) error {
 // connection should be closed. A received Error message is returned as the
 // message (not as a Go error) so callers can match it to a request.
 func (c *Conn) Recv() (Message, error) {
-	f, err := ReadFrame(c.nc, c.maxPayload)
+	f, err := ReadFrame(c.nc, c.maxRecv)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF

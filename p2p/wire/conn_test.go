@@ -176,6 +176,55 @@ func TestConnRecvTooLarge(t *testing.T) {
 	}
 }
 
+// TestConnSetMaxRecvPayload: a lowered receive limit refuses a larger
+// declared frame from its header alone, leaves Send's limit alone, and
+// restoring it (n <= 0) accepts full-size frames again.
+func TestConnSetMaxRecvPayload(t *testing.T) {
+	t.Parallel()
+	t.Run("lowered refuses from the header", func(t *testing.T) {
+		t.Parallel()
+		na, nb := pipe(t)
+		b := NewConn(nb, 0)
+		b.SetMaxRecvPayload(8 << 10)
+		writeAsync(na, header('B', 'T', 1, 0, uint16(TypeLoginRequest), 256<<10, 1))
+		_, err := b.Recv()
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "limit is 8192") {
+			t.Fatalf("Recv = %v, want ErrTooLarge naming the 8192-byte limit", err)
+		}
+	})
+	t.Run("restored and send untouched", func(t *testing.T) {
+		t.Parallel()
+		na, nb := pipe(t)
+		a, b := NewConn(na, 0), NewConn(nb, 0)
+		a.SetMaxRecvPayload(16) // the sender's own receive limit does not bound Send
+		b.SetMaxRecvPayload(16)
+		b.SetMaxRecvPayload(0)
+		want := &Error{Code: CodeInternal, Message: strings.Repeat("x", 200)}
+		errc := make(chan error, 1)
+		go func() { errc <- a.Send(want, time.Second) }()
+		got, err := b.Recv()
+		if err != nil {
+			t.Fatalf("Recv after restoring the limit: %v", err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got %#v, want %#v", got, want)
+		}
+	})
+	t.Run("never above the constructor's", func(t *testing.T) {
+		t.Parallel()
+		na, nb := pipe(t)
+		b := NewConn(nb, 64)
+		b.SetMaxRecvPayload(1 << 20)
+		writeAsync(na, header('B', 'T', 1, 0, uint16(TypeRinging), 65, 1))
+		if _, err := b.Recv(); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Recv = %v, want ErrTooLarge", err)
+		}
+	})
+}
+
 func TestConnRecvErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -114,7 +114,14 @@ const (
 	CodeInternal         ErrorCode = "internal"
 	CodeUnknownCall      ErrorCode = "unknown-call"
 	CodeDuplicate        ErrorCode = "duplicate"
+	// CodeRateLimited refuses a login from a source address (or a user at
+	// that address) with too many recent failures; Error.RetryAfterMS says
+	// when the next attempt can be admitted.
+	CodeRateLimited ErrorCode = "rate-limited"
 )
+
+// MaxRetryAfterMS bounds Error.RetryAfterMS: one day.
+const MaxRetryAfterMS = 24 * 60 * 60 * 1000
 
 // Status is an endpoint's presence status as carried on the wire.
 type Status string
@@ -135,6 +142,9 @@ type Error struct {
 	Code    ErrorCode `json:"code"`
 	Message string    `json:"message,omitempty"`
 	CallID  string    `json:"call_id,omitempty"`
+	// RetryAfterMS, with CodeRateLimited, is how long the peer should wait
+	// before trying again, in milliseconds (0 = unspecified).
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 // LoginRequest is the first message an endpoint sends to the access server.
@@ -480,6 +490,9 @@ func (m *Error) Validate() error {
 		if err := checkCallID(m.Type(), m.CallID); err != nil {
 			return err
 		}
+	}
+	if m.RetryAfterMS < 0 || m.RetryAfterMS > MaxRetryAfterMS {
+		return malformed(m.Type(), "retry_after_ms %d: want 0-%d", m.RetryAfterMS, MaxRetryAfterMS)
 	}
 	return checkReason(m.Type(), m.Message)
 }

@@ -230,6 +230,7 @@ func TestEncodeJSONKeys(t *testing.T) {
 	}{
 		{"error", &Error{Code: CodeBusy, Message: "m", CallID: "c1"}, `{"code":"busy","message":"m","call_id":"c1"}`},
 		{"error minimal", &Error{Code: CodeInternal}, `{"code":"internal"}`},
+		{"error rate-limited", &Error{Code: CodeRateLimited, Message: "m", RetryAfterMS: 9500}, `{"code":"rate-limited","message":"m","retry_after_ms":9500}`},
 		{"login-request", &LoginRequest{User: "a", Device: "d", Password: "p", PublicKey: []byte{1, 2, 3}, SignalAddr: "127.0.0.1:1", Status: StatusOnline},
 			`{"user":"a","device":"d","password":"p","public_key":"AQID","signal_addr":"127.0.0.1:1","status":"online"}`},
 		{"login-response", &LoginResponse{Certificate: []byte{1}, ExpiresUnix: 2, ObservedAddr: "127.0.0.1:3", KeepaliveMS: 4, Profile: Profile{User: "a"}},
@@ -390,6 +391,10 @@ func TestValidate(t *testing.T) {
 		{"error: bad call id", TypeError, func(m Message) { m.(*Error).CallID = "c 1" }, false},
 		{"error: message at limit", TypeError, func(m Message) { m.(*Error).Message = long(MaxReasonLen) }, true},
 		{"error: oversized message", TypeError, func(m Message) { m.(*Error).Message = long(MaxReasonLen + 1) }, false},
+		{"error: retry after", TypeError, func(m Message) { m.(*Error).RetryAfterMS = 10000 }, true},
+		{"error: retry after at limit", TypeError, func(m Message) { m.(*Error).RetryAfterMS = MaxRetryAfterMS }, true},
+		{"error: retry after too long", TypeError, func(m Message) { m.(*Error).RetryAfterMS = MaxRetryAfterMS + 1 }, false},
+		{"error: negative retry after", TypeError, func(m Message) { m.(*Error).RetryAfterMS = -1 }, false},
 
 		// LoginRequest
 		{"login: bad user", TypeLoginRequest, func(m Message) { m.(*LoginRequest).User = "Alice" }, false},
