@@ -250,6 +250,8 @@ func dialStatus(err error) (int, string) {
 		return sip.StatusForbidden, "Forbidden"
 	case errors.Is(err, ErrNothingToPickUp), errors.Is(err, endpoint.ErrNothingToPull):
 		return sip.StatusNotFound, "No Call To Pick Up"
+	case errors.Is(err, ErrNoReplacedDialog):
+		return sip.StatusCallTransactionDoesNotExists, "No Dialog Matches Replaces"
 	case errors.Is(err, endpoint.ErrHandoffFailed):
 		return sip.StatusTemporarilyUnavailable, "Pickup Failed"
 	}
@@ -285,9 +287,14 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		respond(tx, req, sip.StatusForbidden, "Register first")
 		return
 	}
-	pickup := g.isPickup(req.Recipient.User)
+	// Pickup code or INVITE with Replaces: take a call instead of dialling.
+	take, code, reason := g.takeover(ep, d, req)
+	if code != 0 {
+		respond(tx, req, code, reason)
+		return
+	}
 	target, err := dialTarget(req.Recipient.User)
-	if pickup {
+	if take != nil {
 		target, err = "pickup", nil
 	}
 	if err != nil {
@@ -338,8 +345,8 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 	var call endpoint.CallInfo
-	if pickup {
-		call, err = g.pickup(ctx, ep, b)
+	if take != nil {
+		call, err = take(ctx, b)
 	} else {
 		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
 	}
@@ -358,7 +365,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	b.mu.Unlock()
 	d.claim(call.ID, b)
 	defer d.release(call.ID)
-	if pickup && call.State == "active" {
+	if take != nil && call.State == "active" {
 		// The pulled call is already up: answer the phone now.
 		b.post(endpoint.Event{Type: "call.active", CallID: call.ID})
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
 	"github.com/baton-voice/baton/sipbridge"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	// user's active call from another device (e.g. "*8"); "" turns
 	// pickup off.
 	PickupCode string
+	// Policy decides who may watch (dialog-event SUBSCRIBE) and take
+	// (INVITE with Replaces) a user's calls; nil = handoff.SameUser.
+	Policy handoff.Policy
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration
@@ -159,6 +163,7 @@ type Gateway struct {
 	stats    stats
 
 	devices map[string]*device // by SIP user
+	dialogs *notifier          // dialog-event subscriptions (dialogevent.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -184,6 +189,7 @@ func New(cfg Config) (*Gateway, error) {
 		devices: map[string]*device{},
 		bridges: map[string]*bridge{},
 		addrs:   map[string]string{},
+		dialogs: newNotifier(),
 	}
 	for _, a := range cfg.Accounts {
 		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
@@ -261,6 +267,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.srv.OnInvite(g.onInvite)
 	g.srv.OnAck(g.onAck)
 	g.srv.OnBye(g.onBye)
+	g.srv.OnSubscribe(g.onSubscribe)
 	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE transaction was handled by the
 		// transaction layer (the dialog ends, see inboundCall); one that
@@ -409,7 +416,8 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 
 func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, sip.StatusOK, "OK",
-		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE"),
+		sip.NewHeader("Allow-Events", dialogEvent), sip.NewHeader("Supported", "replaces"),
 		sip.NewHeader("Accept", "application/sdp"))
 }
 
