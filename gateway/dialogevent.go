@@ -277,6 +277,8 @@ type subscription struct {
 	target  sip.Uri        // the subscriber's Contact
 	eventID string         // the Event header's id parameter
 	refresh chan time.Duration
+	ended   chan struct{} // closed by an un-SUBSCRIBE
+	endOnce sync.Once
 
 	mu   sync.Mutex
 	last []dialogView // what the last NOTIFY said was live
@@ -384,7 +386,7 @@ func (g *Gateway) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	tag := sip.GenerateTagN(16)
 	s := &subscription{g: g, dev: d, watch: watch, eventID: eventID, callID: req.CallID().Value(),
 		entity: "sip:" + sipUser(watch) + "@" + g.contact.Address.Host,
-		target: contact.Address, refresh: make(chan time.Duration, 4)}
+		target: contact.Address, refresh: make(chan time.Duration, 4), ended: make(chan struct{})}
 	s.local = sip.FromHeader{DisplayName: req.To().DisplayName, Address: req.To().Address, Params: sip.NewParams()}
 	s.local.Params.Add("tag", tag)
 	s.remote = sip.ToHeader{DisplayName: from.DisplayName, Address: from.Address, Params: from.Params.Clone()}
@@ -455,10 +457,22 @@ func (g *Gateway) refreshSubscription(req *sip.Request, tx sip.ServerTransaction
 		respond(tx, req, code, reason)
 		return
 	}
+	if expires == 0 {
+		// Over from now on: a later SUBSCRIBE in it gets 481, while the
+		// final NOTIFY is still on its way.
+		g.dialogs.mu.Lock()
+		delete(g.dialogs.subs, s.key)
+		g.dialogs.mu.Unlock()
+	}
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	res.AppendHeader(&g.contact)
 	_ = tx.Respond(res)
+	if expires == 0 {
+		// The end must not be lost behind queued refreshes.
+		s.endOnce.Do(func() { close(s.ended) })
+		return
+	}
 	select {
 	case s.refresh <- expires:
 	default:
@@ -517,12 +531,11 @@ func (s *subscription) run(expires time.Duration) {
 		select {
 		case <-g.ctx.Done():
 			return
+		case <-s.ended:
+			notify(views, nil, ended)
+			log.Info("dialog subscription ended by the subscriber")
+			return
 		case exp := <-s.refresh:
-			if exp == 0 {
-				notify(views, nil, ended)
-				log.Info("dialog subscription ended by the subscriber")
-				return
-			}
 			until = g.cfg.Now().Add(exp)
 			expiry.Reset(exp)
 			if !notify(views, nil, subState()) {

@@ -1,0 +1,306 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/endpoint"
+)
+
+// sub is the subscriber side of one dialog-event subscription, kept by a
+// test phone.
+type sub struct {
+	p      *phone
+	callID string
+	from   *sip.FromHeader
+	to     *sip.ToHeader // with the gateway's tag once answered
+	cseq   uint32
+	next   sip.Uri // the gateway's Contact
+}
+
+// subscribe sends SUBSCRIBE for the dialog package to user at the
+// gateway, answering the digest challenge; it returns the final response.
+func (p *phone) subscribe(user string, expires int, extra ...sip.Header) (*sub, *sip.Response) {
+	p.t.Helper()
+	s := &sub{p: p, callID: sip.GenerateTagN(20), cseq: 1}
+	s.from = &sip.FromHeader{Address: p.gwURI(p.user), Params: sip.NewParams()}
+	s.from.Params.Add("tag", sip.GenerateTagN(8))
+	s.to = &sip.ToHeader{Address: p.gwURI(user), Params: sip.NewParams()}
+	req := s.request(p.gwURI(user), expires, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		p.t.Fatalf("SUBSCRIBE: %v", err)
+	}
+	if res.StatusCode == 401 {
+		res, err = p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.user, Password: p.pw})
+		if err != nil {
+			p.t.Fatalf("SUBSCRIBE with credentials: %v", err)
+		}
+		s.cseq++
+	}
+	if res.StatusCode == 200 {
+		tag, _ := res.To().Params.Get("tag")
+		s.to.Params.Add("tag", tag)
+		if c := res.Contact(); c != nil {
+			s.next = c.Address
+		}
+	}
+	return s, res
+}
+
+func (s *sub) request(uri sip.Uri, expires int, extra ...sip.Header) *sip.Request {
+	req := sip.NewRequest(sip.SUBSCRIBE, uri)
+	from, to := *s.from, *s.to
+	from.Params, to.Params = s.from.Params.Clone(), s.to.Params.Clone()
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	cid := sip.CallIDHeader(s.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: s.cseq, MethodName: sip.SUBSCRIBE})
+	h, port, _ := strings.Cut(s.p.addr, ":")
+	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%s>", s.p.user, h, port)))
+	hasEvent := false
+	for _, e := range extra {
+		hasEvent = hasEvent || e.Name() == "Event"
+		req.AppendHeader(e)
+	}
+	if !hasEvent {
+		req.AppendHeader(sip.NewHeader("Event", "dialog"))
+	}
+	req.AppendHeader(sip.NewHeader("Accept", dialogInfoType))
+	req.AppendHeader(sip.NewHeader("Expires", fmt.Sprint(expires)))
+	return req
+}
+
+// again sends a SUBSCRIBE inside the subscription (refresh, or Expires: 0
+// to end it).
+func (s *sub) again(expires int) *sip.Response {
+	s.p.t.Helper()
+	s.cseq++
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	res, err := s.p.cli.Do(ctx, s.request(s.next, expires))
+	if err != nil {
+		s.p.t.Fatalf("in-dialog SUBSCRIBE: %v", err)
+	}
+	return res
+}
+
+// notified is one NOTIFY the phone got, parsed.
+type notified struct {
+	req  *sip.Request
+	doc  *DialogInfo
+	subs string // Subscription-State
+}
+
+func (p *phone) nextNotify() notified {
+	p.t.Helper()
+	select {
+	case req := <-p.notifies:
+		n := notified{req: req}
+		if h := req.GetHeader("Subscription-State"); h != nil {
+			n.subs = h.Value()
+		}
+		if ev := req.GetHeader("Event"); ev == nil || ev.Value() != "dialog" {
+			p.t.Fatalf("NOTIFY Event %v, want dialog", ev)
+		}
+		if ct := req.ContentType(); ct == nil || ct.Value() != dialogInfoType {
+			p.t.Fatalf("NOTIFY Content-Type %v, want %s", ct, dialogInfoType)
+		}
+		doc, err := ParseDialogInfo(req.Body())
+		if err != nil {
+			p.t.Fatalf("NOTIFY body: %v\n%s", err, req.Body())
+		}
+		n.doc = doc
+		return n
+	case <-time.After(wait):
+		p.t.Fatal("no NOTIFY")
+	}
+	return notified{}
+}
+
+// inviteReplaces sends an INVITE with a Replaces header from the phone and
+// returns its dialog and final status.
+func (p *phone) inviteReplaces(l *leg, replaces string) (*sipgo.DialogClientSession, int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	dialogs := sipgo.NewDialogClientCache(p.cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: p.user, Host: "127.0.0.1", Port: p.port()}})
+	dc, err := dialogs.Invite(ctx, p.gwURI("alice"), phoneSDP(p.t, l, "PCMU"),
+		sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Replaces", replaces))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	err = dc.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.user, Password: p.pw})
+	var de *sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &de):
+		return dc, de.Res.StatusCode
+	case err != nil:
+		p.t.Fatalf("INVITE with Replaces: %v", err)
+	}
+	if err := dc.Ack(ctx); err != nil {
+		p.t.Fatal(err)
+	}
+	return dc, dc.InviteResponse.StatusCode
+}
+
+// Issue 9 §1 role A by dialog event and Replaces: alice's desk phone
+// subscribes to alice's dialogs, sees her laptop's call with bob appear in
+// a NOTIFY, takes it with INVITE/Replaces built from the NOTIFY; bob's
+// call goes on with the desk. The refusals come in RFC 3891's order, a
+// Replaces for the dialog that just ended gets 481, another user's calls
+// cannot be watched (403), and the subscription ends with a final NOTIFY
+// on un-SUBSCRIBE and on expiry.
+func TestDialogEventAndReplaces(t *testing.T) {
+	t.Parallel()
+	n := newTestNet(t, true, func(c *Config) { c.MinExpires = time.Second })
+	ctx := context.Background()
+	laptop, err := endpoint.New(endpoint.Config{
+		Access: n.gw.cfg.Access, Roots: n.gw.cfg.Roots, User: "alice", Device: "laptop", Password: "alice-p2p-secret",
+		SRTP: true, Codecs: codecs.DefaultRegistry(), AddrWatch: -1,
+		NewSource: func(string) (audio.Source, error) { return audio.NewTone(1000, 8000, 0.3) },
+		Logger:    testLogger(t).With("ep", "alice/laptop"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = laptop.Close() })
+
+	p := newPhone(t, n.gw.Addr("udp"), "alice", "desk-secret")
+	if res := p.register(600); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	eventually(t, "the laptop to see alice/desk online", func() bool { return online(laptop, "alice/desk") })
+
+	// Policy: alice's desk may not watch bob's calls.
+	if _, res := p.subscribe("bob", 600); res.StatusCode != 403 {
+		t.Fatalf("SUBSCRIBE to bob's dialogs: %d, want 403", res.StatusCode)
+	}
+	if _, res := p.subscribe("alice", 600, sip.NewHeader("Event", "presence")); res.StatusCode != 489 || res.GetHeader("Allow-Events") == nil {
+		t.Fatalf("SUBSCRIBE to the presence package: %d, want 489 with Allow-Events", res.StatusCode)
+	}
+	if _, res := p.subscribe("alice", 0+0); res.StatusCode != 200 {
+		t.Fatalf("fetch SUBSCRIBE (Expires: 0): %d", res.StatusCode)
+	} else if f := p.nextNotify(); !strings.HasPrefix(f.subs, "terminated") {
+		t.Fatalf("NOTIFY of a fetch: Subscription-State %q, want terminated", f.subs)
+	}
+
+	s, res := p.subscribe("alice", 600)
+	if res.StatusCode != 200 || res.GetHeader("Expires") == nil || res.Contact() == nil {
+		t.Fatalf("SUBSCRIBE: %v", res)
+	}
+	first := p.nextNotify()
+	if !strings.HasPrefix(first.subs, "active;expires=") || first.doc.Version != 0 || first.doc.State != "full" ||
+		first.doc.Entity == "" || len(first.doc.Dialogs) != 0 {
+		t.Fatalf("first NOTIFY: %q %+v", first.subs, first.doc)
+	}
+
+	out, err := laptop.Dial(ctx, "bob/laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the laptop's call to be active", func() bool { c, _ := laptop.Call(out.ID); return c.State == "active" })
+	up := p.nextNotify()
+	if up.doc.Version != 1 || len(up.doc.Dialogs) != 1 {
+		t.Fatalf("NOTIFY after the laptop's call: %+v", up.doc)
+	}
+	dl := up.doc.Dialogs[0]
+	if dl.CallID != out.ID || dl.State.Value != "confirmed" || dl.LocalTag != dialogTag(out.ID, "alice/laptop") ||
+		dl.RemoteTag != dialogTag(out.ID, "bob/laptop") || dl.Local == nil || !strings.Contains(dl.Local.Identity, "alice+laptop") {
+		t.Fatalf("dialog %+v, want call %s confirmed with the derived tags", dl, out.ID)
+	}
+	replaces := Replaces{CallID: dl.CallID, ToTag: dl.LocalTag, FromTag: dl.RemoteTag}
+
+	l, stop := p.rtpLeg(660)
+	defer stop()
+	for _, c := range []struct {
+		name string
+		r    Replaces
+		want int
+	}{
+		{"wrong to-tag", Replaces{CallID: dl.CallID, ToTag: "nope", FromTag: dl.RemoteTag}, 481},
+		{"swapped tags", Replaces{CallID: dl.CallID, ToTag: dl.RemoteTag, FromTag: dl.LocalTag}, 481},
+		{"unknown call", Replaces{CallID: "c-0000000000000000", ToTag: dl.LocalTag, FromTag: dl.RemoteTag}, 481},
+		{"early-only", Replaces{CallID: dl.CallID, ToTag: dl.LocalTag, FromTag: dl.RemoteTag, EarlyOnly: true}, 486},
+	} {
+		if _, code := p.inviteReplaces(l, c.r.String()); code != c.want {
+			t.Fatalf("Replaces %s: %d, want %d", c.name, code, c.want)
+		}
+	}
+	if c, _ := laptop.Call(out.ID); c.State != "active" {
+		t.Fatalf("the laptop's call after refused Replaces: %s", c.State)
+	}
+
+	n.bobHeard.reset()
+	dc, code := p.inviteReplaces(l, replaces.String())
+	if code != 200 {
+		t.Fatalf("INVITE with Replaces: %d", code)
+	}
+	p.useAnswer(l, dc.InviteResponse.Body())
+	eventually(t, "the laptop's call to be handed off", func() bool { c, _ := laptop.Call(out.ID); return c.State == "ended" })
+	var bobs endpoint.CallInfo
+	for _, c := range n.bob.Calls() {
+		if c.ID == out.ID {
+			bobs = c
+		}
+	}
+	if bobs.State != "active" || bobs.Peer != "alice/desk" {
+		t.Fatalf("bob's call after the Replaces: %+v, want active with alice/desk", bobs)
+	}
+	eventually(t, "bob to hear the desk for a while", func() bool { return len(n.bobHeard.samples()) >= 16000 })
+	if f := dominant(t, n.bobHeard.samples()); f != 660 {
+		t.Errorf("bob heard %v Hz after the Replaces, want the desk's 660", f)
+	}
+	gone := p.nextNotify()
+	if len(gone.doc.Dialogs) != 1 || gone.doc.Dialogs[0].CallID != out.ID || gone.doc.Dialogs[0].State.Value != "terminated" {
+		t.Fatalf("NOTIFY after the handoff: %+v, want the laptop's dialog terminated", gone.doc)
+	}
+	// The laptop's dialog is over: the same Replaces again matches nothing.
+	if _, code := p.inviteReplaces(l, replaces.String()); code != 481 {
+		t.Fatalf("Replaces for the dialog that just ended: %d, want 481", code)
+	}
+
+	if res := s.again(600); res.StatusCode != 200 {
+		t.Fatalf("refresh: %d", res.StatusCode)
+	}
+	if r := p.nextNotify(); !strings.HasPrefix(r.subs, "active") || len(r.doc.Dialogs) != 0 {
+		t.Fatalf("NOTIFY after a refresh: %q %+v", r.subs, r.doc)
+	}
+	if res := s.again(0); res.StatusCode != 200 {
+		t.Fatalf("un-SUBSCRIBE: %d", res.StatusCode)
+	}
+	if last := p.nextNotify(); last.subs != "terminated;reason=timeout" {
+		t.Fatalf("final NOTIFY: Subscription-State %q", last.subs)
+	}
+	if res := s.again(600); res.StatusCode != 481 {
+		t.Fatalf("SUBSCRIBE in an ended subscription: %d, want 481", res.StatusCode)
+	}
+
+	// Expiry: a 1 s subscription ends by itself with a final NOTIFY.
+	if _, res := p.subscribe("alice", 1); res.StatusCode != 200 {
+		t.Fatalf("short SUBSCRIBE: %d", res.StatusCode)
+	}
+	if a := p.nextNotify(); !strings.HasPrefix(a.subs, "active") {
+		t.Fatalf("first NOTIFY of a short subscription: %q", a.subs)
+	}
+	if e := p.nextNotify(); e.subs != "terminated;reason=timeout" {
+		t.Fatalf("NOTIFY at expiry: %q", e.subs)
+	}
+	eventually(t, "no subscription left", func() bool { return n.gw.dialogs.count() == 0 })
+	_ = dc.Bye(ctx)
+}
