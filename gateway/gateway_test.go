@@ -152,8 +152,8 @@ type phone struct {
 	invites chan *sipgo.DialogServerSession
 	// notifies gets every NOTIFY the phone receives (it answers 200).
 	notifies chan *sip.Request
-	answer  int // status it answers INVITEs with (200)
-	srvPort int
+	answer   int // status it answers INVITEs with (200)
+	srvPort  int
 }
 
 func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
