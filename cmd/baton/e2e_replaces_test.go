@@ -145,3 +145,68 @@ func TestE2EBridgeDialogEventReplaces(t *testing.T) {
 		t.Errorf("the desk phone heard %v, want bob's 880 Hz", heard)
 	}
 }
+
+// Issue 9 §1 role A and B and §4 with a real SIP user agent: baresip is
+// alice's desk phone (it has no dialog-event pickup, so it dials the
+// pickup code). alice's laptop softphone talks to bob; baresip dials *8 and
+// takes the call (the gateway is A); then the laptop pulls it back from the
+// desk (the gateway is B, baresip gets BYE after the commit). bob's call
+// never ends; he hears the laptop, the desk, the laptop again; baresip's
+// recording holds bob's tone.
+func TestE2EBaresipPickupAndHandBack(t *testing.T) {
+	t.Parallel()
+	n := startBridgeNet(t)
+	bobRec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 880, record: bobRec, autoAnswer: true})
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660})
+	bs := startBaresipWith(t, n.sipUDP, "alice-sip-secret", 440)
+	waitOnlineBuddy(t, n.dir, laptop.admin, "alice/desk")
+	waitOnlineBuddy(t, n.dir, laptop.admin, "bob/softphone")
+
+	id := dial(t, n.dir, laptop.admin, "bob")
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	time.Sleep(2 * time.Second) // bob hears the laptop
+
+	bs.command(t, "dial", "sip:*8@"+n.sipUDP)
+	if row := waitCallState(t, n.dir, laptop.admin, id, "ended"); !strings.HasPrefix(row["INFO"], "handed off to alice/desk") {
+		t.Fatalf("the laptop's call ended with %q, want handed off to alice/desk", row["INFO"])
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/desk" {
+		t.Fatalf("bob's call after baresip's pickup: %v, want active with alice/desk", row)
+	}
+	time.Sleep(3 * time.Second) // bob hears the desk
+
+	r := mustCtl(t, n.dir, laptop.admin, "pull", "--from", "desk")
+	if !strings.Contains(r.stdout, "done") {
+		t.Fatalf("ctl pull did not report done:\n%s", r.stdout)
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/laptop" {
+		t.Fatalf("bob's call after the laptop pulled it back: %v, want active with alice/laptop", row)
+	}
+	// baresip got BYE (re reports it as the peer resetting the session)
+	// before bob's call ends.
+	eventually(t, pollTimeout, "baresip's call to end with the gateway's BYE", func() (bool, string) {
+		out := bs.out.String()
+		return strings.Contains(out, "session closed: Connection reset by peer") && strings.Contains(out, "terminated (duration"), tail(out, 500)
+	})
+	heard := bs.heard(t)
+	time.Sleep(2 * time.Second) // bob hears the laptop again
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitCallState(t, n.dir, bob.admin, id, "ended")
+
+	checkHears(t, heard, 880, 2*time.Second)
+	var clip *audio.Clip
+	eventually(t, 10*time.Second, "bob's recording", func() (bool, string) {
+		var err error
+		clip, err = audio.ReadWAVFile(bobRec)
+		return err == nil, fmt.Sprint(err)
+	})
+	order, gap := heardToneOrder(clip.Samples)
+	t.Logf("bob heard tones %v, longest silence between them %v", order, gap)
+	if len(order) != 3 || order[0] != 660 || order[1] != 440 || order[2] != 660 {
+		t.Errorf("bob heard %v, want the laptop's 660 Hz, baresip's 440 Hz, the laptop's 660 Hz", order)
+	}
+	if gap > 400*time.Millisecond {
+		t.Errorf("bob heard %v of silence between two devices", gap)
+	}
+}
