@@ -344,13 +344,24 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	_ = ds.Respond(sip.StatusTrying, "Trying", nil)
 
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	// The phone giving up (CANCEL) stops the dial or the pull: a pull not
+	// yet committed rolls back and the call stays where it was (issue 9
+	// §3, the desk phone hangs up mid-pull).
+	stopWatch := context.AfterFunc(ds.Context(), cancel)
 	var call endpoint.CallInfo
 	if take != nil {
 		call, err = take(ctx, b)
 	} else {
 		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
 	}
+	stopWatch()
 	cancel()
+	if err != nil && ds.Context().Err() != nil {
+		_ = b.leg.Close()
+		log.Info("the phone cancelled before the call was set up", "target", target, "err", err)
+		b.end("SIP CANCEL")
+		return
+	}
 	if err != nil {
 		_ = b.leg.Close()
 		code, reason := dialStatus(err)

@@ -165,27 +165,8 @@ func (p *phone) inviteReplaces(l *leg, replaces string) (*sipgo.DialogClientSess
 // on un-SUBSCRIBE and on expiry.
 func TestDialogEventAndReplaces(t *testing.T) {
 	t.Parallel()
-	n := newTestNet(t, true, func(c *Config) { c.MinExpires = time.Second })
+	n, laptop, p := newAliceNet(t)
 	ctx := context.Background()
-	laptop, err := endpoint.New(endpoint.Config{
-		Access: n.gw.cfg.Access, Roots: n.gw.cfg.Roots, User: "alice", Device: "laptop", Password: "alice-p2p-secret",
-		SRTP: true, Codecs: codecs.DefaultRegistry(), AddrWatch: -1,
-		NewSource: func(string) (audio.Source, error) { return audio.NewTone(1000, 8000, 0.3) },
-		Logger:    testLogger(t).With("ep", "alice/laptop"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := laptop.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = laptop.Close() })
-
-	p := newPhone(t, n.gw.Addr("udp"), "alice", "desk-secret")
-	if res := p.register(600); res.StatusCode != 200 {
-		t.Fatalf("REGISTER: %d", res.StatusCode)
-	}
-	eventually(t, "the laptop to see alice/desk online", func() bool { return online(laptop, "alice/desk") })
 
 	// Policy: alice's desk may not watch bob's calls.
 	if _, res := p.subscribe("bob", 600); res.StatusCode != 403 {
@@ -303,4 +284,104 @@ func TestDialogEventAndReplaces(t *testing.T) {
 	}
 	eventually(t, "no subscription left", func() bool { return n.gw.dialogs.count() == 0 })
 	_ = dc.Bye(ctx)
+}
+
+// newAliceNet is the test net with alice's laptop softphone (a 1000 Hz
+// tone) beside her registered desk phone.
+func newAliceNet(t *testing.T) (*testNet, *endpoint.Endpoint, *phone) {
+	t.Helper()
+	n := newTestNet(t, true, func(c *Config) { c.MinExpires = time.Second })
+	laptop, err := endpoint.New(endpoint.Config{
+		Access: n.gw.cfg.Access, Roots: n.gw.cfg.Roots, User: "alice", Device: "laptop", Password: "alice-p2p-secret",
+		SRTP: true, Codecs: codecs.DefaultRegistry(), AddrWatch: -1,
+		NewSource: func(string) (audio.Source, error) { return audio.NewTone(1000, 8000, 0.3) },
+		Logger:    testLogger(t).With("ep", "alice/laptop"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = laptop.Close() })
+	p := newPhone(t, n.gw.Addr("udp"), "alice", "desk-secret")
+	if res := p.register(600); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	eventually(t, "the laptop to see alice/desk online", func() bool { return online(laptop, "alice/desk") })
+	return n, laptop, p
+}
+
+// Issue 9 §3, the desk phone hangs up mid-pull: its CANCEL, sent as soon
+// as the gateway starts pulling the call its Replaces named (no
+// subscription: the tags are derived from the call), stops the pull; the
+// handoff fails or rolls back, the laptop keeps the call with bob, and the same
+// Replaces takes it afterwards.
+func TestReplacesCancelledMidPull(t *testing.T) {
+	t.Parallel()
+	n, laptop, p := newAliceNet(t)
+	ctx := context.Background()
+	out, err := laptop.Dial(ctx, "bob/laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the laptop's call to be active", func() bool { c, _ := laptop.Call(out.ID); return c.State == "active" })
+	r := Replaces{CallID: out.ID, ToTag: dialogTag(out.ID, "alice/laptop"), FromTag: dialogTag(out.ID, "bob/laptop")}
+	l, stop := p.rtpLeg(660)
+	defer stop()
+
+	ictx, icancel := context.WithTimeout(ctx, wait)
+	defer icancel()
+	dialogs := sipgo.NewDialogClientCache(p.cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: p.user, Host: "127.0.0.1", Port: p.port()}})
+	dc, err := dialogs.Invite(ictx, p.gwURI("alice"), phoneSDP(t, l, "PCMU"),
+		sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Replaces", r.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []int
+	err = dc.WaitAnswer(ictx, sipgo.AnswerOptions{Username: p.user, Password: p.pw, OnResponse: func(res *sip.Response) error {
+		codes = append(codes, res.StatusCode)
+		if res.StatusCode == sip.StatusTrying {
+			icancel() // CANCEL: the gateway has begun the pull
+		}
+		return nil
+	}})
+	if err == nil {
+		t.Fatalf("the cancelled INVITE was answered (%v)", codes)
+	}
+	t.Logf("responses %v, then %v", codes, err)
+	// Cancelled before B muted (the pull fails) or after (it rolls back):
+	// either way it is over and did not commit.
+	eventually(t, "the pull to be over", func() bool {
+		hs := n.gw.devices["alice"].endpoint().Handoffs()
+		for _, h := range hs {
+			if h.State == "running" {
+				return false
+			}
+		}
+		return len(hs) > 0
+	})
+	for _, h := range n.gw.devices["alice"].endpoint().Handoffs() {
+		t.Logf("handoff %s: %s %s", h.ID, h.State, h.Error)
+		if h.State == "done" {
+			t.Fatalf("the pull committed although the phone cancelled it")
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if c, _ := laptop.Call(out.ID); c.State != "active" {
+		t.Fatalf("the laptop's call after the desk cancelled mid-pull: %s (%s)", c.State, c.EndReason)
+	}
+	for _, c := range n.bob.Calls() {
+		if c.ID == out.ID && (c.State != "active" || c.Peer != "alice/laptop") {
+			t.Fatalf("bob's call after the desk cancelled mid-pull: %+v", c)
+		}
+	}
+	eventually(t, "the gateway to forget the cancelled INVITE", func() bool { return len(n.gw.Calls()) == 0 })
+	// The call can still be taken.
+	dc2, code := p.inviteReplaces(l, r.String())
+	if code != 200 {
+		t.Fatalf("Replaces after the cancelled one: %d", code)
+	}
+	eventually(t, "the laptop's call to be handed off", func() bool { c, _ := laptop.Call(out.ID); return c.State == "ended" })
+	_ = dc2.Bye(ctx)
 }
