@@ -14,6 +14,7 @@ import (
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/audio"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/sipbridge"
 )
 
 // sub is the subscriber side of one dialog-event subscription, kept by a
@@ -209,6 +210,19 @@ func TestDialogEventAndReplaces(t *testing.T) {
 
 	l, stop := p.rtpLeg(660)
 	defer stop()
+	// bob's desk phone knows alice's dialog (as published): the policy
+	// refuses it, after the match (RFC 3891 §3 order).
+	bp := newPhone(t, n.gw.Addr("udp"), "bobdesk", "bob-desk-secret")
+	if res := bp.register(600); res.StatusCode != 200 {
+		t.Fatalf("bob's desk REGISTER: %d", res.StatusCode)
+	}
+	eventually(t, "bob/desk online", func() bool { return online(n.bob, "bob/desk") })
+	if _, code := bp.inviteReplaces(l, replaces.String()); code != 403 {
+		t.Fatalf("Replaces of alice's dialog from bob's desk: %d, want 403", code)
+	}
+	if _, code := bp.inviteReplaces(l, Replaces{CallID: dl.CallID, ToTag: "x", FromTag: dl.RemoteTag}.String()); code != 481 {
+		t.Fatalf("Replaces of no dialog from bob's desk: %d, want 481", code)
+	}
 	for _, c := range []struct {
 		name string
 		r    Replaces
@@ -290,7 +304,12 @@ func TestDialogEventAndReplaces(t *testing.T) {
 // tone) beside her registered desk phone.
 func newAliceNet(t *testing.T) (*testNet, *endpoint.Endpoint, *phone) {
 	t.Helper()
-	n := newTestNet(t, true, func(c *Config) { c.MinExpires = time.Second })
+	n := newTestNet(t, true, func(c *Config) {
+		c.MinExpires = time.Second
+		// bob's own desk phone, to try alice's calls from another user.
+		c.Accounts = append(c.Accounts, Account{SIPUser: "bobdesk", HA1: sipbridge.HA1("bobdesk", "baton.test", "bob-desk-secret"),
+			User: "bob", Device: "desk", Password: "bob-p2p-secret"})
+	})
 	laptop, err := endpoint.New(endpoint.Config{
 		Access: n.gw.cfg.Access, Roots: n.gw.cfg.Roots, User: "alice", Device: "laptop", Password: "alice-p2p-secret",
 		SRTP: true, Codecs: codecs.DefaultRegistry(), AddrWatch: -1,
