@@ -221,13 +221,36 @@ func sessionsOf(ctx context.Context, ep *endpoint.Endpoint, skip, only string) (
 // notifier holds the live dialog-event subscriptions.
 type notifier struct {
 	poll time.Duration
+	// closing is closed when the gateway stops: every subscription sends
+	// its final NOTIFY (RFC 6665 §4.2.2, reason=noresource).
+	closing   chan struct{}
+	closeOnce sync.Once
 
 	mu   sync.Mutex
 	subs map[string]*subscription // by dialogKey
 }
 
 func newNotifier() *notifier {
-	return &notifier{poll: dialogPoll, subs: map[string]*subscription{}}
+	return &notifier{poll: dialogPoll, subs: map[string]*subscription{}, closing: make(chan struct{})}
+}
+
+// shutdown ends every subscription with a final NOTIFY and waits for them,
+// at most until ctx ends.
+func (n *notifier) shutdown(ctx context.Context) {
+	n.closeOnce.Do(func() { close(n.closing) })
+	n.mu.Lock()
+	subs := make([]*subscription, 0, len(n.subs))
+	for _, s := range n.subs {
+		subs = append(subs, s)
+	}
+	n.mu.Unlock()
+	for _, s := range subs {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // published finds a dialog some subscription has notified, for a
@@ -278,6 +301,7 @@ type subscription struct {
 	eventID string         // the Event header's id parameter
 	refresh chan time.Duration
 	ended   chan struct{} // closed by an un-SUBSCRIBE
+	done    chan struct{} // closed when run returns
 	endOnce sync.Once
 
 	mu   sync.Mutex
@@ -386,7 +410,7 @@ func (g *Gateway) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	tag := sip.GenerateTagN(16)
 	s := &subscription{g: g, dev: d, watch: watch, eventID: eventID, callID: req.CallID().Value(),
 		entity: "sip:" + sipUser(watch) + "@" + g.contact.Address.Host,
-		target: contact.Address, refresh: make(chan time.Duration, 4), ended: make(chan struct{})}
+		target: contact.Address, refresh: make(chan time.Duration, 4), ended: make(chan struct{}), done: make(chan struct{})}
 	s.local = sip.FromHeader{DisplayName: req.To().DisplayName, Address: req.To().Address, Params: sip.NewParams()}
 	s.local.Params.Add("tag", tag)
 	s.remote = sip.ToHeader{DisplayName: from.DisplayName, Address: from.Address, Params: from.Params.Clone()}
@@ -487,6 +511,7 @@ func (g *Gateway) refreshSubscription(req *sip.Request, tx sip.ServerTransaction
 func (s *subscription) run(expires time.Duration) {
 	g := s.g
 	defer g.wg.Done()
+	defer close(s.done)
 	defer func() {
 		g.dialogs.mu.Lock()
 		delete(g.dialogs.subs, s.key)
@@ -530,6 +555,9 @@ func (s *subscription) run(expires time.Duration) {
 	for {
 		select {
 		case <-g.ctx.Done():
+			return
+		case <-g.dialogs.closing:
+			notify(views, nil, "terminated;reason=noresource")
 			return
 		case <-s.ended:
 			notify(views, nil, ended)

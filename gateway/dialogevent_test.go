@@ -404,3 +404,25 @@ func TestReplacesCancelledMidPull(t *testing.T) {
 	eventually(t, "the laptop's call to be handed off", func() bool { c, _ := laptop.Call(out.ID); return c.State == "ended" })
 	_ = dc2.Bye(ctx)
 }
+
+// A gateway that stops ends its subscriptions with a final NOTIFY
+// (RFC 6665 §4.2.2), so the phones do not wait for their next refresh.
+func TestDialogSubscriptionEndsAtShutdown(t *testing.T) {
+	t.Parallel()
+	n, _, p := newAliceNet(t)
+	if _, res := p.subscribe("alice", 600); res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	if f := p.nextNotify(); !strings.HasPrefix(f.subs, "active") {
+		t.Fatalf("first NOTIFY: %q", f.subs)
+	}
+	if err := n.gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if last := p.nextNotify(); last.subs != "terminated;reason=noresource" {
+		t.Fatalf("NOTIFY at shutdown: Subscription-State %q", last.subs)
+	}
+	if c := n.gw.dialogs.count(); c != 0 {
+		t.Fatalf("%d subscriptions left after Close", c)
+	}
+}

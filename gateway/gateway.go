@@ -337,6 +337,11 @@ func (g *Gateway) Close() error {
 	for _, b := range bridges {
 		b.hangup("gateway shutting down")
 	}
+	if g.ctx != nil {
+		sctx, scancel := context.WithTimeout(g.ctx, 3*time.Second)
+		g.dialogs.shutdown(sctx)
+		scancel()
+	}
 	for _, d := range g.devices {
 		d.setOnline(false)
 	}
