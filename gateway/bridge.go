@@ -251,7 +251,7 @@ func dialStatus(err error) (int, string) {
 	case errors.Is(err, ErrNothingToPickUp), errors.Is(err, endpoint.ErrNothingToPull):
 		return sip.StatusNotFound, "No Call To Pick Up"
 	case errors.Is(err, ErrNoReplacedDialog):
-		return sip.StatusCallTransactionDoesNotExists, "No Dialog Matches Replaces"
+		return sip.StatusCallTransactionDoesNotExists, "Dialog Ended Or Taken By Another Device"
 	case errors.Is(err, endpoint.ErrHandoffFailed):
 		return sip.StatusTemporarilyUnavailable, "Pickup Failed"
 	}

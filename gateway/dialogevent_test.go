@@ -309,6 +309,9 @@ func newAliceNet(t *testing.T) (*testNet, *endpoint.Endpoint, *phone) {
 		// bob's own desk phone, to try alice's calls from another user.
 		c.Accounts = append(c.Accounts, Account{SIPUser: "bobdesk", HA1: sipbridge.HA1("bobdesk", "baton.test", "bob-desk-secret"),
 			User: "bob", Device: "desk", Password: "bob-p2p-secret"})
+		// alice's second SIP phone, for two phones taking one call.
+		c.Accounts = append(c.Accounts, Account{SIPUser: "alice2", HA1: sipbridge.HA1("alice2", "baton.test", "desk2-secret"),
+			User: "alice", Device: "desk2", Password: "alice-p2p-secret"})
 	})
 	laptop, err := endpoint.New(endpoint.Config{
 		Access: n.gw.cfg.Access, Roots: n.gw.cfg.Roots, User: "alice", Device: "laptop", Password: "alice-p2p-secret",
@@ -425,4 +428,68 @@ func TestDialogSubscriptionEndsAtShutdown(t *testing.T) {
 	if c := n.gw.dialogs.count(); c != 0 {
 		t.Fatalf("%d subscriptions left after Close", c)
 	}
+}
+
+// Issue 9 §3, two devices pulling the same call at once: alice's two desk
+// phones send the same Replaces together; exactly one gets 200 and the
+// call, the other 481 (the dialog it named is gone: the winner took it),
+// and bob's call goes on with the winner.
+func TestReplacesTwoPhonesAtOnce(t *testing.T) {
+	t.Parallel()
+	n, laptop, p := newAliceNet(t)
+	p2 := newPhone(t, n.gw.Addr("udp"), "alice2", "desk2-secret")
+	if res := p2.register(600); res.StatusCode != 200 {
+		t.Fatalf("REGISTER alice2: %d", res.StatusCode)
+	}
+	eventually(t, "the laptop to see alice/desk2 online", func() bool { return online(laptop, "alice/desk2") })
+	ctx := context.Background()
+	out, err := laptop.Dial(ctx, "bob/laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the laptop's call to be active", func() bool { c, _ := laptop.Call(out.ID); return c.State == "active" })
+	r := Replaces{CallID: out.ID, ToTag: dialogTag(out.ID, "alice/laptop"), FromTag: dialogTag(out.ID, "bob/laptop")}.String()
+	l1, stop1 := p.rtpLeg(660)
+	defer stop1()
+	l2, stop2 := p2.rtpLeg(550)
+	defer stop2()
+	type result struct {
+		who  string
+		dc   *sipgo.DialogClientSession
+		code int
+	}
+	results := make(chan result, 2)
+	start := make(chan struct{})
+	for _, c := range []struct {
+		who string
+		p   *phone
+		l   *leg
+	}{{"alice/desk", p, l1}, {"alice/desk2", p2, l2}} {
+		go func() {
+			<-start
+			dc, code := c.p.inviteReplaces(c.l, r)
+			results <- result{c.who, dc, code}
+		}()
+	}
+	close(start)
+	a, b := <-results, <-results
+	t.Logf("%s: %d, %s: %d", a.who, a.code, b.who, b.code)
+	if (a.code == 200) == (b.code == 200) {
+		t.Fatalf("two phones taking one call: %s got %d and %s got %d, want exactly one 200", a.who, a.code, b.who, b.code)
+	}
+	win, lose := a, b
+	if b.code == 200 {
+		win, lose = b, a
+	}
+	// The winner's call is a new dialog: the loser's Replaces names one
+	// that no longer exists.
+	if lose.code != 481 {
+		t.Fatalf("the losing phone got %d, want 481", lose.code)
+	}
+	for _, c := range n.bob.Calls() {
+		if c.ID == out.ID && (c.State != "active" || c.Peer != win.who) {
+			t.Fatalf("bob's call: %+v, want active with %s", c, win.who)
+		}
+	}
+	_ = win.dc.Bye(ctx)
 }

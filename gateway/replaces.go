@@ -206,7 +206,14 @@ func (g *Gateway) takeover(ep *endpoint.Endpoint, d *device, req *sip.Request) (
 	log.Info("INVITE with Replaces: taking the call", "owner", owner, "p2p_call_id", callID)
 	return func(ctx context.Context, b *bridge) (endpoint.CallInfo, error) {
 		ci, err := g.pullSession(ctx, ep, b, owner, callID)
-		if errors.Is(err, endpoint.ErrNothingToPull) {
+		if err == nil || ctx.Err() != nil {
+			return ci, err
+		}
+		// Lost a race: if the dialog is gone now (another device took the
+		// call, or it ended), say so (481) rather than a failed pull.
+		mctx, mcancel := context.WithTimeout(g.ctx, 5*time.Second)
+		defer mcancel()
+		if g.matchReplaces(mctx, ep, d, r) == nil {
 			return ci, fmt.Errorf("%w: %s on %s: %v", ErrNoReplacedDialog, callID, owner, err)
 		}
 		return ci, err
