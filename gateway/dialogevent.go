@@ -59,6 +59,9 @@ const (
 	dialogPoll = time.Second
 	// maxDialogInfo bounds a dialog-info document we parse.
 	maxDialogInfo = 64 << 10
+	// maxSubsPerDevice bounds the subscriptions of one SIP account: each
+	// polls the user's devices.
+	maxSubsPerDevice = 4
 )
 
 // ErrBadDialogInfo means a dialog-info document is malformed or breaks
@@ -427,6 +430,19 @@ func (g *Gateway) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	g.dialogs.mu.Lock()
+	mine := 0
+	for _, o := range g.dialogs.subs {
+		if o.dev == d {
+			mine++
+		}
+	}
+	if mine >= maxSubsPerDevice {
+		g.dialogs.mu.Unlock()
+		g.wg.Done()
+		log.Info("dialog subscription refused: too many", "subscriptions", mine)
+		respond(tx, req, sip.StatusServiceUnavailable, "Too Many Subscriptions", sip.NewHeader("Retry-After", "60"))
+		return
+	}
 	g.dialogs.subs[s.key] = s
 	g.dialogs.mu.Unlock()
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)

@@ -419,11 +419,23 @@ func TestDialogSubscriptionEndsAtShutdown(t *testing.T) {
 	if f := p.nextNotify(); !strings.HasPrefix(f.subs, "active") {
 		t.Fatalf("first NOTIFY: %q", f.subs)
 	}
+	// Each subscription polls alice's devices: at most four per phone.
+	for i := 1; i < maxSubsPerDevice; i++ {
+		if _, res := p.subscribe("alice", 600); res.StatusCode != 200 {
+			t.Fatalf("SUBSCRIBE %d: %d", i+1, res.StatusCode)
+		}
+		p.nextNotify()
+	}
+	if _, res := p.subscribe("alice", 600); res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("SUBSCRIBE %d: %d, want 503 with Retry-After", maxSubsPerDevice+1, res.StatusCode)
+	}
 	if err := n.gw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if last := p.nextNotify(); last.subs != "terminated;reason=noresource" {
-		t.Fatalf("NOTIFY at shutdown: Subscription-State %q", last.subs)
+	for i := 0; i < maxSubsPerDevice; i++ {
+		if last := p.nextNotify(); last.subs != "terminated;reason=noresource" {
+			t.Fatalf("NOTIFY at shutdown: Subscription-State %q", last.subs)
+		}
 	}
 	if c := n.gw.dialogs.count(); c != 0 {
 		t.Fatalf("%d subscriptions left after Close", c)
