@@ -399,11 +399,13 @@ func (g *Gateway) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, code, reason, hs...)
 		return
 	}
-	contact, ok := req.Contact(), req.Contact() != nil
-	from := req.From()
-	fromTag, _ := from.Params.Get("tag")
-	if !ok || fromTag == "" {
-		respond(tx, req, sip.StatusBadRequest, "SUBSCRIBE needs a Contact and a From tag")
+	contact, from, to := req.Contact(), req.From(), req.To()
+	var fromTag string
+	if from != nil {
+		fromTag, _ = from.Params.Get("tag")
+	}
+	if contact == nil || fromTag == "" || to == nil {
+		respond(tx, req, sip.StatusBadRequest, "SUBSCRIBE needs a Contact, a To and a From tag")
 		return
 	}
 	if d.waitOnline(3*time.Second) == nil {
@@ -414,7 +416,7 @@ func (g *Gateway) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	s := &subscription{g: g, dev: d, watch: watch, eventID: eventID, callID: req.CallID().Value(),
 		entity: "sip:" + sipUser(watch) + "@" + g.contact.Address.Host,
 		target: contact.Address, refresh: make(chan time.Duration, 4), ended: make(chan struct{}), done: make(chan struct{})}
-	s.local = sip.FromHeader{DisplayName: req.To().DisplayName, Address: req.To().Address, Params: sip.NewParams()}
+	s.local = sip.FromHeader{DisplayName: to.DisplayName, Address: to.Address, Params: sip.NewParams()}
 	s.local.Params.Add("tag", tag)
 	s.remote = sip.ToHeader{DisplayName: from.DisplayName, Address: from.Address, Params: from.Params.Clone()}
 	s.key = dialogKey(s.callID, fromTag, tag)
@@ -477,7 +479,10 @@ func (g *Gateway) subscribeExpires(req *sip.Request) (time.Duration, int, string
 // its Call-ID and both tags (one of them ours, random) identify it, as for
 // BYE. Expires: 0 ends it with a final NOTIFY (RFC 6665 §4.2.1.4).
 func (g *Gateway) refreshSubscription(req *sip.Request, tx sip.ServerTransaction, ourTag string) {
-	fromTag, _ := req.From().Params.Get("tag")
+	var fromTag string
+	if from := req.From(); from != nil {
+		fromTag, _ = from.Params.Get("tag")
+	}
 	g.dialogs.mu.Lock()
 	s := g.dialogs.subs[dialogKey(req.CallID().Value(), fromTag, ourTag)]
 	g.dialogs.mu.Unlock()
