@@ -256,6 +256,8 @@ func dialStatus(err error) (int, string) {
 		return sip.StatusForbidden, "Forbidden"
 	case errors.Is(err, ErrNothingToPickUp), errors.Is(err, endpoint.ErrNothingToPull):
 		return sip.StatusNotFound, "No Call To Pick Up"
+	case errors.Is(err, ErrNoReplacedDialog):
+		return sip.StatusCallTransactionDoesNotExists, "Dialog Ended Or Taken By Another Device"
 	case errors.Is(err, endpoint.ErrHandoffFailed):
 		return sip.StatusTemporarilyUnavailable, "Pickup Failed"
 	}
@@ -291,9 +293,20 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		respond(tx, req, sip.StatusForbidden, "Register first")
 		return
 	}
-	pickup := d.trunk == nil && g.isPickup(req.Recipient.User)
+	// Pickup code or INVITE with Replaces: take a call instead of dialling
+	// (a phone's, never a trunk's).
+	var take taker
+	if d.trunk == nil {
+		var code int
+		var reason string
+		take, code, reason = g.takeover(ep, d, req)
+		if code != 0 {
+			respond(tx, req, code, reason)
+			return
+		}
+	}
 	target, err := g.callTarget(d, req.Recipient.User)
-	if pickup {
+	if take != nil {
 		target, err = "pickup", nil
 	}
 	if err != nil {
@@ -343,13 +356,24 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	_ = ds.Respond(sip.StatusTrying, "Trying", nil)
 
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	// The phone giving up (CANCEL) stops the dial or the pull: a pull not
+	// yet committed rolls back and the call stays where it was (issue 9
+	// §3, the desk phone hangs up mid-pull).
+	stopWatch := context.AfterFunc(ds.Context(), cancel)
 	var call endpoint.CallInfo
-	if pickup {
-		call, err = g.pickup(ctx, ep, b)
+	if take != nil {
+		call, err = take(ctx, b)
 	} else {
 		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
 	}
+	stopWatch()
 	cancel()
+	if err != nil && ds.Context().Err() != nil {
+		_ = b.leg.Close()
+		log.Info("the phone cancelled before the call was set up", "target", target, "err", err)
+		b.end("SIP CANCEL")
+		return
+	}
 	if err != nil {
 		_ = b.leg.Close()
 		code, reason := dialStatus(err)
@@ -364,7 +388,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	b.mu.Unlock()
 	d.claim(call.ID, b)
 	defer d.release(call.ID)
-	if pickup && call.State == "active" {
+	if take != nil && call.State == "active" {
 		// The pulled call is already up: answer the phone now.
 		b.post(endpoint.Event{Type: "call.active", CallID: call.ID})
 	}

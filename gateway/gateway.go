@@ -82,7 +82,9 @@ type Config struct {
 	// Trunks are the SIP providers calls come in from (docs/sip.md).
 	Trunks []Trunk
 	// Policy decides session queries and pulls for every bridged device
-	// (endpoint.Config.Policy); nil is the same-user rule.
+	// (endpoint.Config.Policy), and who may watch (dialog-event
+	// SUBSCRIBE) and take (INVITE with Replaces) a user's calls; nil is
+	// the same-user rule.
 	Policy handoff.Policy
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
@@ -183,6 +185,7 @@ type Gateway struct {
 	// listeners close; trunkWG waits for them.
 	trunkStop chan struct{}
 	trunkWG   sync.WaitGroup
+	dialogs   *notifier // dialog-event subscriptions (dialogevent.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -208,6 +211,7 @@ func New(cfg Config) (*Gateway, error) {
 		devices: map[string]*device{},
 		bridges: map[string]*bridge{},
 		addrs:   map[string]string{},
+		dialogs: newNotifier(),
 	}
 	for _, a := range cfg.Accounts {
 		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
@@ -316,6 +320,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.srv.OnInvite(g.onInvite)
 	g.srv.OnAck(g.onAck)
 	g.srv.OnBye(g.onBye)
+	g.srv.OnSubscribe(g.onSubscribe)
 	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE transaction was handled by the
 		// transaction layer (the dialog ends, see inboundCall); one that
@@ -394,6 +399,11 @@ func (g *Gateway) Close() error {
 	g.mu.Unlock()
 	for _, b := range bridges {
 		b.hangup("gateway shutting down")
+	}
+	if g.ctx != nil {
+		sctx, scancel := context.WithTimeout(g.ctx, 3*time.Second)
+		g.dialogs.shutdown(sctx)
+		scancel()
 	}
 	close(g.trunkStop)
 	g.trunkWG.Wait() // unREGISTER while the listeners are open
@@ -479,7 +489,8 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 
 func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, sip.StatusOK, "OK",
-		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"),
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE"),
+		sip.NewHeader("Allow-Events", dialogEvent), sip.NewHeader("Supported", "replaces"),
 		sip.NewHeader("Accept", "application/sdp"))
 }
 

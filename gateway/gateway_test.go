@@ -54,7 +54,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newTestNet(t *testing.T, autoAnswer bool) *testNet {
+func newTestNet(t *testing.T, autoAnswer bool, opts ...func(*Config)) *testNet {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := access.NewServer(ctx, access.Config{DataDir: t.TempDir(), ServerNames: []string{"127.0.0.1"}, Logger: testLogger(t)})
@@ -77,12 +77,16 @@ func newTestNet(t *testing.T, autoAnswer bool) *testNet {
 	if err := srv.Users().AddBuddy(ctx, "alice", "bob"); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(Config{
+	cfg := Config{
 		Access: ln.Addr().String(), Roots: srv.CA().Pool(),
 		UDP: "127.0.0.1:0", MediaIP: netip.MustParseAddr("127.0.0.1"), SRTP: true, Realm: "baton.test",
 		Accounts: []Account{{SIPUser: "alice", HA1: sipbridge.HA1("alice", "baton.test", "desk-secret"), User: "alice", Device: "desk", Password: "alice-p2p-secret"}},
 		Logger:   testLogger(t).With("part", "gateway"),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +150,10 @@ type phone struct {
 	dialogs *sipgo.DialogServerCache
 	heard   *pcmSink
 	invites chan *sipgo.DialogServerSession
-	answer  int // status it answers INVITEs with (200)
-	srvPort int
+	// notifies gets every NOTIFY the phone receives (it answers 200).
+	notifies chan *sip.Request
+	answer   int // status it answers INVITEs with (200)
+	srvPort  int
 }
 
 func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
@@ -170,7 +176,7 @@ func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
 		t.Fatal(err)
 	}
 	p := &phone{t: t, ua: ua, cli: cli, srv: srv, addr: addr.String(), user: user, pw: pw, gw: gwAddr,
-		heard: &pcmSink{}, invites: make(chan *sipgo.DialogServerSession, 4), answer: 200, srvPort: addr.Port}
+		heard: &pcmSink{}, invites: make(chan *sipgo.DialogServerSession, 4), notifies: make(chan *sip.Request, 32), answer: 200, srvPort: addr.Port}
 	p.dialogs = sipgo.NewDialogServerCache(cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: addr.Port}})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		ds, err := p.dialogs.ReadInvite(req, tx)
@@ -179,6 +185,13 @@ func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
 		}
 		p.invites <- ds
 		<-ds.Context().Done()
+	})
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		select {
+		case p.notifies <- req:
+		default:
+		}
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadAck(req, tx) })
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadBye(req, tx) })

@@ -42,20 +42,28 @@ func (g *Gateway) pickup(ctx context.Context, ep *endpoint.Endpoint, b *bridge) 
 			if len(sessions) == 0 {
 				continue
 			}
-			h, err := ep.Pull(ctx, endpoint.PullRequest{From: dev.Device, SessionID: sessions[0].CallID,
-				Options: endpoint.CallOptions{Source: b.leg, Sink: b.leg}})
-			if err != nil {
-				return endpoint.CallInfo{}, fmt.Errorf("pickup from %s: %w", dev.Device, err)
-			}
-			ci, err := ep.Call(h.CallID)
-			if err != nil {
-				return endpoint.CallInfo{}, fmt.Errorf("pickup from %s: the pulled call: %w", dev.Device, err)
-			}
-			return ci, nil
+			return g.pullSession(ctx, ep, b, dev.Device, sessions[0].CallID)
 		}
 	}
 	if len(asked) > 0 {
 		return endpoint.CallInfo{}, fmt.Errorf("%w (%v)", ErrNothingToPickUp, asked)
 	}
 	return endpoint.CallInfo{}, ErrNothingToPickUp
+}
+
+// pullSession pulls one session from another device of the phone's user
+// onto the phone (the device endpoint is A in the P2P handoff, the
+// phone's SIP leg the call's audio): the pickup code's and Replaces' common
+// end.
+func (g *Gateway) pullSession(ctx context.Context, ep *endpoint.Endpoint, b *bridge, from, callID string) (endpoint.CallInfo, error) {
+	h, err := ep.Pull(ctx, endpoint.PullRequest{From: from, SessionID: callID,
+		Options: endpoint.CallOptions{Source: b.leg, Sink: b.leg}})
+	if err != nil {
+		return endpoint.CallInfo{}, fmt.Errorf("pickup from %s: %w", from, err)
+	}
+	ci, err := ep.Call(h.CallID)
+	if err != nil {
+		return endpoint.CallInfo{}, fmt.Errorf("pickup from %s: the pulled call: %w", from, err)
+	}
+	return ci, nil
 }

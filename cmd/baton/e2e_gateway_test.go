@@ -184,6 +184,12 @@ type baresip struct {
 
 func startBaresip(t *testing.T, gwUDP string, toneHz float64) *baresip {
 	t.Helper()
+	return startBaresipWith(t, gwUDP, "desk-secret", toneHz)
+}
+
+// startBaresipWith starts baresip as alice with the SIP password sipPw.
+func startBaresipWith(t *testing.T, gwUDP, sipPw string, toneHz float64) *baresip {
+	t.Helper()
 	bin := needTool(t, "baresip")
 	dir := t.TempDir()
 	wav := filepath.Join(dir, "tone.wav")
@@ -207,7 +213,7 @@ ctrl_tcp_listen %s
 snd_path %s
 `, freeUDPPort(t), wav, ctrlAddr, dir)
 	writeFile(t, dir, "config", cfg)
-	writeFile(t, dir, "accounts", fmt.Sprintf("<sip:alice@%s;transport=udp>;auth_pass=desk-secret;regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n", gwUDP))
+	writeFile(t, dir, "accounts", fmt.Sprintf("<sip:alice@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n", gwUDP, sipPw))
 	b := &baresip{dir: dir, ctrl: ctrlAddr, out: &syncBuffer{}}
 	b.cmd = exec.Command(bin, "-f", dir)
 	b.cmd.Dir = dir
