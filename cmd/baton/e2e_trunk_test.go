@@ -257,3 +257,128 @@ func TestE2EGatewayTrunkCallOut(t *testing.T) {
 	}
 	checkHears(t, laptopRec, 440, time.Second)
 }
+
+// Issue 9, "done when": a trunk call moves desk phone -> softphone -> desk
+// phone with nothing lost at the trunk and no SIP message toward it. The
+// provider (sipp, trunk_call.xml: fails on any message mid-call) calls
+// +15551230, routed to alice/desk; alice's SIP desk phone (sipp) answers;
+// alice/laptop pulls the call (the gateway as B: the desk gets BYE after
+// the commit); the desk dials *8 and takes it back (the gateway as A).
+// The trunk's RTP keeps one SSRC with no sequence number lost, and it hears
+// the desk, the laptop, then the desk again.
+func TestE2ETrunkCallDeskLaptopDesk(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	sdir := t.TempDir()
+	n := startBridgeNetWith(t, func(dir string, pw map[string]string) string {
+		return fmt.Sprintf(`trunks:
+  - name: pstn
+    device: pstn/trunk1
+    password_file: %s
+    allow: [127.0.0.6]
+    numbers:
+      - {number: "+15551230", to: alice/desk}
+`, pw["pstn"])
+	})
+	eventually(t, pollTimeout, "the trunk's device online", func() (bool, string) {
+		ts := trunkStatus(t, n.dir, n.gwAdmin, "pstn")
+		return ts["online"] == true, fmt.Sprint(ts)
+	})
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	desk1 := startSIPMedia(t, "127.0.0.1", 440)
+	deskAnswers := sippServe(t, sipp, sdir, "answer_until_bye.xml", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk1.addr().Port),
+		"-i", "127.0.0.1", "-p", deskPort)
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660})
+
+	trunk := startSIPMedia(t, "127.0.0.1", 350)
+	call := make(chan error, 1)
+	go func() {
+		call <- sippRun(sipp, sdir, n.sipUDP, "trunk_call.xml", "-s", "+15551230", "-key", "deskuser", "+14155550100",
+			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(trunk.addr().Port), "-i", "127.0.0.6", "-p", freeUDPPort(t))
+	}()
+	eventually(t, pollTimeout, "the trunk's call answered by the desk phone", func() (bool, string) {
+		select {
+		case err := <-call:
+			t.Fatalf("the trunk's call ended before it was answered: %v", err)
+		default:
+		}
+		r := status(t, n.dir, n.gwAdmin)
+		calls, _ := r["calls"].([]any)
+		for _, c := range calls {
+			if m, ok := c.(map[string]any); ok && m["state"] == "active" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(r["calls"])
+	})
+	time.Sleep(1500 * time.Millisecond) // the caller hears the desk
+
+	if r := mustCtl(t, n.dir, laptop.admin, "pull", "--from", "desk"); !strings.Contains(r.stdout, "done") {
+		t.Fatalf("the laptop's pull did not report done:\n%s", r.stdout)
+	}
+	select {
+	case err := <-deskAnswers:
+		if err != nil {
+			t.Fatalf("the desk phone's first dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after the laptop's pull")
+	}
+	time.Sleep(1500 * time.Millisecond) // the caller hears the laptop
+
+	desk2 := startSIPMedia(t, "127.0.0.1", 550)
+	takeBack := make(chan error, 1)
+	go func() {
+		takeBack <- sippRun(sipp, sdir, n.sipUDP, "call_until_bye.xml", "-s", "*8", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk2.addr().Port),
+			"-i", "127.0.0.1", "-p", deskPort)
+	}()
+	eventually(t, pollTimeout, "the laptop's call handed off to alice/desk", func() (bool, string) {
+		r := ctl(t, n.dir, laptop.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "ended" && strings.HasPrefix(row["INFO"], "handed off to alice/desk") {
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+
+	// The provider hangs up after its 10 s; anything it got before fails it.
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the trunk's SIP dialog saw something during the moves: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the trunk's call did not end")
+	}
+	select {
+	case err := <-takeBack:
+		if err != nil {
+			t.Fatalf("the desk phone's second dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk phone got no BYE when the trunk hung up")
+	}
+	trunk.close()
+	rep := trunk.report()
+	order, gap := heardToneOrder(trunk.pcm())
+	t.Logf("the trunk heard %d packets, %d lost, %d SSRCs, %d timestamp jumps, longest packet gap %v; tones %v, longest silence between them %v",
+		rep.packets, rep.lost, rep.ssrcs, rep.tsJumps, rep.maxGap, order, gap)
+	if rep.ssrcs != 1 || rep.lost != 0 || rep.tsJumps != 0 {
+		t.Errorf("the trunk's RTP across two moves: %d SSRCs, %d lost, %d timestamp jumps; want 1, 0, 0", rep.ssrcs, rep.lost, rep.tsJumps)
+	}
+	if len(order) != 3 || order[0] != 440 || order[1] != 660 || order[2] != 550 {
+		t.Errorf("the trunk heard %v, want the desk's 440 Hz, the laptop's 660 Hz, the desk's 550 Hz", order)
+	}
+	// The desk's second leg starts its RTP after its 200 (the phone answers
+	// the pickup only once the handoff committed), so that gap is bounded
+	// by the phone's answer, not by a packet time (docs/transfers.md):
+	// 160-200 ms on a quiet machine (TestE2EBridgePickupCode bounds it at
+	// 400 ms), up to about 1 s measured at load 11. This bound only says
+	// the audio came back.
+	if gap > 2*time.Second {
+		t.Errorf("the trunk heard %v of silence in a move", gap)
+	}
+}
