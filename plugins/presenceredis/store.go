@@ -218,8 +218,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) userKey(user string) string          { return s.opt.Prefix + "u:" + user }
-func (s *Store) leaseKey(user, device string) string { return s.opt.Prefix + "l:" + user + "/" + device }
+func (s *Store) userKey(user string) string { return s.opt.Prefix + "u:" + user }
+func (s *Store) leaseKey(user, device string) string {
+	return s.opt.Prefix + "l:" + user + "/" + device
+}
 func (s *Store) keys(user, device string) []string {
 	return []string{s.userKey(user), s.leaseKey(user, device), s.opt.Prefix + "online", s.chEvent}
 }
