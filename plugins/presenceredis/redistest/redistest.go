@@ -21,10 +21,12 @@ import (
 
 // Server is a running redis-server.
 type Server struct {
-	Addr string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
+	Addr  string
+	extra []string
+	mu    sync.Mutex // Stop and Restart
+	cmd   *exec.Cmd
+	out   *lockedBuffer
+	done  chan struct{}
 }
 
 type lockedBuffer struct {
@@ -73,7 +75,7 @@ func start(bin string, extra []string) (*Server, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
 	args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, extra...)
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: &lockedBuffer{}, done: make(chan struct{})}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), extra: extra, out: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -105,6 +107,8 @@ func start(bin string, extra []string) (*Server, error) {
 
 // Stop kills the server and waits for it. It is idempotent.
 func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.done
 }
@@ -114,4 +118,36 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// Restart starts the server again on the same address (empty: it was
+// started without persistence), after Stop.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, port, _ := net.SplitHostPort(s.Addr)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.out, s.done = &lockedBuffer{}, make(chan struct{})
+	s.cmd = exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, s.extra...)...)
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := s.done
+	cmd := s.cmd
+	go func() { _ = cmd.Wait(); close(done) }()
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer rdb.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server restarted on %s not answering:\n%s", s.Addr, s.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
