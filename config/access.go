@@ -95,6 +95,44 @@ type Presence struct {
 	// Timeout is how long an endpoint may stay silent before it is
 	// reported offline; it must exceed Keepalive.
 	Timeout time.Duration `koanf:"timeout"`
+	// Plugin is the presence backend plugin; an empty path keeps the
+	// embedded in-memory store.
+	Plugin PresencePlugin `koanf:"plugin"`
+}
+
+// PresencePlugin is a presence backend plugin (plugins.LoadPresence), e.g.
+// presence-redis, which lets access servers share one presence space.
+type PresencePlugin struct {
+	// Path is the plugin binary.
+	Path string `koanf:"path"`
+	// Args are passed to the plugin, e.g. ["-addr", "127.0.0.1:6379"].
+	Args []string `koanf:"args"`
+	// SHA256 pins the binary's hex sha256; empty pins the hash of the
+	// binary found at start.
+	SHA256 string `koanf:"sha256"`
+	// Timeout is the deadline of one store call; past it a login fails
+	// with "presence unavailable" instead of waiting on a hung plugin.
+	Timeout time.Duration `koanf:"timeout"`
+	// Owner names this server's presence to a shared backend (its leases
+	// in Redis); servers sharing one must differ. Empty: a random name
+	// per start.
+	Owner string `koanf:"owner"`
+}
+
+func (pp PresencePlugin) validate(p *problems) {
+	if pp.Path == "" {
+		if len(pp.Args) > 0 || pp.SHA256 != "" || pp.Owner != "" {
+			p.add("presence.plugin.path", shown("empty"), "set the plugin binary, or remove presence.plugin.args, sha256 and owner")
+		}
+		return
+	}
+	if pp.SHA256 != "" && (len(pp.SHA256) != 64 || strings.Trim(strings.ToLower(pp.SHA256), "0123456789abcdef") != "") {
+		p.add("presence.plugin.sha256", pp.SHA256, "want 64 hex digits (sha256sum of the binary)")
+	}
+	p.durationRange("presence.plugin.timeout", pp.Timeout, time.Millisecond, time.Minute)
+	if strings.ContainsAny(pp.Owner, " \t\r\n") {
+		p.add("presence.plugin.owner", pp.Owner, "no spaces or line breaks")
+	}
 }
 
 // DefaultAccess returns the defaults: loopback only, data in ./baton-data.
@@ -105,7 +143,8 @@ func DefaultAccess() Access {
 		DataDir:       "./baton-data",
 		ServerNames:   []string{"127.0.0.1", "localhost"},
 		CredentialTTL: time.Hour,
-		Presence:      Presence{Keepalive: 10 * time.Second, Timeout: 30 * time.Second},
+		Presence: Presence{Keepalive: 10 * time.Second, Timeout: 30 * time.Second,
+			Plugin: PresencePlugin{Timeout: 2 * time.Second}},
 		Limits: AccessLimits{
 			LoginTimeout:        5 * time.Second,
 			MaxPending:          1024,
@@ -165,6 +204,7 @@ func (a Access) Validate() error {
 			"must be greater than presence.keepalive ("+a.Presence.Keepalive.String()+")")
 	}
 	a.Limits.validate(&p)
+	a.Presence.Plugin.validate(&p)
 	return p.err()
 }
 

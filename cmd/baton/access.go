@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -13,7 +16,28 @@ import (
 	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/control"
 	"github.com/baton-voice/baton/p2p/pki"
+	"github.com/baton-voice/baton/p2p/presence"
+	"github.com/baton-voice/baton/plugins"
 )
+
+// loadPresencePlugin starts the presence backend plugin pp configures; nil
+// (and no error) when none is, and the server keeps its in-memory store.
+func loadPresencePlugin(ctx context.Context, pp config.PresencePlugin, log *slog.Logger) (presence.Store, error) {
+	if pp.Path == "" {
+		return nil, nil
+	}
+	c, err := plugins.LoadPresence(ctx, plugins.PresenceConfig{
+		Config:      plugins.Config{Path: pp.Path, Args: pp.Args, SHA256: strings.ToLower(pp.SHA256), Logger: log},
+		CallTimeout: pp.Timeout,
+		Owner:       pp.Owner,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("presence plugin: %w", err)
+	}
+	d := c.Supervisor().Description()
+	log.Info("presence backend plugin loaded", "plugin", d.Name, "version", d.Version, "pid", c.Supervisor().PID())
+	return c, nil
+}
 
 func newAccessCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -33,6 +57,15 @@ The access server is never on the call path.`,
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
 			ctx := cmd.Context()
+			store, err := loadPresencePlugin(ctx, cfg.Presence.Plugin, log)
+			if err != nil {
+				return err
+			}
+			if store != nil {
+				// Deferred before srv.Close, so it runs after it: the
+				// server marks its endpoints offline through the plugin.
+				defer store.Close()
+			}
 			srv, err := access.NewServer(ctx, access.Config{
 				DataDir:       cfg.DataDir,
 				ServerNames:   cfg.ServerNames,
@@ -51,6 +84,7 @@ The access server is never on the call path.`,
 					MaxPending:          cfg.Limits.MaxPending,
 					MaxLoginFrame:       cfg.Limits.MaxLoginFrame,
 				},
+				Store:  store,
 				Logger: log,
 			})
 			if err != nil {

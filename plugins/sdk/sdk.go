@@ -105,3 +105,13 @@ func ServePresence(s presence.Store, opts ...Option) {
 	protocol.Serve(cfg)
 	_ = s.Close()
 }
+
+// PresenceOwnerEnv is the environment variable in which the host names the
+// owner of the presence its plugin writes: one name per host (access
+// server), kept across restarts of the plugin, so a restarted plugin
+// carries on with the leases its predecessor held (presenceredis).
+const PresenceOwnerEnv = "BATON_PRESENCE_OWNER"
+
+// PresenceOwner returns the owner name the host gave a presence plugin, or
+// "" when it gave none (the plugin then picks its own).
+func PresenceOwner() string { return os.Getenv(PresenceOwnerEnv) }
