@@ -9,6 +9,5 @@ const available = false
 // Version returns "" without libopus.
 func Version() string { return "" }
 
-
 func newEncoder(Config) (codecs.Encoder, error) { return nil, ErrUnavailable }
 func newDecoder(Config) (codecs.Decoder, error) { return nil, ErrUnavailable }
