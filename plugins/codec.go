@@ -28,6 +28,12 @@ type CodecConfig struct {
 	Linger time.Duration
 }
 
+// batchWindow is how many batches may be on their way to the plugin
+// and back at once. One keeps the plugin's queue short (it works through
+// batches in order anyway) and makes every frame that arrives meanwhile
+// share the next batch.
+const batchWindow = 1
+
 // DefaultFrameTimeout is CodecConfig.FrameTimeout's default.
 const DefaultFrameTimeout = 20 * time.Millisecond
 
@@ -139,8 +145,9 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
 	c.cancel = rcancel
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.run(rctx)
+	go c.reap(rctx)
 	select {
 	case <-c.up:
 	case <-lctx.Done():
@@ -226,6 +233,7 @@ type codecState struct {
 	gen     uint64 // stream generation the state is open on; 0: not open
 	opened  bool   // opened on some stream before (for Stats.Reopened)
 	waiting bool   // a frame is queued or on the wire
+	queued  time.Time
 	op      codecv1.Op
 	seq     uint32 // of the frame waited for; 0: none
 	req     []byte // request data (PCM bytes or payload copy)
@@ -335,6 +343,7 @@ func (st *codecState) roundTrip(op codecv1.Op, fill func(req []byte) []byte, sam
 		st.seq = 1
 	}
 	st.op, st.samples, st.err, st.waiting = op, samples, nil, true
+	st.queued = time.Now()
 	st.req = fill(st.req)
 	select { // drop a stale result signal from a frame that timed out
 	case <-st.done:
@@ -347,24 +356,9 @@ func (st *codecState) roundTrip(op codecv1.Op, fill func(req []byte) []byte, sam
 	default:
 	}
 
-	t := time.NewTimer(c.timeout)
-	defer t.Stop()
-	select {
-	case <-st.done:
-	case <-t.C:
-		c.mu.Lock()
-		select {
-		case <-st.done: // answered just now
-		default:
-			st.seq++ // a late answer no longer matches
-			st.waiting = false
-			c.stats.Timeouts++
-			c.mu.Unlock()
-			c.sup.Check()
-			return nil, fmt.Errorf("plugins: codec %s: %s: no answer within %v: %w", st.codec, opName(op), c.timeout, ErrUnavailable)
-		}
-		c.mu.Unlock()
-	}
+	// No timer per frame (it would cost more than the frame's share of a
+	// batch): the reaper fails frames that wait longer than FrameTimeout.
+	<-st.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st.err != nil {
@@ -419,6 +413,37 @@ func (c *CodecClient) failAll(err error) {
 	}
 	for _, st := range c.states {
 		fail(st)
+	}
+}
+
+// reap fails the frames that waited longer than FrameTimeout: the plugin
+// hangs or is too slow. Their late answers, if any, no longer match (seq).
+func (c *CodecClient) reap(ctx context.Context) {
+	defer c.wg.Done()
+	t := time.NewTicker(max(c.timeout/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n := 0
+			c.mu.Lock()
+			for _, st := range c.states {
+				if st.waiting && now.Sub(st.queued) > c.timeout {
+					st.seq++
+					st.waiting = false
+					st.err = fmt.Errorf("plugins: codec %s: %s: no answer within %v: %w", st.codec, opName(st.op), c.timeout, ErrUnavailable)
+					c.stats.Timeouts++
+					signal(st)
+					n++
+				}
+			}
+			c.mu.Unlock()
+			if n > 0 {
+				c.sup.Check()
+			}
+		}
 	}
 }
 
@@ -489,7 +514,11 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 	}
 
 	readErr := make(chan error, 1)
-	go func() { readErr <- c.read(stream) }()
+	// answered gets one token per batch answered; at most batchWindow
+	// batches are unanswered, so the reader never blocks on it.
+	answered := make(chan struct{}, batchWindow)
+	go func() { readErr <- c.read(stream, answered) }()
+	inflight := 0
 
 	var tick uint64
 	batch := &codecv1.Batch{}
@@ -512,6 +541,32 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 			}
 			continue
 		case <-c.kick:
+		}
+		// Group commit: while batchWindow batches are on their way, frames
+		// wait and pile up for the next one, so the batch size follows the
+		// load (about the frames that arrive in one plugin round trip).
+	window:
+		for {
+			select {
+			case <-answered:
+				inflight--
+				continue
+			default:
+			}
+			if inflight < batchWindow {
+				break window
+			}
+			select {
+			case <-ctx.Done():
+				_ = stream.CloseSend()
+				cancel()
+				<-readErr
+				return ctx.Err()
+			case err := <-readErr:
+				return err
+			case <-answered:
+				inflight--
+			}
 		}
 		if c.linger > 0 {
 			time.Sleep(c.linger)
@@ -564,6 +619,7 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 		// Not under c.mu: Send may wait for flow control, which needs the
 		// reader (and so c.mu) to drain the plugin's answers.
 		err := stream.Send(batch)
+		inflight++
 		if err != nil {
 			cancel()
 			<-readErr
@@ -573,7 +629,7 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 }
 
 // read hands results to the states waiting for them.
-func (c *CodecClient) read(stream codecv1.Codec_FramesClient) error {
+func (c *CodecClient) read(stream codecv1.Codec_FramesClient, answered chan<- struct{}) error {
 	for {
 		b, err := stream.Recv()
 		if err != nil {
@@ -604,6 +660,7 @@ func (c *CodecClient) read(stream codecv1.Codec_FramesClient) error {
 			signal(st)
 		}
 		c.mu.Unlock()
+		answered <- struct{}{}
 	}
 }
 
