@@ -359,8 +359,9 @@ func (st *codecState) roundTrip(op codecv1.Op, fill func(req []byte) []byte, sam
 	// No timer per frame (it would cost more than the frame's share of a
 	// batch): the reaper fails frames that wait longer than FrameTimeout.
 	<-st.done
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Whoever ended the wait (reader, reaper, failAll) wrote resp and err
+	// before the signal and set waiting to false, so nobody writes them
+	// until this owner's next frame: no lock needed to read them.
 	if st.err != nil {
 		return nil, st.err
 	}
@@ -522,8 +523,7 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 
 	var tick uint64
 	batch := &codecv1.Batch{}
-	var frames []codecv1.Frame
-	var arena []byte // request bytes of one batch
+	var packed []byte // the batch's frames (layout in codec.proto)
 	for {
 		select {
 		case <-ctx.Done():
@@ -577,16 +577,12 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 			c.mu.Unlock()
 			continue
 		}
-		if cap(frames) < 2*n {
-			frames = make([]codecv1.Frame, 2*n)
-		}
-		frames = frames[:0]
+		packed = packed[:0]
 		for _, id := range c.closes {
-			frames = append(frames, codecv1.Frame{Op: codecv1.Op_OP_CLOSE, StateId: id})
+			packed = protocol.AppendFrame(packed, protocol.Frame{Op: codecv1.Op_OP_CLOSE, StateID: id})
 		}
 		c.closes = c.closes[:0]
 		data := 0
-		arena = arena[:0]
 		for _, st := range c.pending {
 			if !st.waiting || st.closed {
 				continue // timed out or closed before its batch left
@@ -595,23 +591,17 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 				if st.opened {
 					c.stats.Reopened++
 				}
-				frames = append(frames, codecv1.Frame{Op: st.open, StateId: st.id, Codec: st.codec})
+				packed = protocol.AppendFrame(packed, protocol.Frame{Op: st.open, StateID: st.id, Data: []byte(st.codec)})
 				st.gen, st.opened = gen, true
 			}
-			// Copy the request: its owner may refill st.req as soon as it
-			// stops waiting (a timeout), while this batch is marshalled.
-			start := len(arena)
-			arena = append(arena, st.req...)
-			frames = append(frames, codecv1.Frame{Op: st.op, StateId: st.id, Seq: st.seq, Data: arena[start:len(arena):len(arena)], Samples: st.samples})
+			// Copied: the owner may refill st.req as soon as it stops
+			// waiting (a timeout), while this batch is marshalled.
+			packed = protocol.AppendFrame(packed, protocol.Frame{Op: st.op, StateID: st.id, Seq: st.seq, Samples: st.samples, Data: st.req})
 			data++
 		}
 		c.pending = c.pending[:0]
 		tick++
-		batch.Tick = tick
-		batch.Frames = batch.Frames[:0]
-		for i := range frames {
-			batch.Frames = append(batch.Frames, &frames[i])
-		}
+		batch.Tick, batch.Frames = tick, packed
 		c.stats.Batches++
 		c.stats.Frames += uint64(data)
 		c.stats.MaxBatch = max(c.stats.MaxBatch, data)
@@ -630,36 +620,49 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 
 // read hands results to the states waiting for them.
 func (c *CodecClient) read(stream codecv1.Codec_FramesClient, answered chan<- struct{}) error {
+	var ready []*codecState
 	for {
 		b, err := stream.Recv()
 		if err != nil {
 			return err
 		}
+		ready = ready[:0]
 		c.mu.Lock()
-		for _, f := range b.GetFrames() {
-			st := c.states[f.GetStateId()]
-			if f.GetOp() == codecv1.Op_OP_OPEN_ENCODER || f.GetOp() == codecv1.Op_OP_OPEN_DECODER || f.GetOp() == codecv1.Op_OP_CLOSE {
-				if f.GetError() != "" {
-					c.sup.log.Warn("codec plugin refused", "op", opName(f.GetOp()), "state", f.GetStateId(), "error", f.GetError())
-					if st != nil && f.GetOp() != codecv1.Op_OP_CLOSE {
+		for r := b.GetFrames(); len(r) > 0; {
+			var f protocol.Frame
+			f, r, err = protocol.NextFrame(r)
+			if err != nil {
+				c.mu.Unlock()
+				return fmt.Errorf("answer %d: %w", b.GetTick(), err)
+			}
+			st := c.states[f.StateID]
+			switch f.Op {
+			case codecv1.Op_OP_OPEN_ENCODER, codecv1.Op_OP_OPEN_DECODER, codecv1.Op_OP_CLOSE:
+				if f.Err {
+					c.sup.log.Warn("codec plugin refused", "op", opName(f.Op), "state", f.StateID, "error", string(f.Data))
+					if st != nil && f.Op != codecv1.Op_OP_CLOSE {
 						st.gen = 0 // try to open again with the next frame
 					}
 				}
 				continue
 			}
-			if st == nil || !st.waiting || f.GetSeq() != st.seq {
+			if st == nil || !st.waiting || f.Seq != st.seq {
 				continue // closed, or a late answer to a frame given up on
 			}
 			st.waiting = false
-			if e := f.GetError(); e != "" {
-				st.err = fmt.Errorf("plugins: codec %s: %s: plugin: %s", st.codec, opName(f.GetOp()), e)
+			if f.Err {
+				st.err = fmt.Errorf("plugins: codec %s: %s: plugin: %s", st.codec, opName(f.Op), f.Data)
 				c.stats.Failed++
 			} else {
-				st.resp = append(st.resp[:0], f.GetData()...)
+				st.resp = append(st.resp[:0], f.Data...)
 			}
-			signal(st)
+			ready = append(ready, st)
 		}
 		c.mu.Unlock()
+		// Woken outside c.mu, so the calls do not wake into a held lock.
+		for _, st := range ready {
+			signal(st)
+		}
 		answered <- struct{}{}
 	}
 }

@@ -83,7 +83,8 @@ func (st *codecState) close() error {
 const maxStates = 1 << 16
 
 // Frames implements codecv1.CodecServer: it answers every Batch with one
-// Batch of results in the same order (no result for a CLOSE that worked).
+// Batch of results, one per frame, in the same order. A malformed batch
+// ends the stream with an error (the host opens a new one).
 func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
 	states := make(map[uint64]*codecState)
 	defer func() {
@@ -91,7 +92,8 @@ func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
 			_ = st.close()
 		}
 	}()
-	var arena []byte // output bytes of one batch
+	out := &codecv1.Batch{}
+	var arena []byte // the answer's packed frames
 	for {
 		in, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -100,120 +102,131 @@ func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
 		if err != nil {
 			return err
 		}
-		out := &codecv1.Batch{Tick: in.GetTick(), Frames: make([]*codecv1.Frame, 0, len(in.GetFrames()))}
-		results := make([]codecv1.Frame, len(in.GetFrames()))
-		for i, f := range in.GetFrames() {
-			r := &results[i]
-			r.Op, r.StateId, r.Seq = f.GetOp(), f.GetStateId(), f.GetSeq()
-			var data []byte
-			data, arena, err = s.do(states, f, arena)
+		arena = arena[:0]
+		for b := in.GetFrames(); len(b) > 0; {
+			var f Frame
+			f, b, err = NextFrame(b)
 			if err != nil {
-				r.Error = err.Error()
-			} else {
-				r.Data = data
+				return fmt.Errorf("codec: batch %d: %w", in.GetTick(), err)
 			}
-			if f.GetOp() == codecv1.Op_OP_CLOSE && err == nil {
-				continue
-			}
-			out.Frames = append(out.Frames, r)
+			arena = s.do(states, f, arena)
 		}
+		out.Tick, out.Frames = in.GetTick(), arena
+		// Send marshals before it returns: arena is free again after it.
 		if err := stream.Send(out); err != nil {
 			return err
 		}
-		// Send has marshalled the results; the arena is free again.
-		arena = arena[:0]
 	}
 }
 
-// do runs one request. Output bytes are appended to arena (one allocation
-// per batch, not per frame).
-func (s *CodecServer) do(states map[uint64]*codecState, f *codecv1.Frame, arena []byte) ([]byte, []byte, error) {
-	id := f.GetStateId()
-	switch f.GetOp() {
+// do runs one request and appends its result frame to out.
+func (s *CodecServer) do(states map[uint64]*codecState, f Frame, out []byte) []byte {
+	res := Frame{Op: f.Op, Seq: f.Seq, StateID: f.StateID}
+	fail := func(err error) []byte {
+		res.Err, res.Data = true, []byte(err.Error())
+		return AppendFrame(out, res)
+	}
+	id := f.StateID
+	switch f.Op {
 	case codecv1.Op_OP_OPEN_ENCODER, codecv1.Op_OP_OPEN_DECODER:
 		if _, ok := states[id]; ok {
-			return nil, arena, fmt.Errorf("state %d already open", id)
+			return fail(fmt.Errorf("state %d already open", id))
 		}
 		if len(states) >= maxStates {
-			return nil, arena, fmt.Errorf("too many states (%d)", maxStates)
+			return fail(fmt.Errorf("too many states (%d)", maxStates))
 		}
-		c := s.lookup(f.GetCodec())
+		c := s.lookup(string(f.Data))
 		if c == nil {
-			return nil, arena, fmt.Errorf("codec %q: %w", f.GetCodec(), codecs.ErrUnknownCodec)
+			return fail(fmt.Errorf("codec %q: %w", f.Data, codecs.ErrUnknownCodec))
 		}
 		st := &codecState{}
 		var err error
-		if f.GetOp() == codecv1.Op_OP_OPEN_ENCODER {
+		if f.Op == codecv1.Op_OP_OPEN_ENCODER {
 			st.enc, err = codecs.NewEncoder(c)
 		} else {
 			st.dec, err = codecs.NewDecoder(c)
-			st.plc, _ = st.dec.(codecs.Concealer)
+			if err == nil {
+				st.plc, _ = st.dec.(codecs.Concealer)
+			}
 		}
 		if err != nil {
-			return nil, arena, err
+			return fail(err)
 		}
 		states[id] = st
-		return nil, arena, nil
+		return AppendFrame(out, res)
 	case codecv1.Op_OP_CLOSE:
 		st, ok := states[id]
 		if !ok {
-			return nil, arena, fmt.Errorf("close: state %d not open", id)
+			return fail(fmt.Errorf("close: state %d not open", id))
 		}
 		delete(states, id)
-		return nil, arena, st.close()
+		if err := st.close(); err != nil {
+			return fail(err)
+		}
+		return AppendFrame(out, res)
 	}
 	st, ok := states[id]
 	if !ok {
-		return nil, arena, fmt.Errorf("%s: state %d not open", f.GetOp(), id)
+		return fail(fmt.Errorf("%s: state %d not open", f.Op, id))
 	}
-	switch f.GetOp() {
+	switch f.Op {
 	case codecv1.Op_OP_ENCODE:
 		if st.enc == nil {
-			return nil, arena, fmt.Errorf("encode: state %d is a decoder", id)
+			return fail(fmt.Errorf("encode: state %d is a decoder", id))
 		}
-		data := f.GetData()
-		if len(data)%2 != 0 || len(data)/2 > MaxFrameSamples {
-			return nil, arena, fmt.Errorf("encode: %d bytes of PCM: want an even count up to %d", len(data), 2*MaxFrameSamples)
+		if len(f.Data)%2 != 0 || len(f.Data)/2 > MaxFrameSamples {
+			return fail(fmt.Errorf("encode: %d bytes of PCM: want an even count up to %d", len(f.Data), 2*MaxFrameSamples))
 		}
-		pcm := st.frame(len(data) / 2)
-		PCMFromBytes(pcm, data)
-		start := len(arena)
-		arena = grow(arena, 2*len(pcm)+64)
-		n, err := st.enc.Encode(arena[start:cap(arena)], pcm)
+		pcm := st.frame(len(f.Data) / 2)
+		PCMFromBytes(pcm, f.Data)
+		hdr := len(out)
+		out = AppendHeader(out, res, 0)
+		start := len(out)
+		out = grow(out, 2*len(pcm)+64)
+		n, err := st.enc.Encode(out[start:cap(out)], pcm)
 		if err != nil {
-			return nil, arena[:start], err
+			return fail2(out[:hdr], res, err)
 		}
-		arena = arena[:start+n]
-		return arena[start : start+n : start+n], arena, nil
+		out = out[:start+n]
+		putLen(out[hdr:], n)
+		return out
 	case codecv1.Op_OP_DECODE, codecv1.Op_OP_CONCEAL:
 		if st.dec == nil {
-			return nil, arena, fmt.Errorf("%s: state %d is an encoder", f.GetOp(), id)
+			return fail(fmt.Errorf("%s: state %d is an encoder", f.Op, id))
 		}
 		pcm := st.frame(MaxFrameSamples)
 		var n int
 		var err error
-		if f.GetOp() == codecv1.Op_OP_DECODE {
-			n, err = st.dec.Decode(pcm, f.GetData())
+		if f.Op == codecv1.Op_OP_DECODE {
+			n, err = st.dec.Decode(pcm, f.Data)
 		} else if st.plc == nil {
 			err = errors.New("conceal: codec has no packet-loss concealment")
 		} else {
-			k := int(f.GetSamples())
+			k := int(f.Samples)
 			if k < 1 || k > MaxFrameSamples {
-				return nil, arena, fmt.Errorf("conceal: %d samples: want 1..%d", k, MaxFrameSamples)
+				return fail(fmt.Errorf("conceal: %d samples: want 1..%d", k, MaxFrameSamples))
 			}
 			n, err = st.plc.Conceal(pcm[:k])
 		}
 		if err != nil {
-			return nil, arena, err
+			return fail(err)
 		}
-		start := len(arena)
-		arena = grow(arena, 2*n)
-		arena = arena[:start+2*n]
-		PCMToBytes(arena[start:], pcm[:n])
-		return arena[start : start+2*n : start+2*n], arena, nil
+		out = AppendHeader(out, res, 2*n)
+		start := len(out)
+		out = grow(out, 2*n)[:start+2*n]
+		PCMToBytes(out[start:], pcm[:n])
+		return out
 	}
-	return nil, arena, fmt.Errorf("unknown op %d", f.GetOp())
+	return fail(fmt.Errorf("unknown op %d", f.Op))
 }
+
+func fail2(out []byte, res Frame, err error) []byte {
+	res.Err, res.Data = true, []byte(err.Error())
+	return AppendFrame(out, res)
+}
+
+// putLen rewrites the data length of the frame header at h.
+func putLen(h []byte, n int) { binary.LittleEndian.PutUint32(h[20:], uint32(n)) }
 
 func (s *CodecServer) lookup(name string) codecs.Codec {
 	for _, c := range s.Codecs {

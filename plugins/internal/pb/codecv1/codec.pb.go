@@ -32,22 +32,25 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Op is what one frame asks for (frame layout below).
 type Op int32
 
 const (
 	Op_OP_UNSPECIFIED Op = 0
-	// OPEN_ENCODER and OPEN_DECODER create state state_id for codec.
+	// OPEN_ENCODER and OPEN_DECODER create state state_id; data is the
+	// codec's name.
 	Op_OP_OPEN_ENCODER Op = 1
 	Op_OP_OPEN_DECODER Op = 2
-	// CLOSE releases state state_id. Its result is sent only on error.
+	// CLOSE releases state state_id.
 	Op_OP_CLOSE Op = 3
 	// ENCODE: data is one frame of mono PCM, signed 16-bit little-endian;
 	// the result's data is the RTP payload.
 	Op_OP_ENCODE Op = 4
 	// DECODE: data is an RTP payload; the result's data is PCM (as above).
 	Op_OP_DECODE Op = 5
-	// CONCEAL: no data; the result is the decoder's concealment of one lost
-	// frame (packet-loss concealment), or an error if it has none.
+	// CONCEAL: no data; samples is the frame length. The result is the
+	// decoder's concealment of one lost frame (packet-loss concealment), or
+	// an error if it has none.
 	Op_OP_CONCEAL Op = 6
 )
 
@@ -282,117 +285,39 @@ func (x *Descriptor) GetFrameDurationUs() uint32 {
 	return 0
 }
 
-type Frame struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Op    Op                     `protobuf:"varint,1,opt,name=op,proto3,enum=baton.codec.v1.Op" json:"op,omitempty"`
-	// state_id names one encoder or decoder of one call, chosen by the host,
-	// unique within the stream.
-	StateId uint64 `protobuf:"varint,2,opt,name=state_id,json=stateId,proto3" json:"state_id,omitempty"`
-	// seq is the host's sequence number of this request on state_id; the
-	// result echoes it, so a late answer is never taken for a newer one.
-	Seq uint32 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	// codec is the codec's name (OPEN_* only).
-	Codec string `protobuf:"bytes,4,opt,name=codec,proto3" json:"codec,omitempty"`
-	Data  []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
-	// error is set in a result when the request failed; data is then empty.
-	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	// samples is the length of the frame to synthesize (CONCEAL only).
-	Samples       uint32 `protobuf:"varint,7,opt,name=samples,proto3" json:"samples,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Frame) Reset() {
-	*x = Frame{}
-	mi := &file_baton_codec_v1_codec_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Frame) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Frame) ProtoMessage() {}
-
-func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_codec_v1_codec_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Frame.ProtoReflect.Descriptor instead.
-func (*Frame) Descriptor() ([]byte, []int) {
-	return file_baton_codec_v1_codec_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *Frame) GetOp() Op {
-	if x != nil {
-		return x.Op
-	}
-	return Op_OP_UNSPECIFIED
-}
-
-func (x *Frame) GetStateId() uint64 {
-	if x != nil {
-		return x.StateId
-	}
-	return 0
-}
-
-func (x *Frame) GetSeq() uint32 {
-	if x != nil {
-		return x.Seq
-	}
-	return 0
-}
-
-func (x *Frame) GetCodec() string {
-	if x != nil {
-		return x.Codec
-	}
-	return ""
-}
-
-func (x *Frame) GetData() []byte {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
-func (x *Frame) GetError() string {
-	if x != nil {
-		return x.Error
-	}
-	return ""
-}
-
-func (x *Frame) GetSamples() uint32 {
-	if x != nil {
-		return x.Samples
-	}
-	return 0
-}
-
+// Batch is one tick's frames of many calls. The frames are packed back to
+// back in `frames` rather than as repeated messages: at thousands of
+// frames per tick, protobuf's per-message cost would be most of the CPU.
+// Each frame is a 24-byte little-endian header and its data:
+//
+//	offset size field
+//	0      1    op (Op)
+//	1      1    status: 0 ok; 1 error, data is the error message (UTF-8)
+//	2      2    reserved, 0
+//	4      4    seq: the host's sequence number of this request on
+//	            state_id; the result echoes it, so a late answer is never
+//	            taken for a newer one
+//	8      8    state_id: one encoder or decoder of one call, chosen by
+//	            the host, unique within the stream
+//	16     4    samples (CONCEAL), else 0
+//	20     4    length of data, at most 65536
+//	24     ...  data
+//
+// The plugin answers each Batch with one Batch (same tick) holding one
+// result per frame, in order, with the frame's op, seq and state_id; a
+// CLOSE or OPEN result carries no data.
 type Batch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tick numbers the host's batches; the answer to a Batch has its tick.
-	Tick          uint64   `protobuf:"varint,1,opt,name=tick,proto3" json:"tick,omitempty"`
-	Frames        []*Frame `protobuf:"bytes,2,rep,name=frames,proto3" json:"frames,omitempty"`
+	Tick          uint64 `protobuf:"varint,1,opt,name=tick,proto3" json:"tick,omitempty"`
+	Frames        []byte `protobuf:"bytes,2,opt,name=frames,proto3" json:"frames,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_baton_codec_v1_codec_proto_msgTypes[4]
+	mi := &file_baton_codec_v1_codec_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +329,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_baton_codec_v1_codec_proto_msgTypes[4]
+	mi := &file_baton_codec_v1_codec_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +342,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_baton_codec_v1_codec_proto_rawDescGZIP(), []int{4}
+	return file_baton_codec_v1_codec_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Batch) GetTick() uint64 {
@@ -427,7 +352,7 @@ func (x *Batch) GetTick() uint64 {
 	return 0
 }
 
-func (x *Batch) GetFrames() []*Frame {
+func (x *Batch) GetFrames() []byte {
 	if x != nil {
 		return x.Frames
 	}
@@ -452,18 +377,10 @@ const file_baton_codec_v1_codec_proto_rawDesc = "" +
 	"clock_rate\x18\x04 \x01(\rR\tclockRate\x12\x1a\n" +
 	"\bchannels\x18\x05 \x01(\rR\bchannels\x12\x12\n" +
 	"\x04fmtp\x18\x06 \x01(\tR\x04fmtp\x12*\n" +
-	"\x11frame_duration_us\x18\a \x01(\rR\x0fframeDurationUs\"\xb2\x01\n" +
-	"\x05Frame\x12\"\n" +
-	"\x02op\x18\x01 \x01(\x0e2\x12.baton.codec.v1.OpR\x02op\x12\x19\n" +
-	"\bstate_id\x18\x02 \x01(\x04R\astateId\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\rR\x03seq\x12\x14\n" +
-	"\x05codec\x18\x04 \x01(\tR\x05codec\x12\x12\n" +
-	"\x04data\x18\x05 \x01(\fR\x04data\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\x12\x18\n" +
-	"\asamples\x18\a \x01(\rR\asamples\"J\n" +
+	"\x11frame_duration_us\x18\a \x01(\rR\x0fframeDurationUs\"3\n" +
 	"\x05Batch\x12\x12\n" +
-	"\x04tick\x18\x01 \x01(\x04R\x04tick\x12-\n" +
-	"\x06frames\x18\x02 \x03(\v2\x15.baton.codec.v1.FrameR\x06frames*~\n" +
+	"\x04tick\x18\x01 \x01(\x04R\x04tick\x12\x16\n" +
+	"\x06frames\x18\x02 \x01(\fR\x06frames*~\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOP_OPEN_ENCODER\x10\x01\x12\x13\n" +
@@ -490,28 +407,25 @@ func file_baton_codec_v1_codec_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_codec_v1_codec_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_baton_codec_v1_codec_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_baton_codec_v1_codec_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_baton_codec_v1_codec_proto_goTypes = []any{
 	(Op)(0),              // 0: baton.codec.v1.Op
 	(*ListRequest)(nil),  // 1: baton.codec.v1.ListRequest
 	(*ListResponse)(nil), // 2: baton.codec.v1.ListResponse
 	(*Descriptor)(nil),   // 3: baton.codec.v1.Descriptor
-	(*Frame)(nil),        // 4: baton.codec.v1.Frame
-	(*Batch)(nil),        // 5: baton.codec.v1.Batch
+	(*Batch)(nil),        // 4: baton.codec.v1.Batch
 }
 var file_baton_codec_v1_codec_proto_depIdxs = []int32{
 	3, // 0: baton.codec.v1.ListResponse.codecs:type_name -> baton.codec.v1.Descriptor
-	0, // 1: baton.codec.v1.Frame.op:type_name -> baton.codec.v1.Op
-	4, // 2: baton.codec.v1.Batch.frames:type_name -> baton.codec.v1.Frame
-	1, // 3: baton.codec.v1.Codec.List:input_type -> baton.codec.v1.ListRequest
-	5, // 4: baton.codec.v1.Codec.Frames:input_type -> baton.codec.v1.Batch
-	2, // 5: baton.codec.v1.Codec.List:output_type -> baton.codec.v1.ListResponse
-	5, // 6: baton.codec.v1.Codec.Frames:output_type -> baton.codec.v1.Batch
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1, // 1: baton.codec.v1.Codec.List:input_type -> baton.codec.v1.ListRequest
+	4, // 2: baton.codec.v1.Codec.Frames:input_type -> baton.codec.v1.Batch
+	2, // 3: baton.codec.v1.Codec.List:output_type -> baton.codec.v1.ListResponse
+	4, // 4: baton.codec.v1.Codec.Frames:output_type -> baton.codec.v1.Batch
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_baton_codec_v1_codec_proto_init() }
@@ -525,7 +439,7 @@ func file_baton_codec_v1_codec_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_codec_v1_codec_proto_rawDesc), len(file_baton_codec_v1_codec_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
