@@ -29,10 +29,11 @@ type CodecConfig struct {
 }
 
 // batchWindow is how many batches may be on their way to the plugin
-// and back at once. One keeps the plugin's queue short (it works through
-// batches in order anyway) and makes every frame that arrives meanwhile
-// share the next batch.
-const batchWindow = 1
+// and back at once. Two let the host pack and unpack one batch while the
+// plugin works on the other (one would make host and plugin take turns,
+// using one core of two); frames that arrive while both are out share the
+// next batch, so the batch size follows the load.
+const batchWindow = 2
 
 // DefaultFrameTimeout is CodecConfig.FrameTimeout's default.
 const DefaultFrameTimeout = 20 * time.Millisecond
