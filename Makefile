@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps tidy vet unit demo bench fuzz generate fmt clean generate-proto check-proto
+.PHONY: all build test deps tidy vet unit demo bench fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -24,7 +24,7 @@ tidy:
 unit:
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
-test: deps tidy vet unit
+test: deps tidy check-proto vet unit
 
 demo:
 	$(GO) run ./cmd/baton demo
@@ -52,25 +52,29 @@ clean:
 	rm -rf bin
 
 # Generated gRPC code for the plugin protocols (plugins/proto -> plugins/internal/pb).
-# Needs protoc and the two Go plugins at the versions go.mod pins:
-#   go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
-#   go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+# Needs protoc (make deps) and the two Go generators at pinned versions
+# (make tools).
 PROTOC ?= protoc
 PROTOC_GEN_GO_VERSION ?= v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION ?= v1.3.0
 PROTO_FILES := $(shell find plugins/proto -name '*.proto' | sort)
-GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+# The generators are installed into bin/tools at the pinned versions (from
+# the Go module proxy), so every machine generates the same code.
+GOBIN_DIR := $(CURDIR)/bin/tools
 
-generate-proto:
+tools:
+	@GOBIN=$(GOBIN_DIR) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@GOBIN=$(GOBIN_DIR) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+generate-proto: tools
 	@$(MAKE) --no-print-directory _protoc PROTO_OUT=.
 
 # check-proto regenerates into a temporary directory and fails if the
-# checked-in code differs. Without protoc or its Go plugins it says so and
-# succeeds, so CI machines without them are not blocked.
-check-proto:
-	@if ! command -v $(PROTOC) >/dev/null || [ ! -x $(GOBIN_DIR)/protoc-gen-go ] || [ ! -x $(GOBIN_DIR)/protoc-gen-go-grpc ]; then \
-	  echo "check-proto: skipped: protoc, protoc-gen-go or protoc-gen-go-grpc not installed (see Makefile)"; exit 0; fi; \
-	tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+# checked-in code differs from what the .proto sources give (make test runs
+# it; protoc comes from .ci/deps.sh).
+check-proto: tools
+	@command -v $(PROTOC) >/dev/null || { echo "check-proto: protoc not installed (make deps installs it)" >&2; exit 1; }
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(MAKE) --no-print-directory _protoc PROTO_OUT=$$tmp && \
 	diff -ru $$tmp/plugins/internal/pb plugins/internal/pb && echo "check-proto: generated code is up to date"
 

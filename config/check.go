@@ -144,6 +144,15 @@ func (p *problems) name(key, v string) {
 	}
 }
 
+// target checks a P2P call target: user or user/device.
+func (p *problems) target(key, v string) {
+	user, dev, ok := strings.Cut(v, "/")
+	p.name(key, user)
+	if ok {
+		p.name(key, dev)
+	}
+}
+
 func (p *problems) durationRange(key string, d, lo, hi time.Duration) {
 	if d < lo || d > hi {
 		p.add(key, d, fmt.Sprintf("want %v to %v", lo, hi))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +23,12 @@ type Gateway struct {
 	Codecs []string `koanf:"codecs"`
 	// Accounts are the bridged SIP user agents.
 	Accounts []SIPAccount `koanf:"accounts"`
+	// Trunks are SIP providers whose calls come in to P2P users.
+	Trunks []SIPTrunk `koanf:"trunks"`
 	// Admin is the HTTP control API address; "" turns it off.
 	Admin string `koanf:"admin"`
+	// Plugins loads a transfer policy plugin for the bridged devices.
+	Plugins Plugins `koanf:"plugins"`
 }
 
 // SIP configures the gateway's SIP side.
@@ -60,6 +65,42 @@ type GatewayMedia struct {
 	Timeout time.Duration `koanf:"timeout"`
 }
 
+// SIPTrunk is a SIP provider (PSTN trunk). Its calls come in without
+// digest from its addresses and reach the P2P target their number routes
+// to, as calls of the P2P device Device.
+type SIPTrunk struct {
+	// Name labels the trunk in logs and status.
+	Name string `koanf:"name"`
+	// Device is the P2P identity the trunk's callers appear as, e.g.
+	// pstn/trunk1; PasswordFile holds its P2P password.
+	Device       string `koanf:"device"`
+	PasswordFile string `koanf:"password_file"`
+	// Allow are the addresses or CIDR ranges calls are accepted from.
+	Allow []string `koanf:"allow"`
+	// Numbers route dialled numbers to P2P targets; Route takes every
+	// other number ("" refuses them with 404).
+	Numbers []TrunkNumber `koanf:"numbers"`
+	Route   string        `koanf:"route"`
+	// Registrar is the provider's host:port to register with ("" for
+	// none), with AuthUser and the password in AuthPasswordFile; Expires
+	// is the registration time asked for.
+	Registrar string `koanf:"registrar"`
+	// Proxy is where calls out through the trunk are sent ("" = the
+	// registrar).
+	Proxy            string        `koanf:"proxy"`
+	AuthUser         string        `koanf:"auth_user"`
+	AuthPasswordFile string        `koanf:"auth_password_file"`
+	Expires          time.Duration `koanf:"expires"`
+}
+
+// TrunkNumber routes one dialled number of a trunk.
+type TrunkNumber struct {
+	// Number is the Request-URI user the provider sends, e.g. +15551234.
+	Number string `koanf:"number"`
+	// To is the P2P user or user/device it rings.
+	To string `koanf:"to"`
+}
+
 // SIPAccount is one SIP user agent and the P2P device it appears as.
 type SIPAccount struct {
 	// SIPUser is the digest user name (and the AOR's user part).
@@ -83,6 +124,8 @@ func DefaultGateway() Gateway {
 		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Admin:  "127.0.0.1:0",
+
+		Plugins: DefaultPlugins(),
 	}
 }
 
@@ -160,6 +203,59 @@ func (g Gateway) Validate() error {
 		}
 		p.required(key+".password_file", a.PasswordFile)
 	}
+	for i, t := range g.Trunks {
+		t.validate(&p, "trunks["+strconv.Itoa(i)+"]")
+	}
 	p.listenAddr("admin", g.Admin, true)
+	g.Plugins.validate(&p)
 	return p.err()
+}
+
+func (t SIPTrunk) validate(p *problems, key string) {
+	p.name(key+".name", t.Name)
+	user, dev, ok := strings.Cut(t.Device, "/")
+	if !ok {
+		p.add(key+".device", t.Device, "want user/device, e.g. pstn/trunk1")
+	} else {
+		p.name(key+".device", user)
+		p.name(key+".device", dev)
+	}
+	p.required(key+".password_file", t.PasswordFile)
+	for _, a := range t.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			if _, err := netip.ParseAddr(a); err != nil {
+				p.add(key+".allow", a, "want an IP address or CIDR range, e.g. 192.0.2.10 or 192.0.2.0/24")
+			}
+		}
+	}
+	if t.Proxy != "" {
+		p.dialAddr(key+".proxy", t.Proxy)
+	}
+	if len(t.Allow) == 0 && t.Registrar == "" && t.Proxy == "" {
+		p.add(key+".allow", shown("empty"), "list the provider's addresses (or set registrar or proxy): calls are accepted only from them")
+	}
+	seen := map[string]bool{}
+	for j, n := range t.Numbers {
+		nk := key + ".numbers[" + strconv.Itoa(j) + "]"
+		if n.Number == "" || strings.Trim(n.Number, "+0123456789*#") != "" || len(n.Number) > 32 {
+			p.add(nk+".number", n.Number, "want digits, optionally with a leading + (E.164), * and #")
+		}
+		if seen[n.Number] {
+			p.add(nk+".number", n.Number, "routed twice")
+		}
+		seen[n.Number] = true
+		p.target(nk+".to", n.To)
+	}
+	if t.Route != "" {
+		p.target(key+".route", t.Route)
+	}
+	if t.Registrar != "" {
+		p.dialAddr(key+".registrar", t.Registrar)
+		if (t.AuthUser == "") != (t.AuthPasswordFile == "") {
+			p.add(key+".auth_user and auth_password_file", shown(t.AuthUser), "set both or neither")
+		}
+	}
+	if t.Expires != 0 {
+		p.durationRange(key+".expires", t.Expires, time.Minute, 24*time.Hour)
+	}
 }

@@ -37,6 +37,8 @@ type Phone struct {
 	// Keepalive overrides the interval the access server asks for; 0 means
 	// use the server's.
 	Keepalive time.Duration `koanf:"keepalive"`
+	// Plugins loads a transfer policy plugin.
+	Plugins Plugins `koanf:"plugins"`
 }
 
 // Signal configures the endpoint's direct signaling listener.
@@ -89,6 +91,7 @@ func DefaultPhone() Phone {
 		Admin:  "127.0.0.1:0",
 
 		AcceptFrom: "buddies",
+		Plugins:    DefaultPlugins(),
 	}
 }
 
@@ -165,5 +168,6 @@ func (ph Phone) Validate() error {
 	if ph.Keepalive < 0 {
 		p.add("keepalive", ph.Keepalive, "must not be negative (0: use the server's interval)")
 	}
+	ph.Plugins.validate(&p)
 	return p.err()
 }

@@ -74,6 +74,11 @@ func TestValidateAccess(t *testing.T) {
 func TestValidatePhone(t *testing.T) {
 	t.Parallel()
 	runValidate(t, validPhone, Phone.Validate, []vcase[Phone]{
+		{"policy plugin off with args", func(c *Phone) { c.Plugins.Policy.Args = []string{"-rules", "x"} }, "plugins.policy.path"},
+		{"policy plugin", func(c *Phone) { c.Plugins.Policy.Path = "policy-rules" }, ""},
+		{"policy plugin bad fail_mode", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.FailMode = "p", "open" }, "plugins.policy.fail_mode"},
+		{"policy plugin timeout 0", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.Timeout = "p", 0 }, "plugins.policy.timeout"},
+		{"policy plugin sha256 short", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.SHA256 = "p", "abc" }, "plugins.policy.sha256"},
 		{"access empty", func(c *Phone) { c.Access = "" }, "access"},
 		{"access port 0", func(c *Phone) { c.Access = "127.0.0.1:0" }, "access"},
 		{"access without host", func(c *Phone) { c.Access = ":7000" }, "access"},
@@ -127,6 +132,11 @@ func validGateway() Gateway {
 	return g
 }
 
+func validTrunk() SIPTrunk {
+	return SIPTrunk{Name: "pstn", Device: "pstn/trunk1", PasswordFile: "pstn.pw", Allow: []string{"127.0.0.5", "10.0.0.0/8"},
+		Numbers: []TrunkNumber{{Number: "+15551230", To: "alice/desk"}}, Route: "bob"}
+}
+
 func TestValidateGateway(t *testing.T) {
 	t.Parallel()
 	runValidate(t, validGateway, Gateway.Validate, []vcase[Gateway]{
@@ -144,6 +154,28 @@ func TestValidateGateway(t *testing.T) {
 		{"sip_user twice", func(c *Gateway) { c.Accounts = append(c.Accounts, c.Accounts[0]) }, "accounts[1].sip_user"},
 		{"fail_burst 0", func(c *Gateway) { c.SIP.FailBurst = 0 }, "sip.fail_burst"},
 		{"max below min expires", func(c *Gateway) { c.SIP.MaxExpires = c.SIP.MinExpires - 1 }, "sip.max_expires"},
+		{"trunk", func(c *Gateway) { c.Trunks = []SIPTrunk{validTrunk()} }, ""},
+		{"trunk device without slash", func(c *Gateway) { t := validTrunk(); t.Device = "pstn"; c.Trunks = []SIPTrunk{t} }, "trunks[0].device"},
+		{"trunk allow not an address", func(c *Gateway) { t := validTrunk(); t.Allow = []string{"provider.example"}; c.Trunks = []SIPTrunk{t} }, "trunks[0].allow"},
+		{"trunk without allow or registrar", func(c *Gateway) { t := validTrunk(); t.Allow = nil; c.Trunks = []SIPTrunk{t} }, "trunks[0].allow"},
+		{"trunk registrar only", func(c *Gateway) {
+			t := validTrunk()
+			t.Allow, t.Registrar = nil, "127.0.0.1:5070"
+			c.Trunks = []SIPTrunk{t}
+		}, ""},
+		{"trunk number letters", func(c *Gateway) { t := validTrunk(); t.Numbers[0].Number = "+1555abc"; c.Trunks = []SIPTrunk{t} }, "trunks[0].numbers[0].number"},
+		{"trunk number twice", func(c *Gateway) {
+			t := validTrunk()
+			t.Numbers = append(t.Numbers, t.Numbers[0])
+			c.Trunks = []SIPTrunk{t}
+		}, "trunks[0].numbers[1].number"},
+		{"trunk route bad", func(c *Gateway) { t := validTrunk(); t.Route = "Alice!"; c.Trunks = []SIPTrunk{t} }, "trunks[0].route"},
+		{"trunk auth user without password", func(c *Gateway) {
+			t := validTrunk()
+			t.Registrar, t.AuthUser = "127.0.0.1:5070", "gw"
+			c.Trunks = []SIPTrunk{t}
+		}, "trunks[0].auth_user and auth_password_file"},
+		{"trunk expires 1s", func(c *Gateway) { t := validTrunk(); t.Expires = time.Second; c.Trunks = []SIPTrunk{t} }, "trunks[0].expires"},
 	})
 }
 

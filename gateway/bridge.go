@@ -285,8 +285,8 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		respond(tx, req, sip.StatusForbidden, "Register first")
 		return
 	}
-	pickup := g.isPickup(req.Recipient.User)
-	target, err := dialTarget(req.Recipient.User)
+	pickup := d.trunk == nil && g.isPickup(req.Recipient.User)
+	target, err := g.callTarget(d, req.Recipient.User)
 	if pickup {
 		target, err = "pickup", nil
 	}
@@ -518,6 +518,21 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		b.end(why)
 	}
 	contacts := g.bindings.Contacts(d.acct.SIPUser)
+	toUser := d.acct.SIPUser
+	var auth sipgo.AnswerOptions
+	if d.trunk != nil {
+		// A call out through a trunk: one INVITE to the provider for the
+		// number the P2P caller asked for.
+		ci, _ := ep.Call(b.p2pID)
+		target, err := d.trunk.outboundURI(ci.Number)
+		if err != nil {
+			decline(wire.CodeNotFound, err.Error())
+			return
+		}
+		contacts, toUser = []string{target.String()}, ci.Number
+		auth = sipgo.AnswerOptions{Username: d.trunk.cfg.AuthUser, Password: d.trunk.cfg.AuthPassword}
+		log = log.With("trunk", d.trunk.cfg.Name, "number", ci.Number)
+	}
 	if len(contacts) == 0 {
 		decline(wire.CodeOffline, "no registered SIP phone")
 		return
@@ -541,8 +556,15 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		from := &sip.FromHeader{DisplayName: b.peer, Address: sip.Uri{Scheme: "sip", User: sipUser(b.peer), Host: g.contact.Address.Host, Port: g.contact.Address.Port}, Params: sip.NewParams()}
 		from.Params.Add("tag", sip.GenerateTagN(16))
+		if d.trunk != nil && d.trunk.cfg.AuthUser != "" {
+			from.Address.User = d.trunk.cfg.AuthUser // the provider knows its account
+		}
 		req.AppendHeader(from)
-		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: d.acct.SIPUser, Host: g.contact.Address.Host, Port: g.contact.Address.Port}, Params: sip.NewParams()})
+		to := sip.Uri{Scheme: "sip", User: toUser, Host: g.contact.Address.Host, Port: g.contact.Address.Port}
+		if d.trunk != nil {
+			to = uri
+		}
+		req.AppendHeader(&sip.ToHeader{Address: to, Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("\"%s\" <sip:%s@%s>", b.peer, sipUser(b.peer), g.contact.Address.Host)))
 		dc, err := g.outbound.WriteInvite(g.ctx, req)
 		if err != nil {
@@ -564,7 +586,7 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 			g.mu.Unlock()
 		}(req.CallID().Value())
 		go func() {
-			err := dc.WaitAnswer(fctx, sipgo.AnswerOptions{})
+			err := dc.WaitAnswer(fctx, auth)
 			f.err = err
 			var de *sipgo.ErrDialogResponse
 			if errors.As(err, &de) {

@@ -12,6 +12,9 @@ import (
 type device struct {
 	g    *Gateway
 	acct Account
+	// trunk is set for a trunk's device: online while the gateway runs,
+	// its calls routed by number.
+	trunk *trunkState
 
 	// life serializes logins and logouts; wanted is the last asked state.
 	life   sync.Mutex
@@ -99,6 +102,7 @@ func (d *device) setOnline(online bool) {
 		Codecs:       d.g.cfg.Codecs,
 		Logger:       log.With("part", "endpoint"),
 		OnEvent:      d.onEvent,
+		Policy:       d.g.cfg.Policy,
 		AddrWatch:    -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
 	"github.com/baton-voice/baton/sipbridge"
 )
@@ -73,6 +74,11 @@ type Config struct {
 	// user's active call from another device (e.g. "*8"); "" turns
 	// pickup off.
 	PickupCode string
+	// Trunks are the SIP providers calls come in from (docs/sip.md).
+	Trunks []Trunk
+	// Policy decides session queries and pulls for every bridged device
+	// (endpoint.Config.Policy); nil is the same-user rule.
+	Policy handoff.Policy
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration
@@ -136,7 +142,7 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("gateway: account %q: ha1 must be 32 hex digits (MD5 of user:realm:password)", a.SIPUser)
 		}
 	}
-	return nil
+	return c.checkTrunks()
 }
 
 // Gateway bridges SIP user agents into the P2P network: a registrar with
@@ -158,7 +164,12 @@ type Gateway struct {
 	bindings *sipbridge.Bindings
 	stats    stats
 
-	devices map[string]*device // by SIP user
+	devices map[string]*device // by SIP user, and trunkKey(name) for trunks
+	trunks  []*trunkState
+	// trunkStop ends the trunk registrations (unREGISTER) before the
+	// listeners close; trunkWG waits for them.
+	trunkStop chan struct{}
+	trunkWG   sync.WaitGroup
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -188,9 +199,17 @@ func New(cfg Config) (*Gateway, error) {
 	for _, a := range cfg.Accounts {
 		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 	}
+	g.trunkStop = make(chan struct{})
+	for _, tc := range cfg.Trunks {
+		t := &trunkState{cfg: tc}
+		t.dev = &device{g: g, trunk: t, acct: Account{SIPUser: trunkKey(tc.Name), User: tc.User, Device: tc.Device, Password: tc.Password},
+			calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
+		g.devices[trunkKey(tc.Name)] = t.dev
+		g.trunks = append(g.trunks, t)
+	}
 	g.verifier = sipbridge.NewVerifier(cfg.Realm, cfg.NonceTTL, cfg.Now, func(user string) (string, bool) {
 		d, ok := g.devices[user]
-		if !ok {
+		if !ok || d.trunk != nil {
 			return "", false
 		}
 		return strings.ToLower(d.acct.HA1), true
@@ -278,6 +297,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.wg.Add(1)
 	go g.expireLoop()
+	g.startTrunks()
 	g.log.Info("gateway listening", "udp", g.addrs["udp"], "tcp", g.addrs["tcp"], "accounts", len(g.devices))
 	return nil
 }
@@ -330,6 +350,8 @@ func (g *Gateway) Close() error {
 	for _, b := range bridges {
 		b.hangup("gateway shutting down")
 	}
+	close(g.trunkStop)
+	g.trunkWG.Wait() // unREGISTER while the listeners are open
 	for _, d := range g.devices {
 		d.setOnline(false)
 	}
@@ -356,6 +378,9 @@ type Registration struct {
 func (g *Gateway) Registrations() []Registration {
 	var out []Registration
 	for user, d := range g.devices {
+		if d.trunk != nil {
+			continue // Trunks() reports them
+		}
 		contacts := g.bindings.Contacts(user)
 		sort.Strings(contacts)
 		if len(contacts) == 0 {
@@ -549,6 +574,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			g.onReInvite(req, tx)
 			return
 		}
+	}
+	if t := g.trunkFor(sourceIP(req)); t != nil {
+		// A trunk's calls come from its addresses, without digest.
+		g.inboundCall(trunkKey(t.cfg.Name), req, tx)
+		return
 	}
 	user, ok := g.authenticate(req, tx, true)
 	if !ok {

@@ -62,6 +62,7 @@ type Status struct {
 	SIP           map[string]string `json:"sip"`
 	Registrations []Registration    `json:"registrations"`
 	Calls         []CallInfo        `json:"calls"`
+	Trunks        []TrunkStatus     `json:"trunks,omitempty"`
 }
 
 // Status reports listeners, registrations and calls.
@@ -72,5 +73,5 @@ func (g *Gateway) Status() Status {
 		addrs[k] = v
 	}
 	g.mu.Unlock()
-	return Status{SIP: addrs, Registrations: g.Registrations(), Calls: g.Calls()}
+	return Status{SIP: addrs, Registrations: g.Registrations(), Calls: g.Calls(), Trunks: g.Trunks()}
 }

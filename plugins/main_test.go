@@ -103,7 +103,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func writeFile(t *testing.T, path, data string) {
+func writeFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
 		t.Fatal(err)

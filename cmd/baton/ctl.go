@@ -132,23 +132,7 @@ func newCtlCmd() *cobra.Command {
 				return nil
 			},
 		},
-		&cobra.Command{
-			Use:   "call USER[/DEVICE]",
-			Short: "Place a call to a buddy (its best online device) or to one device",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := client(cmd)
-				if err != nil {
-					return err
-				}
-				info, err := c.Dial(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				printCall(cmd, info)
-				return nil
-			},
-		},
+		newCtlCallCmd(client),
 		&cobra.Command{
 			Use:   "answer ID",
 			Short: "Answer a ringing incoming call",
@@ -283,5 +267,34 @@ non-zero, after printing what happened, when the rebind did not complete.`,
 	}
 	cmd.Flags().String("ip", "", "the new local `address` for media, e.g. 127.0.0.7 (required)")
 	_ = cmd.MarkFlagRequired("ip")
+	return cmd
+}
+
+func newCtlCallCmd(client ctlClient) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "call USER[/DEVICE] [--number NUMBER]",
+		Short: "Place a call to a buddy (its best online device) or to one device",
+		Long: `Place a call to a buddy (its best online device) or to one device. With
+--number, the device is a gateway's trunk device (e.g. pstn/trunk1) and the
+number is what the gateway dials out through that trunk.`,
+		Example: `  baton ctl call bob
+  baton ctl call bob/mobile
+  baton ctl call pstn/trunk1 --number +15551234`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			number, _ := cmd.Flags().GetString("number")
+			info, err := c.DialNumber(cmd.Context(), args[0], number)
+			if err != nil {
+				return err
+			}
+			control.PrintCalls(cmd.OutOrStdout(), []endpoint.CallInfo{info})
+			return nil
+		},
+	}
+	cmd.Flags().String("number", "", "telephone `number` for a trunk device to dial out (E.164, e.g. +15551234)")
 	return cmd
 }

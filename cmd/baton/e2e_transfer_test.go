@@ -186,12 +186,26 @@ type bridgeNet struct {
 
 func startBridgeNet(t *testing.T) *bridgeNet {
 	t.Helper()
+	return startBridgeNetWith(t, nil)
+}
+
+// startBridgeNetWith is startBridgeNet with more YAML for the gateway's
+// config (top-level keys, e.g. a plugins block), written by extra with the
+// directory and the users' P2P password files at hand. User pstn (alice's
+// buddy) is there for a trunk.
+func startBridgeNetWith(t *testing.T, extra func(dir string, pw map[string]string) string) *bridgeNet {
+	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
-	pw := addUsers(t, dir, data, "alice", "bob", "carol")
+	pw := addUsers(t, dir, data, "alice", "bob", "carol", "pstn")
 	mustBaton(t, dir, "buddy", "add", "alice", "carol", "--data-dir", data)
 	mustBaton(t, dir, "buddy", "add", "alice", "bob", "--data-dir", data)
+	mustBaton(t, dir, "buddy", "add", "alice", "pstn", "--data-dir", data)
+	more := ""
+	if extra != nil {
+		more = extra(dir, pw)
+	}
 	var accounts strings.Builder
 	for _, user := range []string{"carol", "alice"} {
 		sipPw := writeFile(t, dir, user+"-sip.pw", user+"-sip-secret\n")
@@ -205,7 +219,7 @@ sip:
   tcp: ""
   realm: baton
 accounts:
-%s`, srv.addr, srv.ca, accounts.String()))
+%s%s`, srv.addr, srv.ca, accounts.String(), more))
 	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
 	m := gw.waitStdout(t, gatewayReady)
 	return &bridgeNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}

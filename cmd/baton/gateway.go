@@ -101,6 +101,13 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 		user, dev, _ := strings.Cut(a.Device, "/")
 		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw})
 	}
+	for i, tc := range cfg.Trunks {
+		t, err := gatewayTrunk(tc)
+		if err != nil {
+			return gateway.Config{}, fmt.Errorf("trunks[%d] (%s): %w", i, tc.Name, err)
+		}
+		gc.Trunks = append(gc.Trunks, t)
+	}
 	return gc, nil
 }
 
@@ -111,6 +118,12 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 		return err
 	}
 	gc.Logger = log
+	policy, closePolicy, err := loadPolicyPlugin(ctx, cfg.Plugins, log)
+	if err != nil {
+		return err
+	}
+	defer closePolicy.Close()
+	gc.Policy = policy
 	gw, err := gateway.New(gc)
 	if err != nil {
 		return err
@@ -148,4 +161,36 @@ func orOff(s string) string {
 		return "off"
 	}
 	return s
+}
+
+// gatewayTrunk reads a trunk's password files and parses its addresses
+// (the config has validated their form).
+func gatewayTrunk(tc config.SIPTrunk) (gateway.Trunk, error) {
+	pw, err := readPasswordFile(tc.PasswordFile)
+	if err != nil {
+		return gateway.Trunk{}, err
+	}
+	user, dev, _ := strings.Cut(tc.Device, "/")
+	t := gateway.Trunk{Name: tc.Name, User: user, Device: dev, Password: pw, Route: tc.Route,
+		Registrar: tc.Registrar, Proxy: tc.Proxy, AuthUser: tc.AuthUser, Expires: tc.Expires, Numbers: map[string]string{}}
+	for _, a := range tc.Allow {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return gateway.Trunk{}, fmt.Errorf("allow %q: %w", a, err)
+			}
+			p = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen())
+		}
+		t.Allow = append(t.Allow, p.Masked())
+	}
+	for _, n := range tc.Numbers {
+		t.Numbers[n.Number] = n.To
+	}
+	if tc.AuthPasswordFile != "" {
+		if t.AuthPassword, err = readPasswordFile(tc.AuthPasswordFile); err != nil {
+			return gateway.Trunk{}, fmt.Errorf("auth_password_file: %w", err)
+		}
+	}
+	return t, nil
 }

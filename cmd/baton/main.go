@@ -64,6 +64,7 @@ and checks. docs/ has the rest.`,
 		newDemoCmd(),
 		newUserCmd(),
 		newBuddyCmd(),
+		newPluginsCmd(),
 	)
 	return root
 }

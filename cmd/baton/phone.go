@@ -121,6 +121,14 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	if ecfg.AcceptFrom, err = endpoint.ParseAcceptFrom(cfg.AcceptFrom); err != nil {
 		return err
 	}
+	policy, closePolicy, err := loadPolicyPlugin(ctx, cfg.Plugins, log)
+	if err != nil {
+		return err
+	}
+	defer closePolicy.Close()
+	if policy != nil {
+		ecfg.Policy = policy
+	}
 	ep, err := endpoint.New(ecfg)
 	if err != nil {
 		return err

@@ -104,8 +104,14 @@ func (c *Client) Call(ctx context.Context, id string) (endpoint.CallInfo, error)
 // Dial calls to ("user" or "user/device") and returns once the invite is
 // sent or ringing; the call then proceeds on its own (watch Events or Call).
 func (c *Client) Dial(ctx context.Context, to string) (endpoint.CallInfo, error) {
+	return c.DialNumber(ctx, to, "")
+}
+
+// DialNumber is Dial asking to (a gateway's trunk device) to dial number
+// onward.
+func (c *Client) DialNumber(ctx context.Context, to, number string) (endpoint.CallInfo, error) {
 	var ci endpoint.CallInfo
-	err := c.do(ctx, http.MethodPost, "/v1/calls", DialRequest{To: to}, http.StatusCreated, &ci)
+	err := c.do(ctx, http.MethodPost, "/v1/calls", DialRequest{To: to, Number: number}, http.StatusCreated, &ci)
 	return ci, err
 }
 

@@ -107,6 +107,12 @@ func (f *fakeAPI) Call(id string) (endpoint.CallInfo, error) {
 	return ci, nil
 }
 
+func (f *fakeAPI) DialWith(ctx context.Context, target string, opts endpoint.CallOptions) (endpoint.CallInfo, error) {
+	ci, err := f.Dial(ctx, target)
+	ci.Number = opts.Number
+	return ci, err
+}
+
 func (f *fakeAPI) Dial(ctx context.Context, target string) (endpoint.CallInfo, error) {
 	f.mu.Lock()
 	f.lastTarget = target

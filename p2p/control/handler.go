@@ -224,6 +224,9 @@ func (h *handler) getCall(w http.ResponseWriter, r *http.Request) {
 type DialRequest struct {
 	// To is "user" (any online device of that user) or "user/device".
 	To string `json:"to"`
+	// Number is a telephone number for To to dial onward when To is a
+	// gateway's trunk device (e.g. "+15551234"); optional.
+	Number string `json:"number,omitempty"`
 }
 
 func (h *handler) dial(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +245,7 @@ func (h *handler) dial(w http.ResponseWriter, r *http.Request) {
 	}
 	// The request context bounds the dial: a client that gives up (or its
 	// timeout) cancels the invite.
-	ci, err := h.ep.Dial(r.Context(), req.To)
+	ci, err := h.ep.DialWith(r.Context(), req.To, endpoint.CallOptions{Number: req.Number})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -84,6 +84,9 @@ type CallInfo struct {
 	// refused it with ("busy", "offline", "not-found"...).
 	Result string     `json:"result,omitempty"`
 	Media  *MediaInfo `json:"media,omitempty"`
+	// Number is the telephone number the call asks a gateway's trunk
+	// device to dial onward, when it does.
+	Number string `json:"number,omitempty"`
 }
 
 // DeviceInfo is one device's presence.
@@ -132,6 +135,8 @@ type API interface {
 	Calls() []CallInfo
 	Call(id string) (CallInfo, error)
 	Dial(ctx context.Context, target string) (CallInfo, error)
+	// DialWith is Dial with per-call options (a number for a trunk).
+	DialWith(ctx context.Context, target string, opts CallOptions) (CallInfo, error)
 	Answer(ctx context.Context, id string) error
 	Hangup(ctx context.Context, id string) error
 	// Subscribe returns a channel of events from now on and a cancel func

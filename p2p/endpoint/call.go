@@ -149,6 +149,9 @@ func (e *Endpoint) Dial(ctx context.Context, target string) (CallInfo, error) {
 // DialWith is Dial with per-call options: the call's audio comes from and
 // goes to opts' Source and Sink instead of the endpoint's factories.
 func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions) (CallInfo, error) {
+	if opts.Number != "" && !wire.ValidNumber(opts.Number) {
+		return CallInfo{}, fmt.Errorf("%w: number %q: want digits, * and # with an optional leading +", ErrInvalidTarget, opts.Number)
+	}
 	peer, addr, err := e.resolve(target)
 	if err != nil {
 		return CallInfo{}, err
@@ -160,6 +163,7 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 	}
 	c := e.newCall(newCallID(), dirOutgoing, peer, conn)
 	c.src, c.sink = opts.Source, opts.Sink
+	c.info.Number = opts.Number
 	if err := e.register(c); err != nil {
 		_ = conn.Close()
 		return CallInfo{}, err
@@ -189,6 +193,7 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 		Codecs:     e.cfg.Codecs.Names(),
 		Media:      c.localMedia(),
 		SignalAddr: e.SignalAddr().String(),
+		Number:     opts.Number,
 	}
 	if err := conn.Send(inv, sendTimeout); err != nil {
 		c.closeMedia()
@@ -242,6 +247,7 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 		return
 	}
 	c := e.newCall(inv.CallID, dirIncoming, peer, wc)
+	c.info.Number = inv.Number
 	c.invite = inv
 	c.codec = codec
 	c.peerSignal = inv.SignalAddr

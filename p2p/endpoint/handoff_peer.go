@@ -596,7 +596,12 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 		// call's goroutine (a policy may be a slow plugin).
 		info := c.snapshot()
 		if d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindPull, Requester: peer.String(), Owner: e.id.String(), CallID: c.id, Peer: info.Peer}); err != nil || !d.Allow {
-			log.Info("session not offered: pull refused by policy", "call_id", c.id)
+			reason := d.Reason
+			if err != nil {
+				reason = err.Error()
+			}
+			log.Info("session not offered: pull refused by policy", "call_id", c.id, "reason", reason)
+			e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: peer.String(), Detail: "pull: " + reason})
 			continue
 		}
 		var p wire.SessionParams

@@ -12,4 +12,7 @@ type CallOptions struct {
 	// leg's encoder); nil = Config.NewSink. A Sink that implements
 	// io.Closer is closed when the call ends.
 	Sink audio.Sink
+	// Number is a telephone number for a gateway's trunk device to dial
+	// onward (Invite.Number); "" for a call to a person's device.
+	Number string
 }

@@ -228,6 +228,22 @@ type Invite struct {
 	// SignalAddr is where the caller accepts signaling, so that a device
 	// taking the call over later can reach it (optional).
 	SignalAddr string `json:"signal_addr,omitempty"`
+	// Number is the telephone number a gateway's trunk device dials onward
+	// (E.164 or digits, * and #; optional, at most MaxNumberLen).
+	Number string `json:"number,omitempty"`
+}
+
+// MaxNumberLen bounds Invite.Number.
+const MaxNumberLen = 32
+
+// ValidNumber reports whether s is a dialable number: digits, * and #,
+// with an optional leading +, 1 to MaxNumberLen characters.
+func ValidNumber(s string) bool {
+	d := strings.TrimPrefix(s, "+")
+	if d == "" || len(s) > MaxNumberLen {
+		return false
+	}
+	return strings.Trim(d, "0123456789*#") == ""
 }
 
 // Ringing tells the caller the callee is alerting.
@@ -597,6 +613,9 @@ func (m *Invite) Validate() error {
 	}
 	if err := checkAddr(t, "signal_addr", m.SignalAddr, true); err != nil {
 		return err
+	}
+	if m.Number != "" && !ValidNumber(m.Number) {
+		return malformed(t, "number %q: want digits, * and # with an optional leading +, at most %d", m.Number, MaxNumberLen)
 	}
 	return checkMedia(t, m.Media)
 }

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// Plugins configures the out-of-process plugins a command loads
+// (docs/plugins.md).
+type Plugins struct {
+	// Dir is where a plugin named by a bare file name (no "/") is found.
+	// `baton plugins list` lists it.
+	Dir string `koanf:"dir"`
+	// Policy is the transfer policy plugin that decides session queries and
+	// pulls; an empty path keeps the built-in same-user policy.
+	Policy PolicyPlugin `koanf:"policy"`
+}
+
+// PolicyPlugin is a transfer policy plugin (plugins.LoadPolicy).
+type PolicyPlugin struct {
+	// Path is the plugin binary: a path, or a file name in plugins.dir.
+	Path string `koanf:"path"`
+	// Args are passed to the plugin, e.g. ["-rules", "policy.yaml"].
+	Args []string `koanf:"args"`
+	// SHA256 pins the binary's hex sha256; empty pins the hash of the
+	// binary found at start.
+	SHA256 string `koanf:"sha256"`
+	// Timeout is the deadline of one decision.
+	Timeout time.Duration `koanf:"timeout"`
+	// FailMode is the answer while the plugin cannot give one (dead, hung,
+	// past the deadline): deny, allow or same-user.
+	FailMode string `koanf:"fail_mode"`
+}
+
+// DefaultPlugins returns the defaults: no plugins; a policy plugin, once
+// configured, answers within 200ms or is denied.
+func DefaultPlugins() Plugins {
+	return Plugins{Policy: PolicyPlugin{Timeout: 200 * time.Millisecond, FailMode: "deny"}}
+}
+
+// Resolve returns the path a plugin named path is run from: path itself
+// when it names a directory, else the file in dir.
+func (pl Plugins) Resolve(path string) string {
+	if path == "" || strings.Contains(path, "/") || pl.Dir == "" {
+		return path
+	}
+	return strings.TrimSuffix(pl.Dir, "/") + "/" + path
+}
+
+func (pl Plugins) validate(p *problems) {
+	pp := pl.Policy
+	if pp.Path == "" {
+		if len(pp.Args) > 0 || pp.SHA256 != "" {
+			p.add("plugins.policy.path", shown("empty"), "set the plugin binary, or remove plugins.policy.args and sha256")
+		}
+		return
+	}
+	if pp.SHA256 != "" && (len(pp.SHA256) != 64 || strings.Trim(strings.ToLower(pp.SHA256), "0123456789abcdef") != "") {
+		p.add("plugins.policy.sha256", pp.SHA256, "want 64 hex digits (sha256sum of the binary)")
+	}
+	p.durationRange("plugins.policy.timeout", pp.Timeout, time.Millisecond, 10*time.Second)
+	switch pp.FailMode {
+	case "deny", "allow", "same-user":
+	default:
+		p.add("plugins.policy.fail_mode", pp.FailMode, "want deny, allow or same-user")
+	}
+}
