@@ -36,7 +36,7 @@ func main() {
 		os.Exit(1)
 	}
 	sdk.ServeCodecs([]codecs.Codec{c}, sdk.Name("codec-opus"), sdk.Version("1.0.0"),
-		sdk.Capabilities("opus/48000/2", "libopus "+opus.Version(), "plc"),
+		sdk.Capabilities("opus/48000/2", opus.Version(), "plc"),
 		sdk.SelfTest(func(context.Context) error { return selfTest(c) }))
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/plugins/internal/pb/codecv1"
 )
 
@@ -78,6 +79,41 @@ func FuzzNextFrame(f *testing.F) {
 				t.Fatalf("frame %+v packs to %x, read from %x", fr, again, used)
 			}
 			b = rest
+		}
+	})
+}
+
+// FuzzCodecServer runs arbitrary packed frames through the codec server's
+// request handling (with G.711 served): every well-formed frame gets
+// exactly one well-formed result with its op, seq and state id, whatever
+// order of opens, closes and frames it comes in.
+func FuzzCodecServer(f *testing.F) {
+	var seed []byte
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_OPEN_ENCODER, StateID: 1, Data: []byte("PCMU")})
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_ENCODE, StateID: 1, Seq: 1, Data: make([]byte, 320)})
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_OPEN_DECODER, StateID: 2, Data: []byte("pcma")})
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_DECODE, StateID: 2, Seq: 1, Data: make([]byte, 160)})
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_CONCEAL, StateID: 2, Seq: 2, Samples: 160})
+	seed = AppendFrame(seed, Frame{Op: codecv1.Op_OP_CLOSE, StateID: 1})
+	f.Add(seed)
+	f.Add(AppendFrame(nil, Frame{Op: codecv1.Op_OP_ENCODE, StateID: 9, Data: []byte{1}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := &CodecServer{Codecs: []codecs.Codec{codecs.PCMU(), codecs.PCMA()}}
+		states := map[uint64]*codecState{}
+		for len(b) > 0 {
+			in, rest, err := NextFrame(b)
+			if err != nil {
+				return
+			}
+			b = rest
+			out := s.do(states, in, nil)
+			res, left, err := NextFrame(out)
+			if err != nil || len(left) != 0 {
+				t.Fatalf("result of %+v: %v, %d bytes more", in, err, len(left))
+			}
+			if res.Op != in.Op || res.Seq != in.Seq || res.StateID != in.StateID {
+				t.Fatalf("result %+v does not answer %+v", res, in)
+			}
 		}
 	})
 }
