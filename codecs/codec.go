@@ -20,10 +20,15 @@ type Descriptor struct {
 	// ClockRate is the RTP timestamp clock rate in Hz. For G.711 it equals
 	// SampleRate; for some codecs (G.722) it does not (RFC 3551 §4.5.2).
 	ClockRate int
-	// Channels is the number of audio channels (1 for every built-in codec).
+	// Channels is the channel count signalled in SDP's rtpmap (1 for every
+	// built-in codec; 2 for Opus, which RFC 7587 §7 always signals as
+	// "opus/48000/2"). The PCM exchanged with Encode and Decode is mono.
 	Channels int
 	// Fmtp is the SDP format parameter string, empty when none.
 	Fmtp string
+	// FrameDuration is the only packet time the codec works with (Opus in
+	// Baton: 20 ms); zero means any ptime (G.711).
+	FrameDuration time.Duration
 }
 
 // SamplesPerFrame returns how many PCM samples (per channel) one frame of
@@ -39,8 +44,10 @@ func (d Descriptor) TimestampStep(ptime time.Duration) uint32 {
 }
 
 // Codec encodes and decodes one codec's frames. Implementations must be safe
-// for concurrent use by several calls: any per-call state lives in the caller
-// (the built-in G.711 codecs are stateless).
+// for concurrent use by several calls. A codec with per-call state also
+// implements Stateful; callers get a call's state with NewEncoder and
+// NewDecoder (state.go), which for the stateless G.711 codecs return the
+// codec itself.
 //
 // The per-frame methods write into caller-provided buffers and must not
 // allocate on the steady path.

@@ -24,4 +24,11 @@ var (
 	// or malformed name, payload type outside 0..127, non-positive rates or
 	// channel count.
 	ErrInvalidDescriptor = errors.New("invalid codec descriptor")
+
+	// ErrStateful means a stateless Encode or Decode was called on a codec
+	// that keeps per-call state: use NewEncoder and NewDecoder.
+	ErrStateful = errors.New("codec keeps per-call state; use NewEncoder/NewDecoder")
+
+	// ErrClosed means an Encoder or Decoder was used after Close.
+	ErrClosed = errors.New("codec state closed")
 )

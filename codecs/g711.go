@@ -13,8 +13,12 @@ import "fmt"
 const g711Rate = 8000
 
 var (
-	_ Codec = pcmu{}
-	_ Codec = pcma{}
+	_ Codec   = pcmu{}
+	_ Codec   = pcma{}
+	_ Encoder = pcmu{}
+	_ Decoder = pcmu{}
+	_ Encoder = pcma{}
+	_ Decoder = pcma{}
 )
 
 // PCMU returns the built-in G.711 μ-law codec (payload type 0).
@@ -24,6 +28,10 @@ func PCMU() Codec { return pcmu{} }
 func PCMA() Codec { return pcma{} }
 
 type pcmu struct{}
+
+// Close implements Encoder and Decoder: G.711 has no per-call state, so a
+// call's encoder and decoder are the codec itself.
+func (pcmu) Close() error { return nil }
 
 func (pcmu) Descriptor() Descriptor {
 	return Descriptor{Name: "PCMU", PayloadType: 0, SampleRate: g711Rate, ClockRate: g711Rate, Channels: 1}
@@ -54,6 +62,9 @@ func (pcmu) Decode(dst []int16, payload []byte) (int, error) {
 }
 
 type pcma struct{}
+
+// Close implements Encoder and Decoder (no state).
+func (pcma) Close() error { return nil }
 
 func (pcma) Descriptor() Descriptor {
 	return Descriptor{Name: "PCMA", PayloadType: 8, SampleRate: g711Rate, ClockRate: g711Rate, Channels: 1}

@@ -189,6 +189,8 @@ func validate(d Descriptor) error {
 		return fmt.Errorf("clock rate %d: %w", d.ClockRate, ErrInvalidDescriptor)
 	case d.Channels <= 0:
 		return fmt.Errorf("channels %d: %w", d.Channels, ErrInvalidDescriptor)
+	case d.FrameDuration < 0:
+		return fmt.Errorf("frame duration %v: %w", d.FrameDuration, ErrInvalidDescriptor)
 	}
 	return nil
 }

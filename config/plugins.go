@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -14,6 +15,23 @@ type Plugins struct {
 	// Policy is the transfer policy plugin that decides session queries and
 	// pulls; an empty path keeps the built-in same-user policy.
 	Policy PolicyPlugin `koanf:"policy"`
+	// Codecs are codec plugins. Their codecs join the built-in ones and are
+	// chosen, like them, by name in the codecs list (e.g. ["opus", "PCMU"]).
+	Codecs []CodecPlugin `koanf:"codecs"`
+}
+
+// CodecPlugin is a codec plugin (plugins.LoadCodecs).
+type CodecPlugin struct {
+	// Path is the plugin binary: a path, or a file name in plugins.dir.
+	Path string `koanf:"path"`
+	// Args are passed to the plugin, e.g. ["-rate", "8000"].
+	Args []string `koanf:"args"`
+	// SHA256 pins the binary's hex sha256; empty pins the hash of the
+	// binary found at start.
+	SHA256 string `koanf:"sha256"`
+	// FrameTimeout bounds one frame's round trip to the plugin; 0 means
+	// the default (20ms, one packet time).
+	FrameTimeout time.Duration `koanf:"frame_timeout"`
 }
 
 // PolicyPlugin is a transfer policy plugin (plugins.LoadPolicy).
@@ -48,6 +66,18 @@ func (pl Plugins) Resolve(path string) string {
 }
 
 func (pl Plugins) validate(p *problems) {
+	for i, c := range pl.Codecs {
+		key := fmt.Sprintf("plugins.codecs[%d]", i)
+		if c.Path == "" {
+			p.add(key+".path", shown("empty"), "set the codec plugin binary")
+		}
+		if c.SHA256 != "" && (len(c.SHA256) != 64 || strings.Trim(strings.ToLower(c.SHA256), "0123456789abcdef") != "") {
+			p.add(key+".sha256", c.SHA256, "want 64 hex digits (sha256sum of the binary)")
+		}
+		if c.FrameTimeout != 0 {
+			p.durationRange(key+".frame_timeout", c.FrameTimeout, time.Millisecond, time.Second)
+		}
+	}
 	pp := pl.Policy
 	if pp.Path == "" {
 		if len(pp.Args) > 0 || pp.SHA256 != "" {

@@ -121,6 +121,9 @@ func TestValidatePhone(t *testing.T) {
 		{"policy plugin bad fail_mode", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.FailMode = "p", "open" }, "plugins.policy.fail_mode"},
 		{"policy plugin timeout 0", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.Timeout = "p", 0 }, "plugins.policy.timeout"},
 		{"policy plugin sha256 short", func(c *Phone) { c.Plugins.Policy.Path, c.Plugins.Policy.SHA256 = "p", "abc" }, "plugins.policy.sha256"},
+		{"codec plugin without path", func(c *Phone) { c.Plugins.Codecs = []CodecPlugin{{Args: []string{"-rate", "8000"}}} }, "plugins.codecs[0].path"},
+		{"codec plugin sha256 short", func(c *Phone) { c.Plugins.Codecs = []CodecPlugin{{Path: "p"}, {Path: "q", SHA256: "abc"}} }, "plugins.codecs[1].sha256"},
+		{"codec plugin frame_timeout", func(c *Phone) { c.Plugins.Codecs = []CodecPlugin{{Path: "p", FrameTimeout: 5 * time.Second}} }, "plugins.codecs[0].frame_timeout"},
 		{"access empty", func(c *Phone) { c.Access = "" }, "access"},
 		{"access port 0", func(c *Phone) { c.Access = "127.0.0.1:0" }, "access"},
 		{"access without host", func(c *Phone) { c.Access = ":7000" }, "access"},
@@ -184,6 +187,7 @@ func TestValidateGateway(t *testing.T) {
 	runValidate(t, validGateway, Gateway.Validate, []vcase[Gateway]{
 		{"ca empty", func(c *Gateway) { c.CA = "" }, "ca"},
 		{"no sip listener", func(c *Gateway) { c.SIP.UDP, c.SIP.TCP = "", "" }, "sip.udp and sip.tcp"},
+		{"codec plugins at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{Path: "codec-opus"}} }, "plugins.codecs"},
 		{"udp only", func(c *Gateway) { c.SIP.TCP = "" }, ""},
 		{"pickup_code off", func(c *Gateway) { c.SIP.PickupCode = "" }, ""},
 		{"pickup_code digits and #", func(c *Gateway) { c.SIP.PickupCode = "#0123456789*" }, ""},

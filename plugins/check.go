@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/plugins/internal/pb/codecv1"
 	"github.com/baton-voice/baton/plugins/internal/pb/pluginv1"
 	"github.com/baton-voice/baton/plugins/internal/pb/policyv1"
 	"github.com/baton-voice/baton/plugins/internal/pb/presencev1"
@@ -103,6 +105,23 @@ func Check(ctx context.Context, cfg Config) (Report, error) {
 				return "", err
 			}
 			return fmt.Sprintf("ListUser(baton-check) = %d entries", len(r.GetEntries())), nil
+		case KindCodec:
+			r, err := codecv1.NewCodecClient(inst.conn).List(ctx, &codecv1.ListRequest{})
+			if err != nil {
+				return "", err
+			}
+			var names []string
+			for _, p := range r.GetCodecs() {
+				d, err := protocol.DescriptorFromPB(p)
+				if err != nil {
+					return "", err
+				}
+				names = append(names, fmt.Sprintf("%s/%d/%d pt %d (PCM %d Hz)", d.Name, d.ClockRate, d.Channels, d.PayloadType, d.SampleRate))
+			}
+			if len(names) == 0 {
+				return "", fmt.Errorf("the plugin serves no codec")
+			}
+			return "List = " + strings.Join(names, ", "), nil
 		}
 		return "no probe for kind " + inst.desc.Kind.String(), nil
 	})

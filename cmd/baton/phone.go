@@ -58,7 +58,9 @@ func readPasswordFile(path string) (string, error) {
 	return pw, nil
 }
 
-func phoneEndpointConfig(cfg config.Phone, log *slog.Logger) (endpoint.Config, error) {
+// phoneEndpointConfig builds the endpoint's config; all holds every codec
+// available (built-in and plugins'), of which cfg.Codecs picks.
+func phoneEndpointConfig(cfg config.Phone, all *codecs.Registry, log *slog.Logger) (endpoint.Config, error) {
 	pw, err := readPasswordFile(cfg.PasswordFile)
 	if err != nil {
 		return endpoint.Config{}, err
@@ -67,7 +69,7 @@ func phoneEndpointConfig(cfg config.Phone, log *slog.Logger) (endpoint.Config, e
 	if err != nil {
 		return endpoint.Config{}, err
 	}
-	reg, err := codecs.DefaultRegistry().Subset(cfg.Codecs)
+	reg, err := all.Subset(cfg.Codecs)
 	if err != nil {
 		return endpoint.Config{}, err
 	}
@@ -113,7 +115,14 @@ func phoneEndpointConfig(cfg config.Phone, log *slog.Logger) (endpoint.Config, e
 
 func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	ecfg, err := phoneEndpointConfig(cfg, log)
+	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: after the endpoint (and its calls'
+	// media, which hold per-call state in the plugins) is closed.
+	defer closeCodecs.Close()
+	ecfg, err := phoneEndpointConfig(cfg, all, log)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/config"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/plugins"
@@ -113,4 +115,45 @@ func loadPolicyPlugin(ctx context.Context, pl config.Plugins, log *slog.Logger) 
 		CallTimeout: pp.Timeout,
 		FailMode:    mode,
 	})
+}
+
+// loadCodecPlugins starts the configured codec plugins and returns a
+// registry of the built-in codecs followed by the plugins' ones (each
+// registered from the descriptor the plugin sent, so it negotiates like a
+// built-in codec), and the closer that stops the plugins.
+func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger) (*codecs.Registry, io.Closer, error) {
+	reg := codecs.DefaultRegistry()
+	var cl closers
+	for i, c := range pl.Codecs {
+		cs, closer, err := plugins.LoadCodecs(ctx, plugins.CodecConfig{
+			Config:       plugins.Config{Path: pl.Resolve(c.Path), Args: c.Args, SHA256: strings.ToLower(c.SHA256), Logger: log},
+			FrameTimeout: c.FrameTimeout,
+		})
+		if err != nil {
+			_ = cl.Close()
+			return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)
+		}
+		cl = append(cl, closer)
+		for _, cd := range cs {
+			if err := reg.Register(cd); err != nil {
+				_ = cl.Close()
+				return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)
+			}
+			d := cd.Descriptor()
+			log.Info("codec plugin loaded", "codec", d.Name, "payload_type", d.PayloadType, "clock_rate", d.ClockRate,
+				"channels", d.Channels, "sample_rate", d.SampleRate, "fmtp", d.Fmtp)
+		}
+	}
+	return reg, cl, nil
+}
+
+// closers closes several io.Closers, last first.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		errs = append(errs, cs[i].Close())
+	}
+	return errors.Join(errs...)
 }

@@ -172,6 +172,9 @@ func (c Config) settings() (settings, error) {
 	if c.Ptime < time.Millisecond || c.Ptime > MaxPtime {
 		return settings{}, fmt.Errorf("media: config: ptime %v not in [1ms, %v]: %w", c.Ptime, MaxPtime, ErrInvalidPtime)
 	}
+	if d.FrameDuration > 0 && c.Ptime != d.FrameDuration {
+		return settings{}, fmt.Errorf("media: config: ptime %v: codec %q works with %v frames only: %w", c.Ptime, d.Name, d.FrameDuration, ErrInvalidPtime)
+	}
 	s := settings{Config: c, desc: d}
 	s.samplesPerFrame = d.SamplesPerFrame(c.Ptime)
 	s.step = d.TimestampStep(c.Ptime)

@@ -1,6 +1,8 @@
 package media
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,7 +19,8 @@ import (
 type engine struct {
 	log    *slog.Logger
 	ptime  time.Duration
-	codec  codecs.Codec
+	dec    codecs.Decoder   // this call's decoder state; closed by close
+	plc    codecs.Concealer // dec's loss concealment, nil: the generic one
 	source audio.Source
 	sink   audio.Sink
 	send   *sender
@@ -50,12 +53,20 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 	})
 	rcv, err := newReceiver(s, jb)
 	if err != nil {
+		_ = snd.enc.Close()
 		return nil, err
 	}
+	dec, err := codecs.NewDecoder(s.Codec)
+	if err != nil {
+		_ = snd.enc.Close()
+		return nil, fmt.Errorf("media: %s decoder: %w", s.desc.Name, err)
+	}
+	plc, _ := dec.(codecs.Concealer)
 	return &engine{
 		log:    s.Logger,
 		ptime:  s.Ptime,
-		codec:  s.Codec,
+		dec:    dec,
+		plc:    plc,
 		source: s.Source,
 		sink:   s.Sink,
 		send:   snd,
@@ -106,18 +117,18 @@ func (e *engine) playout(at time.Time) {
 	case frameNone:
 		return
 	case frameReal:
-		n, err := e.codec.Decode(e.pcm, f.payload)
+		n, err := e.dec.Decode(e.pcm, f.payload)
 		if err != nil {
 			e.decodeErrors++
 			logCount(e.log, "cannot decode rtp payload", e.decodeErrors, err)
-			conceal(e.pcm, e.lastFrame(), 1)
+			e.conceal(1)
 			break
 		}
 		clear(e.pcm[n:])
 		copy(e.last, e.pcm)
 		e.hasLast = true
 	default:
-		conceal(e.pcm, e.lastFrame(), f.run)
+		e.conceal(f.run)
 	}
 	if e.sink == nil {
 		return
@@ -126,6 +137,28 @@ func (e *engine) playout(at time.Time) {
 		e.sinkErrors++
 		logCount(e.log, "audio sink failed", e.sinkErrors, err)
 	}
+}
+
+// conceal fills e.pcm for the run-th frame in a row that is missing: with
+// the decoder's own concealment when it has one (codecs.Concealer), else
+// by fading out the last frame.
+func (e *engine) conceal(run int) {
+	if e.plc != nil && run <= maxConcealFrames {
+		n, err := e.plc.Conceal(e.pcm)
+		if err == nil {
+			clear(e.pcm[n:])
+			return
+		}
+		e.decodeErrors++
+		logCount(e.log, "codec concealment failed", e.decodeErrors, err)
+	}
+	conceal(e.pcm, e.lastFrame(), run)
+}
+
+// close releases the call's encoder and decoder state, once the timeline
+// goroutine has exited.
+func (e *engine) close() error {
+	return errors.Join(e.send.enc.Close(), e.dec.Close())
 }
 
 func (e *engine) lastFrame() []int16 {

@@ -21,7 +21,7 @@ const srtpReplayWindow = 64
 // sender builds this endpoint's RTP packets. The session's timeline
 // goroutine owns it. Every buffer is allocated once: next allocates nothing.
 type sender struct {
-	codec   codecs.Codec
+	enc     codecs.Encoder // this call's encoder state; closed by engine.close
 	step    uint32
 	pcm     []int16
 	payload []byte
@@ -43,8 +43,12 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, fmt.Errorf("media: sender: %w", err)
 	}
+	enc, err := codecs.NewEncoder(s.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("media: sender: %s encoder: %w", s.desc.Name, err)
+	}
 	snd := &sender{
-		codec:    s.Codec,
+		enc:      enc,
 		step:     s.step,
 		pcm:      make([]int16, s.samplesPerFrame),
 		payload:  make([]byte, s.payloadCap),
@@ -66,6 +70,7 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 	if s.SendKeys != nil {
 		ctx, err := srtp.CreateContext(s.SendKeys.MasterKey[:], s.SendKeys.MasterSalt[:], srtpProfile)
 		if err != nil {
+			_ = enc.Close()
 			return nil, fmt.Errorf("media: sender: srtp context: %w", err)
 		}
 		snd.srtp = ctx
@@ -85,7 +90,7 @@ func (s *sender) next(src audio.Source) ([]byte, error) {
 			s.lastSourceErr = err
 		}
 	}
-	n, err := s.codec.Encode(s.payload, s.pcm)
+	n, err := s.enc.Encode(s.payload, s.pcm)
 	if err != nil {
 		s.skip(1)
 		return nil, fmt.Errorf("media: encode: %w", err)

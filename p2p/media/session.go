@@ -164,6 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	conn, bound, err := listenUDP(ctx, set.Local)
 	if err != nil {
+		_ = eng.close()
 		return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
 	}
 	eng.conn = conn
@@ -399,6 +400,9 @@ func (s *Session) Close() error {
 		}
 		s.wg.Wait()
 		s.eng.impair.close()
+		if err := s.eng.close(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("media: close codec state: %w", err)
+		}
 		s.log.Debug("media session closed")
 	})
 	return s.closeErr

@@ -18,6 +18,8 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,4 +88,38 @@ func (b *Builds) Cleanup() {
 		_ = os.RemoveAll(b.dir)
 		b.dir = ""
 	}
+}
+
+// ProcessCPU returns the user+system CPU time a process has used so far,
+// all its threads included, from /proc/PID/stat (Linux; clock-tick
+// resolution, 10 ms on most systems: measure over seconds). pid 0 is this
+// process. Benchmarks use it to charge a plugin's CPU to the host's work.
+func ProcessCPU(pid int) (time.Duration, error) {
+	p := "/proc/self/stat"
+	if pid != 0 {
+		p = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// fields are counted from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("plugintest: %s: no ')' in %q", p, s)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("plugintest: %s: %d fields", p, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("plugintest: %s: bad utime/stime %q %q", p, f[11], f[12])
+	}
+	const clkTck = 100 // sysconf(_SC_CLK_TCK) is 100 on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
 }

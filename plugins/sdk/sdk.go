@@ -27,8 +27,10 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/presence"
+	"github.com/baton-voice/baton/plugins/internal/pb/codecv1"
 	"github.com/baton-voice/baton/plugins/internal/pb/policyv1"
 	"github.com/baton-voice/baton/plugins/internal/pb/presencev1"
 	"github.com/baton-voice/baton/plugins/internal/protocol"
@@ -115,3 +117,18 @@ const PresenceOwnerEnv = "BATON_PRESENCE_OWNER"
 // PresenceOwner returns the owner name the host gave a presence plugin, or
 // "" when it gave none (the plugin then picks its own).
 func PresenceOwner() string { return os.Getenv(PresenceOwnerEnv) }
+
+// ServeCodecs serves cs as a codec plugin (protocol codec v1) until the
+// host stops the plugin. Each call gets its own encoder and decoder from
+// codecs.NewEncoder/NewDecoder (a codecs.Stateful codec keeps per-call
+// state there), created and closed as the host asks; a decoder that
+// implements codecs.Concealer serves the host's packet-loss concealment.
+// All calls share one stream, so Encode and Decode run on one goroutine
+// and need no locking.
+func ServeCodecs(cs []codecs.Codec, opts ...Option) {
+	cfg, _ := build(protocol.KindCodec, protocol.CodecV1, opts)
+	cfg.Register = func(g *grpc.Server) {
+		codecv1.RegisterCodecServer(g, &protocol.CodecServer{Codecs: cs})
+	}
+	protocol.Serve(cfg)
+}

@@ -64,16 +64,18 @@ func ParseKind(s string) Kind {
 
 // Protocol versions, one sequence per kind. A new incompatible version gets
 // a new number and a new generated package (policyv2...); the host keeps
-// offering the old ones it still speaks.
+// offering the old ones it still speaks. CodecV1 is in codec_server.go.
 const (
 	PolicyV1   = 1
 	PresenceV1 = 1
 )
 
 // Versions lists the protocol versions the host speaks for kind, newest
-// first. Codec has none yet.
+// first.
 func Versions(k Kind) []int {
 	switch k {
+	case KindCodec:
+		return []int{CodecV1}
 	case KindPolicy:
 		return []int{PolicyV1}
 	case KindPresence:
@@ -117,7 +119,7 @@ func HostPlugins(k Kind) map[int]plugin.PluginSet {
 	out := make(map[int]plugin.PluginSet)
 	kinds := []Kind{k}
 	if k == KindUnknown {
-		kinds = []Kind{KindPolicy, KindPresence}
+		kinds = []Kind{KindPolicy, KindPresence, KindCodec}
 	}
 	for _, kk := range kinds {
 		for _, v := range Versions(kk) {

@@ -9,6 +9,8 @@
 //	slowstart  sleeps 1 h before its handshake
 //	unhealthy  policy whose health check fails
 //	memory     presence backend on presence.Memory
+//	codec      codec plugin: PCMU and PCMA (in-process G.711, over the
+//	           codec protocol) and x-delta, a stateful test codec
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/plugins/internal/pb/policyv1"
@@ -68,6 +71,8 @@ func main() {
 		sdk.ServePolicy(allow{}, sdk.Name("testplugin"),
 			sdk.Health(func(context.Context) error { return errors.New("testplugin is unhealthy on purpose") }),
 			sdk.SelfTest(func(context.Context) error { return errors.New("testplugin self-test fails on purpose") }))
+	case "codec":
+		sdk.ServeCodecs([]codecs.Codec{codecs.PCMU(), codecs.PCMA(), deltaCodec{}}, sdk.Name("testplugin-codec"))
 	case "memory":
 		sdk.ServePresence(presence.NewMemory(), sdk.Name("testplugin-memory"))
 	default:

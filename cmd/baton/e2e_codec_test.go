@@ -1,0 +1,104 @@
+package main
+
+import (
+	"math"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/audio"
+)
+
+// TestE2EOpusPluginCall: two `baton phone`s load the codec-opus plugin
+// from configuration (plugins.codecs) and prefer it (codecs: [opus, PCMU]);
+// the call negotiates opus like a built-in codec and each side records the
+// other's tone. Mid-call, alice's Opus plugin is killed with SIGKILL: the
+// supervisor restarts it, the call goes on and the audio comes back.
+func TestE2EOpusPluginCall(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("pkg-config", "--exists", "opus").Run(); err != nil {
+		t.Skipf("codec-opus needs libopus: `pkg-config --exists opus` failed (%v); install libopus-dev", err)
+	}
+	dir := t.TempDir()
+	bin := buildPlugin(t, dir, "codec-opus")
+	// The phones' audio is 8 kHz PCM (tones, WAV recordings); the plugin
+	// takes that rate and still sends opus/48000/2 on the wire.
+	cfg := writeFile(t, dir, "phone.yaml", "codecs: [opus, PCMU]\nplugins:\n  codecs:\n    - path: "+bin+"\n      args: [\"-rate\", \"8000\"]\n")
+
+	pw := addUsers(t, dir, "data", "alice", "bob")
+	mustBaton(t, dir, "buddy", "add", "alice", "bob", "--data-dir", "data")
+	srv := startAccess(t, "access", dir, "data", "127.0.0.1:0")
+	startOpusPhone := func(user, device, pwFile string, tone int, rec string, auto bool) (*proc, string) {
+		args := []string{"phone", "--config", cfg, "--access", srv.addr, "--ca", srv.ca, "--user", user, "--device", device,
+			"--password-file", pwFile, "--admin", "127.0.0.1:0", "--tone", strconv.Itoa(tone), "--record", rec}
+		if auto {
+			args = append(args, "--auto-answer")
+		}
+		p := start(t, user+"/"+device, dir, args...)
+		return p, p.waitStdout(t, phoneReady)[3]
+	}
+	bobP, bobAdmin := startOpusPhone("bob", "mobile", pw["bob"], 440, "bob.wav", true)
+	aliceP, aliceAdmin := startOpusPhone("alice", "laptop", pw["alice"], 660, "alice.wav", false)
+	_ = bobP
+	plug := childPIDs(t, aliceP.cmd.Process.Pid, "codec-opus")
+	if len(plug) != 1 {
+		t.Fatalf("alice's phone runs %d codec-opus processes, want 1", len(plug))
+	}
+
+	waitOnlineBuddy(t, dir, aliceAdmin, "bob/mobile")
+	id := dial(t, dir, aliceAdmin, "bob")
+	for _, admin := range []string{aliceAdmin, bobAdmin} {
+		if row := waitCallState(t, dir, admin, id, "active"); row["CODEC"] != "opus" {
+			t.Errorf("active call %v: codec %q, want opus", row, row["CODEC"])
+		}
+	}
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	if err := syscall.Kill(plug[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a restarted codec plugin", func() (bool, string) {
+		now := childPIDs(t, aliceP.cmd.Process.Pid, "codec-opus")
+		return len(now) == 1 && now[0] != plug[0], strconv.Itoa(len(now)) + " plugin processes"
+	})
+	t.Logf("plugin restarted %v after the kill", time.Since(killed))
+	time.Sleep(2 * time.Second)
+	if row := callRow(t, dir, aliceAdmin, id); row == nil || row["STATE"] != "active" {
+		t.Fatalf("alice's call after the plugin restart: %v, want active", row)
+	}
+	mustCtl(t, dir, aliceAdmin, "hangup", id)
+	waitCallState(t, dir, bobAdmin, id, "ended")
+	waitCallState(t, dir, aliceAdmin, id, "ended")
+
+	checkHears(t, filepath.Join(dir, "alice.wav"), 440, 3*time.Second) // bob's tone, through bob's encoder and alice's decoder
+	checkHears(t, filepath.Join(dir, "bob.wav"), 660, 3*time.Second)   // alice's tone
+	// Both directions ran through alice's plugin: her recording's last
+	// second (after the restart) is bob's tone again, and the gap the
+	// restart left is short.
+	for _, rec := range []string{"alice.wav", "bob.wav"} {
+		clip, err := audio.ReadWAVFile(filepath.Join(dir, rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tail := clip.Samples[max(0, len(clip.Samples)-clip.SampleRate):]
+		want := 440.0
+		if rec == "bob.wav" {
+			want = 660
+		}
+		if f := audio.DominantFrequency(tail, clip.SampleRate, toneCandidates); math.Abs(f-want) > 1 || audio.RMS(tail) < 0.05 {
+			t.Errorf("%s: last second %v Hz at RMS %.3f, want %v Hz after the plugin restart", rec, f, audio.RMS(tail), want)
+		}
+		segs := audio.Segments(clip.Samples, clip.SampleRate, 0, toneCandidates)
+		var gap time.Duration // silence between the first and last sound
+		if len(segs) > 2 {
+			gap = audio.LongestSilence(segs[1 : len(segs)-1])
+		}
+		t.Logf("%s: longest silence mid-call %v", rec, gap)
+		if gap > 3*time.Second {
+			t.Errorf("%s: %v of silence mid-call: audio did not come back soon after the restart", rec, gap)
+		}
+	}
+}

@@ -1,0 +1,706 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/plugins/internal/pb/codecv1"
+	"github.com/baton-voice/baton/plugins/internal/protocol"
+)
+
+// CodecConfig is a codec plugin.
+type CodecConfig struct {
+	Config
+	// FrameTimeout bounds one Encode, Decode or Conceal: a frame not
+	// answered in time is an error for that frame only (the media engine
+	// sends nothing, or conceals) and the call goes on. Default 20 ms,
+	// one packet time.
+	FrameTimeout time.Duration
+	// Linger is how long the batcher waits after the first frame of a
+	// batch for more calls' frames before sending it (group commit);
+	// DefaultLinger when zero, none when negative. Frames that arrive while
+	// batches are on the wire wait for the next one either way, so batches
+	// grow with the load; lingering fills them at moderate load too, which
+	// halves the CPU per frame at 1,000 calls (docs/benchmarks.md).
+	Linger time.Duration
+}
+
+// batchWindow is how many batches may be on their way to the plugin
+// and back at once. Two let the host pack and unpack one batch while the
+// plugin works on the other (one would make host and plugin take turns,
+// using one core of two); frames that arrive while both are out share the
+// next batch, so the batch size follows the load.
+const batchWindow = 2
+
+// DefaultLinger is CodecConfig.Linger's default: 1 ms, so a call's
+// encode + decode wait at most about 2 ms more per 20 ms frame.
+const DefaultLinger = time.Millisecond
+
+// DefaultFrameTimeout is CodecConfig.FrameTimeout's default.
+const DefaultFrameTimeout = 20 * time.Millisecond
+
+// CodecClient serves the codecs of one supervised plugin process to the
+// host: each is a codecs.Stateful whose per-call encoders and decoders
+// live in the plugin. All calls share one bidirectional stream (codec
+// protocol v1): frames due at about the same time go out as one Batch, so
+// the cost of a round trip is shared by every call in it.
+//
+// One goroutine (run) owns the stream: it opens it on the current plugin
+// instance, sends batches and, through a reader goroutine, hands results
+// back to the calls waiting for them. When the plugin dies, waiting
+// frames fail with ErrUnavailable, the supervisor restarts the plugin, and
+// run opens a new stream; each call's state is reopened in the new plugin
+// before its next frame (its codec history is lost, the call is not).
+type CodecClient struct {
+	sup     *Supervisor
+	timeout time.Duration
+	linger  time.Duration
+	list    []codecs.Codec
+
+	mu      sync.Mutex
+	pending []*codecState // frames to send, in arrival order
+	states  map[uint64]*codecState
+	closes  []uint64 // CLOSE frames to send
+	nextID  uint64
+	gen     uint64 // stream generation; 0 while no stream is up
+	closed  bool
+	stats   CodecStats
+
+	up     chan struct{} // closed when the first stream is open
+	kick   chan struct{} // capacity 1: pending is not empty
+	down   chan uint64   // supervisor: instance generation gone
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// CodecStats counts the client's work.
+type CodecStats struct {
+	Batches, Frames uint64
+	// MaxBatch is the largest batch sent.
+	MaxBatch int
+	// Timeouts are frames not answered within FrameTimeout; Failed are
+	// frames that failed for another reason (plugin down, codec error).
+	Timeouts, Failed uint64
+	// Streams counts streams opened (1 + restarts seen).
+	Streams uint64
+	// Reopened counts call states reopened on a new stream.
+	Reopened uint64
+}
+
+// LoadCodecs starts the codec plugin cfg describes and returns its codecs
+// (for a codecs.Registry) and the io.Closer that stops the plugin. The
+// first start must succeed.
+func LoadCodecs(ctx context.Context, cfg CodecConfig) ([]codecs.Codec, io.Closer, error) {
+	c, err := NewCodecClient(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Codecs(), c, nil
+}
+
+// NewCodecClient is LoadCodecs returning the concrete client.
+func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) {
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	switch {
+	case cfg.Linger == 0:
+		cfg.Linger = DefaultLinger
+	case cfg.Linger < 0:
+		cfg.Linger = 0
+	}
+	c := &CodecClient{
+		timeout: cfg.FrameTimeout,
+		linger:  cfg.Linger,
+		states:  make(map[uint64]*codecState),
+		kick:    make(chan struct{}, 1),
+		up:      make(chan struct{}),
+		down:    make(chan uint64, 4),
+	}
+	sup, err := supervise(ctx, cfg.Config, KindCodec, func(gen uint64) {
+		select {
+		case c.down <- gen:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.sup = sup
+	inst, err := sup.current()
+	if err != nil {
+		_ = sup.Close()
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, sup.cfg.StartTimeout)
+	defer cancel()
+	r, err := codecv1.NewCodecClient(inst.conn).List(lctx, &codecv1.ListRequest{})
+	if err != nil {
+		_ = sup.Close()
+		return nil, fmt.Errorf("plugins: %s: list codecs: %w", sup.cfg.Name, err)
+	}
+	for _, p := range r.GetCodecs() {
+		d, err := protocol.DescriptorFromPB(p)
+		if err != nil {
+			_ = sup.Close()
+			return nil, fmt.Errorf("plugins: %s: %w", sup.cfg.Name, err)
+		}
+		c.list = append(c.list, &remoteCodec{c: c, desc: d})
+	}
+	if len(c.list) == 0 {
+		_ = sup.Close()
+		return nil, fmt.Errorf("plugins: %s: %w: the plugin serves no codec", sup.cfg.Name, ErrConfig)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	c.cancel = rcancel
+	c.wg.Add(2)
+	go c.run(rctx)
+	go c.reap(rctx)
+	select {
+	case <-c.up:
+	case <-lctx.Done():
+		_ = c.Close()
+		return nil, fmt.Errorf("plugins: %s: codec stream: %w", sup.cfg.Name, ErrStartTimeout)
+	}
+	return c, nil
+}
+
+// Codecs returns the plugin's codecs in its preference order. Each is a
+// codecs.Stateful; its stateless Encode and Decode return ErrStateful.
+func (c *CodecClient) Codecs() []codecs.Codec { return c.list }
+
+// Supervisor returns the client's supervisor (stats, pid).
+func (c *CodecClient) Supervisor() *Supervisor { return c.sup }
+
+// Stats returns a copy of the client's counters.
+func (c *CodecClient) Stats() CodecStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Close stops the stream and the plugin, and fails frames still waiting.
+// It is idempotent. Encoders and decoders still open fail from then on.
+func (c *CodecClient) Close() error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already {
+		c.cancel()
+		c.wg.Wait()
+		c.failAll(fmt.Errorf("plugins: %s: %w", c.sup.cfg.Name, ErrClosed))
+	}
+	return c.sup.Close()
+}
+
+// remoteCodec is one codec of the plugin.
+type remoteCodec struct {
+	c    *CodecClient
+	desc codecs.Descriptor
+}
+
+var _ codecs.Stateful = (*remoteCodec)(nil)
+
+func (r *remoteCodec) Descriptor() codecs.Descriptor { return r.desc }
+
+func (r *remoteCodec) Encode([]byte, []int16) (int, error) {
+	return 0, fmt.Errorf("plugins: codec %s: %w", r.desc.Name, codecs.ErrStateful)
+}
+
+func (r *remoteCodec) Decode([]int16, []byte) (int, error) {
+	return 0, fmt.Errorf("plugins: codec %s: %w", r.desc.Name, codecs.ErrStateful)
+}
+
+func (r *remoteCodec) NewEncoder() (codecs.Encoder, error) {
+	st, err := r.c.newState(r.desc.Name, codecv1.Op_OP_OPEN_ENCODER)
+	if err != nil {
+		return nil, err
+	}
+	return (*remoteEncoder)(st), nil
+}
+
+func (r *remoteCodec) NewDecoder() (codecs.Decoder, error) {
+	st, err := r.c.newState(r.desc.Name, codecv1.Op_OP_OPEN_DECODER)
+	if err != nil {
+		return nil, err
+	}
+	return (*remoteDecoder)(st), nil
+}
+
+// codecState is one call's encoder or decoder in the plugin. Its owner
+// (one media goroutine) has at most one frame in flight; the fields under
+// "in flight" are guarded by CodecClient.mu.
+type codecState struct {
+	c     *CodecClient
+	id    uint64
+	codec string
+	open  codecv1.Op // OP_OPEN_ENCODER or OP_OPEN_DECODER
+
+	// in flight
+	gen     uint64 // stream generation the state is open on; 0: not open
+	opened  bool   // opened on some stream before (for Stats.Reopened)
+	waiting bool   // a frame is queued or on the wire
+	queued  time.Time
+	op      codecv1.Op
+	seq     uint32 // of the frame waited for; 0: none
+	req     []byte // request data (PCM bytes or payload copy)
+	samples uint32 // CONCEAL's frame length
+	resp    []byte // result data, copied out of the message
+	err     error
+	closed  bool
+
+	done chan struct{} // capacity 1: the result is in
+}
+
+func (c *CodecClient) newState(codec string, open codecv1.Op) (*codecState, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("plugins: %s: %w", c.sup.cfg.Name, ErrClosed)
+	}
+	c.nextID++
+	st := &codecState{c: c, id: c.nextID, codec: codec, open: open, done: make(chan struct{}, 1)}
+	c.states[st.id] = st
+	return st, nil
+}
+
+type remoteEncoder codecState
+
+func (e *remoteEncoder) Encode(dst []byte, pcm []int16) (int, error) {
+	st := (*codecState)(e)
+	if len(pcm) > protocol.MaxFrameSamples {
+		return 0, fmt.Errorf("plugins: codec %s: encode: %d samples, at most %d", st.codec, len(pcm), protocol.MaxFrameSamples)
+	}
+	data, err := st.roundTrip(codecv1.Op_OP_ENCODE, func(req []byte) []byte {
+		req = growBytes(req, 2*len(pcm))
+		protocol.PCMToBytes(req, pcm)
+		return req
+	}, 0)
+	if err != nil {
+		return 0, err
+	}
+	if len(dst) < len(data) {
+		return 0, fmt.Errorf("plugins: codec %s: encode: dst holds %d, need %d: %w", st.codec, len(dst), len(data), codecs.ErrShortBuffer)
+	}
+	return copy(dst, data), nil
+}
+
+func (e *remoteEncoder) Close() error { return (*codecState)(e).close() }
+
+type remoteDecoder codecState
+
+var _ codecs.Concealer = (*remoteDecoder)(nil)
+
+func (d *remoteDecoder) Decode(dst []int16, payload []byte) (int, error) {
+	st := (*codecState)(d)
+	data, err := st.roundTrip(codecv1.Op_OP_DECODE, func(req []byte) []byte {
+		req = growBytes(req, len(payload))
+		copy(req, payload)
+		return req
+	}, 0)
+	if err != nil {
+		return 0, err
+	}
+	return st.pcmOut(dst, data)
+}
+
+// Conceal implements codecs.Concealer with the plugin decoder's own
+// concealment; a codec without one answers with an error, and the media
+// engine falls back to its generic concealment.
+func (d *remoteDecoder) Conceal(dst []int16) (int, error) {
+	st := (*codecState)(d)
+	data, err := st.roundTrip(codecv1.Op_OP_CONCEAL, func(req []byte) []byte { return req[:0] }, uint32(len(dst)))
+	if err != nil {
+		return 0, err
+	}
+	return st.pcmOut(dst, data)
+}
+
+func (d *remoteDecoder) Close() error { return (*codecState)(d).close() }
+
+func (st *codecState) pcmOut(dst []int16, data []byte) (int, error) {
+	if len(data)%2 != 0 {
+		return 0, fmt.Errorf("plugins: codec %s: plugin returned %d bytes of PCM (odd)", st.codec, len(data))
+	}
+	if len(dst) < len(data)/2 {
+		return 0, fmt.Errorf("plugins: codec %s: decode: dst holds %d, need %d: %w", st.codec, len(dst), len(data)/2, codecs.ErrShortBuffer)
+	}
+	protocol.PCMFromBytes(dst, data)
+	return len(data) / 2, nil
+}
+
+// roundTrip queues one frame, waits for its result (or FrameTimeout) and
+// returns the result data, valid until the state's next frame.
+func (st *codecState) roundTrip(op codecv1.Op, fill func(req []byte) []byte, samples uint32) ([]byte, error) {
+	c := st.c
+	c.mu.Lock()
+	if st.closed || c.closed {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("plugins: codec %s: %s: %w", st.codec, opName(op), codecs.ErrClosed)
+	}
+	if c.gen == 0 {
+		// Down (or restarting): fail at once rather than stall the call's
+		// media goroutine for FrameTimeout on every frame.
+		c.stats.Failed++
+		c.mu.Unlock()
+		return nil, fmt.Errorf("plugins: codec %s: %s: %w", st.codec, opName(op), c.unavailable())
+	}
+	st.seq++
+	if st.seq == 0 {
+		st.seq = 1
+	}
+	st.op, st.samples, st.err, st.waiting = op, samples, nil, true
+	st.queued = time.Now()
+	st.req = fill(st.req)
+	select { // drop a stale result signal from a frame that timed out
+	case <-st.done:
+	default:
+	}
+	c.pending = append(c.pending, st)
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+
+	// No timer per frame (it would cost more than the frame's share of a
+	// batch): the reaper fails frames that wait longer than FrameTimeout.
+	<-st.done
+	// Whoever ended the wait (reader, reaper, failAll) wrote resp and err
+	// before the signal and set waiting to false, so nobody writes them
+	// until this owner's next frame: no lock needed to read them.
+	if st.err != nil {
+		return nil, st.err
+	}
+	return st.resp, nil
+}
+
+// close releases the state here and, when it is open, in the plugin
+// (a CLOSE frame in the next batch; nothing waits for it).
+func (st *codecState) close() error {
+	c := st.c
+	c.mu.Lock()
+	if st.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	delete(c.states, st.id)
+	if st.gen != 0 && st.gen == c.gen {
+		c.closes = append(c.closes, st.id)
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (c *CodecClient) unavailable() error {
+	if _, err := c.sup.current(); err != nil {
+		return err
+	}
+	return fmt.Errorf("plugins: %s: %w: codec stream not up", c.sup.cfg.Name, ErrUnavailable)
+}
+
+// failAll fails every frame waiting, and marks every state as not open.
+// Callers do not hold c.mu.
+func (c *CodecClient) failAll(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = c.pending[:0]
+	c.closes = c.closes[:0]
+	fail := func(st *codecState) {
+		if st.waiting {
+			st.err, st.waiting = err, false
+			c.stats.Failed++
+			signal(st)
+		}
+		st.gen = 0
+	}
+	for _, st := range c.states {
+		fail(st)
+	}
+}
+
+// reap fails the frames that waited longer than FrameTimeout: the plugin
+// hangs or is too slow. Their late answers, if any, no longer match (seq).
+func (c *CodecClient) reap(ctx context.Context) {
+	defer c.wg.Done()
+	t := time.NewTicker(max(c.timeout/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n := 0
+			c.mu.Lock()
+			for _, st := range c.states {
+				if st.waiting && now.Sub(st.queued) > c.timeout {
+					st.seq++
+					st.waiting = false
+					st.err = fmt.Errorf("plugins: codec %s: %s: no answer within %v: %w", st.codec, opName(st.op), c.timeout, ErrUnavailable)
+					c.stats.Timeouts++
+					signal(st)
+					n++
+				}
+			}
+			c.mu.Unlock()
+			if n > 0 {
+				c.sup.Check()
+			}
+		}
+	}
+}
+
+func signal(st *codecState) {
+	select {
+	case st.done <- struct{}{}:
+	default:
+	}
+}
+
+// run owns the stream: it opens one on the current instance, serves it
+// until it breaks or the instance goes down, then waits for the next.
+func (c *CodecClient) run(ctx context.Context) {
+	defer c.wg.Done()
+	for ctx.Err() == nil {
+		inst, err := c.sup.current()
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			case <-c.down:
+			}
+			continue
+		}
+		err = c.serve(ctx, inst)
+		c.failAll(fmt.Errorf("plugins: %s: %w: %v", c.sup.cfg.Name, ErrUnavailable, err))
+		if ctx.Err() != nil {
+			return
+		}
+		c.sup.log.Warn("codec stream ended", "error", err)
+		c.sup.Check()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// serve runs one stream on inst until it fails.
+func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := codecv1.NewCodecClient(inst.conn).Frames(sctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.stats.Streams++
+	c.gen = c.stats.Streams // unique per stream, never 0
+	gen := c.gen
+	if c.stats.Streams == 1 {
+		close(c.up)
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.gen = 0
+		c.mu.Unlock()
+	}()
+	// Drain stale down notices of older instances.
+	for len(c.down) > 0 {
+		<-c.down
+	}
+
+	readErr := make(chan error, 1)
+	// answered gets one token per batch answered; at most batchWindow
+	// batches are unanswered, so the reader never blocks on it.
+	answered := make(chan struct{}, batchWindow)
+	go func() { readErr <- c.read(stream, answered) }()
+	inflight := 0
+
+	var tick uint64
+	batch := &codecv1.Batch{}
+	var packed []byte // the batch's frames (layout in codec.proto)
+	for {
+		select {
+		case <-ctx.Done():
+			_ = stream.CloseSend()
+			cancel()
+			<-readErr
+			return ctx.Err()
+		case err := <-readErr:
+			return err
+		case g := <-c.down:
+			if g == inst.gen {
+				cancel()
+				<-readErr
+				return errors.New("plugin instance went down")
+			}
+			continue
+		case <-c.kick:
+		}
+		// Group commit: while batchWindow batches are on their way, frames
+		// wait and pile up for the next one, so the batch size follows the
+		// load (about the frames that arrive in one plugin round trip).
+	window:
+		for {
+			select {
+			case <-answered:
+				inflight--
+				continue
+			default:
+			}
+			if inflight < batchWindow {
+				break window
+			}
+			select {
+			case <-ctx.Done():
+				_ = stream.CloseSend()
+				cancel()
+				<-readErr
+				return ctx.Err()
+			case err := <-readErr:
+				return err
+			case <-answered:
+				inflight--
+			}
+		}
+		if c.linger > 0 {
+			time.Sleep(c.linger)
+		}
+		c.mu.Lock()
+		n := len(c.pending) + len(c.closes)
+		if n == 0 {
+			c.mu.Unlock()
+			continue
+		}
+		packed = packed[:0]
+		for _, id := range c.closes {
+			packed = protocol.AppendFrame(packed, protocol.Frame{Op: codecv1.Op_OP_CLOSE, StateID: id})
+		}
+		c.closes = c.closes[:0]
+		data := 0
+		for _, st := range c.pending {
+			if !st.waiting || st.closed {
+				continue // timed out or closed before its batch left
+			}
+			if st.gen != gen {
+				if st.opened {
+					c.stats.Reopened++
+				}
+				packed = protocol.AppendFrame(packed, protocol.Frame{Op: st.open, StateID: st.id, Data: []byte(st.codec)})
+				st.gen, st.opened = gen, true
+			}
+			// Copied: the owner may refill st.req as soon as it stops
+			// waiting (a timeout), while this batch is marshalled.
+			packed = protocol.AppendFrame(packed, protocol.Frame{Op: st.op, StateID: st.id, Seq: st.seq, Samples: st.samples, Data: st.req})
+			data++
+		}
+		c.pending = c.pending[:0]
+		tick++
+		batch.Tick, batch.Frames = tick, packed
+		c.stats.Batches++
+		c.stats.Frames += uint64(data)
+		c.stats.MaxBatch = max(c.stats.MaxBatch, data)
+		c.mu.Unlock()
+		// Not under c.mu: Send may wait for flow control, which needs the
+		// reader (and so c.mu) to drain the plugin's answers.
+		err := stream.Send(batch)
+		inflight++
+		if err != nil {
+			cancel()
+			<-readErr
+			return err
+		}
+	}
+}
+
+// read hands results to the states waiting for them.
+func (c *CodecClient) read(stream codecv1.Codec_FramesClient, answered chan<- struct{}) error {
+	var ready []*codecState
+	for {
+		b, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		ready = ready[:0]
+		c.mu.Lock()
+		for r := b.GetFrames(); len(r) > 0; {
+			var f protocol.Frame
+			f, r, err = protocol.NextFrame(r)
+			if err != nil {
+				c.mu.Unlock()
+				return fmt.Errorf("answer %d: %w", b.GetTick(), err)
+			}
+			st := c.states[f.StateID]
+			switch f.Op {
+			case codecv1.Op_OP_OPEN_ENCODER, codecv1.Op_OP_OPEN_DECODER, codecv1.Op_OP_CLOSE:
+				if f.Err {
+					c.sup.log.Warn("codec plugin refused", "op", opName(f.Op), "state", f.StateID, "error", string(f.Data))
+					if st != nil && f.Op != codecv1.Op_OP_CLOSE {
+						st.gen = 0 // try to open again with the next frame
+					}
+				}
+				continue
+			}
+			if st == nil || !st.waiting || f.Seq != st.seq {
+				continue // closed, or a late answer to a frame given up on
+			}
+			st.waiting = false
+			if f.Err {
+				st.err = fmt.Errorf("plugins: codec %s: %s: plugin: %s", st.codec, opName(f.Op), f.Data)
+				c.stats.Failed++
+			} else {
+				st.resp = append(st.resp[:0], f.Data...)
+			}
+			ready = append(ready, st)
+		}
+		c.mu.Unlock()
+		// Woken outside c.mu, so the calls do not wake into a held lock.
+		for _, st := range ready {
+			signal(st)
+		}
+		answered <- struct{}{}
+	}
+}
+
+func opName(op codecv1.Op) string {
+	switch op {
+	case codecv1.Op_OP_ENCODE:
+		return "encode"
+	case codecv1.Op_OP_DECODE:
+		return "decode"
+	case codecv1.Op_OP_CONCEAL:
+		return "conceal"
+	case codecv1.Op_OP_OPEN_ENCODER:
+		return "open encoder"
+	case codecv1.Op_OP_OPEN_DECODER:
+		return "open decoder"
+	case codecv1.Op_OP_CLOSE:
+		return "close"
+	}
+	return op.String()
+}
+
+func growBytes(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}

@@ -1,0 +1,232 @@
+package plugins
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/plugins/plugintest"
+)
+
+// Benchmarks behind docs/benchmarks.md, "Codec plugins". A "frame" is one
+// call's work per 20 ms tick: one Encode and one Decode of 20 ms of audio.
+// CPU is the host's and the plugin process's together (ProcessCPU), so
+// the plugin's costs are charged, not hidden in another process.
+
+func benchCodecClient(b *testing.B, linger time.Duration) (*CodecClient, map[string]codecs.Codec) {
+	b.Helper()
+	cfg := CodecConfig{Config: Config{Path: builds.Bin(b, pkgTest), Args: []string{"-mode", "codec"}}, FrameTimeout: time.Second, Linger: linger}
+	c, err := NewCodecClient(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	m := map[string]codecs.Codec{}
+	for _, cd := range c.Codecs() {
+		m[cd.Descriptor().Name] = cd
+	}
+	return c, m
+}
+
+// cpuMeter measures host + plugin CPU over an interval.
+type cpuMeter struct {
+	pid        int
+	host, plug time.Duration
+	wall       time.Time
+}
+
+func startCPU(b *testing.B, pid int) *cpuMeter {
+	b.Helper()
+	m := &cpuMeter{pid: pid, wall: time.Now()}
+	var err error
+	if m.host, err = plugintest.ProcessCPU(0); err != nil {
+		b.Fatal(err)
+	}
+	if m.plug, err = plugintest.ProcessCPU(pid); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// stop returns host and plugin CPU used, and the wall time.
+func (m *cpuMeter) stop(b *testing.B) (host, plug, wall time.Duration) {
+	b.Helper()
+	h, err := plugintest.ProcessCPU(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := plugintest.ProcessCPU(m.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h - m.host, p - m.plug, time.Since(m.wall)
+}
+
+// g711Frame is the in-process cost of one frame (encode + decode of 160
+// samples of PCMU), the codec work subtracted from the plugin's cost.
+func g711Frame(b *testing.B) time.Duration {
+	b.Helper()
+	pcm, payload, out := toneFrame(0), make([]byte, 160), make([]int16, 160)
+	c := codecs.PCMU()
+	const n = 200000
+	t0 := time.Now()
+	for range n {
+		k, _ := c.Encode(payload, pcm)
+		_, _ = c.Decode(out, payload[:k])
+	}
+	return time.Since(t0) / n
+}
+
+// BenchmarkCodecFrame compares one frame through the G.711 codec in
+// process with the same frame through the test plugin's G.711, with
+// `calls` goroutines running frames back to back (so batches fill up
+// to about that many frames). Metrics: cpu-us/frame is host + plugin CPU
+// per frame; overhead-us/frame subtracts the codec's own work (the
+// in-process cost, done once in the plugin); frames/batch is the mean
+// batch size.
+func BenchmarkCodecFrame(b *testing.B) {
+	b.Run("inprocess/PCMU", func(b *testing.B) {
+		pcm, payload, out := toneFrame(0), make([]byte, 160), make([]int16, 160)
+		enc, _ := codecs.NewEncoder(codecs.PCMU())
+		dec, _ := codecs.NewDecoder(codecs.PCMU())
+		b.ReportAllocs()
+		for b.Loop() {
+			k, _ := enc.Encode(payload, pcm)
+			_, _ = dec.Decode(out, payload[:k])
+		}
+	})
+	for _, calls := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("plugin/PCMU/calls=%d", calls), func(b *testing.B) {
+			work := g711Frame(b)
+			c, m := benchCodecClient(b, -1) // back to back: no linger needed
+			pcmu := m["PCMU"]
+			s0 := c.Stats()
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			var wg sync.WaitGroup
+			meter := startCPU(b, c.Supervisor().PID())
+			b.ResetTimer()
+			for range calls {
+				wg.Go(func() {
+					enc, _ := codecs.NewEncoder(pcmu)
+					dec, _ := codecs.NewDecoder(pcmu)
+					defer enc.Close()
+					defer dec.Close()
+					pcm, payload, out := toneFrame(0), make([]byte, 160), make([]int16, 160)
+					for left.Add(-1) >= 0 {
+						k, err := enc.Encode(payload, pcm)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if _, err := dec.Decode(out, payload[:k]); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			host, plug, _ := meter.stop(b)
+			s := c.Stats()
+			cpu := float64(host+plug) / float64(b.N) / float64(time.Microsecond)
+			b.ReportMetric(cpu, "cpu-us/frame")
+			b.ReportMetric(cpu-float64(work)/float64(time.Microsecond), "overhead-us/frame")
+			b.ReportMetric(float64(plug)/float64(host+plug), "plugin-share")
+			b.ReportMetric(float64(s.Frames-s0.Frames)/float64(s.Batches-s0.Batches), "frames/batch")
+		})
+	}
+}
+
+// BenchmarkCodecPluginCalls runs `calls` concurrent calls through one
+// plugin process for 3 s, each paced like a media session: at its own
+// phase, every 20 ms, it encodes and decodes a frame (PCMU in the test
+// plugin). Lateness is when the frame's work finished minus when its tick
+// was due; the target is p99 < 10 ms. cpu-us/frame is host + plugin CPU
+// per frame; cores is that CPU over wall time.
+//
+// inprocess runs the same paced calls with the in-process PCMU: its
+// cpu-us/frame is the harness (timers, goroutines) plus G.711, the
+// baseline to subtract from the plugin's.
+func BenchmarkCodecPluginCalls(b *testing.B) {
+	for _, calls := range []int{500, 1000, 2000} {
+		b.Run(fmt.Sprintf("inprocess/PCMU/calls=%d", calls), func(b *testing.B) {
+			benchPacedCalls(b, nil, codecs.PCMU(), calls, 3*time.Second)
+		})
+		for _, linger := range []time.Duration{-1, time.Millisecond, 2 * time.Millisecond} {
+			b.Run(fmt.Sprintf("plugin/PCMU/linger=%v/calls=%d", max(linger, 0), calls), func(b *testing.B) {
+				c, m := benchCodecClient(b, linger)
+				benchPacedCalls(b, c, m["PCMU"], calls, 3*time.Second)
+			})
+		}
+	}
+}
+
+// benchPacedCalls runs the paced calls; c is nil for an in-process codec.
+func benchPacedCalls(b *testing.B, c *CodecClient, codec codecs.Codec, calls int, dur time.Duration) {
+	const tick = 20 * time.Millisecond
+	ticks := int(dur / tick)
+	pid := os.Getpid()
+	stats := func() CodecStats { return CodecStats{} }
+	if c != nil {
+		pid, stats = c.Supervisor().PID(), c.Stats
+	}
+	for b.Loop() {
+		s0 := stats()
+		late := make([][]time.Duration, calls)
+		var failed atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now().Add(100 * time.Millisecond)
+		meter := startCPU(b, pid)
+		for i := range calls {
+			phase := time.Duration(rand.Int64N(int64(tick)))
+			wg.Go(func() {
+				enc, _ := codecs.NewEncoder(codec)
+				dec, _ := codecs.NewDecoder(codec)
+				defer enc.Close()
+				defer dec.Close()
+				pcm, payload, out := toneFrame(i), make([]byte, 400), make([]int16, 200)
+				lat := make([]time.Duration, 0, ticks)
+				for k := range ticks {
+					due := start.Add(phase + time.Duration(k)*tick)
+					time.Sleep(time.Until(due))
+					n, err := enc.Encode(payload, pcm)
+					if err == nil {
+						_, err = dec.Decode(out, payload[:n])
+					}
+					if err != nil {
+						failed.Add(1)
+					}
+					lat = append(lat, time.Since(due))
+				}
+				late[i] = lat
+			})
+		}
+		wg.Wait()
+		host, plug, wall := meter.stop(b)
+		if c == nil {
+			plug = 0 // pid is this process: counted in host already
+		}
+		all := slices.Concat(late...)
+		slices.Sort(all)
+		q := func(p float64) float64 {
+			return float64(all[int(p*float64(len(all)-1))]) / float64(time.Millisecond)
+		}
+		s := stats()
+		frames := float64(calls * ticks)
+		b.ReportMetric(q(0.5), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+		b.ReportMetric(q(1), "max-ms")
+		b.ReportMetric(float64(failed.Load()), "failed")
+		b.ReportMetric(float64(host+plug)/frames/float64(time.Microsecond), "cpu-us/frame")
+		b.ReportMetric(float64(host+plug)/float64(wall), "cores")
+		b.ReportMetric(float64(s.Frames-s0.Frames)/float64(max(1, s.Batches-s0.Batches)), "frames/batch")
+	}
+}
