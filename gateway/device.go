@@ -109,7 +109,7 @@ func (d *device) setOnline(online bool) {
 		OnPush: func(from, callID string) error {
 			return fmt.Errorf("pushing a call to the SIP phone %s is not implemented yet; dial the pickup code on the phone (%q) to take it", d.identity(), d.g.cfg.PickupCode)
 		},
-		AddrWatch:    -1,
+		AddrWatch: -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,
