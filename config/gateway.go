@@ -25,6 +25,9 @@ type Gateway struct {
 	Accounts []SIPAccount `koanf:"accounts"`
 	// Trunks are SIP providers whose calls come in to P2P users.
 	Trunks []SIPTrunk `koanf:"trunks"`
+	// DialPlan sends numbers registered phones dial out through a trunk;
+	// the first matching rule wins.
+	DialPlan []DialRule `koanf:"dialplan"`
 	// Admin is the HTTP control API address; "" turns it off.
 	Admin string `koanf:"admin"`
 	// Plugins loads a transfer policy plugin for the bridged devices.
@@ -97,6 +100,16 @@ type SIPTrunk struct {
 	AuthUser         string        `koanf:"auth_user"`
 	AuthPasswordFile string        `koanf:"auth_password_file"`
 	Expires          time.Duration `koanf:"expires"`
+}
+
+// DialRule is one rule of the dial plan: a dialled number starting with
+// Prefix loses its first Strip characters, gets Prepend in front and goes
+// out through trunk Trunk.
+type DialRule struct {
+	Prefix  string `koanf:"prefix"`
+	Strip   int    `koanf:"strip"`
+	Prepend string `koanf:"prepend"`
+	Trunk   string `koanf:"trunk"`
 }
 
 // TrunkNumber routes one dialled number of a trunk.
@@ -210,8 +223,28 @@ func (g Gateway) Validate() error {
 		}
 		p.required(key+".password_file", a.PasswordFile)
 	}
+	trunks := map[string]bool{}
 	for i, t := range g.Trunks {
 		t.validate(&p, "trunks["+strconv.Itoa(i)+"]")
+		if trunks[t.Name] {
+			p.add("trunks["+strconv.Itoa(i)+"].name", t.Name, "configured twice")
+		}
+		trunks[t.Name] = true
+	}
+	for i, r := range g.DialPlan {
+		key := "dialplan[" + strconv.Itoa(i) + "]"
+		if r.Prefix == "" || strings.Trim(r.Prefix, "+0123456789*#") != "" {
+			p.add(key+".prefix", r.Prefix, "want digits, * and #, optionally a leading +, e.g. + or 00")
+		}
+		if r.Strip < 0 || r.Strip > 32 {
+			p.add(key+".strip", r.Strip, "want 0 to 32")
+		}
+		if r.Prepend != "" && strings.Trim(r.Prepend, "+0123456789*#") != "" {
+			p.add(key+".prepend", r.Prepend, "want digits, * and #, optionally a leading +")
+		}
+		if !trunks[r.Trunk] {
+			p.add(key+".trunk", r.Trunk, "not the name of a configured trunk")
+		}
 	}
 	p.listenAddr("admin", g.Admin, true)
 	if g.SIP.TLS != "" {

@@ -221,6 +221,16 @@ func TestValidateGateway(t *testing.T) {
 			t.Registrar, t.AuthUser = "127.0.0.1:5070", "gw"
 			c.Trunks = []SIPTrunk{t}
 		}, "trunks[0].auth_user and auth_password_file"},
+		{"dialplan", func(c *Gateway) {
+			c.Trunks = []SIPTrunk{validTrunk()}
+			c.DialPlan = []DialRule{{Prefix: "00", Strip: 2, Prepend: "+", Trunk: "pstn"}}
+		}, ""},
+		{"dialplan unknown trunk", func(c *Gateway) { c.DialPlan = []DialRule{{Prefix: "+", Trunk: "pstn"}} }, "dialplan[0].trunk"},
+		{"dialplan bad prefix", func(c *Gateway) {
+			c.Trunks = []SIPTrunk{validTrunk()}
+			c.DialPlan = []DialRule{{Prefix: "9x", Trunk: "pstn"}}
+		}, "dialplan[0].prefix"},
+		{"trunk twice", func(c *Gateway) { c.Trunks = []SIPTrunk{validTrunk(), validTrunk()} }, "trunks[1].name"},
 		{"trunk expires 1s", func(c *Gateway) { t := validTrunk(); t.Expires = time.Second; c.Trunks = []SIPTrunk{t} }, "trunks[0].expires"},
 	})
 }

@@ -306,6 +306,12 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		}
 	}
 	target, err := g.callTarget(d, req.Recipient.User)
+	number := ""
+	if d.trunk == nil && take == nil {
+		if tr, n, ok := g.dialPlan(req.Recipient.User); ok {
+			target, number, err = tr, n, nil
+		}
+	}
 	if take != nil {
 		target, err = "pickup", nil
 	}
@@ -364,7 +370,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	if take != nil {
 		call, err = take(ctx, b)
 	} else {
-		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg})
+		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg, Number: number})
 	}
 	stopWatch()
 	cancel()

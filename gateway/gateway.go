@@ -81,6 +81,9 @@ type Config struct {
 	PickupCode string
 	// Trunks are the SIP providers calls come in from (docs/sip.md).
 	Trunks []Trunk
+	// DialPlan sends numbers dialled by registered phones out through a
+	// trunk; the first rule whose prefix matches wins.
+	DialPlan []DialRule
 	// Policy decides session queries and pulls for every bridged device
 	// (endpoint.Config.Policy), and who may watch (dialog-event
 	// SUBSCRIBE) and take (INVITE with Replaces) a user's calls; nil is
@@ -152,7 +155,10 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("gateway: account %q: ha1 must be 32 hex digits (MD5 of user:realm:password)", a.SIPUser)
 		}
 	}
-	return c.checkTrunks()
+	if err := c.checkTrunks(); err != nil {
+		return err
+	}
+	return c.checkDialPlan()
 }
 
 // Gateway bridges SIP user agents into the P2P network: a registrar with

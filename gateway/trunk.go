@@ -331,3 +331,54 @@ func (t *trunkState) outboundURI(number string) (sip.Uri, error) {
 	p, _ := strconv.Atoi(port)
 	return sip.Uri{Scheme: "sip", User: number, Host: host, Port: p}, nil
 }
+
+// DialRule sends numbers a registered phone dials out through a trunk: a
+// Request-URI user starting with Prefix (e.g. "+", "00", "9") loses its
+// first Strip characters, gets Prepend in front, and is dialled through
+// trunk Trunk, as a call from the phone's device to the trunk's device
+// with that number (CallOptions.Number).
+type DialRule struct {
+	Prefix  string
+	Strip   int
+	Prepend string
+	Trunk   string
+}
+
+func (c *Config) checkDialPlan() error {
+	for i, r := range c.DialPlan {
+		if r.Prefix == "" || strings.Trim(r.Prefix, "+0123456789*#") != "" {
+			return fmt.Errorf("gateway: dial plan rule %d: prefix %q: want digits, *, # or a leading +", i, r.Prefix)
+		}
+		if r.Strip < 0 || r.Strip > wire.MaxNumberLen {
+			return fmt.Errorf("gateway: dial plan rule %d: strip %d: want 0 to %d", i, r.Strip, wire.MaxNumberLen)
+		}
+		found := false
+		for _, t := range c.Trunks {
+			found = found || t.Name == r.Trunk
+		}
+		if !found {
+			return fmt.Errorf("gateway: dial plan rule %d: no trunk %q", i, r.Trunk)
+		}
+	}
+	return nil
+}
+
+// dialPlan maps a number a phone dialled to the trunk device to call and
+// the number it dials out, by the first matching rule.
+func (g *Gateway) dialPlan(user string) (target, number string, ok bool) {
+	for _, r := range g.cfg.DialPlan {
+		if !strings.HasPrefix(user, r.Prefix) || len(user) < r.Strip {
+			continue
+		}
+		n := r.Prepend + user[r.Strip:]
+		if !wire.ValidNumber(n) {
+			continue
+		}
+		for _, t := range g.trunks {
+			if t.cfg.Name == r.Trunk {
+				return t.dev.identity(), n, true
+			}
+		}
+	}
+	return "", "", false
+}

@@ -66,3 +66,38 @@ func TestTrunkConfigChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestDialPlan(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{cfg: Config{DialPlan: []DialRule{
+		{Prefix: "+", Trunk: "pstn"},
+		{Prefix: "00", Strip: 2, Prepend: "+", Trunk: "pstn"},
+		{Prefix: "9", Strip: 1, Trunk: "local"},
+	}}}
+	for _, name := range []string{"pstn", "local"} {
+		ts := &trunkState{cfg: Trunk{Name: name}}
+		ts.dev = &device{g: g, trunk: ts, acct: Account{User: name, Device: "trunk1"}}
+		g.trunks = append(g.trunks, ts)
+	}
+	for _, tc := range []struct {
+		dialled, target, number string
+		ok                      bool
+	}{
+		{"+15551234", "pstn/trunk1", "+15551234", true},
+		{"004930123", "pstn/trunk1", "+4930123", true},
+		{"95551234", "local/trunk1", "5551234", true},
+		{"bob", "", "", false},
+		{"+", "", "", false},          // nothing left to dial
+		{"+1555x", "", "", false},     // not a number
+		{"bob+mobile", "", "", false}, // a device, not a number
+	} {
+		target, number, ok := g.dialPlan(tc.dialled)
+		if ok != tc.ok || target != tc.target || number != tc.number {
+			t.Errorf("dialPlan(%q) = %q, %q, %v; want %q, %q, %v", tc.dialled, target, number, ok, tc.target, tc.number, tc.ok)
+		}
+	}
+	c := Config{UDP: "127.0.0.1:0", MediaIP: netip.MustParseAddr("127.0.0.1"), DialPlan: []DialRule{{Prefix: "+", Trunk: "nope"}}}
+	if err := c.setDefaults(); err == nil {
+		t.Error("a dial plan naming no configured trunk was accepted")
+	}
+}

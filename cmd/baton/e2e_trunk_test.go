@@ -382,3 +382,63 @@ func TestE2ETrunkCallDeskLaptopDesk(t *testing.T) {
 		t.Errorf("the trunk heard %v of silence in a move", gap)
 	}
 }
+
+// Issue 8 §2, SIP phone -> trunk: alice's desk phone (sipp) dials
+// 0015551234; the dial plan (00 -> +) sends it out through the trunk as
+// +15551234; the provider's proxy (sipp) checks the number and the digest,
+// answers, and gets the gateway's BYE when the desk hangs up. Audio flows
+// both ways between the desk's and the provider's RTP sockets.
+func TestE2EDeskPhoneCallsOutThroughTrunk(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	sdir := t.TempDir()
+	proxyPort := freeUDPPort(t)
+	provider := startSIPMedia(t, "127.0.0.1", 440)
+	proxy := sippServe(t, sipp, sdir, "trunk_proxy_uas.xml", "-key", "number", "+15551234",
+		"-key", "authuser", "gw-user", "-key", "authpass", "trunk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(provider.addr().Port), "-i", "127.0.0.5", "-p", proxyPort)
+	n := startBridgeNetWith(t, func(dir string, pw map[string]string) string {
+		auth := writeFile(t, dir, "trunk-auth.pw", "trunk-secret\n")
+		return fmt.Sprintf(`trunks:
+  - name: pstn
+    device: pstn/trunk1
+    password_file: %s
+    proxy: 127.0.0.5:%s
+    auth_user: gw-user
+    auth_password_file: %s
+dialplan:
+  - {prefix: "00", strip: 2, prepend: "+", trunk: pstn}
+`, pw["pstn"], proxyPort, auth)
+	})
+	eventually(t, pollTimeout, "the trunk's device online", func() (bool, string) {
+		ts := trunkStatus(t, n.dir, n.gwAdmin, "pstn")
+		return ts["online"] == true, fmt.Sprint(ts)
+	})
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	// call_external_media.xml: the desk talks for 10 s, then sends BYE.
+	if err := sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "0015551234", "-key", "deskuser", "alice",
+		"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+		"-i", "127.0.0.1", "-p", deskPort); err != nil {
+		t.Fatalf("the desk phone's call out: %v", err)
+	}
+	select {
+	case err := <-proxy:
+		if err != nil {
+			t.Fatalf("the provider's proxy: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the provider after the desk hung up")
+	}
+	desk.close()
+	provider.close()
+	dr, pr := desk.report(), provider.report()
+	t.Logf("the desk heard %d packets, the provider %d", dr.packets, pr.packets)
+	if o, _ := heardToneOrder(desk.pcm()); len(o) != 1 || o[0] != 440 {
+		t.Errorf("the desk heard %v, want the provider's 440 Hz", o)
+	}
+	if o, _ := heardToneOrder(provider.pcm()); len(o) != 1 || o[0] != 660 {
+		t.Errorf("the provider heard %v, want the desk's 660 Hz", o)
+	}
+}

@@ -117,6 +117,9 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 		}
 		gc.Trunks = append(gc.Trunks, t)
 	}
+	for _, r := range cfg.DialPlan {
+		gc.DialPlan = append(gc.DialPlan, gateway.DialRule{Prefix: r.Prefix, Strip: r.Strip, Prepend: r.Prepend, Trunk: r.Trunk})
+	}
 	return gc, nil
 }
 
