@@ -157,7 +157,18 @@ func (t *trunkState) target(number string) (string, error) {
 // device d: a trunk's number plan, else the user[+device] form.
 func (g *Gateway) callTarget(d *device, user string) (string, error) {
 	if d.trunk != nil {
-		return d.trunk.target(user)
+		to, err := d.trunk.target(user)
+		if err != nil {
+			return "", err
+		}
+		// Never trunk to trunk: a provider's caller must not get a line
+		// out through this gateway (toll fraud).
+		for _, t := range g.trunks {
+			if to == t.dev.identity() || to == t.cfg.User {
+				return "", fmt.Errorf("%w: trunk %s routes %q to trunk %s: calls from a trunk never go out through one", ErrBadTarget, d.trunk.cfg.Name, user, t.cfg.Name)
+			}
+		}
+		return to, nil
 	}
 	return dialTarget(user)
 }

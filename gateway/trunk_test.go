@@ -101,3 +101,27 @@ func TestDialPlan(t *testing.T) {
 		t.Error("a dial plan naming no configured trunk was accepted")
 	}
 }
+
+// A trunk's caller never gets a line out through a trunk (toll fraud),
+// whatever the number plan says.
+func TestTrunkToTrunkRefused(t *testing.T) {
+	t.Parallel()
+	g := &Gateway{}
+	in := &trunkState{cfg: Trunk{Name: "in", User: "pstn", Device: "in", Route: "pstn/out"}}
+	out := &trunkState{cfg: Trunk{Name: "out", User: "pstn", Device: "out"}}
+	for _, ts := range []*trunkState{in, out} {
+		ts.dev = &device{g: g, trunk: ts, acct: Account{User: ts.cfg.User, Device: ts.cfg.Device}}
+	}
+	g.trunks = []*trunkState{in, out}
+	if to, err := g.callTarget(in.dev, "+4930123"); !errors.Is(err, ErrBadTarget) {
+		t.Errorf("trunk in routed to %q, %v; want ErrBadTarget", to, err)
+	}
+	in.cfg.Route = "pstn"
+	if to, err := g.callTarget(in.dev, "+4930123"); !errors.Is(err, ErrBadTarget) {
+		t.Errorf("trunk in routed to user %q, %v; want ErrBadTarget", to, err)
+	}
+	in.cfg.Route = "alice"
+	if to, err := g.callTarget(in.dev, "+4930123"); err != nil || to != "alice" {
+		t.Errorf("trunk in routed to %q, %v; want alice", to, err)
+	}
+}
