@@ -80,6 +80,9 @@ type bridge struct {
 	state    string
 	codec    string
 	answered bool
+	// transferred is set once a REFER moved the P2P call onto another
+	// P2P call of the device (refer.go).
+	transferred bool
 }
 
 func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {
@@ -131,9 +134,11 @@ func (b *bridge) end(reason string) {
 // SIP side) and the bridge.
 func (b *bridge) hangup(reason string) {
 	b.mu.Lock()
-	id := b.p2pID
+	id, xfer := b.p2pID, b.transferred
 	b.mu.Unlock()
-	if ep := b.dev.endpoint(); ep != nil && id != "" {
+	// After a transfer the P2P call is relayed to the transfer target
+	// (refer.go): the SIP side ending does not end it.
+	if ep := b.dev.endpoint(); ep != nil && id != "" && !xfer {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = ep.Hangup(ctx, id)
 		cancel()

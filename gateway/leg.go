@@ -46,6 +46,9 @@ type leg struct {
 	hosts   []netip.Addr // where the phone's RTP may come from before latching
 	fifo    []int16      // decoded samples from the phone, oldest first
 	primed  bool         // playout started (a short prebuffer absorbs jitter)
+	// relayIn and relayOut, once set (a transfer, refer.go), replace the
+	// phone: ReadFrame plays relayIn, WriteFrame feeds relayOut.
+	relayIn, relayOut *pipe
 	closed  bool
 
 	// sending state, owned by WriteFrame (one caller: the media engine)
@@ -206,6 +209,9 @@ func (l *leg) readLoop() {
 func (l *leg) ReadFrame(pcm []int16) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.relayIn != nil {
+		return l.relayIn.ReadFrame(pcm)
+	}
 	if !l.primed && l.codec != nil {
 		need := int(int64(l.codec.Descriptor().SampleRate) * int64(legPrebuffer) / int64(time.Second))
 		l.primed = len(l.fifo) >= need
@@ -227,7 +233,11 @@ func (l *leg) ReadFrame(pcm []int16) error {
 func (l *leg) WriteFrame(pcm []int16) error {
 	l.mu.Lock()
 	codec, pt, remote, closed, sending := l.codec, l.pt, l.remote, l.closed, l.sending
+	out := l.relayOut
 	l.mu.Unlock()
+	if out != nil {
+		return out.WriteFrame(pcm)
+	}
 	if closed || !sending || codec == nil || !remote.IsValid() || remote.Port() == 0 {
 		return nil
 	}
@@ -262,4 +272,53 @@ func (l *leg) Close() error {
 	err := l.conn.Close()
 	<-l.done
 	return err
+}
+
+// relay turns the leg into a relay between two P2P calls: what the P2P
+// side plays goes to out, and what it sends comes from in. The SIP socket
+// is no longer used.
+func (l *leg) relay(in, out *pipe) {
+	l.mu.Lock()
+	l.relayIn, l.relayOut = in, out
+	l.mu.Unlock()
+}
+
+// pipe carries decoded audio from one P2P call to another inside the
+// gateway: a bounded FIFO of samples, silence when it runs dry, the oldest
+// samples dropped when the writer runs ahead.
+type pipe struct {
+	mu  sync.Mutex
+	buf []int16
+	max int
+}
+
+func newPipe(sampleRate int) *pipe { return &pipe{max: sampleRate / 5} } // 200 ms
+
+func (p *pipe) WriteFrame(pcm []int16) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, pcm...)
+	if over := len(p.buf) - p.max; over > 0 {
+		p.buf = append(p.buf[:0], p.buf[over:]...)
+	}
+	return nil
+}
+
+func (p *pipe) ReadFrame(pcm []int16) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) < len(pcm) {
+		clear(pcm)
+		return nil
+	}
+	copy(pcm, p.buf)
+	p.buf = append(p.buf[:0], p.buf[len(pcm):]...)
+	return nil
+}
+
+// currentCodec is the codec the phone's side uses, nil before the SDP.
+func (l *leg) currentCodec() codecs.Codec {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.codec
 }
