@@ -49,7 +49,7 @@ type leg struct {
 	// relayIn and relayOut, once set (a transfer, refer.go), replace the
 	// phone: ReadFrame plays relayIn, WriteFrame feeds relayOut.
 	relayIn, relayOut *pipe
-	closed  bool
+	closed            bool
 
 	// sending state, owned by WriteFrame (one caller: the media engine)
 	pkt rtp.Packet
