@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -104,12 +103,7 @@ func (d *device) setOnline(online bool) {
 		Logger:       log.With("part", "endpoint"),
 		OnEvent:      d.onEvent,
 		Policy:       d.g.cfg.Policy,
-		// A push to a SIP phone would ring it and pull once it answers;
-		// not built yet, so it is refused with what to do instead.
-		OnPush: func(from, callID string) error {
-			return fmt.Errorf("pushing a call to the SIP phone %s is not implemented yet; dial the pickup code on the phone (%q) to take it", d.identity(), d.g.cfg.PickupCode)
-		},
-		AddrWatch: -1,
+		AddrWatch:    -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,

@@ -133,7 +133,6 @@ func newCtlCmd() *cobra.Command {
 			},
 		},
 		newCtlCallCmd(client),
-		newCtlPushCmd(client),
 		&cobra.Command{
 			Use:   "answer ID",
 			Short: "Answer a ringing incoming call",
@@ -297,36 +296,5 @@ number is what the gateway dials out through that trunk.`,
 		},
 	}
 	cmd.Flags().String("number", "", "telephone `number` for a trunk device to dial out (E.164, e.g. +15551234)")
-	return cmd
-}
-
-func newCtlPushCmd(client ctlClient) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "push ID --to DEVICE",
-		Short: "Send an active call to another device of this user, which pulls it",
-		Long: `Send the active call ID to another device of this user: the device is asked
-to pull the call (the same twelve steps as "ctl pull" run there), so the far
-party hears no hang-up. Prints the call once it has been handed off; on any
-failure the call stays here and the command exits non-zero.`,
-		Example: "  baton ctl push c-1a2b3c --to mobile",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			to, _ := cmd.Flags().GetString("to")
-			if to == "" {
-				return fmt.Errorf("ctl push: --to DEVICE is required (a device of this user, e.g. mobile)")
-			}
-			c, err := client(cmd)
-			if err != nil {
-				return err
-			}
-			info, err := c.Push(cmd.Context(), args[0], to)
-			if err != nil {
-				return err
-			}
-			control.PrintCalls(cmd.OutOrStdout(), []endpoint.CallInfo{info})
-			return nil
-		},
-	}
-	cmd.Flags().String("to", "", "the `device` of this user to send the call to (mobile or alice/mobile)")
 	return cmd
 }

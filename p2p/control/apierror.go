@@ -42,7 +42,6 @@ const (
 	CodeSeveralSessions = "several-sessions"
 	CodeHandoffFailed   = "handoff-failed"
 	CodeNoSuchHandoff   = "no-such-handoff"
-	CodePushRefused     = "push-refused"
 )
 
 // APIError is an error response from the control API, as the client sees it.
@@ -92,8 +91,6 @@ func classify(err error) (status int, code string) {
 		return http.StatusConflict, CodeSeveralSessions
 	case errors.Is(err, endpoint.ErrHandoffFailed):
 		return http.StatusConflict, CodeHandoffFailed
-	case errors.Is(err, endpoint.ErrPushRefused):
-		return http.StatusConflict, CodePushRefused
 	case errors.Is(err, endpoint.ErrNoSuchCall):
 		return http.StatusNotFound, CodeNoSuchCall
 	case errors.Is(err, endpoint.ErrUnknownPeer):
@@ -153,8 +150,6 @@ func sentinelForCode(code string) error {
 		return endpoint.ErrSeveralSessions
 	case CodeHandoffFailed:
 		return endpoint.ErrHandoffFailed
-	case CodePushRefused:
-		return endpoint.ErrPushRefused
 	case CodeNoSuchCall:
 		return endpoint.ErrNoSuchCall
 	case CodeUnknownPeer:

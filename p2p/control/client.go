@@ -425,14 +425,3 @@ func decodeAPIError(status int, b []byte) *APIError {
 	}
 	return &APIError{Status: status, Code: codeForStatus(status), Message: msg}
 }
-
-// Push sends call id to another device of this user (to: "mobile" or
-// "alice/mobile"), which pulls it; it returns the call once handed off.
-func (c *Client) Push(ctx context.Context, id, to string) (endpoint.CallInfo, error) {
-	var ci endpoint.CallInfo
-	if id == "" {
-		return ci, fmt.Errorf("control: %w: empty call id", ErrInvalidArgument)
-	}
-	err := c.do(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/push", PushRequest{To: to}, http.StatusOK, &ci)
-	return ci, err
-}

@@ -107,15 +107,6 @@ func (f *fakeAPI) Call(id string) (endpoint.CallInfo, error) {
 	return ci, nil
 }
 
-func (f *fakeAPI) Push(ctx context.Context, id, to string) (endpoint.CallInfo, error) {
-	ci, err := f.Call(id)
-	if err != nil {
-		return ci, err
-	}
-	ci.State, ci.EndReason = "ended", "handed off to "+to
-	return ci, nil
-}
-
 func (f *fakeAPI) DialWith(ctx context.Context, target string, opts endpoint.CallOptions) (endpoint.CallInfo, error) {
 	ci, err := f.Dial(ctx, target)
 	ci.Number = opts.Number

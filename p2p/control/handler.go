@@ -89,7 +89,6 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "GET /v1/calls/{id}", h.getCall)
 	h.route(mux, "POST /v1/calls/{id}/answer", h.answer)
 	h.route(mux, "POST /v1/calls/{id}/hangup", h.hangup)
-	h.route(mux, "POST /v1/calls/{id}/push", h.push)
 	h.route(mux, "GET /v1/events", h.events)
 	h.route(mux, "POST /v1/handoffs", h.pull)
 	h.route(mux, "GET /v1/handoffs", h.getHandoffs)
@@ -593,31 +592,3 @@ func writeJSON(w http.ResponseWriter, status int, b []byte) {
 type promLogger struct{ log *slog.Logger }
 
 func (l promLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
-
-// PushRequest is the body of POST /v1/calls/{id}/push.
-type PushRequest struct {
-	// To is another device of this user: "mobile" or "alice/mobile".
-	To string `json:"to"`
-}
-
-func (h *handler) push(w http.ResponseWriter, r *http.Request) {
-	if h.ep == nil {
-		h.fail(w, r, ErrNoEndpoint)
-		return
-	}
-	var req PushRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if strings.TrimSpace(req.To) == "" {
-		h.fail(w, r, fmt.Errorf("%w: missing \"to\" (a device of this user)", ErrBadRequest))
-		return
-	}
-	ci, err := h.ep.Push(r.Context(), r.PathValue("id"), req.To)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.reply(w, r, http.StatusOK, ci)
-}

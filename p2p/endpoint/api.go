@@ -139,9 +139,6 @@ type API interface {
 	DialWith(ctx context.Context, target string, opts CallOptions) (CallInfo, error)
 	Answer(ctx context.Context, id string) error
 	Hangup(ctx context.Context, id string) error
-	// Push sends an active call to another device of this user, which
-	// pulls it (the same twelve steps); it returns once handed off.
-	Push(ctx context.Context, id, to string) (CallInfo, error)
 	// Subscribe returns a channel of events from now on and a cancel func
 	// that must be called; a subscriber that does not keep up loses its
 	// subscription (the channel is closed) rather than blocking the endpoint.

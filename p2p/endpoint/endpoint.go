@@ -94,12 +94,6 @@ type Config struct {
 	// MaxCalls bounds simultaneous calls (default 1: a phone; a call
 	// beyond it is refused as busy).
 	MaxCalls int
-	// OnPush, when set, decides a push from another device of this user
-	// (wire push: "pull call callID from me") instead of the endpoint
-	// pulling the call at once: nil error accepts (and the handler is then
-	// to pull it, e.g. once a gateway's phone answered), an error refuses
-	// with its text.
-	OnPush func(from, callID string) error
 	// MaxPreAuthPerSource and MaxPreAuth cap signaling connections that
 	// have not completed the mutual TLS handshake and their first message,
 	// per source (an IPv4 address or IPv6 /64) and in total (0 = 32 and

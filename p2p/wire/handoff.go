@@ -22,8 +22,6 @@ const (
 	TypeReestablishAck   Type = 311 // C -> A
 	TypeNewAddress       Type = 312 // A -> C, step 11 (and mobility)
 	TypeNewAddressAck    Type = 313 // C -> A
-	TypePush             Type = 320 // B -> A: "pull this call from me"
-	TypePushAck          Type = 321 // A -> B: A is pulling it
 	MaxSessions               = 16
 	GrantNonceLen             = 16
 	MaxGrantSignatureLen      = 160
@@ -163,21 +161,6 @@ type NewAddressAck struct {
 	CallID string `json:"call_id"`
 }
 
-// Push asks another device of the same user (A) to take call CallID from
-// the sender (B) by pulling it: B's push is not a new mechanism but an
-// invitation to run the ordinary pull (steps 1-12) from A. The sender's
-// identity is its certificate's.
-type Push struct {
-	CallID string `json:"call_id"`
-}
-
-// PushAck tells B that A has taken up the push and is pulling the call
-// now; the pull's own messages follow on a new connection. A refusal is a
-// Reject with the push's call_id.
-type PushAck struct {
-	CallID string `json:"call_id"`
-}
-
 func (*SessionQuery) Type() Type   { return TypeSessionQuery }
 func (*SessionList) Type() Type    { return TypeSessionList }
 func (*StopAudio) Type() Type      { return TypeStopAudio }
@@ -189,8 +172,6 @@ func (*Reestablish) Type() Type    { return TypeReestablish }
 func (*ReestablishAck) Type() Type { return TypeReestablishAck }
 func (*NewAddress) Type() Type     { return TypeNewAddress }
 func (*NewAddressAck) Type() Type  { return TypeNewAddressAck }
-func (*Push) Type() Type           { return TypePush }
-func (*PushAck) Type() Type        { return TypePushAck }
 
 // newHandoff returns an empty handoff message of type t, or nil.
 func newHandoff(t Type) Message {
@@ -217,10 +198,6 @@ func newHandoff(t Type) Message {
 		return &NewAddress{}
 	case TypeNewAddressAck:
 		return &NewAddressAck{}
-	case TypePush:
-		return &Push{}
-	case TypePushAck:
-		return &PushAck{}
 	}
 	return nil
 }
@@ -331,9 +308,3 @@ func (m *NewAddress) Validate() error {
 
 // Validate implements Message.
 func (m *NewAddressAck) Validate() error { return checkCallID(m.Type(), m.CallID) }
-
-// Validate implements Message.
-func (m *Push) Validate() error { return checkCallID(m.Type(), m.CallID) }
-
-// Validate implements Message.
-func (m *PushAck) Validate() error { return checkCallID(m.Type(), m.CallID) }

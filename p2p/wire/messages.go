@@ -64,8 +64,6 @@ var typeNames = map[Type]string{
 	TypeReestablishAck: "reestablish-ack",
 	TypeNewAddress:     "new-address",
 	TypeNewAddressAck:  "new-address-ack",
-	TypePush:           "push",
-	TypePushAck:        "push-ack",
 }
 
 func (t Type) String() string {

@@ -95,8 +95,6 @@ func sampleMessages() map[Type]Message {
 		TypeReestablishAck: &ReestablishAck{CallID: "c-7f3a9e"},
 		TypeNewAddress:     &NewAddress{CallID: "c-7f3a9e", Media: Media{Addr: "127.0.0.7:43000", SSRC: 0x0badcafe, PtimeMS: 20}},
 		TypeNewAddressAck:  &NewAddressAck{CallID: "c-7f3a9e"},
-		TypePush:           &Push{CallID: "c-7f3a9e"},
-		TypePushAck:        &PushAck{CallID: "c-7f3a9e"},
 	}
 }
 
@@ -113,7 +111,7 @@ var allTypes = []Type{
 	TypeInvite, TypeRinging, TypeAccept, TypeReject, TypeCancel, TypeBye,
 	TypeSessionQuery, TypeSessionList, TypeStopAudio, TypeStopAck, TypeResume,
 	TypeResumeAck, TypeRelease, TypeReestablish, TypeReestablishAck,
-	TypeNewAddress, TypeNewAddressAck, TypePush, TypePushAck,
+	TypeNewAddress, TypeNewAddressAck,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -154,7 +152,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeInvite: 200, TypeRinging: 201, TypeAccept: 202, TypeReject: 203, TypeCancel: 204, TypeBye: 205,
 		TypeSessionQuery: 300, TypeSessionList: 301, TypeStopAudio: 302, TypeStopAck: 303, TypeResume: 304,
 		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
-		TypeNewAddress: 312, TypeNewAddressAck: 313, TypePush: 320, TypePushAck: 321,
+		TypeNewAddress: 312, TypeNewAddressAck: 313,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
