@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -111,4 +113,102 @@ func TestE2EPushBetweenPhones(t *testing.T) {
 		t.Errorf("bob heard %v of silence between the laptop and the mobile", gap)
 	}
 	checkHears(t, filepath.Join(dir, "mobile.wav"), 440, time.Second)
+}
+
+// sippServe runs a UAS scenario of gateway/testdata/sipp once, as a
+// server on the sipp side's port (no remote target), returning its
+// failure.
+func sippServe(sipp, dir, scenario string, args ...string) error {
+	sf, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", scenario))
+	if err != nil {
+		return err
+	}
+	errFile := filepath.Join(dir, scenario+".errors")
+	argv := append([]string{"-sf", sf, "-m", "1", "-timeout", "60s", "-nostdin", "-trace_err", "-error_file", errFile}, args...)
+	cmd := exec.Command(sipp, argv...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		errs, _ := os.ReadFile(errFile)
+		return fmt.Errorf("sipp %s: %w\n%s\nerrors:\n%s", scenario, err, tail(string(out), 3000), errs)
+	}
+	return nil
+}
+
+// Issue 9 §1, `baton ctl push` to a SIP phone: alice's laptop has a call
+// with bob and pushes it to alice/desk, her SIP desk phone behind the
+// gateway. The gateway rings the phone (sipp as the UAS: 180, 200 with
+// its RTP on the test's socket); once it answers, the gateway pulls the
+// call for alice/desk with the phone's leg as audio. bob's call never
+// ends (its peer is now alice/desk); the phone's dialog sees nothing but
+// its INVITE, ACK and, when bob hangs up, BYE; bob hears the laptop's
+// tone, then the desk phone's.
+func TestE2EPushToDeskPhone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bobRec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 660, record: bobRec, autoAnswer: true})
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 880})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, laptop.admin, "alice/desk")
+	waitOnlineBuddy(t, n.dir, laptop.admin, "bob/softphone")
+	id := dial(t, n.dir, laptop.admin, "bob")
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	time.Sleep(2 * time.Second) // bob hears the laptop for a while
+
+	desk := startSIPMedia(t, "127.0.0.1", 440)
+	phone := make(chan error, 1)
+	go func() {
+		phone <- sippServe(sipp, sdir, "answer_until_bye.xml", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	time.Sleep(500 * time.Millisecond) // sipp binds its port
+	r := ctl(t, n.dir, laptop.admin, "--timeout", "60s", "push", id, "--to", "desk")
+	t.Logf("ctl push:\n%s", r)
+	if r.code != 0 || !strings.Contains(r.stdout, "alice/laptop -> alice/desk") || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("ctl push to the desk phone did not report done (exit %d):\n%s", r.code, r)
+	}
+	if row := waitCallState(t, n.dir, laptop.admin, id, "ended"); !strings.HasPrefix(row["INFO"], "handed off to alice/desk") {
+		t.Errorf("the laptop's call ended with %q", row["INFO"])
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/desk" {
+		t.Fatalf("bob's call after the push: %v, want active with alice/desk", row)
+	}
+	time.Sleep(2 * time.Second) // bob hears the desk phone for a while
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	select {
+	case err := <-phone:
+		if err != nil {
+			t.Fatalf("the desk phone's dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after bob hung up")
+	}
+	waitCallState(t, n.dir, bob.admin, id, "ended")
+	bob.stop(t)
+
+	var clip *audio.Clip
+	eventually(t, 10*time.Second, "bob's recording", func() (bool, string) {
+		var err error
+		clip, err = audio.ReadWAVFile(bobRec)
+		return err == nil, fmt.Sprint(err)
+	})
+	order, gap := heardToneOrder(clip.Samples)
+	t.Logf("bob heard tones %v, longest silence between them %v", order, gap)
+	if len(order) < 2 || order[0] != 880 || order[len(order)-1] != 440 {
+		t.Errorf("bob heard %v, want the laptop's 880 Hz then the desk phone's 440 Hz", order)
+	}
+	// The phone answers before the pull starts, so its RTP is flowing when
+	// the pull switches bob over: the gap is the handoff's own. The bound
+	// leaves room for a loaded machine.
+	if gap > 400*time.Millisecond {
+		t.Errorf("bob heard %v of silence between the laptop and the desk phone", gap)
+	}
+	desk.close()
+	if heard, _ := heardToneOrder(desk.pcm()); len(heard) == 0 || heard[len(heard)-1] != 660 {
+		t.Errorf("the desk phone heard %v, want bob's 660 Hz", heard)
+	}
 }
