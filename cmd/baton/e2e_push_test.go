@@ -142,7 +142,8 @@ func sippServe(sipp, dir, scenario string, args ...string) error {
 // call for alice/desk with the phone's leg as audio. bob's call never
 // ends (its peer is now alice/desk); the phone's dialog sees nothing but
 // its INVITE, ACK and, when bob hangs up, BYE; bob hears the laptop's
-// tone, then the desk phone's.
+// tone, then the desk phone's. Before that, the phone once answers 486:
+// the push is refused and the call stays on the laptop.
 func TestE2EPushToDeskPhone(t *testing.T) {
 	t.Parallel()
 	sipp := needTool(t, "sipp")
@@ -158,6 +159,25 @@ func TestE2EPushToDeskPhone(t *testing.T) {
 	id := dial(t, n.dir, laptop.admin, "bob")
 	waitCallState(t, n.dir, bob.admin, id, "active")
 	time.Sleep(2 * time.Second) // bob hears the laptop for a while
+
+	// The phone refuses (486): the push is refused, the call stays.
+	busy := make(chan error, 1)
+	go func() { busy <- sippServe(sipp, sdir, "reject_486.xml", "-i", "127.0.0.1", "-p", sipPort) }()
+	time.Sleep(500 * time.Millisecond) // sipp binds its port
+	f := ctl(t, n.dir, laptop.admin, "--timeout", "60s", "push", id, "--to", "desk")
+	t.Logf("ctl push to a phone that answers 486:\n%s", f)
+	if f.code == 0 || !strings.Contains(f.stdout, "refused") || !strings.Contains(f.stdout+f.stderr, "486") {
+		t.Errorf("ctl push to a phone that answers 486: exit %d, want a refused push naming the 486\n%s", f.code, f)
+	}
+	if err := <-busy; err != nil {
+		t.Fatalf("the busy desk phone's scenario: %v", err)
+	}
+	if row := callRow(t, n.dir, laptop.admin, id); row == nil || row["STATE"] != "active" {
+		t.Fatalf("the laptop's call after the refused push: %v", row)
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/laptop" {
+		t.Fatalf("bob's call after the refused push: %v", row)
+	}
 
 	desk := startSIPMedia(t, "127.0.0.1", 440)
 	phone := make(chan error, 1)
