@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // srtpKey returns a deterministic 30-byte SRTP master key+salt.
@@ -714,5 +715,27 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(f); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestTrimText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"short", "abc", 10, "abc"},
+		{"cut", "abcdef", 4, "abcd"},
+		{"at a rune boundary", "ab\u00e9cd", 3, "ab"},
+		{"invalid bytes replaced", "a\xffb", 10, "a\uFFFDb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := TrimText(tc.in, tc.n)
+			if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+				t.Errorf("TrimText(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
 	}
 }
