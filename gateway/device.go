@@ -103,7 +103,9 @@ func (d *device) setOnline(online bool) {
 		Logger:       log.With("part", "endpoint"),
 		OnEvent:      d.onEvent,
 		Policy:       d.g.cfg.Policy,
-		AddrWatch:    -1,
+		// A call pushed to this device rings the phone first (push.go).
+		OnPush:    d.onPush,
+		AddrWatch: -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,

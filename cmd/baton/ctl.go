@@ -42,6 +42,7 @@ func newCtlCmd() *cobra.Command {
 	}
 	ctl.AddCommand(
 		newCtlPullCmd(client, printHandoff),
+		newCtlPushCmd(client, printHandoff),
 		newCtlSessionsCmd(client),
 		newCtlRebindCmd(client, printHandoff),
 		&cobra.Command{
@@ -220,6 +221,32 @@ non-zero, after printing what happened, when the handoff failed or rolled back
 	cmd.Flags().String("from", "", "the `device` that has the call: its name, or user/device (required)")
 	cmd.Flags().String("session", "", "the call `id` to pull, when the device has several (see ctl sessions)")
 	_ = cmd.MarkFlagRequired("from")
+	return cmd
+}
+
+func newCtlPushCmd(client ctlClient, printHandoff func(*cobra.Command, endpoint.HandoffInfo, error) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "push ID --to DEVICE",
+		Short: "Send a live call to another device of this user (it pulls the call)",
+		Long: `Send call ID, live on this device, to another device of the same user. The
+target takes it with the ordinary pull (the twelve steps of the handoff, printed
+with their times as the target recorded them): a softphone takes it at once, a
+SIP phone behind the gateway rings first and takes it when answered. Exits
+non-zero, after printing what happened, when the target refused (policy, busy,
+no answer) or its pull did not take the call; the call then stays here.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to, _ := cmd.Flags().GetString("to")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := c.Push(cmd.Context(), args[0], to)
+			return printHandoff(cmd, info, err)
+		},
+	}
+	cmd.Flags().String("to", "", "the `device` to send the call to: its name, or user/device (required)")
+	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
 

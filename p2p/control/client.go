@@ -149,6 +149,18 @@ func (c *Client) Pull(ctx context.Context, req endpoint.PullRequest) (endpoint.H
 	return c.handoffOp(ctx, "/v1/handoffs", req)
 }
 
+// Push sends call id to another device of this user (its name, or
+// user/device), which takes it with a pull, and returns when the target
+// has reported. Its result follows Pull's rule: the push's HandoffInfo
+// (kind "push", the target's steps) and a *HandoffError unless it is done;
+// an *APIError when no offer was made (no such call, target offline).
+func (c *Client) Push(ctx context.Context, id, to string) (endpoint.HandoffInfo, error) {
+	if id == "" {
+		return endpoint.HandoffInfo{}, fmt.Errorf("control: %w: empty call id", ErrInvalidArgument)
+	}
+	return c.handoffOp(ctx, "/v1/calls/"+url.PathEscape(id)+"/push", endpoint.PushRequest{To: to})
+}
+
 // Rebind moves the endpoint's media to a new local IP (mobility: the call
 // goes on from the new address with no re-login). Its result follows the
 // same rule as Pull: the info, and a *HandoffError unless it is done.

@@ -42,6 +42,10 @@ type fakeAPI struct {
 	sessions    map[string][]endpoint.SessionInfo
 	sessionsErr error
 	sessionsCtx context.Context
+	// Push returns pushInfo (recorded when it has an id) with pushErr.
+	pushInfo endpoint.HandoffInfo
+	pushErr  error
+	lastPush *endpoint.PushRequest
 }
 
 func newFake() *fakeAPI {
@@ -209,6 +213,23 @@ func (f *fakeAPI) Pull(ctx context.Context, req endpoint.PullRequest) (endpoint.
 		f.handoffs = append(f.handoffs, info)
 	}
 	return info, f.pullErr
+}
+
+func (f *fakeAPI) Push(_ context.Context, req endpoint.PushRequest) (endpoint.HandoffInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastPush = &req
+	info := f.pushInfo
+	if info.ID != "" {
+		f.handoffs = append(f.handoffs, info)
+	}
+	return info, f.pushErr
+}
+
+func (f *fakeAPI) pushed() *endpoint.PushRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastPush
 }
 
 func (f *fakeAPI) Sessions(ctx context.Context, device string) ([]endpoint.SessionInfo, error) {

@@ -89,6 +89,7 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "GET /v1/calls/{id}", h.getCall)
 	h.route(mux, "POST /v1/calls/{id}/answer", h.answer)
 	h.route(mux, "POST /v1/calls/{id}/hangup", h.hangup)
+	h.route(mux, "POST /v1/calls/{id}/push", h.push)
 	h.route(mux, "GET /v1/events", h.events)
 	h.route(mux, "POST /v1/handoffs", h.pull)
 	h.route(mux, "GET /v1/handoffs", h.getHandoffs)
@@ -313,6 +314,29 @@ func (h *handler) pull(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info, err := h.ep.Pull(r.Context(), req)
+	h.handoffCreated(w, r, info, err)
+}
+
+// push sends a call to another device of this user, which pulls it (issue
+// 9 §1). The request context bounds the wait for the target's report; the
+// answer follows the pull's rule: 201 with the push's HandoffInfo once the
+// offer reached the target, whatever the outcome.
+func (h *handler) push(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	var req endpoint.PushRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.To) == "" {
+		h.fail(w, r, fmt.Errorf("%w: missing \"to\" (a device of this user)", ErrBadRequest))
+		return
+	}
+	req.CallID = r.PathValue("id")
+	info, err := h.ep.Push(r.Context(), req)
 	h.handoffCreated(w, r, info, err)
 }
 

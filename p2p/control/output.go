@@ -185,7 +185,13 @@ func PrintHandoff(w io.Writer, h endpoint.HandoffInfo) error {
 	b.WriteString(dash(h.ID))
 	b.WriteString("  ")
 	b.WriteString(dash(h.Kind))
-	if h.From != "" {
+	switch {
+	case h.To != "":
+		b.WriteString("  ")
+		b.WriteString(dash(h.From))
+		b.WriteString(" -> ")
+		b.WriteString(clean(h.To))
+	case h.From != "":
 		b.WriteString("  ")
 		b.WriteString(clean(h.From))
 		b.WriteString(" -> this endpoint")

@@ -149,6 +149,10 @@ type API interface {
 	// HandoffInfo (with an ID) records what happened even when it failed
 	// or rolled back. An info without ID means no attempt was made.
 	Pull(ctx context.Context, req PullRequest) (HandoffInfo, error)
+	// Push sends an active call to another device of this user, which
+	// takes it with a pull (docs/handoff.md); the HandoffInfo (kind
+	// "push") carries the target's steps.
+	Push(ctx context.Context, req PushRequest) (HandoffInfo, error)
 	// Sessions asks another device of this user which sessions it has.
 	Sessions(ctx context.Context, device string) ([]SessionInfo, error)
 	// Rebind moves this endpoint's media to a new local IP (mobility).

@@ -72,6 +72,17 @@ type Config struct {
 	// gateway uses it to learn of incoming calls and call ends without the
 	// event bus's drop-when-slow rule.
 	OnEvent func(Event)
+	// OnPush, when set, takes a call another device of this user pushes
+	// here, once the push is accepted (Policy allows the pull, a call slot
+	// is free). It must take the call with Pull (PullRequest.From:
+	// offer.From, SessionID: offer.CallID) and return the pull's
+	// HandoffInfo; an error with an info without ID refuses the push
+	// (ErrDeclined: nobody answered, ErrBusy, ErrOffline). It may call
+	// ringing, before it returns, to tell the pusher someone is alerted. A
+	// gateway rings the SIP phone, then pulls with the phone's leg as
+	// audio. nil = pull at once (a P2P device auto-accepts a push from
+	// its own user).
+	OnPush func(ctx context.Context, offer PushOffer, ringing func()) (HandoffInfo, error)
 	// Logger receives the endpoint's logs; nil = discard.
 	Logger *slog.Logger
 	// RingTimeout ends an unanswered call (default 60 s).

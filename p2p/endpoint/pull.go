@@ -30,12 +30,14 @@ type StepInfo struct {
 // HandoffInfo is a snapshot of one handoff (a pull, or a rebind of this
 // endpoint's own media), with per-step timestamps.
 type HandoffInfo struct {
-	ID       string     `json:"id"`
-	Kind     string     `json:"kind"`           // "pull" or "rebind"
-	From     string     `json:"from,omitempty"` // B, the device the call was on
+	ID   string `json:"id"`
+	Kind string `json:"kind"`           // "pull", "rebind" or "push"
+	From string `json:"from,omitempty"` // B, the device the call was on
+	// To is, for a push, the device the call was sent to (which pulled it).
+	To       string     `json:"to,omitempty"`
 	CallID   string     `json:"call_id,omitempty"`
 	Peer     string     `json:"peer,omitempty"` // C
-	State    string     `json:"state"`          // running, done, failed, rolled-back, call-ended
+	State    string     `json:"state"`          // running, done, failed, rolled-back, call-ended; a push also refused
 	Error    string     `json:"error,omitempty"`
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -45,6 +47,9 @@ type HandoffInfo struct {
 	FirstAudioMS float64 `json:"first_audio_ms,omitempty"`
 	// NewAddress is the media address the call ended up on.
 	NewAddress string `json:"new_address,omitempty"`
+	// TargetHandoff is, for a push, the id of the pull the target ran
+	// (its /v1/handoffs/{id}); Steps are that pull's steps.
+	TargetHandoff string `json:"target_handoff,omitempty"`
 }
 
 // PullRequest asks to take a call from another device of this user.

@@ -64,6 +64,9 @@ var typeNames = map[Type]string{
 	TypeReestablishAck: "reestablish-ack",
 	TypeNewAddress:     "new-address",
 	TypeNewAddressAck:  "new-address-ack",
+
+	TypePushOffer:  "push-offer",
+	TypePushResult: "push-result",
 }
 
 func (t Type) String() string {
@@ -341,7 +344,10 @@ func New(t Type) Message {
 	case TypeBye:
 		return &Bye{}
 	}
-	return newHandoff(t)
+	if m := newHandoff(t); m != nil {
+		return m
+	}
+	return newPush(t)
 }
 
 // Encode marshals m into a frame payload.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // srtpKey returns a deterministic 30-byte SRTP master key+salt.
@@ -95,6 +96,11 @@ func sampleMessages() map[Type]Message {
 		TypeReestablishAck: &ReestablishAck{CallID: "c-7f3a9e"},
 		TypeNewAddress:     &NewAddress{CallID: "c-7f3a9e", Media: Media{Addr: "127.0.0.7:43000", SSRC: 0x0badcafe, PtimeMS: 20}},
 		TypeNewAddressAck:  &NewAddressAck{CallID: "c-7f3a9e"},
+
+		TypePushOffer: &PushOffer{CallID: "c-7f3a9e", From: "alice/laptop", Peer: "bob/phone"},
+		TypePushResult: &PushResult{CallID: "c-7f3a9e", HandoffID: "h-0123456789ab", State: HandoffDone,
+			NewAddress: "127.0.0.3:43000", FirstAudioUS: 61000,
+			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
 	}
 }
 
@@ -112,6 +118,7 @@ var allTypes = []Type{
 	TypeSessionQuery, TypeSessionList, TypeStopAudio, TypeStopAck, TypeResume,
 	TypeResumeAck, TypeRelease, TypeReestablish, TypeReestablishAck,
 	TypeNewAddress, TypeNewAddressAck,
+	TypePushOffer, TypePushResult,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -153,6 +160,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeSessionQuery: 300, TypeSessionList: 301, TypeStopAudio: 302, TypeStopAck: 303, TypeResume: 304,
 		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
 		TypeNewAddress: 312, TypeNewAddressAck: 313,
+		TypePushOffer: 320, TypePushResult: 321,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
@@ -551,6 +559,35 @@ func TestValidate(t *testing.T) {
 		{"bye: bad call id", TypeBye, func(m Message) { m.(*Bye).CallID = "" }, false},
 		{"bye: oversized reason", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen + 1) }, false},
 		{"bye: reason at limit", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen) }, true},
+
+		// PushOffer
+		{"push-offer: bad call id", TypePushOffer, func(m Message) { m.(*PushOffer).CallID = "" }, false},
+		{"push-offer: from not an identity", TypePushOffer, func(m Message) { m.(*PushOffer).From = "alice" }, false},
+		{"push-offer: peer optional", TypePushOffer, func(m Message) { m.(*PushOffer).Peer = "" }, true},
+		{"push-offer: bad peer", TypePushOffer, func(m Message) { m.(*PushOffer).Peer = "Bob/x" }, false},
+
+		// PushResult
+		{"push-result: bad call id", TypePushResult, func(m Message) { m.(*PushResult).CallID = "c 1" }, false},
+		{"push-result: missing handoff id", TypePushResult, func(m Message) { m.(*PushResult).HandoffID = "" }, false},
+		{"push-result: unknown state", TypePushResult, func(m Message) { m.(*PushResult).State = "running" }, false},
+		{"push-result: rolled back", TypePushResult, func(m Message) { m.(*PushResult).State = HandoffRolledBack }, true},
+		{"push-result: error at limit", TypePushResult, func(m Message) { m.(*PushResult).Error = long(MaxReasonLen) }, true},
+		{"push-result: oversized error", TypePushResult, func(m Message) { m.(*PushResult).Error = long(MaxReasonLen + 1) }, false},
+		{"push-result: bad new address", TypePushResult, func(m Message) { m.(*PushResult).NewAddress = "127.0.0.3" }, false},
+		{"push-result: no new address", TypePushResult, func(m Message) { m.(*PushResult).NewAddress = "" }, true},
+		{"push-result: negative first audio", TypePushResult, func(m Message) { m.(*PushResult).FirstAudioUS = -1 }, false},
+		{"push-result: too many steps", TypePushResult, func(m Message) {
+			m.(*PushResult).Steps = make([]PushStep, MaxPushSteps+1)
+			for i := range m.(*PushResult).Steps {
+				m.(*PushResult).Steps[i].Step = 1
+			}
+		}, false},
+		{"push-result: step 0", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Step = 0 }, false},
+		{"push-result: step 13", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Step = 13 }, false},
+		{"push-result: negative step time", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].SinceStartUS = -5 }, false},
+		{"push-result: title at limit", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Title = long(MaxStepText) }, true},
+		{"push-result: oversized detail", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Detail = long(MaxStepText + 1) }, false},
+		{"push-result: detail not UTF-8", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Detail = "\xff" }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -683,5 +720,27 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(f); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestTrimText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"short", "abc", 10, "abc"},
+		{"cut", "abcdef", 4, "abcd"},
+		{"at a rune boundary", "ab\u00e9cd", 3, "ab"},
+		{"invalid bytes replaced", "a\xffb", 10, "a\uFFFDb"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := TrimText(tc.in, tc.n)
+			if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+				t.Errorf("TrimText(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
 	}
 }
