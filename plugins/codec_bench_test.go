@@ -156,7 +156,7 @@ func BenchmarkCodecFrame(b *testing.B) {
 // cpu-us/frame is the harness (timers, goroutines) plus G.711, the
 // baseline to subtract from the plugin's.
 func BenchmarkCodecPluginCalls(b *testing.B) {
-	for _, calls := range []int{500, 1000, 2000} {
+	for _, calls := range []int{10, 500, 1000, 2000} {
 		b.Run(fmt.Sprintf("inprocess/PCMU/calls=%d", calls), func(b *testing.B) {
 			benchPacedCalls(b, nil, codecs.PCMU(), calls, 3*time.Second)
 		})

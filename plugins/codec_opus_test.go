@@ -22,6 +22,9 @@ func opusPlugin(t *testing.T, args ...string) (*CodecClient, codecs.Codec) {
 	if err := exec.Command("pkg-config", "--exists", "opus").Run(); err != nil {
 		t.Skipf("codec-opus needs libopus: `pkg-config --exists opus` failed (%v); install libopus-dev and pkg-config", err)
 	}
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); string(out) == "0\n" {
+		t.Skip("codec-opus needs cgo: CGO_ENABLED=0")
+	}
 	cfg := CodecConfig{Config: fastConfig(t, builds.Bin(t, pkgOpus), args...), FrameTimeout: 2 * time.Second}
 	c, err := NewCodecClient(t.Context(), cfg)
 	if err != nil {

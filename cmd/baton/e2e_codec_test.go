@@ -22,6 +22,9 @@ func TestE2EOpusPluginCall(t *testing.T) {
 	if err := exec.Command("pkg-config", "--exists", "opus").Run(); err != nil {
 		t.Skipf("codec-opus needs libopus: `pkg-config --exists opus` failed (%v); install libopus-dev", err)
 	}
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); string(out) == "0\n" {
+		t.Skip("codec-opus needs cgo: CGO_ENABLED=0")
+	}
 	dir := t.TempDir()
 	bin := buildPlugin(t, dir, "codec-opus")
 	// The phones' audio is 8 kHz PCM (tones, WAV recordings); the plugin

@@ -123,8 +123,10 @@ func PresenceOwner() string { return os.Getenv(PresenceOwnerEnv) }
 // codecs.NewEncoder/NewDecoder (a codecs.Stateful codec keeps per-call
 // state there), created and closed as the host asks; a decoder that
 // implements codecs.Concealer serves the host's packet-loss concealment.
-// All calls share one stream, so Encode and Decode run on one goroutine
-// and need no locking.
+// All calls share one stream; its frames are worked on by GOMAXPROCS
+// goroutines, each call's always on the same one, in order, so a call's
+// Encoder and Decoder need no locking (the Codec values themselves are
+// shared, as codecs.Codec requires).
 func ServeCodecs(cs []codecs.Codec, opts ...Option) {
 	cfg, _ := build(protocol.KindCodec, protocol.CodecV1, opts)
 	cfg.Register = func(g *grpc.Server) {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-voice/baton/codecs"
@@ -26,6 +28,9 @@ const MaxFrameSamples = 48000 * 120 / 1000
 type CodecServer struct {
 	codecv1.UnimplementedCodecServer
 	Codecs []codecs.Codec
+	// Workers is how many goroutines work on one stream's frames; 0 means
+	// GOMAXPROCS.
+	Workers int
 }
 
 // List implements codecv1.CodecServer.
@@ -82,18 +87,48 @@ func (st *codecState) close() error {
 // exhaust the plugin's memory.
 const maxStates = 1 << 16
 
+// parallelMin is the smallest batch worth splitting among workers.
+const parallelMin = 16
+
+func (s *CodecServer) workers() int {
+	if s.Workers > 0 {
+		return s.Workers
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
 // Frames implements codecv1.CodecServer: it answers every Batch with one
 // Batch of results, one per frame, in the same order. A malformed batch
 // ends the stream with an error (the host opens a new one).
+//
+// The states are spread over Workers goroutines in turn as they are
+// opened, each goroutine owning its states: a large batch is worked on by all of them at
+// once (a call's frames stay in order on its one worker, so a codec's
+// state needs no lock), which lets a costly codec use every core.
 func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
-	states := make(map[uint64]*codecState)
+	w := s.workers()
+	shards := make([]map[uint64]*codecState, w)
+	for i := range shards {
+		shards[i] = make(map[uint64]*codecState)
+	}
 	defer func() {
-		for _, st := range states {
-			_ = st.close()
+		for _, m := range shards {
+			for _, st := range m {
+				_ = st.close()
+			}
 		}
 	}()
 	out := &codecv1.Batch{}
-	var arena []byte // the answer's packed frames
+	var (
+		arena  []byte                 // the answer's packed frames
+		frames []Frame                // the batch's requests
+		parts  = make([][]byte, w)    // each worker's results
+		spans  []span                 // where each frame's result is
+		owner  = make(map[uint64]int) // state id -> worker
+		who    []int                  // the worker of each frame
+		next   int                    // the worker of the next new state
+		wg     sync.WaitGroup
+	)
 	for {
 		in, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -102,14 +137,55 @@ func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
 		if err != nil {
 			return err
 		}
-		arena = arena[:0]
+		frames = frames[:0]
 		for b := in.GetFrames(); len(b) > 0; {
 			var f Frame
 			f, b, err = NextFrame(b)
 			if err != nil {
 				return fmt.Errorf("codec: batch %d: %w", in.GetTick(), err)
 			}
-			arena = s.do(states, f, arena)
+			frames = append(frames, f)
+		}
+		arena = arena[:0]
+		// Which worker owns each frame's state: a new state goes to the
+		// next worker in turn, so the calls spread evenly whatever their
+		// ids. owner is this goroutine's alone.
+		who = who[:0]
+		for _, f := range frames {
+			k, ok := owner[f.StateID]
+			if !ok && (f.Op == codecv1.Op_OP_OPEN_ENCODER || f.Op == codecv1.Op_OP_OPEN_DECODER) && len(owner) < maxStates {
+				k, next = next, (next+1)%w
+				owner[f.StateID] = k
+			}
+			if f.Op == codecv1.Op_OP_CLOSE {
+				delete(owner, f.StateID)
+			}
+			who = append(who, k)
+		}
+		if w == 1 || len(frames) < parallelMin {
+			for i, f := range frames {
+				arena = s.do(shards[who[i]], f, arena)
+			}
+		} else {
+			spans = append(spans[:0], make([]span, len(frames))...)
+			for k := range w {
+				wg.Go(func() {
+					part := parts[k][:0]
+					for i, f := range frames {
+						if who[i] != k {
+							continue
+						}
+						start := len(part)
+						part = s.do(shards[k], f, part)
+						spans[i] = span{k, start, len(part)}
+					}
+					parts[k] = part
+				})
+			}
+			wg.Wait()
+			for _, sp := range spans {
+				arena = append(arena, parts[sp.worker][sp.from:sp.to]...)
+			}
 		}
 		out.Tick, out.Frames = in.GetTick(), arena
 		// Send marshals before it returns: arena is free again after it.
@@ -118,6 +194,9 @@ func (s *CodecServer) Frames(stream codecv1.Codec_FramesServer) error {
 		}
 	}
 }
+
+// span locates one frame's result in a worker's output.
+type span struct{ worker, from, to int }
 
 // do runs one request and appends its result frame to out.
 func (s *CodecServer) do(states map[uint64]*codecState, f Frame, out []byte) []byte {

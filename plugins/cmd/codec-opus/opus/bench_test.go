@@ -3,6 +3,7 @@ package opus_test
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,25 +92,41 @@ func BenchmarkOpus(b *testing.B) {
 			cpu1, _ := plugintest.ProcessCPU(0)
 			b.ReportMetric(float64(cpu1-cpu0)/float64(b.N)/float64(time.Microsecond), "cpu-us/frame")
 		})
-		b.Run(fmt.Sprintf("plugin/calls=%d", calls), func(b *testing.B) {
-			cl, err := plugins.NewCodecClient(b.Context(), plugins.CodecConfig{
-				Config:       plugins.Config{Path: builds.Bin(b, "github.com/baton-voice/baton/plugins/cmd/codec-opus")},
-				FrameTimeout: time.Second,
-			})
-			if err != nil {
-				b.Fatal(err)
+		for _, procs := range []int{1, 0} {
+			name := fmt.Sprintf("plugin/calls=%d", calls)
+			var env []string
+			if procs > 0 {
+				// One worker in the plugin (GOMAXPROCS=1), against as many
+				// workers as cores.
+				name = fmt.Sprintf("plugin-1proc/calls=%d", calls)
+				env = []string{"GOMAXPROCS=" + strconv.Itoa(procs)}
 			}
-			defer cl.Close()
-			pid := cl.Supervisor().PID()
-			h0, _ := plugintest.ProcessCPU(0)
-			p0, _ := plugintest.ProcessCPU(pid)
-			b.ResetTimer()
-			runCalls(b, cl.Codecs()[0], calls, 48000)
-			b.StopTimer()
-			h1, _ := plugintest.ProcessCPU(0)
-			p1, _ := plugintest.ProcessCPU(pid)
-			b.ReportMetric(float64(h1-h0+p1-p0)/float64(b.N)/float64(time.Microsecond), "cpu-us/frame")
-			b.ReportMetric(float64(p1-p0)/float64(h1-h0+p1-p0), "plugin-share")
-		})
+			b.Run(name, func(b *testing.B) {
+				benchPlugin(b, env, calls)
+			})
+		}
 	}
+}
+
+func benchPlugin(b *testing.B, env []string, calls int) {
+	cl, err := plugins.NewCodecClient(b.Context(), plugins.CodecConfig{
+		Config:       plugins.Config{Path: builds.Bin(b, "github.com/baton-voice/baton/plugins/cmd/codec-opus"), Env: env},
+		FrameTimeout: time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	pid := cl.Supervisor().PID()
+	h0, _ := plugintest.ProcessCPU(0)
+	p0, _ := plugintest.ProcessCPU(pid)
+	b.ResetTimer()
+	runCalls(b, cl.Codecs()[0], calls, 48000)
+	b.StopTimer()
+	h1, _ := plugintest.ProcessCPU(0)
+	p1, _ := plugintest.ProcessCPU(pid)
+	b.ReportMetric(float64(h1-h0+p1-p0)/float64(b.N)/float64(time.Microsecond), "cpu-us/frame")
+	b.ReportMetric(float64(p1-p0)/float64(h1-h0+p1-p0), "plugin-share")
+	st := cl.Stats()
+	b.ReportMetric(float64(st.Frames)/float64(max(1, st.Batches)), "frames/batch")
 }
