@@ -1,0 +1,244 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 8 §7, calls per second: short calls set up and torn down through
+// the real `baton gateway`, next to Kamailio as a stateful proxy, in the
+// same run on the same machine. Not part of `make test`: it runs only with
+// BATON_BENCH_GATEWAY=1 (make bench-gateway). Each step is one sipp run at
+// a fixed rate (-r RATE -m CALLS); the numbers are logged, and the highest
+// rate with no failed call is reported for each side. The test fails only
+// when a side cannot complete a single step at its lowest rate, i.e. when
+// the setup itself is broken.
+//
+// Gateway side: sipp as a registered desk phone (carol/desk, digest on
+// REGISTER and INVITE, bench_call.xml) -> gateway -> one of several
+// auto-answering P2P softphones alice/p1..pN, round robin through an -inf
+// file; a softphone takes one call at a time (endpoint MaxCalls 1), so N
+// bounds the calls in progress. Kamailio side: sipp -sn uac -> kamailio
+// (testdata/kamailio/bench_proxy.cfg, tm, t_relay) -> sipp -sn uas.
+//
+// Knobs: BATON_BENCH_RATES (comma list, default 2,5,10,20,40),
+// BATON_BENCH_KAM_RATES (default 100,250,500,1000,2000),
+// BATON_BENCH_CALLS (calls per step, default 200), BATON_BENCH_PHONES
+// (default 4).
+func TestBenchGatewayCPS(t *testing.T) {
+	if os.Getenv("BATON_BENCH_GATEWAY") != "1" {
+		t.Skip("benchmark: set BATON_BENCH_GATEWAY=1 (make bench-gateway)")
+	}
+	sipp := needTool(t, "sipp")
+	kam := needTool(t, "kamailio")
+	calls := envInt(t, "BATON_BENCH_CALLS", 200)
+	phones := envInt(t, "BATON_BENCH_PHONES", 4)
+	gwRates := envInts(t, "BATON_BENCH_RATES", []int{2, 5, 10, 20, 40})
+	kamRates := envInts(t, "BATON_BENCH_KAM_RATES", []int{100, 250, 500, 1000, 2000})
+
+	// Kamailio first: it is the reference.
+	kdir := t.TempDir()
+	uasPort := freeUDPPort(t)
+	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", uasPort, "-nostdin")
+	uas.Dir = kdir
+	if err := uas.Start(); err != nil {
+		t.Fatalf("sipp uas: %v", err)
+	}
+	t.Cleanup(func() { _ = uas.Process.Kill(); _ = uas.Wait() })
+	kamPort := freeUDPPort(t)
+	cfg, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "kamailio", "bench_proxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcmd := exec.Command(kam, "-f", cfg, "-DD", "-E", "-n", "2", "-l", "udp:127.0.0.1:"+kamPort,
+		"-A", `UAS="sip:127.0.0.1:`+uasPort+`"`, "-w", kdir, "-P", filepath.Join(kdir, "kam.pid"))
+	klog, err := os.Create(filepath.Join(kdir, "kamailio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcmd.Stdout, kcmd.Stderr = klog, klog
+	if err := kcmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = kcmd.Process.Kill(); _ = kcmd.Wait() })
+	time.Sleep(time.Second)
+	// Warm-up, not counted: the first calls after start can be lost while
+	// kamailio's workers and the UAS come up.
+	w := sippStep(t, sipp, kdir, "127.0.0.1:"+kamPort, "kamwarm", 10, 20, "-sn", "uac")
+	t.Logf("kamailio  warm-up: %d ok, %d failed (not counted)", w.ok, w.failed)
+
+	kamBest := 0
+	for i, r := range kamRates {
+		st := sippStep(t, sipp, kdir, "127.0.0.1:"+kamPort, fmt.Sprintf("kam%d", r), r, calls*5,
+			"-sn", "uac")
+		t.Logf("kamailio  rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, load %s", r, calls*5, st.ok, st.failed, st.cps, st.load)
+		if st.failed == 0 && st.ok > 0 {
+			kamBest = r
+		} else if i == 0 && st.ok == 0 {
+			t.Fatalf("kamailio: no call completed at %d cps; log %s", r, filepath.Join(kdir, "kamailio.log"))
+		}
+	}
+
+	// The gateway.
+	n := startBridgeNet(t)
+	var inf strings.Builder
+	inf.WriteString("SEQUENTIAL\n")
+	for i := 1; i <= phones; i++ {
+		dev := fmt.Sprintf("p%d", i)
+		startPhone(t, n.dir, n.srv, "alice", dev, n.pw["alice"], phoneOpts{tone: 440, autoAnswer: true})
+		fmt.Fprintf(&inf, "alice+%s;\n", dev)
+	}
+	sdir := t.TempDir()
+	infFile := writeFile(t, sdir, "callees.csv", inf.String())
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	sf, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", "bench_call.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwBest := 0
+	for i, r := range gwRates {
+		st := sippStep(t, sipp, sdir, n.sipUDP, fmt.Sprintf("gw%d", r), r, calls,
+			"-sf", sf, "-inf", infFile, "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret",
+			"-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
+		t.Logf("gateway   rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, load %s", r, calls, st.ok, st.failed, st.cps, st.load)
+		if st.failed == 0 && st.ok > 0 {
+			gwBest = r
+		} else if i == 0 && st.ok == 0 {
+			t.Fatalf("gateway: no call completed at %d cps; sipp errors in %s", r, sdir)
+		}
+		gatewayIdle(t, n.dir, n.gwAdmin)
+	}
+	ratio := 0.0
+	if kamBest > 0 {
+		ratio = float64(gwBest) / float64(kamBest)
+	}
+	t.Logf("RESULT max rate with 0 failed calls: gateway %d cps (%d softphones), kamailio %d cps, ratio %.4f, target 1500 cps", gwBest, phones, kamBest, ratio)
+}
+
+// gatewayIdle waits until the gateway lists no call that has not ended
+// (an empty list included), so that one step does not spill into the next.
+func gatewayIdle(t *testing.T, dir, admin string) {
+	t.Helper()
+	eventually(t, pollTimeout, "no call left in progress at the gateway", func() (bool, string) {
+		r := ctl(t, dir, admin, "calls")
+		if strings.TrimSpace(r.stdout) == "" {
+			return true, ""
+		}
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] != "ended" {
+				return false, r.stdout
+			}
+		}
+		return true, ""
+	})
+}
+
+type sippStat struct {
+	ok, failed int
+	cps        float64
+	load       string
+}
+
+// sippStep runs one sipp UAC at rate cps for calls calls and reads its
+// final statistics line (-trace_stat).
+func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, args ...string) sippStat {
+	t.Helper()
+	stf := filepath.Join(dir, name+".csv")
+	errFile := filepath.Join(dir, name+".errors")
+	argv := append([]string{target, "-i", "127.0.0.1", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
+		"-timeout", "120s", "-nostdin", "-trace_stat", "-stf", stf, "-fd", "1", "-trace_err", "-error_file", errFile}, args...)
+	cmd := exec.Command(sipp, argv...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	load := loadAvg()
+	st := sippStat{load: load}
+	data, rerr := os.ReadFile(stf)
+	if rerr != nil {
+		t.Fatalf("sipp %s: %v (no statistics: %v)\n%s", name, err, rerr, tail(string(out), 2000))
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("sipp %s: statistics file has no data line\n%s", name, data)
+	}
+	head := strings.Split(lines[0], ";")
+	last := strings.Split(lines[len(lines)-1], ";")
+	col := func(h string) string {
+		for i, v := range head {
+			if v == h && i < len(last) {
+				return last[i]
+			}
+		}
+		t.Fatalf("sipp %s: no column %s in %s", name, h, lines[0])
+		return ""
+	}
+	st.ok, _ = strconv.Atoi(col("SuccessfulCall(C)"))
+	st.failed, _ = strconv.Atoi(col("FailedCall(C)"))
+	if el := sippDuration(col("ElapsedTime(C)")); el > 0 {
+		st.cps = float64(st.ok) / el.Seconds()
+	}
+	return st
+}
+
+// sippDuration parses sipp's HH:MM:SS[:mmm] elapsed time column.
+func sippDuration(s string) time.Duration {
+	f := strings.Split(s, ":")
+	var d time.Duration
+	units := []time.Duration{time.Hour, time.Minute, time.Second, time.Millisecond}
+	for i, v := range f {
+		if i >= len(units) {
+			break
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		d += time.Duration(n * float64(units[i]))
+	}
+	return d
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+func envInts(t *testing.T, name string, def []int) []int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want positive integers separated by commas", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
+}
