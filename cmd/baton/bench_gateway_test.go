@@ -27,8 +27,8 @@ import (
 // bounds the calls in progress. Kamailio side: sipp -sn uac -> kamailio
 // (testdata/kamailio/bench_proxy.cfg, tm, t_relay) -> sipp -sn uas.
 //
-// Knobs: BATON_BENCH_RATES (comma list, default 2,5,10,20,40),
-// BATON_BENCH_KAM_RATES (default 100,250,500,1000,2000),
+// Knobs: BATON_BENCH_RATES (comma list, default 5,10,20,40,80,120,160),
+// BATON_BENCH_KAM_RATES (default 250,500,1000,1500,2000,3000),
 // BATON_BENCH_CALLS (calls per step, default 200), BATON_BENCH_PHONES
 // (default 4).
 func TestBenchGatewayCPS(t *testing.T) {
@@ -39,8 +39,8 @@ func TestBenchGatewayCPS(t *testing.T) {
 	kam := needTool(t, "kamailio")
 	calls := envInt(t, "BATON_BENCH_CALLS", 200)
 	phones := envInt(t, "BATON_BENCH_PHONES", 4)
-	gwRates := envInts(t, "BATON_BENCH_RATES", []int{2, 5, 10, 20, 40})
-	kamRates := envInts(t, "BATON_BENCH_KAM_RATES", []int{100, 250, 500, 1000, 2000})
+	gwRates := envInts(t, "BATON_BENCH_RATES", []int{5, 10, 20, 40, 80, 120, 160})
+	kamRates := envInts(t, "BATON_BENCH_KAM_RATES", []int{250, 500, 1000, 1500, 2000, 3000})
 
 	// Kamailio first: it is the reference.
 	kdir := t.TempDir()
@@ -56,7 +56,7 @@ func TestBenchGatewayCPS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcmd := exec.Command(kam, "-f", cfg, "-DD", "-E", "-n", "2", "-l", "udp:127.0.0.1:"+kamPort,
+	kcmd := exec.Command(kam, "-f", cfg, "-DD", "-E", "-n", "2", "-m", "512", "-M", "16", "-l", "udp:127.0.0.1:"+kamPort,
 		"-A", `UAS="sip:127.0.0.1:`+uasPort+`"`, "-w", kdir, "-P", filepath.Join(kdir, "kam.pid"))
 	klog, err := os.Create(filepath.Join(kdir, "kamailio.log"))
 	if err != nil {
@@ -180,25 +180,23 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	}
 	st.ok, _ = strconv.Atoi(col("SuccessfulCall(C)"))
 	st.failed, _ = strconv.Atoi(col("FailedCall(C)"))
-	if el := sippDuration(col("ElapsedTime(C)")); el > 0 {
-		st.cps = float64(st.ok) / el.Seconds()
+	// StartTime and CurrentTime end in the epoch with microseconds (the
+	// ElapsedTime column has whole seconds only).
+	if el := sippEpoch(col("CurrentTime")) - sippEpoch(col("StartTime")); el > 0 {
+		st.cps = float64(st.ok) / el
 	}
 	return st
 }
 
-// sippDuration parses sipp's HH:MM:SS[:mmm] elapsed time column.
-func sippDuration(s string) time.Duration {
-	f := strings.Split(s, ":")
-	var d time.Duration
-	units := []time.Duration{time.Hour, time.Minute, time.Second, time.Millisecond}
-	for i, v := range f {
-		if i >= len(units) {
-			break
-		}
-		n, _ := strconv.ParseFloat(v, 64)
-		d += time.Duration(n * float64(units[i]))
+// sippEpoch reads the epoch seconds at the end of a sipp time column
+// ("2026-12-07\t07:01:21.427436\t1796626881.427436").
+func sippEpoch(s string) float64 {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0
 	}
-	return d
+	v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	return v
 }
 
 func loadAvg() string {
