@@ -75,9 +75,12 @@ func TestBenchGatewayCPS(t *testing.T) {
 
 	kamBest := 0
 	for i, r := range kamRates {
+		c0 := cpuTicks(treePids(kcmd.Process.Pid)...)
 		st := sippStep(t, sipp, kdir, "127.0.0.1:"+kamPort, fmt.Sprintf("kam%d", r), r, calls*5,
 			"-sn", "uac")
-		t.Logf("kamailio  rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, load %s", r, calls*5, st.ok, st.failed, st.cps, st.load)
+		cpu := cpuTicks(treePids(kcmd.Process.Pid)...) - c0
+		t.Logf("kamailio  rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, kamailio CPU %.3f ms/call, load %s",
+			r, calls*5, st.ok, st.failed, st.cps, perCall(cpu, st.ok), st.load)
 		if st.failed == 0 && st.ok > 0 {
 			kamBest = r
 		} else if i == 0 && st.ok == 0 {
@@ -87,11 +90,14 @@ func TestBenchGatewayCPS(t *testing.T) {
 
 	// The gateway.
 	n := startBridgeNet(t)
+	pids := []int{n.gw.cmd.Process.Pid}
+	var phonePids []int
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := 1; i <= phones; i++ {
 		dev := fmt.Sprintf("p%d", i)
-		startPhone(t, n.dir, n.srv, "alice", dev, n.pw["alice"], phoneOpts{tone: 440, autoAnswer: true})
+		p := startPhone(t, n.dir, n.srv, "alice", dev, n.pw["alice"], phoneOpts{tone: 440, autoAnswer: true})
+		phonePids = append(phonePids, p.cmd.Process.Pid)
 		fmt.Fprintf(&inf, "alice+%s;\n", dev)
 	}
 	sdir := t.TempDir()
@@ -104,10 +110,13 @@ func TestBenchGatewayCPS(t *testing.T) {
 	}
 	gwBest := 0
 	for i, r := range gwRates {
+		g0, p0, a0 := cpuTicks(pids...), cpuTicks(phonePids...), cpuTicks(n.srv.proc.cmd.Process.Pid)
 		st := sippStep(t, sipp, sdir, n.sipUDP, fmt.Sprintf("gw%d", r), r, calls,
 			"-sf", sf, "-inf", infFile, "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret",
 			"-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
-		t.Logf("gateway   rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, load %s", r, calls, st.ok, st.failed, st.cps, st.load)
+		g, p, a := cpuTicks(pids...)-g0, cpuTicks(phonePids...)-p0, cpuTicks(n.srv.proc.cmd.Process.Pid)-a0
+		t.Logf("gateway   rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f phones %.2f access %.2f, load %s",
+			r, calls, st.ok, st.failed, st.cps, perCall(g, st.ok), perCall(p, st.ok), perCall(a, st.ok), st.load)
 		if st.failed == 0 && st.ok > 0 {
 			gwBest = r
 		} else if i == 0 && st.ok == 0 {
@@ -197,6 +206,55 @@ func sippEpoch(s string) float64 {
 	}
 	v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 	return v
+}
+
+// cpuTicks is the user+system CPU time of pids, in clock ticks (1/100 s
+// on Linux), from /proc/PID/stat.
+func cpuTicks(pids ...int) int {
+	sum := 0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 12 {
+			u, _ := strconv.Atoi(f[11])
+			k, _ := strconv.Atoi(f[12])
+			sum += u + k
+		}
+	}
+	return sum
+}
+
+// treePids is pid and its children (kamailio forks its workers).
+func treePids(pid int) []int {
+	out := []int{pid}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func perCall(ticks, calls int) float64 {
+	if calls == 0 {
+		return 0
+	}
+	return float64(ticks) * 10 / float64(calls)
 }
 
 func loadAvg() string {
