@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,7 +67,9 @@ func TestBenchGatewayCPS(t *testing.T) {
 	if err := kcmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = kcmd.Process.Kill(); _ = kcmd.Wait() })
+	// SIGTERM: kamailio's main process then stops its forked workers (a
+	// SIGKILL would leave them running).
+	t.Cleanup(func() { _ = kcmd.Process.Signal(syscall.SIGTERM); _ = kcmd.Wait() })
 	time.Sleep(time.Second)
 	// Warm-up, not counted: the first calls after start can be lost while
 	// kamailio's workers and the UAS come up.
@@ -162,7 +165,7 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	stf := filepath.Join(dir, name+".csv")
 	errFile := filepath.Join(dir, name+".errors")
 	argv := append([]string{target, "-i", "127.0.0.1", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
-		"-timeout", "120s", "-nostdin", "-trace_stat", "-stf", stf, "-fd", "1", "-trace_err", "-error_file", errFile}, args...)
+		"-timeout", "60s", "-nostdin", "-trace_stat", "-stf", stf, "-fd", "1", "-trace_err", "-error_file", errFile}, args...)
 	cmd := exec.Command(sipp, argv...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
