@@ -192,6 +192,11 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	}
 	st.ok, _ = strconv.Atoi(col("SuccessfulCall(C)"))
 	st.failed, _ = strconv.Atoi(col("FailedCall(C)"))
+	if st.failed > 0 {
+		if errs, err := os.ReadFile(errFile); err == nil {
+			t.Logf("sipp %s: first failures:\n%s", name, tail(firstLines(string(errs), 6), 1500))
+		}
+	}
 	// StartTime and CurrentTime end in the epoch with microseconds (the
 	// ElapsedTime column has whole seconds only).
 	if el := sippEpoch(col("CurrentTime")) - sippEpoch(col("StartTime")); el > 0 {
@@ -258,6 +263,14 @@ func perCall(ticks, calls int) float64 {
 		return 0
 	}
 	return float64(ticks) * 10 / float64(calls)
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func loadAvg() string {
