@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps tidy vet unit demo bench fuzz generate fmt clean tools generate-proto check-proto
+.PHONY: all build test deps tidy vet unit demo bench bench-gateway fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -32,6 +32,11 @@ demo:
 # Benchmarks behind docs/benchmarks.md.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./codecs ./p2p/media ./p2p/access
+
+# Calls per second through `baton gateway` next to Kamailio (issue 8 §7);
+# needs sipp and kamailio; see docs/benchmarks.md for the knobs.
+bench-gateway:
+	BATON_BENCH_GATEWAY=1 $(GO) test -run='^TestBenchGatewayCPS$$' -count=1 -v -timeout 30m ./cmd/baton
 
 # A short run of every fuzz target (each FUZZTIME).
 FUZZTIME ?= 20s
