@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -702,7 +703,14 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 	b.state = "active"
 	b.mu.Unlock()
 	log.Info("SIP phone answered; call bridged", "codec", chosen.Name)
+	g.carryDialog(b, dc, log)
+}
 
+// carryDialog carries a bridged call on a dialog the gateway created (a
+// call to a phone, or one pushed to it) until one side ends it: a P2P end
+// sends BYE, a BYE from the phone hangs up the P2P call, a silent SIP leg
+// ends both.
+func (g *Gateway) carryDialog(b *bridge, dc *sipgo.DialogClientSession, log *slog.Logger) {
 	media := time.NewTicker(time.Second)
 	defer media.Stop()
 	for {

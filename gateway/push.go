@@ -204,39 +204,7 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 }
 
 // runPushed carries a pushed call on the phone's dialog until one side
-// ends it: a P2P end sends BYE, a BYE from the phone hangs up the P2P call.
+// ends it (carryDialog).
 func (g *Gateway) runPushed(b *bridge, dc *sipgo.DialogClientSession) {
-	log := g.log.With("p2p_call_id", b.p2pID, "device", b.dev.identity(), "sip_call_id", b.sipCallID)
-	media := time.NewTicker(time.Second)
-	defer media.Stop()
-	for {
-		select {
-		case <-b.evSig:
-			for _, ev := range b.nextEvents() {
-				if ev.Type == "call.ended" {
-					if dc.LoadState() != sip.DialogStateEnded {
-						g.byeClient(dc)
-					}
-					_ = b.leg.Close()
-					b.end(ev.Detail)
-					log.Info("pushed call ended", "reason", ev.Detail)
-					return
-				}
-			}
-		case <-dc.Context().Done():
-			b.hangup("SIP BYE")
-			log.Info("pushed call ended", "reason", "SIP BYE")
-			return
-		case <-media.C:
-			if b.leg.silentFor(g.cfg.Now()) > g.cfg.MediaTimeout {
-				log.Info("SIP leg silent; ending the call", "timeout", g.cfg.MediaTimeout)
-				g.byeClient(dc)
-				b.hangup("SIP media timeout")
-			}
-		case <-g.ctx.Done():
-			g.byeClient(dc)
-			b.hangup("gateway shutting down")
-			return
-		}
-	}
+	g.carryDialog(b, dc, g.log.With("p2p_call_id", b.p2pID, "device", b.dev.identity(), "sip_call_id", b.sipCallID))
 }
