@@ -507,17 +507,7 @@ accounts:
 	if err := dc.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var id string
-	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
-		r := ctl(t, dir, bob.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
-				id = row["ID"]
-				return true, ""
-			}
-		}
-		return false, r.stdout
-	})
+	id := waitActiveWith(t, dir, bob.admin, "alice/desk", nil)
 	time.Sleep(3 * time.Second) // three seconds of the desk's tone
 	if err := dc.Bye(ctx); err != nil {
 		t.Fatalf("BYE over TLS: %v", err)

@@ -211,22 +211,7 @@ func TestE2EPolicyPluginAtGateway(t *testing.T) {
 			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", strconv.Itoa(desk.addr().Port),
 			"-i", "127.0.0.1", "-p", sipPort)
 	}()
-	var id string
-	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
-		select {
-		case err := <-call:
-			t.Fatalf("the desk phone's call ended before the pulls: %v", err)
-		default:
-		}
-		r := ctl(t, n.dir, bob.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
-				id = row["ID"]
-				return true, ""
-			}
-		}
-		return false, r.stdout
-	})
+	id := waitActiveWith(t, n.dir, bob.admin, "alice/desk", call)
 
 	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 770})
 	if f := ctl(t, n.dir, mobile.admin, "pull", "--from", "desk"); f.code == 0 || !strings.Contains(f.stdout+f.stderr, "nothing to pull") {

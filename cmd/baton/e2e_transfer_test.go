@@ -252,22 +252,7 @@ func TestE2EBridgePullFarPartyBehindGateway(t *testing.T) {
 			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
 			"-i", "127.0.0.1", "-p", sipPort)
 	}()
-	var id string
-	eventually(t, pollTimeout, "the laptop's call with carol/desk to be active", func() (bool, string) {
-		select {
-		case err := <-call:
-			t.Fatalf("carol's call ended before it was answered: %v", err)
-		default:
-		}
-		r := ctl(t, n.dir, laptop.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["STATE"] == "active" && row["PEER"] == "carol/desk" {
-				id = row["ID"]
-				return true, ""
-			}
-		}
-		return false, r.stdout
-	})
+	id := waitActiveWith(t, n.dir, laptop.admin, "carol/desk", call)
 	time.Sleep(2 * time.Second) // carol hears the laptop for a while
 
 	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 880, record: mobileRec})
@@ -345,22 +330,7 @@ func TestE2EBridgePullFromDeskPhone(t *testing.T) {
 			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
 			"-i", "127.0.0.1", "-p", sipPort)
 	}()
-	var id string
-	eventually(t, pollTimeout, "bob's call with alice/desk to be active", func() (bool, string) {
-		select {
-		case err := <-call:
-			t.Fatalf("the desk phone's call ended before the pull: %v", err)
-		default:
-		}
-		r := ctl(t, n.dir, bob.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["STATE"] == "active" && row["PEER"] == "alice/desk" {
-				id = row["ID"]
-				return true, ""
-			}
-		}
-		return false, r.stdout
-	})
+	id := waitActiveWith(t, n.dir, bob.admin, "alice/desk", call)
 	time.Sleep(2 * time.Second) // bob hears the desk for a while
 
 	laptopRec := filepath.Join(n.dir, "laptop.wav")
@@ -496,6 +466,30 @@ func sippRun(sipp, dir, target, scenario string, args ...string) error {
 		return fmt.Errorf("sipp %s: %w\n%s\nerrors:\n%s", scenario, err, tail(string(out), 3000), errs)
 	}
 	return nil
+}
+
+// waitActiveWith waits until the phone at admin has an active call with
+// peer and returns its id. sip, when not nil, is the SIP party's scenario,
+// which must not end before that.
+func waitActiveWith(t *testing.T, dir, admin, peer string, sip <-chan error) string {
+	t.Helper()
+	var id string
+	eventually(t, pollTimeout, "a call with "+peer+" to be active at "+admin, func() (bool, string) {
+		select {
+		case err := <-sip:
+			t.Fatalf("the SIP party's call ended before the call with %s was active: %v", peer, err)
+		default:
+		}
+		r := ctl(t, dir, admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" && row["PEER"] == peer {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	return id
 }
 
 // heardToneOrder classifies pcm (8 kHz) in 20 ms frames and returns the

@@ -113,22 +113,7 @@ func TestE2EGatewayTrunk(t *testing.T) {
 		call <- sippRun(sipp, sdir, n.sipUDP, "trunk_call.xml", "-s", "+15551230", "-key", "deskuser", "+14155550100",
 			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port), "-i", "127.0.0.6", "-p", freeUDPPort(t))
 	}()
-	var id string
-	eventually(t, pollTimeout, "the laptop's call with pstn/trunk1 to be active", func() (bool, string) {
-		select {
-		case err := <-call:
-			t.Fatalf("the trunk's call ended before it was answered: %v", err)
-		default:
-		}
-		r := ctl(t, n.dir, laptop.admin, "calls")
-		for _, row := range table(t, r.stdout) {
-			if row["STATE"] == "active" && row["PEER"] == "pstn/trunk1" {
-				id = row["ID"]
-				return true, ""
-			}
-		}
-		return false, r.stdout
-	})
+	id := waitActiveWith(t, n.dir, laptop.admin, "pstn/trunk1", call)
 	time.Sleep(2 * time.Second) // the caller hears the laptop for a while
 
 	mobileRec := filepath.Join(n.dir, "mobile.wav")
