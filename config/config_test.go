@@ -93,6 +93,8 @@ func TestPrecedence(t *testing.T) {
 		{name: "media-ip flag", args: []string{"--media-ip", "127.0.0.5"}, get: func(p Phone) any { return p.Media.IP }, want: "127.0.0.5"},
 		{name: "play flag", args: []string{"--play", "in.wav"}, get: func(p Phone) any { return p.Audio.Play }, want: "in.wav"},
 		{name: "tone flag", args: []string{"--tone", "880"}, get: func(p Phone) any { return p.Audio.Tone }, want: 880},
+		{name: "max-calls flag", args: []string{"--max-calls", "3"}, get: func(p Phone) any { return p.MaxCalls }, want: 3},
+		{name: "preauth from env", env: []string{"BATON_SIGNAL__MAX_PREAUTH=64"}, get: func(p Phone) any { return p.Signal.MaxPreAuth }, want: 64},
 		{name: "auto-answer flag", args: []string{"--auto-answer"}, get: func(p Phone) any { return p.AutoAnswer }, want: true},
 		{name: "global log-format flag", file: "log:\n  format: text\n", args: []string{"--log-format", "json"}, get: func(p Phone) any { return p.Log.Format }, want: LogFormatJSON},
 		{name: "log level from env", env: []string{"BATON_LOG__LEVEL=debug"}, get: func(p Phone) any { return p.Log.Level }, want: LogLevelDebug},

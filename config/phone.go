@@ -28,6 +28,9 @@ type Phone struct {
 	Ptime      time.Duration `koanf:"ptime"`
 	Jitter     Jitter        `koanf:"jitter"`
 	AutoAnswer bool          `koanf:"auto_answer"`
+	// MaxCalls is how many calls the phone holds at once (default 1); a
+	// call beyond it is refused as busy.
+	MaxCalls int `koanf:"max_calls"`
 	// AcceptFrom says whose calls are answered: "buddies" (and this user's
 	// own devices; the rule outgoing calls follow) or "anyone".
 	AcceptFrom string `koanf:"accept_from"`
@@ -45,6 +48,13 @@ type Phone struct {
 type Signal struct {
 	// Listen is the TLS signaling address; port 0 picks a free one.
 	Listen string `koanf:"listen"`
+	// MaxPreAuthPerSource and MaxPreAuth cap connections that have not yet
+	// completed the mutual TLS handshake and their first message, per
+	// source address (an IPv6 /64) and in total; the excess is closed at
+	// accept. PreAuthTimeout is the time such a connection has.
+	MaxPreAuthPerSource int           `koanf:"max_preauth_per_source"`
+	MaxPreAuth          int           `koanf:"max_preauth"`
+	PreAuthTimeout      time.Duration `koanf:"preauth_timeout"`
 }
 
 // Media configures direct RTP.
@@ -83,13 +93,14 @@ func DefaultPhone() Phone {
 	return Phone{
 		Log:    DefaultLog(),
 		Access: "127.0.0.1:7000",
-		Signal: Signal{Listen: "127.0.0.1:0"},
+		Signal: Signal{Listen: "127.0.0.1:0", MaxPreAuthPerSource: 32, MaxPreAuth: 1024, PreAuthTimeout: 5 * time.Second},
 		Media:  Media{IP: "127.0.0.1", SRTP: true, Watch: time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Ptime:  20 * time.Millisecond,
 		Jitter: Jitter{Delay: 40 * time.Millisecond},
 		Admin:  "127.0.0.1:0",
 
+		MaxCalls:   1,
 		AcceptFrom: "buddies",
 		Plugins:    DefaultPlugins(),
 	}
@@ -107,6 +118,7 @@ func PhoneFlags(fs *pflag.FlagSet) {
 	fs.String("media-ip", d.Media.IP, "local `IP` for RTP")
 	fs.StringSlice("codecs", d.Codecs, "codec `names` in order of preference")
 	fs.Bool("auto-answer", d.AutoAnswer, "answer incoming calls at once")
+	fs.Int("max-calls", d.MaxCalls, "how many calls at once (`N`); one more is refused as busy")
 	fs.String("accept-from", d.AcceptFrom, "whose calls to answer: `buddies` (and this user's own devices; the rule outgoing calls follow) or anyone")
 	fs.String("play", d.Audio.Play, "WAV `file` to send as audio")
 	fs.Int("tone", d.Audio.Tone, "send a sine tone of this many `Hz` (0: none)")
@@ -121,7 +133,7 @@ func phoneSpec() spec[Phone] {
 		flags: map[string]string{
 			"access": "access", "ca": "ca", "user": "user", "device": "device",
 			"password-file": "password_file", "signal-listen": "signal.listen",
-			"media-ip": "media.ip", "codecs": "codecs", "auto-answer": "auto_answer", "accept-from": "accept_from",
+			"media-ip": "media.ip", "codecs": "codecs", "auto-answer": "auto_answer", "accept-from": "accept_from", "max-calls": "max_calls",
 			"play": "audio.play", "tone": "audio.tone", "record": "audio.record",
 			"admin": "admin",
 		},
@@ -142,6 +154,16 @@ func (ph Phone) Validate() error {
 	p.name("device", ph.Device)
 	p.required("password_file", ph.PasswordFile)
 	p.listenAddr("signal.listen", ph.Signal.Listen, false)
+	if ph.Signal.MaxPreAuthPerSource < 1 || ph.Signal.MaxPreAuthPerSource > 65536 {
+		p.add("signal.max_preauth_per_source", ph.Signal.MaxPreAuthPerSource, "want 1 to 65536")
+	}
+	if ph.Signal.MaxPreAuth < ph.Signal.MaxPreAuthPerSource || ph.Signal.MaxPreAuth > 1<<20 {
+		p.add("signal.max_preauth", ph.Signal.MaxPreAuth, "want signal.max_preauth_per_source to 1048576")
+	}
+	p.durationRange("signal.preauth_timeout", ph.Signal.PreAuthTimeout, 100*time.Millisecond, time.Minute)
+	if ph.MaxCalls < 1 || ph.MaxCalls > 1024 {
+		p.add("max_calls", ph.MaxCalls, "want 1 to 1024")
+	}
 	p.mediaIP("media.ip", ph.Media.IP)
 	for _, ip := range ph.Media.FallbackIPs {
 		p.mediaIP("media.fallback_ips", ip)

@@ -108,4 +108,28 @@ func TestCallFailures(t *testing.T) {
 			t.Errorf("bob's call ended with %q, want remote hangup", row["INFO"])
 		}
 	})
+	t.Run("max calls", func(t *testing.T) {
+		// alice/conf takes two calls at once (--max-calls 2); the third
+		// caller hears busy, and the two calls in progress go on.
+		conf := startPhone(t, dir, srv, "alice", "conf", pw["alice"], phoneOpts{tone: 770, autoAnswer: true, maxCalls: 2})
+		waitOnlineBuddy(t, dir, bob.admin, "alice/conf")
+		waitOnlineBuddy(t, dir, carol.admin, "alice/conf")
+		first := dial(t, dir, bob.admin, "alice/conf")
+		second := dial(t, dir, carol.admin, "alice/conf")
+		waitCallState(t, dir, bob.admin, first, "active")
+		waitCallState(t, dir, carol.admin, second, "active")
+		third := dial(t, dir, desk.admin, "alice/conf")
+		if row := waitCallState(t, dir, desk.admin, third, "ended"); !strings.Contains(row["INFO"], "busy") {
+			t.Errorf("a third call to a phone with --max-calls 2 ended with %q, want busy", row["INFO"])
+		}
+		for _, id := range []string{first, second} {
+			if row := callRow(t, dir, conf.admin, id); row == nil || row["STATE"] != "active" {
+				t.Errorf("alice/conf's call %s after the third attempt: %v, want active", id, row)
+			}
+		}
+		mustCtl(t, dir, bob.admin, "hangup", first)
+		mustCtl(t, dir, carol.admin, "hangup", second)
+		waitCallState(t, dir, conf.admin, first, "ended")
+		waitCallState(t, dir, conf.admin, second, "ended")
+	})
 }

@@ -346,6 +346,7 @@ type phoneOpts struct {
 	tone       int
 	record     string
 	autoAnswer bool
+	maxCalls   int // --max-calls; 0 keeps the default (1)
 }
 
 // startPhone starts `baton phone` for user/device against srv, with the
@@ -363,6 +364,9 @@ func startPhone(t *testing.T, dir string, srv *accessServer, user, device, pwFil
 	}
 	if o.autoAnswer {
 		args = append(args, "--auto-answer")
+	}
+	if o.maxCalls != 0 {
+		args = append(args, "--max-calls", strconv.Itoa(o.maxCalls))
 	}
 	p := start(t, user+"/"+device, dir, args...)
 	m := p.waitStdout(t, phoneReady)

@@ -106,10 +106,15 @@ func phoneEndpointConfig(cfg config.Phone, all *codecs.Registry, log *slog.Logge
 		Ptime:        cfg.Ptime,
 		JitterDelay:  cfg.Jitter.Delay,
 		AutoAnswer:   cfg.AutoAnswer,
-		NewSource:    src,
-		NewSink:      sinkFactory(cfg.Audio.Record, false, log),
-		FallbackIPs:  fallback,
-		AddrWatch:    watch,
+		MaxCalls:     cfg.MaxCalls,
+
+		MaxPreAuthPerSource: cfg.Signal.MaxPreAuthPerSource,
+		MaxPreAuth:          cfg.Signal.MaxPreAuth,
+		PreAuthTimeout:      cfg.Signal.PreAuthTimeout,
+		NewSource:           src,
+		NewSink:             sinkFactory(cfg.Audio.Record, false, log),
+		FallbackIPs:         fallback,
+		AddrWatch:           watch,
 	}, nil
 }
 
