@@ -346,11 +346,11 @@ func TestFlagsOfEachCommand(t *testing.T) {
 	t.Run("ctl", func(t *testing.T) {
 		t.Parallel()
 		got, err := LoadCtl(Source{Env: []string{}, Flags: parsedFlags(t, CtlFlags,
-			"--admin", "127.0.0.1:9", "--timeout", "1s", "--log-level", "warn")})
+			"--admin", "127.0.0.1:9", "--timeout", "1s", "--log-level", "warn", "--endpoint", "alice/desk")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Ctl{Log{LogLevelWarn, LogFormatText}, "127.0.0.1:9", time.Second}); got != want {
+		if want := (Ctl{Log{LogLevelWarn, LogFormatText}, "127.0.0.1:9", time.Second, "alice/desk"}); got != want {
 			t.Errorf("got %+v, want %+v", got, want)
 		}
 	})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -13,6 +14,9 @@ type Ctl struct {
 	Admin string `koanf:"admin"`
 	// Timeout bounds each request (not the /v1/events stream).
 	Timeout time.Duration `koanf:"timeout"`
+	// Endpoint names one endpoint of a process that serves many (a
+	// gateway's device, "alice/desk"); "" talks to the process's own.
+	Endpoint string `koanf:"endpoint"`
 }
 
 // DefaultCtl returns the defaults.
@@ -25,13 +29,14 @@ func CtlFlags(fs *pflag.FlagSet) {
 	d := DefaultCtl()
 	fs.String("admin", d.Admin, "control API `address` to connect to")
 	fs.Duration("timeout", d.Timeout, "request timeout")
+	fs.String("endpoint", d.Endpoint, "`USER/DEVICE` of one endpoint of a process that runs many (a gateway's device)")
 }
 
 func ctlSpec() spec[Ctl] {
 	return spec[Ctl]{
 		command:  "ctl",
 		defaults: DefaultCtl,
-		flags:    map[string]string{"admin": "admin", "timeout": "timeout"},
+		flags:    map[string]string{"admin": "admin", "timeout": "timeout", "endpoint": "endpoint"},
 		validate: Ctl.Validate,
 	}
 }
@@ -44,6 +49,12 @@ func (c Ctl) Validate() error {
 	var p problems
 	c.Log.validate(&p)
 	p.dialAddr("admin", c.Admin)
+	if c.Endpoint != "" {
+		p.target("endpoint", c.Endpoint)
+		if !strings.Contains(c.Endpoint, "/") {
+			p.add("endpoint", c.Endpoint, "want USER/DEVICE")
+		}
+	}
 	if c.Timeout <= 0 {
 		p.add("timeout", c.Timeout, "must be positive")
 	}

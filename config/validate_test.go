@@ -161,7 +161,9 @@ func TestValidatePhone(t *testing.T) {
 		{"preauth per source 0", func(c *Phone) { c.Signal.MaxPreAuthPerSource = 0 }, "signal.max_preauth_per_source"},
 		{"preauth total below per source", func(c *Phone) { c.Signal.MaxPreAuth = 4 }, "signal.max_preauth"},
 		{"preauth timeout 0", func(c *Phone) { c.Signal.PreAuthTimeout = 0 }, "signal.preauth_timeout"},
-		{"preauth tight", func(c *Phone) { c.Signal.MaxPreAuthPerSource, c.Signal.MaxPreAuth, c.Signal.PreAuthTimeout = 1, 1, time.Second }, ""},
+		{"preauth tight", func(c *Phone) {
+			c.Signal.MaxPreAuthPerSource, c.Signal.MaxPreAuth, c.Signal.PreAuthTimeout = 1, 1, time.Second
+		}, ""},
 		{"jitter.delay negative", func(c *Phone) { c.Jitter.Delay = -time.Millisecond }, "jitter.delay"},
 		{"jitter.delay over 500ms", func(c *Phone) { c.Jitter.Delay = 501 * time.Millisecond }, "jitter.delay"},
 		{"jitter.delay 0", func(c *Phone) { c.Jitter.Delay = 0 }, ""},
@@ -262,6 +264,9 @@ func TestValidateCtl(t *testing.T) {
 		{"admin empty", func(c *Ctl) { c.Admin = "" }, "admin"},
 		{"admin port 0", func(c *Ctl) { c.Admin = "127.0.0.1:0" }, "admin"},
 		{"timeout zero", func(c *Ctl) { c.Timeout = 0 }, "timeout"},
+		{"endpoint without device", func(c *Ctl) { c.Endpoint = "alice" }, "endpoint"},
+		{"endpoint bad name", func(c *Ctl) { c.Endpoint = "Alice/desk" }, "endpoint"},
+		{"endpoint", func(c *Ctl) { c.Endpoint = "alice/desk" }, ""},
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -52,12 +53,64 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 		log.Info("push to the SIP phone not taken; the call stays with the pusher", "err", err)
 		return endpoint.HandoffInfo{}, err
 	}
-	body, _, err := b.sdp.Offer(b.local())
+	dc, chosen, err := g.ringPhone(ctx, d, b, contacts, pushRingTimeout, ringing, log)
 	if err != nil {
-		return fail(fmt.Errorf("gateway: push: SDP offer: %w", err))
+		return fail(err)
 	}
 
-	ringCtx, stopRinging := context.WithTimeout(ctx, pushRingTimeout)
+	// The phone is up: take the call from the pusher with the twelve
+	// steps, the phone's leg as the call's audio.
+	info, err := ep.Pull(ctx, endpoint.PullRequest{From: offer.From, SessionID: offer.CallID,
+		Options: endpoint.CallOptions{Source: b.leg, Sink: b.leg}})
+	if err != nil {
+		// The call stays with the pusher (the pull rolled back): the phone
+		// that answered for nothing gets BYE.
+		g.byeClient(dc)
+		g.removeBridge(b)
+		_ = b.leg.Close()
+		b.end("push: pull failed")
+		log.Info("push: pull failed; the SIP phone is hung up, the call stays with the pusher", "err", err)
+		return info, err
+	}
+	b.mu.Lock()
+	b.p2pID = info.CallID
+	b.answered = true
+	b.state = "active"
+	b.codec = chosen.Name
+	b.mu.Unlock()
+	d.claim(info.CallID, b)
+	log.Info("push: the SIP phone has the call", "p2p_call_id", info.CallID, "handoff", info.ID)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer d.release(info.CallID)
+		defer g.removeBridge(b)
+		g.runPushed(b, dc)
+	}()
+	return info, nil
+}
+
+// runPushed carries a pushed call on the phone's dialog until one side
+// ends it (carryDialog).
+func (g *Gateway) runPushed(b *bridge, dc *sipgo.DialogClientSession) {
+	g.carryDialog(b, dc, g.log.With("p2p_call_id", b.p2pID, "device", b.dev.identity(), "sip_call_id", b.sipCallID))
+}
+
+// ringPhone rings d's registered contacts for bridge b (every one; the
+// first 2xx wins, the others get CANCEL, as for a P2P call to the phone)
+// for up to ringFor, ACKs the winner and points b's leg at its answer.
+// ringing, when set, is called once on the first 180 or 183. On error
+// nothing of the dialogs is left (b's leg is the caller's to close).
+func (g *Gateway) ringPhone(ctx context.Context, d *device, b *bridge, contacts []string, ringFor time.Duration, ringing func(), log *slog.Logger) (*sipgo.DialogClientSession, sdp.Codec, error) {
+	if ringing == nil {
+		ringing = func() {}
+	}
+	body, _, err := b.sdp.Offer(b.local())
+	if err != nil {
+		return nil, sdp.Codec{}, fmt.Errorf("gateway: SDP offer: %w", err)
+	}
+
+	ringCtx, stopRinging := context.WithTimeout(ctx, ringFor)
 	defer stopRinging()
 	results := make(chan *fork, len(contacts))
 	var forks []*fork
@@ -115,9 +168,9 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 		}()
 	}
 	if len(forks) == 0 {
-		return fail(fmt.Errorf("%w: no SIP phone of %s reachable", endpoint.ErrOffline, d.identity()))
+		return nil, sdp.Codec{}, fmt.Errorf("%w: no SIP phone of %s reachable", endpoint.ErrOffline, d.identity())
 	}
-	log.Info("push: ringing the SIP phones", "contacts", len(forks))
+	log.Info("ringing the SIP phones", "contacts", len(forks))
 	b.setState("ringing")
 	var winner *fork
 	best := 0
@@ -134,11 +187,13 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 	if winner == nil {
 		switch {
 		case best == sip.StatusBusyHere || best == 600:
-			return fail(fmt.Errorf("%w: the SIP phone answered %d", endpoint.ErrBusy, best))
+			return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone answered %d", endpoint.ErrBusy, best)
 		case best > 0:
-			return fail(fmt.Errorf("%w: the SIP phone answered %d", endpoint.ErrDeclined, best))
+			return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone answered %d", endpoint.ErrDeclined, best)
+		case ctx.Err() != nil:
+			return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone was not answered before the request ended: %w", endpoint.ErrDeclined, ctx.Err())
 		}
-		return fail(fmt.Errorf("%w: the SIP phone did not answer within %s", endpoint.ErrDeclined, pushRingTimeout))
+		return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone did not answer within %s", endpoint.ErrDeclined, ringFor)
 	}
 	for _, f := range forks {
 		if f != winner {
@@ -168,43 +223,7 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 	if err != nil {
 		g.byeClient(dc)
 		g.removeBridge(b)
-		return fail(fmt.Errorf("%w: the SIP phone's answer: %w", endpoint.ErrDeclined, err))
+		return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone's answer: %w", endpoint.ErrDeclined, err)
 	}
-
-	// The phone is up: take the call from the pusher with the twelve
-	// steps, the phone's leg as the call's audio.
-	info, err := ep.Pull(ctx, endpoint.PullRequest{From: offer.From, SessionID: offer.CallID,
-		Options: endpoint.CallOptions{Source: b.leg, Sink: b.leg}})
-	if err != nil {
-		// The call stays with the pusher (the pull rolled back): the phone
-		// that answered for nothing gets BYE.
-		g.byeClient(dc)
-		g.removeBridge(b)
-		_ = b.leg.Close()
-		b.end("push: pull failed")
-		log.Info("push: pull failed; the SIP phone is hung up, the call stays with the pusher", "err", err)
-		return info, err
-	}
-	b.mu.Lock()
-	b.p2pID = info.CallID
-	b.answered = true
-	b.state = "active"
-	b.codec = chosen.Name
-	b.mu.Unlock()
-	d.claim(info.CallID, b)
-	log.Info("push: the SIP phone has the call", "p2p_call_id", info.CallID, "handoff", info.ID)
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		defer d.release(info.CallID)
-		defer g.removeBridge(b)
-		g.runPushed(b, dc)
-	}()
-	return info, nil
-}
-
-// runPushed carries a pushed call on the phone's dialog until one side
-// ends it (carryDialog).
-func (g *Gateway) runPushed(b *bridge, dc *sipgo.DialogClientSession) {
-	g.carryDialog(b, dc, g.log.With("p2p_call_id", b.p2pID, "device", b.dev.identity(), "sip_call_id", b.sipCallID))
+	return dc, chosen, nil
 }

@@ -24,7 +24,11 @@ func newCtlCmd() *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		return control.NewClient(cfg.Admin, cfg.Timeout), nil
+		c := control.NewClient(cfg.Admin, cfg.Timeout)
+		if cfg.Endpoint != "" {
+			c = c.ForEndpoint(cfg.Endpoint)
+		}
+		return c, nil
 	}
 	printCall := func(cmd *cobra.Command, info endpoint.CallInfo) {
 		control.PrintCalls(cmd.OutOrStdout(), []endpoint.CallInfo{info})
@@ -97,6 +101,25 @@ func newCtlCmd() *cobra.Command {
 				buf.WriteByte('\n')
 				_, err = cmd.OutOrStdout().Write(buf.Bytes())
 				return err
+			},
+		},
+		&cobra.Command{
+			Use:   "endpoints",
+			Short: "List the endpoints of a process that runs many (a gateway's online devices), for --endpoint",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				c, err := client(cmd)
+				if err != nil {
+					return err
+				}
+				ids, err := c.Endpoints(cmd.Context())
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					fmt.Fprintln(cmd.OutOrStdout(), id)
+				}
+				return nil
 			},
 		},
 		&cobra.Command{

@@ -16,6 +16,7 @@ import (
 	"github.com/baton-voice/baton/config"
 	"github.com/baton-voice/baton/gateway"
 	"github.com/baton-voice/baton/p2p/control"
+	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/sipbridge"
 )
@@ -147,7 +148,8 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 	}
 	var adminAddr string
 	if cfg.Admin != "" {
-		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Status: func() any { return gw.Status() }, Gatherer: reg, Logger: log})
+		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Status: func() any { return gw.Status() }, Gatherer: reg, Logger: log,
+			Endpoints: gatewayEndpoints{gw}})
 		if err != nil {
 			return err
 		}
@@ -210,3 +212,17 @@ func gatewayTrunk(tc config.SIPTrunk) (gateway.Trunk, error) {
 	}
 	return t, nil
 }
+
+// gatewayEndpoints serves the gateway's devices on the control API
+// (/v1/endpoints/{user}/{device}/..., `baton ctl --endpoint alice/desk`).
+type gatewayEndpoints struct{ gw *gateway.Gateway }
+
+func (e gatewayEndpoints) Endpoint(id string) (endpoint.API, error) {
+	api, err := e.gw.DeviceAPI(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrNoSuchEndpoint, err)
+	}
+	return api, nil
+}
+
+func (e gatewayEndpoints) EndpointIDs() []string { return e.gw.DeviceIDs() }

@@ -26,6 +26,7 @@ const (
 	CodeBadRequest       = "bad-request"
 	CodeBodyTooLarge     = "body-too-large"
 	CodeNoEndpoint       = "no-endpoint"
+	CodeNoSuchEndpoint   = "no-such-endpoint"
 	CodeNoMetrics        = "no-metrics"
 	CodeNotFound         = "not-found"
 	CodeMethodNotAllowed = "method-not-allowed"
@@ -121,6 +122,8 @@ func classify(err error) (status int, code string) {
 		return http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, ErrNoEndpoint):
 		return http.StatusNotFound, CodeNoEndpoint
+	case errors.Is(err, ErrNoSuchEndpoint):
+		return http.StatusNotFound, CodeNoSuchEndpoint
 	case errors.Is(err, ErrNoMetrics):
 		return http.StatusNotFound, CodeNoMetrics
 	case errors.Is(err, ErrNotFound):
@@ -178,6 +181,8 @@ func sentinelForCode(code string) error {
 		return ErrBodyTooLarge
 	case CodeNoEndpoint:
 		return ErrNoEndpoint
+	case CodeNoSuchEndpoint:
+		return ErrNoSuchEndpoint
 	case CodeNoMetrics:
 		return ErrNoMetrics
 	case CodeNotFound:

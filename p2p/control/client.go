@@ -35,7 +35,8 @@ type Client struct {
 	addr    string // host:port, for messages
 	timeout time.Duration
 	hc      *http.Client
-	err     error // a bad address, reported by every call
+	err     error  // a bad address, reported by every call
+	prefix  string // "/v1/endpoints/USER/DEVICE" for ForEndpoint, else ""
 }
 
 // NewClient returns a client for the control API at addr: "127.0.0.1:7081"
@@ -66,6 +67,32 @@ func NewClient(addr string, timeout time.Duration) *Client {
 		DisableKeepAlives:     true,
 	}}
 	return c
+}
+
+// ForEndpoint returns a client whose calls address one endpoint of a
+// process that serves many (a gateway's device "alice/desk"): /v1/calls
+// becomes /v1/endpoints/alice/desk/calls, and so on. /healthz, /metrics
+// and Endpoints stay the process's.
+func (c *Client) ForEndpoint(id string) *Client {
+	cc := *c
+	user, device, ok := strings.Cut(id, "/")
+	if !ok || user == "" || device == "" || strings.Contains(device, "/") {
+		cc.err = fmt.Errorf("control: endpoint %q: %w: want USER/DEVICE", id, ErrInvalidArgument)
+		return &cc
+	}
+	cc.prefix = "/v1/endpoints/" + url.PathEscape(user) + "/" + url.PathEscape(device)
+	return &cc
+}
+
+// Endpoints lists the endpoints a multi-endpoint process serves now.
+func (c *Client) Endpoints(ctx context.Context) ([]string, error) {
+	var out EndpointList
+	cc := *c
+	cc.prefix = ""
+	if err := cc.do(ctx, http.MethodGet, "/v1/endpoints", nil, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	return out.Endpoints, nil
 }
 
 // Status returns the process status as raw JSON: its shape depends on the
@@ -383,7 +410,13 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	full := path
+	if c.prefix != "" {
+		if rest, ok := strings.CutPrefix(path, "/v1/"); ok {
+			full = c.prefix + "/" + rest
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+full, body)
 	if err != nil {
 		return nil, fmt.Errorf("control: %s %s: %w", method, path, err)
 	}

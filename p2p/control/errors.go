@@ -9,6 +9,10 @@ var (
 	// ErrNoEndpoint means the process serves no endpoint (for example the
 	// access server), so the route has nothing to show or control.
 	ErrNoEndpoint = errors.New("control: this process has no endpoint (no calls or buddies here)")
+	// ErrNoSuchEndpoint means /v1/endpoints/{user}/{device} names no
+	// endpoint this process serves now (a gateway device whose phone is
+	// not registered), or the process serves only one.
+	ErrNoSuchEndpoint = errors.New("control: no such endpoint")
 	// ErrNoMetrics means the process was started without a metrics registry.
 	ErrNoMetrics = errors.New("control: this process exports no metrics")
 	// ErrBadRequest means the request body is not the JSON the route wants:

@@ -42,6 +42,20 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Logger receives one line per handled error; nil discards.
 	Logger *slog.Logger
+	// Endpoints, when set, serves the endpoints of a process that runs
+	// many (a gateway's devices) under /v1/endpoints/{user}/{device}/...:
+	// every route of the one-endpoint API, for that endpoint.
+	Endpoints Endpoints
+}
+
+// Endpoints is the set of endpoints a multi-endpoint process serves.
+type Endpoints interface {
+	// Endpoint returns the endpoint with identity id ("alice/desk"); an
+	// error wrapping ErrNoSuchEndpoint when there is none (or it is not
+	// online).
+	Endpoint(id string) (endpoint.API, error)
+	// EndpointIDs lists the identities Endpoint serves now, sorted.
+	EndpointIDs() []string
 }
 
 // handler serves the routes. done, when not nil, is closed by the owning
@@ -53,6 +67,7 @@ type handler struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	done    <-chan struct{}
+	eps     Endpoints
 }
 
 // NewHandler returns the control API as an http.Handler, for mounting on a
@@ -70,6 +85,7 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 		status: opts.Status,
 		log:    log.With("component", "control"),
 		done:   done,
+		eps:    opts.Endpoints,
 	}
 	if opts.Gatherer != nil {
 		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
@@ -96,6 +112,8 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "GET /v1/handoffs/{id}", h.getHandoff)
 	h.route(mux, "GET /v1/sessions", h.getSessions)
 	h.route(mux, "POST /v1/rebind", h.rebind)
+	h.route(mux, "GET /v1/endpoints", h.getEndpoints)
+	h.route(mux, "/v1/endpoints/{user}/{device}/{rest...}", h.forEndpoint)
 	h.mux = mux
 	return h
 }
@@ -159,6 +177,44 @@ func (u *unroutedWriter) Write(p []byte) (int, error) {
 }
 
 func (u *unroutedWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// EndpointList is the body of GET /v1/endpoints.
+type EndpointList struct {
+	Endpoints []string `json:"endpoints"`
+}
+
+func (h *handler) getEndpoints(w http.ResponseWriter, r *http.Request) {
+	if h.eps == nil {
+		h.fail(w, r, fmt.Errorf("%w: this process serves one endpoint; drop --endpoint", ErrNoSuchEndpoint))
+		return
+	}
+	ids := h.eps.EndpointIDs()
+	if ids == nil {
+		ids = []string{}
+	}
+	h.reply(w, r, http.StatusOK, EndpointList{Endpoints: ids})
+}
+
+// forEndpoint serves /v1/endpoints/{user}/{device}/REST as /v1/REST of the
+// one-endpoint API for that endpoint, so every route (and every route
+// added later) exists per endpoint without a second copy.
+func (h *handler) forEndpoint(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("user") + "/" + r.PathValue("device")
+	if h.eps == nil {
+		h.fail(w, r, fmt.Errorf("%w: %q: this process serves one endpoint; drop --endpoint", ErrNoSuchEndpoint, id))
+		return
+	}
+	ep, err := h.eps.Endpoint(id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sub := newHandler(Options{Endpoint: ep, Logger: h.log}, h.done)
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = "/v1/" + r.PathValue("rest")
+	r2.URL.RawPath = ""
+	sub.ServeHTTP(w, r2)
+}
 
 func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -16,3 +16,12 @@ type CallOptions struct {
 	// onward (Invite.Number); "" for a call to a person's device.
 	Number string
 }
+
+// CanCall reports whether Dial would find target now (valid, a buddy or
+// an own device, online) without calling it: the error Dial would return
+// first. A gateway asks before it rings a SIP phone for a click-to-dial
+// call, so the phone never rings for a call that cannot be placed.
+func (e *Endpoint) CanCall(target string) error {
+	_, _, err := e.resolve(target)
+	return err
+}
