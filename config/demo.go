@@ -26,6 +26,11 @@ type Demo struct {
 	// hear the far party) fail the demo; false reports it only, for loaded
 	// machines.
 	CheckTargets bool `koanf:"check_targets"`
+	// SIP adds the gateway's part: a built-in SIP desk phone (carol/desk)
+	// and a simulated PSTN trunk, both on real loopback sockets in
+	// process; a PSTN caller reaches a softphone, the softphone calls the
+	// desk phone.
+	SIP bool `koanf:"sip"`
 }
 
 // DemoTones are the frequencies each side sends, distinct so a recording
@@ -36,6 +41,10 @@ type DemoTones struct {
 	Caller int `koanf:"caller"`
 	Callee int `koanf:"callee"`
 	Laptop int `koanf:"laptop"`
+	// DeskPhone is the built-in SIP desk phone's tone, PSTN the simulated
+	// trunk caller's (the SIP part).
+	DeskPhone int `koanf:"desk_phone"`
+	PSTN      int `koanf:"pstn"`
 }
 
 // DefaultDemo returns the defaults: a 3 s call, 440 Hz one way, 660 Hz back.
@@ -43,8 +52,9 @@ func DefaultDemo() Demo {
 	return Demo{
 		Log:          DefaultLog(),
 		Duration:     3 * time.Second,
-		Tone:         DemoTones{Caller: 440, Callee: 660, Laptop: 880},
+		Tone:         DemoTones{Caller: 440, Callee: 660, Laptop: 880, DeskPhone: 550, PSTN: 770},
 		CheckTargets: true,
+		SIP:          true,
 	}
 }
 
@@ -55,13 +65,14 @@ func DemoFlags(fs *pflag.FlagSet) {
 	fs.Duration("duration", d.Duration, "call length")
 	fs.String("admin", d.Admin, "HTTP control API `address` (empty: off)")
 	fs.Bool("check-targets", d.CheckTargets, "fail the demo when a speed target is missed (false: report only)")
+	fs.Bool("sip", d.SIP, "add the SIP part: a built-in desk phone and a simulated PSTN trunk through the gateway")
 }
 
 func demoSpec() spec[Demo] {
 	return spec[Demo]{
 		command:  "demo",
 		defaults: DefaultDemo,
-		flags:    map[string]string{"out-dir": "out_dir", "duration": "duration", "admin": "admin", "check-targets": "check_targets"},
+		flags:    map[string]string{"out-dir": "out_dir", "duration": "duration", "admin": "admin", "check-targets": "check_targets", "sip": "sip"},
 		validate: Demo.Validate,
 	}
 }
@@ -77,8 +88,17 @@ func (d Demo) Validate() error {
 	p.hz("tone.caller", d.Tone.Caller)
 	p.hz("tone.callee", d.Tone.Callee)
 	p.hz("tone.laptop", d.Tone.Laptop)
-	if d.Tone.Caller == d.Tone.Callee || d.Tone.Caller == d.Tone.Laptop || d.Tone.Callee == d.Tone.Laptop {
-		p.add("tone", fmt.Sprintf("%d/%d/%d", d.Tone.Caller, d.Tone.Callee, d.Tone.Laptop), "the three tones must differ, so each recording shows whose audio it holds")
+	p.hz("tone.desk_phone", d.Tone.DeskPhone)
+	p.hz("tone.pstn", d.Tone.PSTN)
+	tones := []int{d.Tone.Caller, d.Tone.Callee, d.Tone.Laptop, d.Tone.DeskPhone, d.Tone.PSTN}
+	seen := map[int]bool{}
+	for _, t := range tones {
+		if seen[t] {
+			p.add("tone", fmt.Sprintf("%d/%d/%d/%d/%d", d.Tone.Caller, d.Tone.Callee, d.Tone.Laptop, d.Tone.DeskPhone, d.Tone.PSTN),
+				"the five tones must differ, so each recording shows whose audio it holds")
+			break
+		}
+		seen[t] = true
 	}
 	p.listenAddr("admin", d.Admin, true)
 	return p.err()

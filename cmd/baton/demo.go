@@ -165,7 +165,12 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 	tl := &timeline{start: time.Now()}
 	phase := cfg.Duration / 3
 	fmt.Fprintf(out, "Baton demo: bob/mobile calls alice (alice/desk answers); alice/laptop logs in and pulls the call;\n"+
-		"then the laptop's address changes (127.0.0.2 -> 127.0.0.7); bob hangs up. Output in %s\n\n", dir)
+		"then the laptop's address changes (127.0.0.2 -> 127.0.0.7); bob hangs up. Output in %s\n", dir)
+	if cfg.SIP {
+		fmt.Fprintf(out, "Then the SIP part: a gateway with a built-in SIP desk phone (carol) and a simulated PSTN trunk;\n"+
+			"a PSTN caller dials %s, which rings bob/laptop; bob/laptop calls carol's desk phone.\n", demoNumber)
+	}
+	fmt.Fprintln(out)
 
 	// The access server, with its users.
 	srv, err := access.NewServer(ctx, access.Config{
@@ -333,6 +338,14 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 	deskCall, _ := desk.ep.Call(call.ID)
 	laptopCall, _ := laptop.ep.Call(call.ID)
 
+	// The SIP part: a gateway with a built-in desk phone and a simulated
+	// PSTN trunk (demo_sip.go).
+	var sipPart *demoSIP
+	var sipErr error
+	if cfg.SIP {
+		sipPart, sipErr = runDemoSIP(ctx, dir, cfg, srv, ln.Addr().String(), passwords["bob"], log, tl, &watchers)
+	}
+
 	fmt.Fprintln(out, "Timeline:")
 	tl.print(out)
 	fmt.Fprintln(out)
@@ -376,6 +389,9 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 		fmt.Fprintf(out, "  %-13s sent %d, received %d, lost %d, late %d, concealed %d, longest gap %.0f ms, jitter %.2f ms, source switches %d (%s)\n",
 			l.name, m.PacketsSent, m.PacketsReceived, m.Lost, m.Late, m.Concealed, m.LongestGapMS, m.JitterMS, m.SourceSwitches, l.info.EndReason)
 	}
+	if sipPart != nil {
+		printDemoSIP(out, sipPart)
+	}
 	fmt.Fprintln(out)
 
 	fmt.Fprintln(out, "Checks:")
@@ -415,6 +431,16 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 		target(rebind.FirstAudioMS > 0 && rebind.FirstAudioMS <= 40, "alice/laptop heard bob again %.1f ms after its address changed (at most 40 ms)", rebind.FirstAudioMS)
 		if _, gap, err := toneOrder(laptop.rec, candidates); err == nil {
 			fmt.Fprintf(out, "  [info] longest silence in alice/laptop's recording (across its address change): %s\n", gap)
+		}
+	}
+	if cfg.SIP {
+		fmt.Fprintln(out, "Checks, SIP part (gateway, built-in desk phone carol/desk, simulated trunk pstn):")
+		if sipErr != nil {
+			check(false, "the SIP part ran: %v", sipErr)
+		} else {
+			for _, c := range sipPart.checks {
+				check(c.ok, "%s", c.text)
+			}
 		}
 	}
 	fmt.Fprintln(out)

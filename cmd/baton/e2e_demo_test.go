@@ -9,7 +9,9 @@ import (
 )
 
 // TestDemo runs `baton demo` as a user would: bob calls alice, her desk
-// answers, her laptop pulls the call and then moves to another address.
+// answers, her laptop pulls the call and then moves to another address;
+// then the SIP part: a PSTN caller on a simulated trunk reaches a
+// softphone, and the softphone calls the built-in SIP desk phone.
 // Every functional check must pass and the recordings must show who heard
 // whom; speed targets are reported only (--check-targets=false): speed is
 // measured by benchmarks, not asserted in tests. An invalid duration must
@@ -52,8 +54,39 @@ func TestDemo(t *testing.T) {
 			}
 			checkHears(t, path, c.hz, 500*time.Millisecond)
 		}
+		// The SIP part: the PSTN caller on the simulated trunk reached
+		// bob/laptop, and bob/laptop called carol's built-in desk phone;
+		// each recording holds the other side's tone.
+		for _, want := range []string{"came in through trunk pstn as pstn/trunk1", "rang the SIP desk phone, which answered", "gateway.listening", "sip.registered"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("demo output lacks the SIP part's %q", want)
+			}
+		}
+		for _, c := range []struct {
+			file string
+			hz   float64
+		}{
+			{"bob-laptop-with-pstn-trunk1.wav", 770}, // bob hears the PSTN caller
+			{"pstn-caller.wav", 440},                 // the PSTN caller hears bob
+			{"bob-laptop-with-carol-desk.wav", 550},  // bob hears carol's desk phone
+			{"carol-deskphone.wav", 440},             // the desk phone hears bob
+		} {
+			checkHears(t, filepath.Join(out, c.file), c.hz, 500*time.Millisecond)
+		}
 		if _, err := os.Stat(filepath.Join(out, "access-data")); !os.IsNotExist(err) {
 			t.Errorf("demo left its access data behind without keep_data (stat: %v)", err)
+		}
+	})
+	t.Run("without the SIP part", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		out := filepath.Join(dir, "out")
+		r := mustBaton(t, dir, "demo", "--duration", "1s", "--check-targets=false", "--sip=false", "--out-dir", out)
+		if !strings.Contains(r.stdout, "demo passed") || strings.Contains(r.stdout, "SIP part") {
+			t.Fatalf("demo --sip=false: want a pass without the SIP part:\n%s", r)
+		}
+		if _, err := os.Stat(filepath.Join(out, "pstn-caller.wav")); !os.IsNotExist(err) {
+			t.Errorf("demo --sip=false wrote the SIP part's recordings (stat: %v)", err)
 		}
 	})
 	t.Run("invalid duration", func(t *testing.T) {

@@ -562,7 +562,7 @@ func freeAddr(t *testing.T) string {
 // toneCandidates are the frequencies a recording is classified against:
 // the two tones the tests send plus neighbours, so that a wrong tone is
 // not forced onto one of the two.
-var toneCandidates = []float64{350, 440, 550, 660, 880}
+var toneCandidates = []float64{350, 440, 550, 660, 770, 880}
 
 // checkHears asserts that the WAV recording at path holds at least minSound
 // of sound and that at least 80% of its sounding 20 ms frames are hz.
