@@ -136,6 +136,9 @@ type Config struct {
 
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
+	// transitionHook, in tests, sees every event fed to a handoff machine
+	// and what the table made of it (handoff_exec.go).
+	transitionHook func(transition)
 }
 
 func (c *Config) setDefaults() error {

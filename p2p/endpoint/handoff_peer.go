@@ -26,6 +26,7 @@ type handoffState struct {
 	b       *handoff.Machine
 	offered map[*wire.Conn]bool // connections that got this call's grant
 	winner  *wire.Conn          // the puller whose stop-audio won
+	denied  string              // the last query the policy refused: requester and reason
 	bTimer  *time.Timer
 	// mutedAt is when B stopped its audio (step 5); unmuted says B has
 	// sent again since because C kept sending to it (see checkMute).
@@ -189,7 +190,9 @@ func (c *call) cTimer() <-chan time.Time {
 // leaving stops it, and a self-loop leaves it running (a stream of queries
 // must not keep B muted forever).
 func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, error) {
+	from := m.State()
 	tr, err := m.Fire(ev)
+	c.e.observe(m, from, ev, tr, err)
 	if err != nil {
 		return tr, err
 	}
@@ -298,6 +301,23 @@ func (c *call) remoteMedia() netip.AddrPort {
 	return ap
 }
 
+// denyQuery is B's side of a session query the policy refuses for this
+// call: the call is left out of the answer, so the requester learns
+// nothing about it (ActRefusePolicy).
+func (c *call) denyQuery(requester pki.Identity, reason string) error {
+	h := c.handoff()
+	if h.b == nil || h.b.Done() {
+		h.b = handoff.NewMachine(handoff.RoleB)
+	}
+	tr, err := c.fire(h.b, handoff.EvQueryDenied)
+	if err != nil {
+		return fmt.Errorf("%w: session query in %s", ErrBadState, h.b.State())
+	}
+	h.denied = requester.String() + ": " + reason
+	c.doB(tr, &requester)
+	return nil
+}
+
 // stopAudio handles a puller's stop-audio (step 5): the first one wins.
 func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 	h := c.handoff()
@@ -354,6 +374,9 @@ func (c *call) doB(tr handoff.Transition, peer *pki.Identity) {
 			c.startWatch()
 			c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
 			c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
+		case handoff.ActRefusePolicy:
+			c.log.Info("session not offered: pull refused by policy", "requester", peer.String(), "reason", c.ho.denied)
+			c.e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: peer.String(), Detail: "pull: " + c.ho.denied})
 		case handoff.ActResumeAudio:
 			c.sess.SetSending(true)
 			c.log.Info("handoff rolled back: audio to the far party resumed")
@@ -458,9 +481,27 @@ func (c *call) doC(tr handoff.Transition) {
 		case handoff.ActUpdatePeerAddress, handoff.ActSendAddressAck:
 			// Done by onNewAddress, which has the message.
 		case handoff.ActEndCall:
-			c.end("no media from any peer", "media-timeout")
+			c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
 		}
 	}
+}
+
+// onMediaTimeout is the far party's own media timeout (the call's
+// watchdog: signaling lost and no audio from any peer for MediaTimeout).
+// It is C's table that ends the call; a C in the middle of a handoff has
+// no such row, which is logged as the disagreement it is, and the call
+// ends all the same: no peer is sending.
+func (c *call) onMediaTimeout() {
+	h := c.handoff()
+	if h.c == nil || h.c.Done() {
+		h.c = handoff.NewMachine(handoff.RoleC)
+	}
+	tr, err := c.fire(h.c, handoff.EvMediaTimeout)
+	if err != nil {
+		c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
+		return
+	}
+	c.doC(tr)
 }
 
 // onNewAddress handles the peer's move (step 11, and mobility).
@@ -600,8 +641,9 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 			if err != nil {
 				reason = err.Error()
 			}
-			log.Info("session not offered: pull refused by policy", "call_id", c.id, "reason", reason)
-			e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: peer.String(), Detail: "pull: " + reason})
+			if err := c.exec(e.ctx, func() error { return c.denyQuery(peer, reason) }); err != nil {
+				log.Info("session not offered: pull refused by policy", "call_id", c.id, "reason", reason, "err", err)
+			}
 			continue
 		}
 		var p wire.SessionParams

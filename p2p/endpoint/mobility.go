@@ -88,7 +88,7 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 		}
 		// Step 9: a new address and port.
 		if err := c.openMedia(ctx, c.codec, netip.AddrPortFrom(ip, 0), c.recvKeys); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+			err = h.failWith(handoff.EvMediaFailed, err.Error(), err)
 			c.end("media lost: "+err.Error(), "failed")
 			return err
 		}
@@ -125,14 +125,14 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 			return err
 		}
 	case <-time.After(e.timeouts.AddressAck):
-		_, _ = h.fire(handoff.EvTimeout, "no acknowledgement of the new address; the call goes on")
-		return fmt.Errorf("%w: %s did not acknowledge the new address (the call goes on)", ErrUnreachable, peer)
+		return h.failWith(handoff.EvTimeout, "no acknowledgement of the new address; the call goes on",
+			fmt.Errorf("%w: %s did not acknowledge the new address (the call goes on)", ErrUnreachable, peer))
 	}
 	// Step 12: the far party's audio on the new address.
 	first, err := waitFirstPacket(context.WithoutCancel(ctx), fresh, e.timeouts.NewAudio)
 	if err != nil {
-		_, _ = h.fire(handoff.EvTimeout, err.Error()+"; the call goes on")
-		return fmt.Errorf("%w: no audio on the new address yet (the peer may be silent; the call goes on): %w", ErrHandoffFailed, err)
+		return h.failWith(handoff.EvTimeout, err.Error()+"; the call goes on",
+			fmt.Errorf("%w: no audio on the new address yet (the peer may be silent; the call goes on): %w", ErrHandoffFailed, err))
 	}
 	at := first // it may land before the acknowledgement was read
 	if at.Before(step11) {

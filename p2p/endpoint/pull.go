@@ -111,7 +111,9 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		// A crashed endpoint (tests) does nothing more, like a dead one.
 		return handoff.Transition{}, ErrClosed
 	}
+	from := h.m.State()
 	tr, err := h.m.Fire(ev)
+	h.e.observe(h.m, from, ev, tr, err)
 	if err != nil {
 		// The code and the table disagree: a bug, reported as such.
 		return tr, fmt.Errorf("endpoint: handoff table: %w", err)
@@ -134,6 +136,17 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		}
 	}
 	return tr, nil
+}
+
+// failWith fires ev, the table's failure row for what went wrong, and
+// returns cause. If the table refuses the event (code and table disagree)
+// the refusal, already logged, is returned joined to cause: the handoff
+// fails either way and nothing is silently ignored.
+func (h *handoffRun) failWith(ev handoff.Event, detail string, cause error) error {
+	if _, err := h.fire(ev, detail); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 func (h *handoffRun) set(fn func(*HandoffInfo)) {
@@ -400,7 +413,8 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	p, err := e.choose(h, list, req.SessionID)
 	if err != nil {
 		if h.m.State() == handoff.AStarting {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+			// Parameters unusable (checkParams): nothing was started.
+			return h.failWith(handoff.EvMediaFailed, err.Error(), err)
 		}
 		return err
 	}
@@ -437,16 +451,16 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	// Step 4: A sends audio directly to C, with B's key and a new SSRC.
 	codec, ok := e.cfg.Codecs.Lookup(p.Codec)
 	if !ok {
-		_, _ = h.fire(handoff.EvMediaFailed, "codec "+p.Codec+" not supported here")
-		return fmt.Errorf("%w: codec %s not supported here", ErrNoCodec, p.Codec)
+		return h.failWith(handoff.EvMediaFailed, "codec "+p.Codec+" not supported here",
+			fmt.Errorf("%w: codec %s not supported here", ErrNoCodec, p.Codec))
 	}
 	var send, recv *media.Keys
 	if p.SendKey != nil {
 		s, err1 := media.KeysFromBytes(p.SendKey)
 		r, err2 := media.KeysFromBytes(p.RecvKey)
 		if err1 != nil || err2 != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, "bad keys")
-			return fmt.Errorf("%w: bad keys in session parameters", ErrHandoffFailed)
+			return h.failWith(handoff.EvMediaFailed, "bad keys",
+				fmt.Errorf("%w: bad keys in session parameters", ErrHandoffFailed))
 		}
 		send, recv = &s, &r
 	}
@@ -458,14 +472,12 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	src, sink := req.Options.Source, req.Options.Sink
 	if src == nil {
 		if src, err = e.newSource(p.CallID); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-			return err
+			return h.failWith(handoff.EvMediaFailed, err.Error(), err)
 		}
 	}
 	if sink == nil {
 		if sink, err = e.newSink(p.CallID, p.Peer); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-			return err
+			return h.failWith(handoff.EvMediaFailed, err.Error(), err)
 		}
 	}
 	mcfg := media.Config{
@@ -477,8 +489,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	}
 	prov, err := media.Open(ctx, mcfg)
 	if err != nil {
-		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-		return fmt.Errorf("%w: provisional media: %w", ErrHandoffFailed, err)
+		return h.failWith(handoff.EvMediaFailed, err.Error(), fmt.Errorf("%w: provisional media: %w", ErrHandoffFailed, err))
 	}
 	provOpen := true
 	defer func() {
@@ -546,7 +557,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		Media: wire.Media{Addr: prov.LocalAddr().String(), SSRC: prov.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)},
 		Grant: p.Grant}
 	if err := cConn.Send(re, sendTimeout); err != nil {
-		_, _ = h.fire(handoff.EvTimeout, "reestablish not delivered: "+err.Error())
+		if ferr := h.failWith(handoff.EvTimeout, "reestablish not delivered: "+err.Error(), nil); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 		return e.rollback(h, bConn, prov, &provOpen, p.CallID, err)
 	}
 	m, rerr = recvWithin(cConn, e.timeouts.Answer)
@@ -588,7 +601,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	mcfg.SSRC = randomSSRC(p.LocalSSRC, p.PeerSSRC, prov.SSRC())
 	sess, err := media.Open(ctx, mcfg)
 	if err != nil {
-		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
+		if ferr := h.failWith(handoff.EvMediaFailed, err.Error(), nil); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 		return e.rollback(h, bConn, nil, &provOpen, p.CallID, err)
 	}
 	sessOpen, committed := true, false
@@ -611,7 +626,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 	// Step 11: the new address, directly to C.
 	na := &wire.NewAddress{CallID: p.CallID, Media: wire.Media{Addr: sess.LocalAddr().String(), SSRC: sess.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)}}
 	if err := cConn.Send(na, sendTimeout); err != nil {
-		_, _ = h.fire(handoff.EvTimeout, "new address not delivered: "+err.Error())
+		if ferr := h.failWith(handoff.EvTimeout, "new address not delivered: "+err.Error(), nil); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
 		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, err)
 	}
 	m, rerr = recvWithin(cConn, e.timeouts.AddressAck)
@@ -620,8 +637,7 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		if rerr != nil {
 			detail += ": " + rerr.Error()
 		}
-		_, _ = h.fire(handoff.EvTimeout, detail)
-		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, errors.New(detail))
+		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, h.failWith(handoff.EvTimeout, detail, errors.New(detail)))
 	}
 	step11 := e.cfg.Now()
 	if _, err := h.fireAt(handoff.EvNewAddressAcked, peer.String()+" sends to "+sess.LocalAddr().String(), step11); err != nil {
@@ -696,8 +712,8 @@ func (e *Endpoint) choose(h *handoffRun, list *wire.SessionList, id string) (wir
 	}
 	switch {
 	case len(list.Sessions) == 0:
-		_, _ = h.fire(handoff.EvNoSession, "the other device has no active session")
-		return wire.SessionParams{}, fmt.Errorf("%w: the other device has no active session", ErrNothingToPull)
+		return wire.SessionParams{}, h.failWith(handoff.EvNoSession, "the other device has no active session",
+			fmt.Errorf("%w: the other device has no active session", ErrNothingToPull))
 	case len(list.Sessions) == 1 && (id == "" || id == list.Sessions[0].CallID):
 		p := list.Sessions[0]
 		if _, err := h.fire(handoff.EvSessionParams, fmt.Sprintf("session %s with %s, two-way audio, %s", p.CallID, p.Peer, p.Codec)); err != nil {
@@ -705,8 +721,8 @@ func (e *Endpoint) choose(h *handoffRun, list *wire.SessionList, id string) (wir
 		}
 		return p, e.checkParams(p)
 	case len(list.Sessions) == 1:
-		_, _ = h.fire(handoff.EvNoSession, "no session "+id)
-		return wire.SessionParams{}, fmt.Errorf("%w: no session %q (have %v)", ErrNothingToPull, id, ids)
+		return wire.SessionParams{}, h.failWith(handoff.EvNoSession, "no session "+id,
+			fmt.Errorf("%w: no session %q (have %v)", ErrNothingToPull, id, ids))
 	}
 	if _, err := h.fire(handoff.EvSeveralSessions, fmt.Sprintf("%d sessions: %v", len(ids), ids)); err != nil {
 		return wire.SessionParams{}, err
@@ -719,8 +735,7 @@ func (e *Endpoint) choose(h *handoffRun, list *wire.SessionList, id string) (wir
 			return p, e.checkParams(p)
 		}
 	}
-	_, _ = h.fire(handoff.EvNoSession, "no session chosen")
-	return wire.SessionParams{}, fmt.Errorf("%w: %v", ErrSeveralSessions, ids)
+	return wire.SessionParams{}, h.failWith(handoff.EvNoSession, "no session chosen", fmt.Errorf("%w: %v", ErrSeveralSessions, ids))
 }
 
 func (e *Endpoint) checkParams(p wire.SessionParams) error {
@@ -746,19 +761,21 @@ func (e *Endpoint) rollback(h *handoffRun, bConn *wire.Conn, sess *media.Session
 	if h.m.State() != handoff.ARollingBack {
 		// Failures before the table's rollback rows (ctx cancelled) still
 		// roll back; the table records it through its timeout row.
-		_, _ = h.fire(handoff.EvTimeout, "giving up: "+cause.Error())
+		if err := h.failWith(handoff.EvTimeout, "giving up: "+cause.Error(), nil); err != nil {
+			cause = errors.Join(cause, err)
+		}
 	}
 	err := bConn.Send(&wire.Resume{CallID: callID, Reason: wire.TrimReason(cause.Error())}, sendTimeout)
 	if err == nil {
 		var m wire.Message
 		m, err = recvWithin(bConn, e.timeouts.ResumeAck)
 		if _, ok := m.(*wire.ResumeAck); ok {
-			_, _ = h.fire(handoff.EvResumeAcked, "the call stays on the other device")
-			return fmt.Errorf("%w: rolled back: %w", ErrHandoffFailed, cause)
+			return h.failWith(handoff.EvResumeAcked, "the call stays on the other device",
+				fmt.Errorf("%w: rolled back: %w", ErrHandoffFailed, cause))
 		}
 	}
-	_, _ = h.fire(handoff.EvTimeout, "the other device did not confirm the resume")
-	return fmt.Errorf("%w: rollback not confirmed (%v) after: %w", ErrHandoffFailed, err, cause)
+	return h.failWith(handoff.EvTimeout, "the other device did not confirm the resume",
+		fmt.Errorf("%w: rollback not confirmed (%v) after: %w", ErrHandoffFailed, err, cause))
 }
 
 // waitFirstPacket waits until sess has received audio, and returns when
