@@ -94,6 +94,9 @@ type Config struct {
 	MediaTimeout time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// Clock runs the handoff timers (clock.go); nil = the wall clock.
+	// Tests use a fake one to fire a timer without waiting for it.
+	Clock Clock
 	// Policy decides session queries and pulls from other devices; nil =
 	// handoff.SameUser (only devices of the same user).
 	Policy handoff.Policy
@@ -147,6 +150,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
 	}
 	if c.Ptime == 0 {
 		c.Ptime = 20 * time.Millisecond
