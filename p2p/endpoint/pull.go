@@ -2,12 +2,12 @@ package endpoint
 
 import (
 	"context"
-	"log/slog"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -871,7 +871,6 @@ func (x *handoffExec) releaseB(tr handoff.Transition) (handoff.Event, string) {
 	return handoff.EventUnknown, ""
 }
 
-
 const dirPulled = "pulled"
 
 func (e *Endpoint) checkParams(p wire.SessionParams) error {
@@ -880,4 +879,3 @@ func (e *Endpoint) checkParams(p wire.SessionParams) error {
 	}
 	return nil
 }
-
