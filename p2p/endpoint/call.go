@@ -538,7 +538,7 @@ func (c *call) run() {
 			if c.sigLost && c.sess != nil {
 				last := c.sess.Stats().LastPacket
 				if last.IsZero() || c.e.cfg.Now().Sub(last) > c.e.cfg.MediaTimeout {
-					c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
+					c.onMediaTimeout() // handoff_peer.go: C's table ends the call
 				}
 			}
 		}

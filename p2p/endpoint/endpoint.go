@@ -94,6 +94,9 @@ type Config struct {
 	MediaTimeout time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
+	// Clock runs the handoff timers (clock.go); nil = the wall clock.
+	// Tests use a fake one to fire a timer without waiting for it.
+	Clock Clock
 	// Policy decides session queries and pulls from other devices; nil =
 	// handoff.SameUser (only devices of the same user).
 	Policy handoff.Policy
@@ -136,6 +139,9 @@ type Config struct {
 
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
+	// transitionHook, in tests, sees every event fed to a handoff machine
+	// and what the table made of it (handoff_exec.go).
+	transitionHook func(transition)
 }
 
 func (c *Config) setDefaults() error {
@@ -144,6 +150,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
 	}
 	if c.Ptime == 0 {
 		c.Ptime = 20 * time.Millisecond

@@ -304,10 +304,17 @@ func TestGrantChecksAtC(t *testing.T) {
 	stillUp(t, bob, id, "alice/desk")
 }
 
+// The desk's guard timer runs on a fake clock: the test moves it on
+// instead of waiting the guard's six seconds.
 func TestPullADiesBResumes(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
-	bob, desk, id := deskCall(t, n)
+	clk := newFakeClock()
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Clock = clk
+		}
+	})
 	var laptop *party
 	crashed := make(chan struct{})
 	laptop = n.start("alice", "laptop", fastTimeouts, func(c *Config) {
@@ -323,14 +330,16 @@ func TestPullADiesBResumes(t *testing.T) {
 	t.Logf("the crashed puller's handoff: %v %+v", err, h)
 	<-crashed
 	// The desk was muted at step 5; its guard timer resumes it.
-	eventually(t, "the desk's guard to resume audio", func() bool {
-		for _, ev := range drain(desk.events) {
-			if ev.Type == "handoff.resumed" {
-				return true
-			}
+	desk.next(t, "handoff.muted")
+	select {
+	case ev := <-desk.events:
+		if ev.Type == "handoff.resumed" {
+			t.Fatalf("the desk resumed before its guard fired: %+v", ev)
 		}
-		return false
-	})
+	default:
+	}
+	clk.Advance(desk.timeouts.Guard)
+	desk.next(t, "handoff.resumed")
 	t.Logf("bob: %+v", bob.mustCall(t, id))
 	stillUp(t, bob, id, "alice/desk")
 }

@@ -26,7 +26,15 @@ type handoffState struct {
 	b       *handoff.Machine
 	offered map[*wire.Conn]bool // connections that got this call's grant
 	winner  *wire.Conn          // the puller whose stop-audio won
-	bTimer  *time.Timer
+	bTimer  Timer               // the state's timer, on Config.Clock
+	// What B's handlers answer with: the request's connection and device,
+	// the parameters offered (SendSessionParams), a refusal (RefuseBusy,
+	// RefusePolicy with denied, the policy's reason).
+	from      *wire.Conn
+	requester *pki.Identity
+	params    wire.SessionParams
+	refusal   error
+	denied    string
 	// mutedAt is when B stopped its audio (step 5); unmuted says B has
 	// sent again since because C kept sending to it (see checkMute).
 	mutedAt time.Time
@@ -43,7 +51,16 @@ type handoffState struct {
 		remote netip.AddrPort
 	}
 	switches uint64 // media source switches seen when C's machine started
-	cTimer   *time.Timer
+	cTimer   Timer  // the state's timer, on Config.Clock
+	// What C's handlers act on: the device taking the call (SwitchPeerToA)
+	// and the peer's new address (UpdatePeerAddress).
+	pendingA struct {
+		id     pki.Identity
+		conn   *wire.Conn
+		signal string
+		remote netip.AddrPort
+	}
+	newAddr netip.AddrPort
 	// switchedAt is when C took A as its peer (step 7).
 	switchedAt time.Time
 
@@ -162,13 +179,6 @@ func (c *call) handoff() *handoffState {
 	return c.ho
 }
 
-func timerC(t *time.Timer) <-chan time.Time {
-	if t == nil {
-		return nil
-	}
-	return t.C
-}
-
 // bTimer and cTimer return the channels of the roles' timers (nil: none).
 func (c *call) bTimer() <-chan time.Time {
 	if c.ho == nil {
@@ -189,7 +199,9 @@ func (c *call) cTimer() <-chan time.Time {
 // leaving stops it, and a self-loop leaves it running (a stream of queries
 // must not keep B muted forever).
 func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, error) {
+	from := m.State()
 	tr, err := m.Fire(ev)
+	c.e.observe(m, from, ev, tr, err)
 	if err != nil {
 		return tr, err
 	}
@@ -206,8 +218,8 @@ func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, e
 		(*slot).Stop()
 		*slot = nil
 	}
-	if d, ok := c.e.timeouts.Deadline(m.State(), time.Now()); ok {
-		*slot = time.NewTimer(time.Until(d))
+	if tm := m.State().Timer(); tm != handoff.TimerNone {
+		*slot = c.e.cfg.Clock.NewTimer(c.e.timeouts.Duration(tm))
 	}
 	if m.Role() == handoff.RoleB && tr.To == handoff.BActive {
 		// Back to no handoff: the next round has its own pullers.
@@ -223,7 +235,7 @@ func (c *call) onBTimeout() {
 	h.bTimer = nil
 	if h.b != nil {
 		if tr, err := c.fire(h.b, handoff.EvTimeout); err == nil {
-			c.doB(tr, nil)
+			c.doB(tr)
 		}
 	}
 }
@@ -254,16 +266,27 @@ func (c *call) offer(requester pki.Identity, conn *wire.Conn) (wire.SessionParam
 	if h.b == nil || h.b.Done() {
 		h.b = handoff.NewMachine(handoff.RoleB)
 	}
+	h.from, h.requester, h.params, h.refusal = conn, &requester, wire.SessionParams{}, nil
 	tr, err := c.fire(h.b, handoff.EvQuery)
 	if err != nil {
 		return wire.SessionParams{}, err
 	}
-	if hasAction(tr, handoff.ActRefuseBusy) {
-		return wire.SessionParams{}, fmt.Errorf("%w: call %s is already being handed off", ErrBusy, c.id)
+	c.doB(tr)
+	if h.refusal != nil {
+		return wire.SessionParams{}, h.refusal
 	}
+	return h.params, nil
+}
+
+// sendSessionParams: step 3, the session's parameters and a grant signed
+// by this endpoint for C, to the device that asked.
+func (c *call) sendSessionParams(handoff.Transition) {
+	h := c.ho
+	requester, conn := *h.requester, h.from
 	grant, err := c.e.signGrant(c.id, requester, c.peer)
 	if err != nil {
-		return wire.SessionParams{}, err
+		h.refusal = err
+		return
 	}
 	p := wire.SessionParams{
 		CallID:     c.id,
@@ -286,9 +309,18 @@ func (c *call) offer(requester pki.Identity, conn *wire.Conn) (wire.SessionParam
 		}
 	}
 	h.offered[conn] = true
+	h.params = p
 	c.e.emit(Event{Type: "handoff.offered", CallID: c.id, Peer: requester.String(), Step: 3,
 		Detail: fmt.Sprintf("session parameters sent to %s", requester)})
-	return p, nil
+}
+
+// refuseBusy: this call is already being handed off to another device.
+func (c *call) refuseBusy(tr handoff.Transition) {
+	if tr.Event == handoff.EvQuery {
+		c.ho.refusal = fmt.Errorf("%w: call %s is already being handed off", ErrBusy, c.id)
+		return
+	}
+	c.ho.refusal = fmt.Errorf("%w: another device is already taking call %s", ErrBusy, c.id)
 }
 
 func (c *call) remoteMedia() netip.AddrPort {
@@ -298,22 +330,39 @@ func (c *call) remoteMedia() netip.AddrPort {
 	return ap
 }
 
+// denyQuery is B's side of a session query the policy refuses for this
+// call: the call is left out of the answer, so the requester learns
+// nothing about it (ActRefusePolicy).
+func (c *call) denyQuery(requester pki.Identity, reason string) error {
+	h := c.handoff()
+	if h.b == nil || h.b.Done() {
+		h.b = handoff.NewMachine(handoff.RoleB)
+	}
+	h.from, h.requester, h.denied = nil, &requester, reason
+	tr, err := c.fire(h.b, handoff.EvQueryDenied)
+	if err != nil {
+		return fmt.Errorf("%w: session query in %s", ErrBadState, h.b.State())
+	}
+	c.doB(tr)
+	return nil
+}
+
 // stopAudio handles a puller's stop-audio (step 5): the first one wins.
 func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 	h := c.handoff()
 	if h.b == nil || !h.offered[conn] {
 		return fmt.Errorf("%w: no session query for call %s on this connection", ErrBadState, c.id)
 	}
+	h.from, h.requester, h.refusal = conn, &from, nil
 	tr, err := c.fire(h.b, handoff.EvStopAudio)
 	if err != nil {
 		return fmt.Errorf("%w: stop-audio in %s", ErrBadState, h.b.State())
 	}
-	if hasAction(tr, handoff.ActRefuseBusy) {
-		return fmt.Errorf("%w: another device is already taking call %s", ErrBusy, c.id)
+	if !hasAction(tr, handoff.ActRefuseBusy) {
+		h.winner = conn
 	}
-	h.winner = conn
-	c.doB(tr, &from)
-	return nil
+	c.doB(tr)
+	return h.refusal
 }
 
 // resumeAudio handles a rollback from the winner.
@@ -322,11 +371,12 @@ func (c *call) resumeAudio(conn *wire.Conn) error {
 	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
 		return fmt.Errorf("%w: resume from a device that is not taking the call", ErrBadState)
 	}
+	h.from, h.requester = conn, nil
 	tr, err := c.fire(h.b, handoff.EvResume)
 	if err != nil {
 		return fmt.Errorf("%w: resume in %s", ErrBadState, h.b.State())
 	}
-	c.doB(tr, nil)
+	c.doB(tr)
 	return nil
 }
 
@@ -336,41 +386,104 @@ func (c *call) release(conn *wire.Conn, to pki.Identity) error {
 	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
 		return fmt.Errorf("%w: release from a device that is not taking the call", ErrBadState)
 	}
+	h.from, h.requester = conn, &to
 	tr, err := c.fire(h.b, handoff.EvRelease)
 	if err != nil {
 		return fmt.Errorf("%w: release in %s", ErrBadState, h.b.State())
 	}
-	c.doB(tr, &to)
+	c.doB(tr)
 	return nil
 }
 
-// doB carries out role B's actions.
-func (c *call) doB(tr handoff.Transition, peer *pki.Identity) {
+// callHandler carries out one action of role B or C on the call's
+// goroutine.
+type callHandler func(c *call, tr handoff.Transition)
+
+// bHandlers and cHandlers name the one handler of each action of roles B
+// and C (docs/handoff.md lists them).
+var bHandlers = map[handoff.Action]callHandler{
+	handoff.ActSendSessionParams: (*call).sendSessionParams,
+	handoff.ActRefusePolicy:      (*call).refusePolicy,
+	handoff.ActRefuseBusy:        (*call).refuseBusy,
+	handoff.ActStopAudioToC:      (*call).muteToC,
+	handoff.ActSendStopAck:       (*call).sendStopAck,
+	handoff.ActResumeAudio:       (*call).resumeToC,
+	handoff.ActSendResumeAck:     (*call).sendResumeAck,
+	handoff.ActReleaseCall:       (*call).releaseCall,
+}
+
+var cHandlers = map[handoff.Action]callHandler{
+	handoff.ActPlayA:             (*call).playA,
+	handoff.ActSwitchPeerToA:     (*call).switchPeerToA,
+	handoff.ActAcceptReestablish: (*call).acceptReestablish,
+	handoff.ActRefuseReestablish: (*call).refuseReestablish,
+	handoff.ActRevertToB:         (*call).revertToB,
+	handoff.ActUpdatePeerAddress: (*call).updatePeerAddress,
+	handoff.ActSendAddressAck:    (*call).sendAddressAck,
+	handoff.ActEndCall:           (*call).endByMediaTimeout,
+}
+
+// doB and doC carry out a transition's actions, each by its handler.
+func (c *call) doB(tr handoff.Transition) { c.do(bHandlers, tr) }
+func (c *call) doC(tr handoff.Transition) { c.do(cHandlers, tr) }
+
+func (c *call) do(handlers map[handoff.Action]callHandler, tr handoff.Transition) {
 	for _, a := range tr.Actions {
-		switch a {
-		case handoff.ActStopAudioToC:
-			c.sess.SetSending(false)
-			c.ho.mutedAt, c.ho.unmuted = time.Now(), false
-			c.startWatch()
-			c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
-			c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
-		case handoff.ActResumeAudio:
-			c.sess.SetSending(true)
-			c.log.Info("handoff rolled back: audio to the far party resumed")
-			c.e.emit(Event{Type: "handoff.resumed", CallID: c.id, Detail: "audio to " + c.peer.String() + " resumed (" + tr.Event.String() + ")"})
-		case handoff.ActReleaseCall:
-			who := "the other device"
-			if peer != nil {
-				who = peer.String()
-			}
-			c.log.Info("handoff: call released; nothing sent to the far party", "to", who, "step", 12)
-			// No Bye: C keeps the call with A. The connection to C is
-			// closed by finish, which C ignores since it is no longer
-			// its call's connection.
-			c.sigLost = true
-			c.end("handed off to "+who, "handed-off")
+		hd := handlers[a]
+		if hd == nil {
+			// TestHandlersCoverTables keeps this from happening.
+			c.log.Error("handoff: no handler for action", "action", a, "state", tr.To)
+			continue
 		}
+		hd(c, tr)
 	}
+}
+
+// refusePolicy: the policy refuses the requester this call; it is left
+// out of the answer.
+func (c *call) refusePolicy(handoff.Transition) {
+	who := c.ho.requester.String()
+	c.log.Info("session not offered: pull refused by policy", "requester", who, "reason", c.ho.denied)
+	c.e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: who, Detail: "pull: " + c.ho.denied})
+}
+
+// muteToC: step 5 at B, stop sending audio to C but keep the session.
+func (c *call) muteToC(handoff.Transition) {
+	c.sess.SetSending(false)
+	c.ho.mutedAt, c.ho.unmuted = time.Now(), false
+	c.startWatch()
+	c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
+	c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
+}
+
+// sendStopAck acknowledges the stop-audio to the puller.
+func (c *call) sendStopAck(handoff.Transition) {
+	_ = c.ho.from.Send(&wire.StopAck{CallID: c.id}, sendTimeout)
+}
+
+// resumeToC: the rollback (or B's guard), audio to C again.
+func (c *call) resumeToC(tr handoff.Transition) {
+	c.sess.SetSending(true)
+	c.log.Info("handoff rolled back: audio to the far party resumed")
+	c.e.emit(Event{Type: "handoff.resumed", CallID: c.id, Detail: "audio to " + c.peer.String() + " resumed (" + tr.Event.String() + ")"})
+}
+
+// sendResumeAck acknowledges the resume to the puller.
+func (c *call) sendResumeAck(handoff.Transition) {
+	_ = c.ho.from.Send(&wire.ResumeAck{CallID: c.id}, sendTimeout)
+}
+
+// releaseCall: step 12 at B, the call ends here silently.
+func (c *call) releaseCall(handoff.Transition) {
+	who := "the other device"
+	if c.ho.requester != nil {
+		who = c.ho.requester.String()
+	}
+	c.log.Info("handoff: call released; nothing sent to the far party", "to", who, "step", 12)
+	// No Bye: C keeps the call with A. The connection to C is closed by
+	// finish, which C ignores since it is no longer its call's connection.
+	c.sigLost = true
+	c.end("handed off to "+who, "handed-off")
 }
 
 // --- Role C ---------------------------------------------------------------
@@ -389,6 +502,7 @@ func (c *call) reestablish(conn *wire.Conn, from pki.Identity, m *wire.Reestabli
 		if tr, ferr := c.fire(h.c, handoff.EvBadGrant); ferr == nil {
 			c.doC(tr)
 		}
+		// serveReestablish sends the refusal, with this reason.
 		c.e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: from.String(), Detail: err.Error()})
 		return err
 	}
@@ -403,13 +517,11 @@ func (c *call) reestablish(conn *wire.Conn, from pki.Identity, m *wire.Reestabli
 			c.doC(tr)
 		}
 	}
+	h.pendingA.id, h.pendingA.conn, h.pendingA.signal, h.pendingA.remote = from, conn, m.SignalAddr, remote
 	tr, err := c.fire(h.c, handoff.EvReestablish)
 	if err != nil {
 		return fmt.Errorf("%w: reestablish in %s", ErrBadState, h.c.State())
 	}
-	h.prev.peer, h.prev.conn, h.prev.cert, h.prev.signal, h.prev.remote = c.peer, c.conn, c.peerCert, c.peerSignal, c.remoteMedia()
-	c.oldConns = append(c.oldConns, c.conn)
-	c.setPeer(from, conn, m.SignalAddr, remote)
 	c.doC(tr)
 	return nil
 }
@@ -429,38 +541,86 @@ func (c *call) setPeer(id pki.Identity, conn *wire.Conn, signal string, remote n
 	c.mu.Unlock()
 }
 
-// doC carries out role C's actions.
-func (c *call) doC(tr handoff.Transition) {
+// playA: step 4 at C, the media layer plays A's authenticated stream.
+func (c *call) playA(handoff.Transition) {
+	c.e.emit(Event{Type: "handoff.overlap", CallID: c.id, Step: 4, Detail: "playing the new device's authenticated stream"})
+}
+
+// switchPeerToA: step 7 at C, A (verified grant) is the media peer.
+func (c *call) switchPeerToA(handoff.Transition) {
 	h := c.ho
-	for _, a := range tr.Actions {
-		switch a {
-		case handoff.ActPlayA:
-			c.e.emit(Event{Type: "handoff.overlap", CallID: c.id, Step: 4, Detail: "playing the new device's authenticated stream"})
-		case handoff.ActSwitchPeerToA:
-			c.startReader(c.conn)
-			h.switchedAt = time.Now()
-			c.startWatch()
-			c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
-		case handoff.ActAcceptReestablish:
-			_ = c.conn.Send(&wire.ReestablishAck{CallID: c.id}, sendTimeout)
-			c.e.emit(Event{Type: "handoff.reestablished", CallID: c.id, Peer: c.peer.String(), Step: 7,
-				Detail: "call continues with " + c.peer.String() + " (was " + h.prev.peer.String() + ")"})
-		case handoff.ActRefuseReestablish:
-			c.log.Info("handoff: grant refused")
-		case handoff.ActRevertToB:
-			// A took the call but never told its new address: go back to
-			// B, whose guard timer resumes its audio.
-			c.log.Warn("handoff: new device silent after taking the call; back to the previous device", "to", h.prev.peer.String())
-			c.oldConns = append(c.oldConns, c.conn)
-			c.setPeer(h.prev.peer, h.prev.conn, h.prev.signal, h.prev.remote)
-			c.peerCert = h.prev.cert
-			c.e.emit(Event{Type: "handoff.reverted", CallID: c.id, Peer: c.peer.String(), Detail: "back to " + c.peer.String()})
-		case handoff.ActUpdatePeerAddress, handoff.ActSendAddressAck:
-			// Done by onNewAddress, which has the message.
-		case handoff.ActEndCall:
-			c.end("no media from any peer", "media-timeout")
-		}
+	a := h.pendingA
+	h.prev.peer, h.prev.conn, h.prev.cert, h.prev.signal, h.prev.remote = c.peer, c.conn, c.peerCert, c.peerSignal, c.remoteMedia()
+	c.oldConns = append(c.oldConns, c.conn)
+	c.setPeer(a.id, a.conn, a.signal, a.remote)
+	c.startReader(c.conn)
+	h.switchedAt = time.Now()
+	c.startWatch()
+	c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
+}
+
+// acceptReestablish answers A: accepted.
+func (c *call) acceptReestablish(handoff.Transition) {
+	_ = c.conn.Send(&wire.ReestablishAck{CallID: c.id}, sendTimeout)
+	c.e.emit(Event{Type: "handoff.reestablished", CallID: c.id, Peer: c.peer.String(), Step: 7,
+		Detail: "call continues with " + c.peer.String() + " (was " + c.ho.prev.peer.String() + ")"})
+}
+
+// refuseReestablish: the grant does not verify; the peer stays. The
+// refusal goes to the presenter from serveReestablish, with the reason.
+func (c *call) refuseReestablish(handoff.Transition) {
+	c.log.Info("handoff: grant refused")
+}
+
+// revertToB: A took the call but never told its new address: back to B,
+// whose guard timer (or its hearing C again) resumes its audio.
+func (c *call) revertToB(handoff.Transition) {
+	h := c.ho
+	c.log.Warn("handoff: new device silent after taking the call; back to the previous device", "to", h.prev.peer.String())
+	c.oldConns = append(c.oldConns, c.conn)
+	c.setPeer(h.prev.peer, h.prev.conn, h.prev.signal, h.prev.remote)
+	c.peerCert = h.prev.cert
+	c.e.emit(Event{Type: "handoff.reverted", CallID: c.id, Peer: c.peer.String(), Detail: "back to " + c.peer.String()})
+}
+
+// updatePeerAddress: step 11 at C (and mobility), send to the new address.
+func (c *call) updatePeerAddress(handoff.Transition) {
+	remote := c.ho.newAddr
+	c.aimMedia(c.sess, remote, c.conn, false)
+	c.mu.Lock()
+	c.info.RemoteMedia = remote.String()
+	c.mu.Unlock()
+}
+
+// sendAddressAck acknowledges the new address to the peer.
+func (c *call) sendAddressAck(handoff.Transition) {
+	_ = c.conn.Send(&wire.NewAddressAck{CallID: c.id}, sendTimeout)
+	c.log.Info("peer media moved", "to", c.ho.newAddr, "step", 11)
+	c.e.emit(Event{Type: "media.peer-moved", CallID: c.id, Peer: c.peer.String(), Step: 11, Detail: "sending to " + c.ho.newAddr.String()})
+	c.ho.switches = c.sess.Stats().SourceSwitches
+}
+
+// endByMediaTimeout: no audio from any peer for the media timeout.
+func (c *call) endByMediaTimeout(handoff.Transition) {
+	c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
+}
+
+// onMediaTimeout is the far party's own media timeout (the call's
+// watchdog: signaling lost and no audio from any peer for MediaTimeout).
+// It is C's table that ends the call; a C in the middle of a handoff has
+// no such row, which is logged as the disagreement it is, and the call
+// ends all the same: no peer is sending.
+func (c *call) onMediaTimeout() {
+	h := c.handoff()
+	if h.c == nil || h.c.Done() {
+		h.c = handoff.NewMachine(handoff.RoleC)
 	}
+	tr, err := c.fire(h.c, handoff.EvMediaTimeout)
+	if err != nil {
+		c.end(fmt.Sprintf("signaling lost and no media for %s", c.e.cfg.MediaTimeout), "media-timeout")
+		return
+	}
+	c.doC(tr)
 }
 
 // onNewAddress handles the peer's move (step 11, and mobility).
@@ -474,18 +634,13 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 	if h.c == nil || h.c.Done() {
 		h.c = handoff.NewMachine(handoff.RoleC)
 	}
-	if _, err := c.fire(h.c, handoff.EvNewAddress); err != nil {
+	h.newAddr = remote
+	tr, err := c.fire(h.c, handoff.EvNewAddress)
+	if err != nil {
 		_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 		return
 	}
-	c.aimMedia(c.sess, remote, c.conn, false)
-	c.mu.Lock()
-	c.info.RemoteMedia = remote.String()
-	c.mu.Unlock()
-	_ = c.conn.Send(&wire.NewAddressAck{CallID: c.id}, sendTimeout)
-	c.log.Info("peer media moved", "to", remote, "step", 11)
-	c.e.emit(Event{Type: "media.peer-moved", CallID: c.id, Peer: c.peer.String(), Step: 11, Detail: "sending to " + remote.String()})
-	h.switches = c.sess.Stats().SourceSwitches
+	c.doC(tr)
 }
 
 // verifyGrant checks B's grant for A (from): signed by the call's current
@@ -600,8 +755,9 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 			if err != nil {
 				reason = err.Error()
 			}
-			log.Info("session not offered: pull refused by policy", "call_id", c.id, "reason", reason)
-			e.emit(Event{Type: "handoff.refused", CallID: c.id, Peer: peer.String(), Detail: "pull: " + reason})
+			if err := c.exec(e.ctx, func() error { return c.denyQuery(peer, reason) }); err != nil {
+				log.Info("session not offered: pull refused by policy", "call_id", c.id, "reason", reason, "err", err)
+			}
 			continue
 		}
 		var p wire.SessionParams
@@ -632,18 +788,17 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 			// guard timer (A dies mid-handoff).
 			return
 		}
+		// Answers (StopAck, ResumeAck) come from the handlers of B's
+		// table; a refusal from here, with the handler's reason.
 		var id string
-		var reply wire.Message
 		var do func(c *call) error
 		switch m := m.(type) {
 		case *wire.StopAudio:
 			id = m.CallID
 			do = func(c *call) error { return c.stopAudio(wc, peer) }
-			reply = &wire.StopAck{CallID: id}
 		case *wire.Resume:
 			id = m.CallID
 			do = func(c *call) error { return c.resumeAudio(wc) }
-			reply = &wire.ResumeAck{CallID: id}
 		case *wire.Release:
 			id = m.CallID
 			do = func(c *call) error { return c.release(wc, peer) }
@@ -668,9 +823,6 @@ func (e *Endpoint) serveHandoff(wc *wire.Conn, peer pki.Identity, q *wire.Sessio
 			log.Info("handoff request refused", "type", m.Type(), "call_id", id, "err", err)
 			_ = wc.Send(&wire.Reject{CallID: id, Code: code, Reason: wire.TrimReason(err.Error())}, sendTimeout)
 			continue
-		}
-		if reply != nil {
-			_ = wc.Send(reply, sendTimeout)
 		}
 		if _, ok := m.(*wire.Release); ok {
 			return

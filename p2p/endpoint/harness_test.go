@@ -40,6 +40,9 @@ type network struct {
 	srv  *access.Server
 	addr string
 	pw   map[string]string
+	// transitions: every handoff event of this network's endpoints,
+	// checked against the tables when the test ends.
+	transitions *transitionLog
 }
 
 func newNetwork(t *testing.T) *network {
@@ -61,7 +64,9 @@ func newNetwork(t *testing.T) *network {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(sctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done; _ = srv.Close() })
-	n := &network{t: t, srv: srv, addr: ln.Addr().String(), pw: map[string]string{}}
+	n := &network{t: t, srv: srv, addr: ln.Addr().String(), pw: map[string]string{}, transitions: &transitionLog{}}
+	// Registered first, so it runs last: after every endpoint closed.
+	t.Cleanup(func() { checkTransitions(t.Errorf, n.transitions.snapshot()) })
 	for _, u := range []string{"alice", "bob", "carol", "mallory"} {
 		n.pw[u] = u + "-secret"
 		if err := srv.Users().AddUser(ctx, u, n.pw[u]); err != nil {
@@ -86,6 +91,8 @@ func (n *network) config(user, device string) Config {
 		SRTP:     true,
 		Codecs:   codecs.DefaultRegistry(),
 		Logger:   testLogger(n.t).With("ep", user+"/"+device),
+
+		transitionHook: n.transitions.record,
 	}
 }
 

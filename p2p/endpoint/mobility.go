@@ -2,10 +2,10 @@ package endpoint
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/media"
@@ -38,6 +38,19 @@ func checkBindable(ip netip.Addr) error {
 	return c.Close()
 }
 
+// rebindState is role M's mediaMove: the call's own media session, moved
+// to a new address (steps 8-11), each step on the call's goroutine.
+type rebindState struct {
+	ctx  context.Context
+	c    *call
+	ip   netip.Addr
+	peer string
+	ack  chan struct{}
+
+	remote    netip.AddrPort // the far party's media address
+	consented bool           // the far party's consent carries over
+}
+
 func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) error {
 	if !ip.IsValid() || ip.IsUnspecified() || ip.IsMulticast() {
 		return fmt.Errorf("%w: %q is not a unicast address", ErrInvalidTarget, ip)
@@ -58,92 +71,117 @@ func (e *Endpoint) rebind(ctx context.Context, h *handoffRun, ip netip.Addr) err
 	if c == nil {
 		return nil
 	}
-	ack := make(chan struct{}, 1)
-	var fresh *media.Session
-	var peer string
-	// The closure runs on the call's owner goroutine; it is waited for even
-	// if ctx ends, so it never runs on while the handoff is recorded.
-	err := c.exec(context.WithoutCancel(ctx), func() error {
+	// The steps run on the call's goroutine; each is waited for even if
+	// ctx ends, so none runs on while the handoff is recorded.
+	m := &rebindState{ctx: context.WithoutCancel(ctx), c: c, ip: ip, ack: make(chan struct{}, 1)}
+	err := c.exec(m.ctx, func() error {
 		if c.state != CallActive || c.sess == nil {
 			return fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
 		}
-		peer = c.peer.String()
-		h.set(func(i *HandoffInfo) { i.CallID, i.Peer = c.id, peer })
-		if _, err := h.fire(handoff.EvAddressChanged, fmt.Sprintf("address changed %s -> %s", old, ip)); err != nil {
-			return err
+		m.peer = c.peer.String()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.set(func(i *HandoffInfo) { i.CallID, i.Peer = c.id, m.peer })
+	x := e.newExec(h, mHandlers)
+	x.m, x.mv, x.callID = m, m, c.id
+	go func() {
+		// The far party's acknowledgement (call.go hands it over).
+		select {
+		case <-m.ack:
+			select {
+			case x.in <- x.newAddressAcked:
+			case <-x.quit:
+			}
+		case <-x.quit:
 		}
-		// Step 8: close the media session; nothing is sent to the peer.
-		oldAddr, remote := c.sess.LocalAddr(), c.remoteMedia()
+	}()
+	if err := x.run(handoff.EvAddressChanged, fmt.Sprintf("address changed %s -> %s", old, ip), e.cfg.Now()); err != nil {
+		return errors.Join(x.cause, err)
+	}
+	if x.cause != nil {
+		return x.cause
+	}
+	h.set(func(i *HandoffInfo) {
+		i.FirstAudioMS = float64(x.firstAudio.Sub(h.start).Microseconds()) / 1000
+		i.NewAddress = x.fresh.LocalAddr().String()
+	})
+	return nil
+}
+
+func (m *rebindState) closeOld() (string, error) {
+	var detail string
+	err := m.c.exec(m.ctx, func() error {
+		c := m.c
+		if c.state != CallActive || c.sess == nil {
+			return fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
+		}
+		oldAddr := c.sess.LocalAddr()
+		m.remote = c.remoteMedia()
 		// The peer's consent at its address carries over to the new
 		// session, which has not heard from it yet.
-		consented := c.sess.Stats().RemoteConfirmed
+		m.consented = c.sess.Stats().RemoteConfirmed
 		// The peer's stream goes on: the new session starts from its SRTP
 		// roll-over counter (RFC 3711 §3.3.1).
 		if roc, ok := c.sess.RemoteROC(); ok {
 			c.remoteROC = &roc
 		}
 		c.closeMedia()
-		if _, err := h.fire(handoff.EvMediaClosed, "media "+oldAddr.String()+" closed; no termination signal sent"); err != nil {
-			return err
-		}
-		// Step 9: a new address and port.
-		if err := c.openMedia(ctx, c.codec, netip.AddrPortFrom(ip, 0), c.recvKeys); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-			c.end("media lost: "+err.Error(), "failed")
-			return err
-		}
-		if _, err := h.fire(handoff.EvAddressAllocated, "media now on "+c.sess.LocalAddr().String()); err != nil {
-			return err
-		}
-		// Step 10: restart the audio there (still muted if another device
-		// is taking this call: B's mute survives the move).
-		c.aimMedia(c.sess, remote, c.conn, consented)
-		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted && !c.ho.unmuted {
-			c.sess.SetSending(false)
-		}
-		c.sess.Start()
-		if _, err := h.fire(handoff.EvAudioRestarted, fmt.Sprintf("audio restarted from %s (ssrc %08x)", c.sess.LocalAddr(), c.sess.SSRC())); err != nil {
-			return err
-		}
-		// Step 11: the new address, directly to the far party.
-		c.addrAck = ack
-		na := &wire.NewAddress{CallID: c.id, Media: wire.Media{Addr: c.sess.LocalAddr().String(), SSRC: c.sess.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)}}
-		if err := c.conn.Send(na, sendTimeout); err != nil {
-			return fmt.Errorf("%w: new address not delivered: %w", ErrUnreachable, err)
-		}
-		fresh = c.sess
+		detail = "media " + oldAddr.String() + " closed; no termination signal sent"
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	var step11 time.Time
-	select {
-	case <-ack:
-		step11 = e.cfg.Now()
-		if _, err := h.fireAt(handoff.EvNewAddressAcked, peer+" sends to "+fresh.LocalAddr().String(), step11); err != nil {
+	return detail, err
+}
+
+func (m *rebindState) openNew() (*media.Session, error) {
+	var sess *media.Session
+	err := m.c.exec(m.ctx, func() error {
+		c := m.c
+		if err := c.openMedia(m.ctx, c.codec, netip.AddrPortFrom(m.ip, 0), c.recvKeys); err != nil {
 			return err
 		}
-	case <-time.After(e.timeouts.AddressAck):
-		_, _ = h.fire(handoff.EvTimeout, "no acknowledgement of the new address; the call goes on")
-		return fmt.Errorf("%w: %s did not acknowledge the new address (the call goes on)", ErrUnreachable, peer)
-	}
-	// Step 12: the far party's audio on the new address.
-	first, err := waitFirstPacket(context.WithoutCancel(ctx), fresh, e.timeouts.NewAudio)
-	if err != nil {
-		_, _ = h.fire(handoff.EvTimeout, err.Error()+"; the call goes on")
-		return fmt.Errorf("%w: no audio on the new address yet (the peer may be silent; the call goes on): %w", ErrHandoffFailed, err)
-	}
-	at := first // it may land before the acknowledgement was read
-	if at.Before(step11) {
-		at = step11
-	}
-	if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+peer+" on "+fresh.LocalAddr().String(), at); err != nil {
-		return err
-	}
-	h.set(func(i *HandoffInfo) {
-		i.FirstAudioMS = float64(first.Sub(h.start).Microseconds()) / 1000
-		i.NewAddress = fresh.LocalAddr().String()
+		sess = c.sess
+		return nil
 	})
-	return nil
+	return sess, err
+}
+
+func (m *rebindState) startNew(sess *media.Session) {
+	_ = m.c.exec(m.ctx, func() error {
+		c := m.c
+		if c.sess != sess {
+			return nil // the call ended meanwhile
+		}
+		// Still muted if another device is taking this call: B's mute
+		// survives the move.
+		c.aimMedia(sess, m.remote, c.conn, m.consented)
+		if c.ho != nil && c.ho.b != nil && c.ho.b.State() == handoff.BMuted && !c.ho.unmuted {
+			sess.SetSending(false)
+		}
+		sess.Start()
+		return nil
+	})
+}
+
+func (m *rebindState) sendNewAddress(na *wire.NewAddress) error {
+	return m.c.exec(m.ctx, func() error {
+		m.c.addrAck = m.ack
+		return m.c.conn.Send(na, sendTimeout)
+	})
+}
+
+// endMovedCall: the new address never worked; the call ends here (the far
+// party ends it by its own media timeout).
+func (x *handoffExec) endMovedCall(handoff.Transition) (handoff.Event, string) {
+	c, reason := x.m.c, "media lost"
+	if x.cause != nil {
+		reason += ": " + x.cause.Error()
+	}
+	_ = c.exec(x.m.ctx, func() error {
+		c.end(reason, "failed")
+		return nil
+	})
+	return handoff.EventUnknown, ""
 }

@@ -7,11 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/p2p/pki"
@@ -111,7 +114,9 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		// A crashed endpoint (tests) does nothing more, like a dead one.
 		return handoff.Transition{}, ErrClosed
 	}
+	from := h.m.State()
 	tr, err := h.m.Fire(ev)
+	h.e.observe(h.m, from, ev, tr, err)
 	if err != nil {
 		// The code and the table disagree: a bug, reported as such.
 		return tr, fmt.Errorf("endpoint: handoff table: %w", err)
@@ -343,7 +348,51 @@ func randomSSRC(avoid ...uint32) uint32 {
 	}
 }
 
-func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (err error) {
+// pullState is what role A's handlers share during one pull: B and its
+// connection, the session parameters, the provisional media to C and the
+// connection to C (steps 2-12).
+type pullState struct {
+	ctx context.Context
+	req PullRequest
+	log *slog.Logger
+
+	b     pki.Identity
+	bAddr netip.AddrPort
+	bConn *wire.Conn
+	bRead *connReader
+	qid   string
+	list  *wire.SessionList
+
+	p     wire.SessionParams
+	peer  pki.Identity
+	cAddr netip.AddrPort
+	cDial chan dialResult
+	cConn *wire.Conn
+	cRead *connReader
+
+	codec      codecs.Codec
+	send, recv *media.Keys
+	peerMedia  netip.AddrPort
+	src        audio.Source
+	sink       audio.Sink
+	mcfg       media.Config
+	prov       *media.Session // the provisional session (steps 4-8)
+	provSSRC   uint32
+	consent    bool      // C confirmed the provisional session's address
+	firstHeard time.Time // C's first packet on any of A's sessions
+	stopAt     time.Time // step 5, on the clock: step 6 is measured from it
+
+	reserved  *bool // the call slot reserved for the pulled call
+	committed bool  // the call is this endpoint's (ReleaseB)
+	resumeErr error // why the rollback was not confirmed
+}
+
+type dialResult struct {
+	conn *wire.Conn
+	err  error
+}
+
+func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) error {
 	// A slot for the call is reserved now, so that an incoming call during
 	// the handoff cannot take it after B has been told to let go.
 	e.mu.Lock()
@@ -356,428 +405,477 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) (er
 		return fmt.Errorf("%w: %s is already in a call; hang up before pulling another", ErrBadState, e.id)
 	}
 	reserved := true
-	defer func() {
-		if reserved {
-			e.mu.Lock()
-			e.reserved--
-			e.mu.Unlock()
+	a := &pullState{ctx: ctx, req: req, log: e.log, reserved: &reserved}
+	x := e.newExec(h, aHandlers)
+	x.a, x.mv = a, a
+	// Step 6 is a timer measured from step 5 (the stop-audio), not from
+	// B's acknowledgement.
+	x.timerFor = func(tm handoff.Timer) time.Duration {
+		if tm == handoff.TimerNoAudio {
+			return e.timeouts.NoAudio - e.cfg.Clock.Now().Sub(a.stopAt)
 		}
-	}()
+		return e.timeouts.Duration(tm)
+	}
+	defer a.cleanup(e)
+
 	// Step 1: this endpoint logged in through the access server.
 	if _, err := h.fireAt(handoff.EvLoginDone, "logged in to "+e.cfg.Access, loginAt); err != nil {
 		return err
 	}
 	// Step 2: B's presence arrived with the login; only then the query.
 	b, bAddr, err := e.ownDevice(req.From)
+	a.b, a.bAddr = b, bAddr
 	h.set(func(i *HandoffInfo) { i.From = b.String() })
+	first, detail := handoff.EvPresenceB, fmt.Sprintf("%s is online at %s; session query sent directly to it", b, bAddr)
 	if err != nil {
-		if _, ferr := h.fire(handoff.EvTimeout, err.Error()); ferr != nil {
-			return ferr
-		}
-		return err
+		x.fail(err)
+		first, detail = handoff.EvTimeout, err.Error()
 	}
-	if _, err := h.fire(handoff.EvPresenceB, fmt.Sprintf("%s is online at %s; session query sent directly to it", b, bAddr)); err != nil {
-		return err
+	if err := x.run(first, detail, e.cfg.Now()); err != nil {
+		return errors.Join(x.cause, err)
 	}
-	bConn, list, err := e.query(ctx, b, bAddr)
-	if err != nil {
-		ev := handoff.EvTimeout
-		if errors.Is(err, ErrForbidden) {
-			ev = handoff.EvPolicyRefused
-		}
-		if _, ferr := h.fire(ev, err.Error()); ferr != nil {
-			return ferr
-		}
-		return err
+	switch h.m.State() {
+	case handoff.ADone:
+		return nil
+	case handoff.ARolledBack:
+		return fmt.Errorf("%w: rolled back: %w", ErrHandoffFailed, x.cause)
+	case handoff.ACallEnded:
+		return fmt.Errorf("%w: rollback not confirmed (%v) after: %w", ErrHandoffFailed, a.resumeErr, x.cause)
 	}
-	defer func() {
-		if bConn != nil {
-			_ = bConn.Close()
+	if x.cause == nil {
+		x.cause = fmt.Errorf("%w: ended in %s", ErrHandoffFailed, h.m.State())
+	}
+	return x.cause
+}
+
+// cleanup closes what the pull opened and did not hand to the call.
+func (a *pullState) cleanup(e *Endpoint) {
+	if *a.reserved {
+		e.mu.Lock()
+		e.reserved--
+		e.mu.Unlock()
+	}
+	if a.prov != nil {
+		_ = a.prov.Close()
+	}
+	if a.bConn != nil {
+		_ = a.bConn.Close()
+	}
+	if a.cDial != nil {
+		if r := <-a.cDial; r.conn != nil {
+			a.cConn = r.conn
+		}
+		a.cDial = nil
+	}
+	if !a.committed && a.cConn != nil {
+		_ = a.cConn.Close()
+	}
+}
+
+// connReader reads a peer's answers for the run: one message at a time,
+// each read started by want on its own goroutine and handed to the loop,
+// which maps it to an event for the state it is then in. No read is left
+// pending on C's connection when the call takes it over (the call reads it
+// from then on): reads start only where a state waits for an answer.
+type connReader struct {
+	x       *handoffExec
+	conn    *wire.Conn
+	pending bool
+	dead    bool
+	answer  func(s handoff.State, m wire.Message, err error) (handoff.Event, string, bool)
+}
+
+func (r *connReader) want() {
+	if r.pending || r.dead {
+		return
+	}
+	r.pending = true
+	go func() {
+		m, err := r.conn.Recv()
+		in := func(s handoff.State) (handoff.Event, string, time.Time, bool) {
+			r.pending = false
+			if err != nil {
+				r.dead = true
+			}
+			ev, detail, ok := r.answer(s, m, err)
+			return ev, detail, r.x.e.cfg.Now(), ok
+		}
+		select {
+		case r.x.in <- in:
+		case <-r.x.quit:
 		}
 	}()
+}
 
-	// Step 3: session parameters from B.
-	p, err := e.choose(h, list, req.SessionID)
+func errDetail(prefix string, err error) string {
 	if err != nil {
-		if h.m.State() == handoff.AStarting {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-		}
-		return err
+		return prefix + ": " + err.Error()
 	}
-	h.set(func(i *HandoffInfo) { i.CallID, i.Peer = p.CallID, p.Peer })
+	return prefix
+}
+
+// sendSessionQuery: step 2, the query goes directly to B.
+func (x *handoffExec) sendSessionQuery(handoff.Transition) (handoff.Event, string) {
+	a, e := x.a, x.e
+	conn, err := e.dial(a.ctx, a.b, a.bAddr)
+	if err != nil {
+		x.fail(err)
+		if errors.Is(err, ErrForbidden) {
+			return handoff.EvPolicyRefused, err.Error()
+		}
+		return handoff.EvTimeout, err.Error()
+	}
+	a.bConn = conn
+	a.qid = newCallID()
+	if err := conn.Send(&wire.SessionQuery{QueryID: a.qid}, sendTimeout); err != nil {
+		err = fmt.Errorf("%w: session query to %s: %w", ErrUnreachable, a.b, err)
+		x.fail(err)
+		return handoff.EvTimeout, err.Error()
+	}
+	a.bRead = &connReader{x: x, conn: conn, answer: x.answerFromB}
+	a.bRead.want()
+	return handoff.EventUnknown, ""
+}
+
+// answerFromB maps what B said to the event of the state A is in.
+func (x *handoffExec) answerFromB(s handoff.State, m wire.Message, rerr error) (handoff.Event, string, bool) {
+	a := x.a
+	switch s {
+	case handoff.AQuerying:
+		return x.sessionAnswer(m, rerr)
+	case handoff.AStopping:
+		switch m := m.(type) {
+		case *wire.StopAck:
+			return handoff.EvStopAcked, a.b.String() + " stopped sending audio to " + a.peer.String(), true
+		case *wire.Reject:
+			x.fail(fmt.Errorf("%w: %s refused to stop: %s %s", ErrHandoffFailed, a.b, m.Code, m.Reason))
+			return handoff.EvBusy, "stop-audio refused: " + m.Reason, true
+		}
+		return handoff.EvTimeout, errDetail("no acknowledgement from "+a.b.String(), rerr) + "; carrying on", true
+	case handoff.ARollingBack:
+		if _, ok := m.(*wire.ResumeAck); ok {
+			return handoff.EvResumeAcked, "the call stays on the other device", true
+		}
+		if _, ok := m.(*wire.StopAck); ok && rerr == nil {
+			a.bRead.want() // a late acknowledgement of the stop
+			return 0, "", false
+		}
+		a.resumeErr = errors.New(errDetail(fmt.Sprintf("%T instead of a resume acknowledgement", m), rerr))
+		return handoff.EvTimeout, "the other device did not confirm the resume", true
+	}
+	return 0, "", false
+}
+
+// sessionAnswer is step 3: B's session list, or its refusal.
+func (x *handoffExec) sessionAnswer(m wire.Message, rerr error) (handoff.Event, string, bool) {
+	a := x.a
+	if rerr != nil {
+		x.fail(fmt.Errorf("%w: %s did not answer the session query: %w", ErrUnreachable, a.b, rerr))
+		return handoff.EvTimeout, x.cause.Error(), true
+	}
+	switch m := m.(type) {
+	case *wire.SessionList:
+		if m.QueryID != a.qid {
+			x.fail(fmt.Errorf("%w: answer for another query", ErrUnreachable))
+			return handoff.EvTimeout, x.cause.Error(), true
+		}
+		a.list = m
+		var ids []string
+		for _, s := range m.Sessions {
+			ids = append(ids, s.CallID)
+		}
+		id := a.req.SessionID
+		switch {
+		case len(m.Sessions) == 0:
+			x.fail(fmt.Errorf("%w: the other device has no active session", ErrNothingToPull))
+			return handoff.EvNoSession, "the other device has no active session", true
+		case len(m.Sessions) == 1 && (id == "" || id == m.Sessions[0].CallID):
+			a.p = m.Sessions[0]
+			return handoff.EvSessionParams, fmt.Sprintf("session %s with %s, two-way audio, %s", a.p.CallID, a.p.Peer, a.p.Codec), true
+		case len(m.Sessions) == 1:
+			x.fail(fmt.Errorf("%w: no session %q (have %v)", ErrNothingToPull, id, ids))
+			return handoff.EvNoSession, "no session " + id, true
+		}
+		return handoff.EvSeveralSessions, fmt.Sprintf("%d sessions: %v", len(ids), ids), true
+	case *wire.Reject:
+		if m.Code == wire.CodeForbidden {
+			x.fail(fmt.Errorf("%w: %s: %s", ErrForbidden, a.b, m.Reason))
+			return handoff.EvPolicyRefused, x.cause.Error(), true
+		}
+		x.fail(fmt.Errorf("%w: %s refused: %s %s", ErrHandoffFailed, a.b, m.Code, m.Reason))
+		if m.Code == wire.CodeBusy {
+			return handoff.EvBusy, x.cause.Error(), true
+		}
+		return handoff.EvTimeout, x.cause.Error(), true
+	case *wire.Error:
+		x.fail(fmt.Errorf("%w: %s: %s %s", ErrHandoffFailed, a.b, m.Code, m.Message))
+		return handoff.EvTimeout, x.cause.Error(), true
+	}
+	x.fail(fmt.Errorf("%w: unexpected %s", ErrHandoffFailed, m.Type()))
+	return handoff.EvTimeout, x.cause.Error(), true
+}
+
+// chooseSession: step 3 with several sessions, the one the user asked for.
+func (x *handoffExec) chooseSession(handoff.Transition) (handoff.Event, string) {
+	a := x.a
+	var ids []string
+	for _, p := range a.list.Sessions {
+		ids = append(ids, p.CallID)
+		if p.CallID == a.req.SessionID {
+			a.p = p
+			return handoff.EvSessionChosen, fmt.Sprintf("session %s with %s, two-way audio, %s", p.CallID, p.Peer, p.Codec)
+		}
+	}
+	x.fail(fmt.Errorf("%w: %v", ErrSeveralSessions, ids))
+	return handoff.EvNoSession, "no session chosen"
+}
+
+// startAudioToC: step 4, provisional audio directly to C with B's keys and
+// a new SSRC; the connection to C for step 7 is dialled meanwhile.
+func (x *handoffExec) startAudioToC(handoff.Transition) (handoff.Event, string) {
+	a, e, p := x.a, x.e, x.a.p
+	failed := func(err error) (handoff.Event, string) {
+		x.fail(err)
+		return handoff.EvMediaFailed, err.Error()
+	}
+	if err := e.checkParams(p); err != nil {
+		return failed(err)
+	}
+	x.callID = p.CallID
+	x.h.set(func(i *HandoffInfo) { i.CallID, i.Peer = p.CallID, p.Peer })
 	peer, err := pki.ParseIdentity(p.Peer)
 	if err != nil {
-		return fmt.Errorf("%w: bad peer in session parameters: %w", ErrHandoffFailed, err)
+		return failed(fmt.Errorf("%w: bad peer in session parameters: %w", ErrHandoffFailed, err))
 	}
+	a.peer = peer
 	// Out-of-band signaling with C (step 7) needs a connection: open it
 	// now, in parallel, so step 7 costs one message.
-	cAddr, _ := netip.ParseAddrPort(p.PeerSignal)
-	type dialResult struct {
-		conn *wire.Conn
-		err  error
-	}
-	cDial := make(chan dialResult, 1)
+	a.cAddr, _ = netip.ParseAddrPort(p.PeerSignal)
+	a.cDial = make(chan dialResult, 1)
 	go func() {
-		conn, err := e.dial(ctx, peer, cAddr)
-		cDial <- dialResult{conn, err}
+		conn, err := e.dial(a.ctx, peer, a.cAddr)
+		a.cDial <- dialResult{conn, err}
 	}()
-	var cConn *wire.Conn
-	dialed := false // the dial result was taken from cDial
-	defer func() {
-		if cConn != nil && err != nil {
-			_ = cConn.Close()
-		}
-		if !dialed {
-			if r := <-cDial; r.conn != nil {
-				_ = r.conn.Close()
-			}
-		}
-	}()
-
-	// Step 4: A sends audio directly to C, with B's key and a new SSRC.
 	codec, ok := e.cfg.Codecs.Lookup(p.Codec)
 	if !ok {
-		_, _ = h.fire(handoff.EvMediaFailed, "codec "+p.Codec+" not supported here")
-		return fmt.Errorf("%w: codec %s not supported here", ErrNoCodec, p.Codec)
+		return failed(fmt.Errorf("%w: codec %s not supported here", ErrNoCodec, p.Codec))
 	}
-	var send, recv *media.Keys
+	a.codec = codec
 	if p.SendKey != nil {
 		s, err1 := media.KeysFromBytes(p.SendKey)
 		r, err2 := media.KeysFromBytes(p.RecvKey)
 		if err1 != nil || err2 != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, "bad keys")
-			return fmt.Errorf("%w: bad keys in session parameters", ErrHandoffFailed)
+			return failed(fmt.Errorf("%w: bad keys in session parameters", ErrHandoffFailed))
 		}
-		send, recv = &s, &r
+		a.send, a.recv = &s, &r
 	}
 	var peerROC *media.ROC
-	if recv != nil {
+	if a.recv != nil {
 		peerROC = &media.ROC{SSRC: p.PeerSSRC, ROC: p.PeerROC}
 	}
-	peerMedia, _ := netip.ParseAddrPort(p.PeerMedia)
-	src, sink := req.Options.Source, req.Options.Sink
-	if src == nil {
-		if src, err = e.newSource(p.CallID); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-			return err
+	a.peerMedia, _ = netip.ParseAddrPort(p.PeerMedia)
+	a.src, a.sink = a.req.Options.Source, a.req.Options.Sink
+	if a.src == nil {
+		if a.src, err = e.newSource(p.CallID); err != nil {
+			return failed(err)
 		}
 	}
-	if sink == nil {
-		if sink, err = e.newSink(p.CallID, p.Peer); err != nil {
-			_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-			return err
+	if a.sink == nil {
+		if a.sink, err = e.newSink(p.CallID, p.Peer); err != nil {
+			return failed(err)
 		}
 	}
-	mcfg := media.Config{
+	a.mcfg = media.Config{
 		Local: netip.AddrPortFrom(e.mediaAddr(), 0), Codec: codec, Ptime: e.cfg.Ptime,
 		SSRC:     randomSSRC(p.LocalSSRC, p.PeerSSRC),
-		SendKeys: send, RecvKeys: recv, LatchAuthenticated: true, RemoteROC: peerROC,
-		JitterDelay: e.cfg.JitterDelay, Source: src, Sink: sink, Logger: e.log,
+		SendKeys: a.send, RecvKeys: a.recv, LatchAuthenticated: true, RemoteROC: peerROC,
+		JitterDelay: e.cfg.JitterDelay, Source: a.src, Sink: a.sink, Logger: e.log,
 		Impairment: e.cfg.Impairment,
 	}
-	prov, err := media.Open(ctx, mcfg)
+	prov, err := media.Open(a.ctx, a.mcfg)
 	if err != nil {
-		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-		return fmt.Errorf("%w: provisional media: %w", ErrHandoffFailed, err)
+		return failed(fmt.Errorf("%w: provisional media: %w", ErrHandoffFailed, err))
 	}
-	provOpen := true
-	defer func() {
-		if provOpen {
-			_ = prov.Close()
-		}
-	}()
+	a.prov, a.provSSRC = prov, prov.SSRC()
 	// B, a device of this user on an authenticated connection, reports
 	// both of C's addresses; the media one is confirmed when it is on the
 	// IP this endpoint dials for C's signaling (mutually authenticated).
-	aimMedia(e.log, prov, peerMedia, cAddr.Addr(), false)
+	aimMedia(e.log, prov, a.peerMedia, a.cAddr.Addr(), false)
 	prov.Start()
-	if _, err := h.fire(handoff.EvAudioToCStarted, fmt.Sprintf("audio from %s (ssrc %08x) to %s at %s", prov.LocalAddr(), prov.SSRC(), peer, peerMedia)); err != nil {
-		return err
-	}
+	return handoff.EvAudioToCStarted, fmt.Sprintf("audio from %s (ssrc %08x) to %s at %s", prov.LocalAddr(), prov.SSRC(), peer, a.peerMedia)
+}
 
-	// Step 5: tell B directly to stop sending audio to C.
-	stopAt := time.Now()
-	if err := bConn.Send(&wire.StopAudio{CallID: p.CallID}, sendTimeout); err != nil {
-		e.log.Info("stop-audio not delivered; carrying on", "err", err)
+// sendStopAudio: step 5, B is told directly to stop its audio to C.
+func (x *handoffExec) sendStopAudio(handoff.Transition) (handoff.Event, string) {
+	a := x.a
+	a.stopAt = x.e.cfg.Clock.Now()
+	if err := a.bConn.Send(&wire.StopAudio{CallID: a.p.CallID}, sendTimeout); err != nil {
+		x.e.log.Info("stop-audio not delivered; carrying on", "err", err)
 	}
-	m, rerr := recvWithin(bConn, e.timeouts.StopAck)
-	switch m := m.(type) {
-	case *wire.StopAck:
-		if _, err := h.fire(handoff.EvStopAcked, b.String()+" stopped sending audio to "+peer.String()); err != nil {
-			return err
-		}
-	case *wire.Reject:
-		if _, err := h.fire(handoff.EvBusy, "stop-audio refused: "+m.Reason); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %s refused to stop: %s %s", ErrHandoffFailed, b, m.Code, m.Reason)
-	default:
-		detail := "no acknowledgement from " + b.String()
-		if rerr != nil {
-			detail += ": " + rerr.Error()
-		}
-		if _, err := h.fire(handoff.EvTimeout, detail+"; carrying on"); err != nil {
-			return err
-		}
-	}
+	a.bRead.want()
+	return handoff.EventUnknown, ""
+}
 
-	// Step 6: audio from C does not reach A (C still sends to B); the
-	// determination is a bounded timer from step 5.
-	// It is a few packet times: it runs to its end even if ctx ends, and
-	// step 7 then fails over to the rollback through the table.
-	if wait := time.Until(stopAt.Add(e.timeouts.NoAudio)); wait > 0 {
-		time.Sleep(wait)
-	}
-	if _, err := h.fire(handoff.EvTimeout, fmt.Sprintf("no audio from %s within %s of step 5 (%d packets)", peer, e.timeouts.NoAudio, prov.Stats().PacketsReceived)); err != nil {
-		return err
-	}
-
-	// Step 7: out-of-band signaling directly with C.
-	r := <-cDial
-	dialed = true
-	cConn = r.conn
+// sendReestablish: step 7, out-of-band signaling directly with C.
+func (x *handoffExec) sendReestablish(handoff.Transition) (handoff.Event, string) {
+	a, e := x.a, x.e
+	r := <-a.cDial
+	a.cDial = nil
+	a.cConn = r.conn
 	if r.err != nil {
-		if _, ferr := h.fire(handoff.EvTimeout, "cannot reach "+peer.String()+": "+r.err.Error()); ferr != nil {
-			return ferr
-		}
-		return e.rollback(h, bConn, prov, &provOpen, p.CallID, r.err)
+		x.fail(r.err)
+		return handoff.EvTimeout, "cannot reach " + a.peer.String() + ": " + r.err.Error()
 	}
-	re := &wire.Reestablish{CallID: p.CallID, SignalAddr: e.SignalAddr().String(),
-		Media: wire.Media{Addr: prov.LocalAddr().String(), SSRC: prov.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)},
-		Grant: p.Grant}
-	if err := cConn.Send(re, sendTimeout); err != nil {
-		_, _ = h.fire(handoff.EvTimeout, "reestablish not delivered: "+err.Error())
-		return e.rollback(h, bConn, prov, &provOpen, p.CallID, err)
+	re := &wire.Reestablish{CallID: a.p.CallID, SignalAddr: e.SignalAddr().String(),
+		Media: wire.Media{Addr: a.prov.LocalAddr().String(), SSRC: a.prov.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)},
+		Grant: a.p.Grant}
+	if err := a.cConn.Send(re, sendTimeout); err != nil {
+		x.fail(err)
+		return handoff.EvTimeout, "reestablish not delivered: " + err.Error()
 	}
-	m, rerr = recvWithin(cConn, e.timeouts.Answer)
-	switch m := m.(type) {
-	case *wire.ReestablishAck:
-		if _, err := h.fire(handoff.EvReestablishAccepted, peer.String()+" accepted this endpoint as its peer (grant verified)"); err != nil {
-			return err
-		}
-	case *wire.Reject:
-		if _, err := h.fire(handoff.EvReestablishRefused, m.Reason); err != nil {
-			return err
-		}
-		return e.rollback(h, bConn, prov, &provOpen, p.CallID, fmt.Errorf("%s refused: %s", peer, m.Reason))
-	default:
-		detail := "no answer from " + peer.String()
-		if rerr != nil {
-			detail += ": " + rerr.Error()
-		}
-		if _, err := h.fire(handoff.EvTimeout, detail); err != nil {
-			return err
-		}
-		return e.rollback(h, bConn, prov, &provOpen, p.CallID, errors.New(detail))
-	}
+	a.cRead = &connReader{x: x, conn: a.cConn, answer: x.answerFromC}
+	a.cRead.want()
+	return handoff.EventUnknown, ""
+}
 
-	// Step 8: close the provisional session, sending nothing to C.
-	firstHeard := prov.Stats().FirstPacket
-	if roc, ok := prov.RemoteROC(); ok && roc.SSRC == p.PeerSSRC {
-		mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
-	}
-	provAddr := prov.LocalAddr()
-	provConsent := prov.Stats().RemoteConfirmed
-	_ = prov.Close()
-	provOpen = false
-	if _, err := h.fire(handoff.EvMediaClosed, "provisional media "+provAddr.String()+" closed; no termination signal sent"); err != nil {
-		return err
-	}
-
-	// Step 9: a new IP address and port.
-	mcfg.SSRC = randomSSRC(p.LocalSSRC, p.PeerSSRC, prov.SSRC())
-	sess, err := media.Open(ctx, mcfg)
-	if err != nil {
-		_, _ = h.fire(handoff.EvMediaFailed, err.Error())
-		return e.rollback(h, bConn, nil, &provOpen, p.CallID, err)
-	}
-	sessOpen, committed := true, false
-	defer func() {
-		if sessOpen && !committed {
-			_ = sess.Close()
+// answerFromC maps what C said to the event of the state A is in.
+func (x *handoffExec) answerFromC(s handoff.State, m wire.Message, rerr error) (handoff.Event, string, bool) {
+	a := x.a
+	switch s {
+	case handoff.AReestablishing:
+		switch m := m.(type) {
+		case *wire.ReestablishAck:
+			return handoff.EvReestablishAccepted, a.peer.String() + " accepted this endpoint as its peer (grant verified)", true
+		case *wire.Reject:
+			x.fail(fmt.Errorf("%s refused: %s", a.peer, m.Reason))
+			return handoff.EvReestablishRefused, m.Reason, true
 		}
-	}()
-	if _, err := h.fire(handoff.EvAddressAllocated, "media now on "+sess.LocalAddr().String()); err != nil {
-		return err
+		detail := errDetail("no answer from "+a.peer.String(), rerr)
+		x.fail(errors.New(detail))
+		return handoff.EvTimeout, detail, true
+	case handoff.ANotifying:
+		if _, ok := m.(*wire.NewAddressAck); ok {
+			ev, detail, _, ok := x.newAddressAcked(s)
+			return ev, detail, ok
+		}
+		detail := errDetail(fmt.Sprintf("no acknowledgement of the new address from %s", a.peer), rerr)
+		x.fail(errors.New(detail))
+		return handoff.EvTimeout, detail, true
 	}
+	return 0, "", false
+}
 
-	// Step 10: restart the audio session there (new SSRC, RFC 3550 §8.2).
-	aimMedia(e.log, sess, peerMedia, signalIP(cConn), provConsent)
+// Steps 8-11 for A: the mediaMove of the provisional session.
+
+func (a *pullState) closeOld() (string, error) {
+	st := a.prov.Stats()
+	a.firstHeard = st.FirstPacket
+	a.consent = st.RemoteConfirmed
+	if roc, ok := a.prov.RemoteROC(); ok && roc.SSRC == a.p.PeerSSRC {
+		a.mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
+	}
+	addr := a.prov.LocalAddr()
+	_ = a.prov.Close()
+	a.prov = nil
+	return "provisional media " + addr.String() + " closed; no termination signal sent", nil
+}
+
+func (a *pullState) openNew() (*media.Session, error) {
+	a.mcfg.SSRC = randomSSRC(a.p.LocalSSRC, a.p.PeerSSRC, a.provSSRC)
+	return media.Open(a.ctx, a.mcfg)
+}
+
+func (a *pullState) startNew(sess *media.Session) {
+	aimMedia(a.log, sess, a.peerMedia, signalIP(a.cConn), a.consent)
 	sess.Start()
-	if _, err := h.fire(handoff.EvAudioRestarted, fmt.Sprintf("audio restarted from %s (ssrc %08x)", sess.LocalAddr(), sess.SSRC())); err != nil {
+}
+
+func (a *pullState) sendNewAddress(na *wire.NewAddress) error {
+	if err := a.cConn.Send(na, sendTimeout); err != nil {
 		return err
 	}
-
-	// Step 11: the new address, directly to C.
-	na := &wire.NewAddress{CallID: p.CallID, Media: wire.Media{Addr: sess.LocalAddr().String(), SSRC: sess.SSRC(), PtimeMS: int(e.cfg.Ptime / time.Millisecond)}}
-	if err := cConn.Send(na, sendTimeout); err != nil {
-		_, _ = h.fire(handoff.EvTimeout, "new address not delivered: "+err.Error())
-		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, err)
-	}
-	m, rerr = recvWithin(cConn, e.timeouts.AddressAck)
-	if _, ok := m.(*wire.NewAddressAck); !ok {
-		detail := fmt.Sprintf("no acknowledgement of the new address from %s", peer)
-		if rerr != nil {
-			detail += ": " + rerr.Error()
-		}
-		_, _ = h.fire(handoff.EvTimeout, detail)
-		return e.rollback(h, bConn, sess, &sessOpen, p.CallID, errors.New(detail))
-	}
-	step11 := e.cfg.Now()
-	if _, err := h.fireAt(handoff.EvNewAddressAcked, peer.String()+" sends to "+sess.LocalAddr().String(), step11); err != nil {
-		return err
-	}
-
-	// Step 12: audio from C on the new address; B is released silently.
-	// From here on C is with A for good (it has no way back to B), so the
-	// call stays here even if C's audio is late: rolling back now would
-	// leave C sending to a closed port.
-	first, waitErr := waitFirstPacket(ctx, sess, e.timeouts.NewAudio)
-	if waitErr != nil {
-		if _, err := h.fire(handoff.EvTimeout, "no audio from "+peer.String()+" on the new address yet; the call stays here"); err != nil {
-			return err
-		}
-	} else {
-		// The first packet may land before A has read C's acknowledgement:
-		// the step is complete when both happened.
-		at := first
-		if at.Before(step11) {
-			at = step11
-		}
-		if _, err := h.fireAt(handoff.EvAudioFromC, "audio from "+peer.String()+" on "+sess.LocalAddr().String()+"; "+b.String()+" released", at); err != nil {
-			return err
-		}
-		if firstHeard.IsZero() || first.Before(firstHeard) {
-			firstHeard = first
-		}
-	}
-	h.set(func(i *HandoffInfo) {
-		if !firstHeard.IsZero() {
-			i.FirstAudioMS = float64(firstHeard.Sub(h.start).Microseconds()) / 1000
-		}
-		i.NewAddress = sess.LocalAddr().String()
-	})
-
-	// The call is now this endpoint's: it takes the slot reserved at the
-	// start, then B is released.
-	c := e.newCall(p.CallID, dirPulled, peer, cConn)
-	c.codec, c.sess, c.live, c.sink, c.src = codec, sess, sess, sink, src
-	c.sendKeys, c.recvKeys = send, recv
-	c.peerSignal = p.PeerSignal
-	c.state = CallActive
-	now := e.cfg.Now()
-	c.info.Codec = codec.Descriptor().Name
-	c.info.SRTP = send != nil
-	c.info.LocalMedia = sess.LocalAddr().String()
-	c.info.RemoteMedia = peerMedia.String()
-	c.info.Answered = &now
-	c.info.State = CallActive.String()
-	if err := e.registerReserved(c, &reserved); err != nil {
-		// Only a closing endpoint gets here; C then ends on its own.
-		return err
-	}
-	committed = true
-	c.start()
-	if err := bConn.Send(&wire.Release{CallID: p.CallID}, sendTimeout); err != nil {
-		// B's guard timer would resume it: say so loudly, the call is on A.
-		e.log.Warn("release not delivered to the other device", "device", b.String(), "err", err)
-	}
-	e.emit(Event{Type: "call.active", CallID: c.id, Peer: peer.String(), State: "active", Detail: "pulled from " + b.String()})
+	a.cRead.want()
 	return nil
 }
 
-const dirPulled = "pulled"
-
-// choose picks the session to pull (step 3).
-func (e *Endpoint) choose(h *handoffRun, list *wire.SessionList, id string) (wire.SessionParams, error) {
-	var ids []string
-	for _, s := range list.Sessions {
-		ids = append(ids, s.CallID)
+// stopProvisional: A stops its own audio to C (a failure or a rollback):
+// whichever of its sessions is open and not yet the call's closes.
+func (x *handoffExec) stopProvisional(handoff.Transition) (handoff.Event, string) {
+	a := x.a
+	if a.prov != nil {
+		_ = a.prov.Close()
+		a.prov = nil
 	}
-	switch {
-	case len(list.Sessions) == 0:
-		_, _ = h.fire(handoff.EvNoSession, "the other device has no active session")
-		return wire.SessionParams{}, fmt.Errorf("%w: the other device has no active session", ErrNothingToPull)
-	case len(list.Sessions) == 1 && (id == "" || id == list.Sessions[0].CallID):
-		p := list.Sessions[0]
-		if _, err := h.fire(handoff.EvSessionParams, fmt.Sprintf("session %s with %s, two-way audio, %s", p.CallID, p.Peer, p.Codec)); err != nil {
-			return wire.SessionParams{}, err
-		}
-		return p, e.checkParams(p)
-	case len(list.Sessions) == 1:
-		_, _ = h.fire(handoff.EvNoSession, "no session "+id)
-		return wire.SessionParams{}, fmt.Errorf("%w: no session %q (have %v)", ErrNothingToPull, id, ids)
+	if x.fresh != nil && !a.committed {
+		_ = x.fresh.Close()
+		x.fresh = nil
 	}
-	if _, err := h.fire(handoff.EvSeveralSessions, fmt.Sprintf("%d sessions: %v", len(ids), ids)); err != nil {
-		return wire.SessionParams{}, err
-	}
-	for _, p := range list.Sessions {
-		if p.CallID == id {
-			if _, err := h.fire(handoff.EvSessionChosen, fmt.Sprintf("session %s with %s, two-way audio, %s", p.CallID, p.Peer, p.Codec)); err != nil {
-				return wire.SessionParams{}, err
-			}
-			return p, e.checkParams(p)
-		}
-	}
-	_, _ = h.fire(handoff.EvNoSession, "no session chosen")
-	return wire.SessionParams{}, fmt.Errorf("%w: %v", ErrSeveralSessions, ids)
+	return handoff.EventUnknown, ""
 }
+
+// sendResume: the rollback, B is told to resume its audio to C.
+func (x *handoffExec) sendResume(handoff.Transition) (handoff.Event, string) {
+	a := x.a
+	reason := "rollback"
+	if x.cause != nil {
+		reason = x.cause.Error()
+	}
+	if err := a.bConn.Send(&wire.Resume{CallID: a.p.CallID, Reason: wire.TrimReason(reason)}, sendTimeout); err != nil {
+		a.resumeErr = err
+		return handoff.EvTimeout, "the other device did not confirm the resume"
+	}
+	a.bRead.want()
+	return handoff.EventUnknown, ""
+}
+
+// releaseB: step 12, the call is this endpoint's; B is released silently.
+func (x *handoffExec) releaseB(tr handoff.Transition) (handoff.Event, string) {
+	a, e, p, sess := x.a, x.e, x.a.p, x.fresh
+	firstHeard := a.firstHeard
+	if !x.firstAudio.IsZero() && (firstHeard.IsZero() || x.firstAudio.Before(firstHeard)) {
+		firstHeard = x.firstAudio
+	}
+	x.h.set(func(i *HandoffInfo) {
+		if !firstHeard.IsZero() {
+			i.FirstAudioMS = float64(firstHeard.Sub(x.h.start).Microseconds()) / 1000
+		}
+		i.NewAddress = sess.LocalAddr().String()
+	})
+	// The call takes the slot reserved at the start, then B is released.
+	// From here on C is with A for good (it has no way back to B), so the
+	// call stays here even if C's audio is late (AWaitAudio + Timeout).
+	c := e.newCall(p.CallID, dirPulled, a.peer, a.cConn)
+	c.codec, c.sess, c.live, c.sink, c.src = a.codec, sess, sess, a.sink, a.src
+	c.sendKeys, c.recvKeys = a.send, a.recv
+	c.peerSignal = p.PeerSignal
+	c.state = CallActive
+	now := e.cfg.Now()
+	c.info.Codec = a.codec.Descriptor().Name
+	c.info.SRTP = a.send != nil
+	c.info.LocalMedia = sess.LocalAddr().String()
+	c.info.RemoteMedia = a.peerMedia.String()
+	c.info.Answered = &now
+	c.info.State = CallActive.String()
+	if err := e.registerReserved(c, a.reserved); err != nil {
+		// Only a closing endpoint gets here; C then ends on its own.
+		x.fatal = err
+		return handoff.EventUnknown, ""
+	}
+	a.committed = true
+	c.start()
+	if err := a.bConn.Send(&wire.Release{CallID: p.CallID}, sendTimeout); err != nil {
+		// B's guard timer would resume it: say so loudly, the call is on A.
+		e.log.Warn("release not delivered to the other device", "device", a.b.String(), "err", err)
+	}
+	e.emit(Event{Type: "call.active", CallID: c.id, Peer: a.peer.String(), State: "active", Detail: "pulled from " + a.b.String()})
+	return handoff.EventUnknown, ""
+}
+
+const dirPulled = "pulled"
 
 func (e *Endpoint) checkParams(p wire.SessionParams) error {
 	if p.Grant.To != e.id.String() {
 		return fmt.Errorf("%w: the grant is for %s", ErrHandoffFailed, p.Grant.To)
 	}
 	return nil
-}
-
-// rollback undoes a handoff after B may have muted: A stops its audio and
-// tells B to resume, so the call stays on B and C is never dropped.
-func (e *Endpoint) rollback(h *handoffRun, bConn *wire.Conn, sess *media.Session, open *bool, callID string, cause error) error {
-	if sess != nil && *open {
-		_ = sess.Close()
-		*open = false
-	}
-	e.mu.Lock()
-	dead := e.crashed
-	e.mu.Unlock()
-	if dead {
-		return fmt.Errorf("%w: %w", ErrClosed, cause)
-	}
-	if h.m.State() != handoff.ARollingBack {
-		// Failures before the table's rollback rows (ctx cancelled) still
-		// roll back; the table records it through its timeout row.
-		_, _ = h.fire(handoff.EvTimeout, "giving up: "+cause.Error())
-	}
-	err := bConn.Send(&wire.Resume{CallID: callID, Reason: wire.TrimReason(cause.Error())}, sendTimeout)
-	if err == nil {
-		var m wire.Message
-		m, err = recvWithin(bConn, e.timeouts.ResumeAck)
-		if _, ok := m.(*wire.ResumeAck); ok {
-			_, _ = h.fire(handoff.EvResumeAcked, "the call stays on the other device")
-			return fmt.Errorf("%w: rolled back: %w", ErrHandoffFailed, cause)
-		}
-	}
-	_, _ = h.fire(handoff.EvTimeout, "the other device did not confirm the resume")
-	return fmt.Errorf("%w: rollback not confirmed (%v) after: %w", ErrHandoffFailed, err, cause)
-}
-
-// waitFirstPacket waits until sess has received audio, and returns when
-// the first packet arrived.
-func waitFirstPacket(ctx context.Context, sess *media.Session, timeout time.Duration) (time.Time, error) {
-	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for {
-		if st := sess.Stats(); st.PacketsReceived > 0 {
-			return st.FirstPacket, nil
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("no audio within %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-t.C:
-		}
-	}
 }

@@ -114,7 +114,12 @@ func TestPullKeepsItsSlot(t *testing.T) {
 func TestGuardSurvivesPeerMove(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
-	bob, desk, id := deskCall(t, n)
+	clk := newFakeClock() // the desk's guard: moved on, not waited for
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Clock = clk
+		}
+	})
 	evil := n.rawLogin(t, "alice", "tablet")
 	qc := n.rawQuery(t, evil, desk)
 	recvAny(t, qc)
@@ -127,6 +132,7 @@ func TestGuardSurvivesPeerMove(t *testing.T) {
 	desk.next(t, "handoff.muted")
 	go func() { _, _ = bob.Rebind(context.Background(), bob.mediaAddr()) }()
 	desk.next(t, "media.peer-moved")
+	clk.Advance(desk.timeouts.Guard)
 	desk.next(t, "handoff.resumed") // the guard fired
 	stillUp(t, bob, id, "alice/desk")
 }

@@ -40,7 +40,6 @@ const (
 
 	// C.
 	ActPlayA
-	ActPlayB
 	ActSwitchPeerToA
 	ActAcceptReestablish
 	ActRefuseReestablish
@@ -98,8 +97,6 @@ func (a Action) info() actionInfo {
 		return actionInfo{"ReleaseCall", "Drop the call locally and silently: no message to C, whose call goes on with A."}
 	case ActPlayA:
 		return actionInfo{"PlayA", "Play A's authenticated stream instead of B's: exactly one source plays."}
-	case ActPlayB:
-		return actionInfo{"PlayB", "Play B's stream again."}
 	case ActSwitchPeerToA:
 		return actionInfo{"SwitchPeerToA", "Make A the media peer: send audio to A's address and play A."}
 	case ActAcceptReestablish:

@@ -115,7 +115,7 @@ func (e Event) info() eventInfo {
 	case EvAudioFromA:
 		return eventInfo{"AudioFromA", "A's first provisional RTP packet arrived and authenticated with the session's media keys."}
 	case EvAStreamLost:
-		return eventInfo{"AStreamLost", "A's provisional stream stopped arriving."}
+		return eventInfo{"AStreamLost", "No audio from anyone for a few packet times after C took A as its media peer (step 7)."}
 	case EvReestablish:
 		return eventInfo{"Reestablish", "Re-establish from A over signaling with a grant that verifies: signed by B, fresh, never seen before."}
 	case EvBadGrant:

@@ -106,7 +106,11 @@ func tableB() []Row {
 	}
 }
 
-// tableC is the far party. It only ever changes its media peer on a grant
+// tableC is the far party. It notices A's provisional stream (COverlap)
+// when A's re-establish arrives: the media layer has switched playout to
+// A's authenticated stream by then, and plays B again by itself when A's
+// stream stops before step 7, so C's machine has nothing to do about a
+// provisional stream that goes away. It only ever changes its media peer on a grant
 // that verifies, and it leaves CActive for CCallEnded only when no peer at
 // all has sent audio for the media timeout: C is never dropped by a
 // handoff.
@@ -119,7 +123,6 @@ func tableC() []Row {
 		{CActive, EvMediaTimeout, CCallEnded, do(ActEndCall), 0, "every peer silent: call ended by C's own timeout"},
 		{COverlap, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "out-of-band, grant verified"},
 		{COverlap, EvBadGrant, COverlap, do(ActRefuseReestablish), 0, "forged or replayed: stay with B"},
-		{COverlap, EvAStreamLost, CActive, do(ActPlayB), 0, "A rolled back or died: B resumes"},
 		{CSwitched, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "the call goes on with A"},
 		{CSwitched, EvBadGrant, CSwitched, do(ActRefuseReestablish), 0, "forged or replayed: ignore"},
 		{CSwitched, EvTimeout, CActive, do(ActRevertToB), 0, "A failed after step 7: back to B, whose guard resumes it"},

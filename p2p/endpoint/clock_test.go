@@ -1,0 +1,170 @@
+package endpoint
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+)
+
+// fakeClock is a Clock whose timers fire only when the test moves it on
+// (Advance), so a test of a ten-second timer takes no ten seconds.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	timers  []*fakeTimer
+	created chan time.Duration // every NewTimer's duration, for waitTimer
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Now(), created: make(chan time.Duration, 1024)}
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	ch   chan time.Time
+	done bool // fired or stopped
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	c.timers = append(c.timers, t)
+	c.mu.Unlock()
+	select {
+	case c.created <- d:
+	default:
+	}
+	return t
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time { return c.NewTimer(d).C() }
+
+// Advance moves the clock on by d and fires every timer now due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	live := c.timers[:0]
+	for _, t := range c.timers {
+		if t.done {
+			continue
+		}
+		if t.at.After(c.now) {
+			live = append(live, t)
+			continue
+		}
+		t.done = true
+		t.ch <- c.now
+	}
+	c.timers = live
+}
+
+// waitTimer waits until a timer of duration d has been started.
+func (c *fakeClock) waitTimer(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case got := <-c.created:
+			if got == d {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s timer was started within %s", d, wait)
+		}
+	}
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.ch }
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+func TestFakeClock(t *testing.T) {
+	t.Parallel()
+	c := newFakeClock()
+	a, b := c.NewTimer(time.Second), c.NewTimer(time.Hour)
+	c.Advance(999 * time.Millisecond)
+	select {
+	case <-a.C():
+		t.Fatal("fired early")
+	default:
+	}
+	c.Advance(time.Millisecond)
+	<-a.C()
+	if !b.Stop() || b.Stop() {
+		t.Error("Stop of a live timer, then of a stopped one")
+	}
+	c.Advance(2 * time.Hour)
+	select {
+	case <-b.C():
+		t.Fatal("a stopped timer fired")
+	default:
+	}
+}
+
+// TestStepSixIsAClockTimer: claim step 6 is the NoAudio timer of A's
+// ACheckingAudio state, on the endpoint's clock. With NoAudio an hour
+// long the pull waits at step 6 until the clock is moved on by an hour,
+// then completes at once: no wall-clock hour passes.
+func TestStepSixIsAClockTimer(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, _, id := deskCall(t, n)
+	clk := newFakeClock()
+	const hour = time.Hour
+	laptop := n.start("alice", "laptop", fastTimeouts, func(c *Config) {
+		c.Clock = clk
+		c.Timeouts.NoAudio = hour
+		c.Timeouts.Guard, c.Timeouts.Offer = 3*hour, 4*hour
+	})
+	laptop.waitOnline(t, "alice/desk")
+	type result struct {
+		h   HandoffInfo
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+		done <- result{h, err}
+	}()
+	clk.waitTimer(t, hour)
+	select {
+	case r := <-done:
+		t.Fatalf("the pull went past step 6 before its timer fired: %v %+v", r.err, r.h)
+	case <-time.After(100 * time.Millisecond):
+	}
+	start := time.Now()
+	clk.Advance(hour)
+	r := <-done
+	if r.err != nil || r.h.State != "done" {
+		t.Fatalf("pull: %v %+v", r.err, r.h)
+	}
+	t.Logf("pull completed %s after the clock moved on by %s", time.Since(start), hour)
+	var six StepInfo
+	for _, s := range r.h.Steps {
+		if s.Step == 6 {
+			six = s
+		}
+	}
+	if six.Step != 6 || !contains(six.Detail, "within 1h0m0s of step 5") {
+		t.Errorf("step 6: %+v", six)
+	}
+	stillUp(t, bob, id, "alice/laptop")
+	_ = handoff.TimerNoAudio
+}
