@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,9 +75,9 @@ func TestBenchRelay(t *testing.T) {
 				default:
 					t.Fatalf("BATON_BENCH_RELAY_SYSTEMS: unknown system %q", sys)
 				}
-				t.Logf("RESULT %-9s %-9s calls %5d: loss phone->p2p %.4f%% p2p->phone %.4f%% (%d/%d frames lost), CPU %.2f µs/packet (%.0f%% of a core), RSS %.1f KiB/call%s, generator CPU %.0f%%, load %s",
+				t.Logf("RESULT %-9s %-9s calls %5d: loss phone->p2p %.4f%% p2p->phone %.4f%% (%d/%d frames lost), CPU %.2f µs/packet (%.0f%% of a core), RSS %.1f KiB/call%s, generator CPU %.0f%% (send lateness p99 %v max %v), load %s",
 					sys, mode, n, 100*r.lossAB(), 100*r.lossBA(), r.sentAB-r.gotAB+r.sentBA-r.gotBA, r.sentAB+r.sentBA,
-					r.usPerPacket(), 100*r.cpu.Seconds()/r.wall.Seconds(), r.rssPerCall/1024, r.extra, 100*r.genCPU.Seconds()/r.wall.Seconds(), r.load)
+					r.usPerPacket(), 100*r.cpu.Seconds()/r.wall.Seconds(), r.rssPerCall/1024, r.extra, 100*r.genCPU.Seconds()/r.wall.Seconds(), r.late99.Round(100*time.Microsecond), r.lateMax.Round(100*time.Microsecond), r.load)
 			}
 		}
 	}
@@ -88,6 +89,7 @@ func TestBenchRelay(t *testing.T) {
 type relayResult struct {
 	sentAB, gotAB, sentBA, gotBA int64
 	cpu, genCPU, wall            time.Duration
+	late99, lateMax              time.Duration // the generator's own send lateness per 1 ms slot
 	rssPerCall                   float64
 	extra, load                  string
 }
@@ -115,7 +117,11 @@ func runBatonRelay(t *testing.T, n int, mode string, secs int) relayResult {
 	t.Helper()
 	g := newRelayGen(t, n, mode)
 	defer g.close()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRelayBenchHost$", "-test.count=1")
+	args := []string{"-test.run=^TestRelayBenchHost$", "-test.count=1"}
+	if dir := os.Getenv("BATON_BENCH_RELAY_PROFILE"); dir != "" {
+		args = append(args, "-test.cpuprofile="+filepath.Join(dir, fmt.Sprintf("host-%s-%d.prof", mode, n)))
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "BATON_RELAY_HOST=1", "BATON_RELAY_N="+strconv.Itoa(n), "BATON_RELAY_MODE="+mode,
 		"BATON_RELAY_A="+g.addrA().String(), "BATON_RELAY_B="+g.addrB().String())
 	stdin, err := cmd.StdinPipe()
@@ -568,6 +574,7 @@ func (g *relayGen) run(t *testing.T, pid, secs int) relayResult {
 	g.k1.Store(int64(warm + 50*secs))
 	start := time.Now()
 	const slots = 20 // 1 ms slots: the calls' packets spread over the 20 ms
+	var lateness []time.Duration
 	for k := range total {
 		if k == warm {
 			g.k0.Store(int64(k))
@@ -577,6 +584,9 @@ func (g *relayGen) run(t *testing.T, pid, secs int) relayResult {
 			due := start.Add(time.Duration(k)*20*time.Millisecond + time.Duration(s)*time.Millisecond)
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
+			}
+			if k >= warm && k < warm+50*secs {
+				lateness = append(lateness, time.Since(due))
 			}
 			for i := s; i < g.n; i += slots {
 				inWin := k >= warm && k < warm+50*secs
@@ -599,7 +609,12 @@ func (g *relayGen) run(t *testing.T, pid, secs int) relayResult {
 		gotAB += g.gotAB[i].Load()
 		gotBA += g.gotBA[i].Load()
 	}
-	return relayResult{sentAB: sentAB, gotAB: gotAB, sentBA: sentBA, gotBA: gotBA, cpu: cpu, genCPU: gen, wall: wall, load: benchLoad()}
+	slices.Sort(lateness)
+	r := relayResult{sentAB: sentAB, gotAB: gotAB, sentBA: sentBA, gotBA: gotBA, cpu: cpu, genCPU: gen, wall: wall, load: benchLoad()}
+	if len(lateness) > 0 {
+		r.late99, r.lateMax = lateness[len(lateness)*99/100], lateness[len(lateness)-1]
+	}
+	return r
 }
 
 // recv counts the marked frames of the window arriving on c.
