@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps tidy vet unit demo bench bench-gateway fuzz generate fmt clean tools generate-proto check-proto
+.PHONY: all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -37,6 +37,11 @@ bench:
 # needs sipp and kamailio; see docs/benchmarks.md for the knobs.
 bench-gateway:
 	BATON_BENCH_GATEWAY=1 $(GO) test -run='^TestBenchGatewayCPS$$' -count=1 -v -timeout 30m ./cmd/baton
+
+# Relayed G.711 calls through the gateway's relay next to rtpengine-daemon
+# (userspace); needs rtpengine; see docs/benchmarks.md for the knobs.
+bench-relay:
+	BATON_BENCH_RELAY=1 $(GO) test -run='^TestBenchRelay$$' -count=1 -v -timeout 60m ./gateway
 
 # A short run of every fuzz target (each FUZZTIME).
 FUZZTIME ?= 20s

@@ -51,6 +51,9 @@ type LegInfo struct {
 	Malformed   uint64 `json:"malformed"`
 	WrongPT     uint64 `json:"wrong_payload_type"`
 	Events      uint64 `json:"telephone_events"`
+	// Relayed counts frames passed between the SIP leg and the P2P call
+	// without decoding or encoding (same codec both sides), both ways.
+	Relayed uint64 `json:"frames_relayed"`
 }
 
 // bridge is one call between a SIP dialog and a P2P call of a device.
@@ -172,6 +175,7 @@ func (b *bridge) info() CallInfo {
 	ci.SIPLeg.Malformed = l.stats.Malformed.Load()
 	ci.SIPLeg.WrongPT = l.stats.WrongPT.Load()
 	ci.SIPLeg.Events = l.stats.Events.Load()
+	ci.SIPLeg.Relayed = l.stats.Passed.Load()
 	if ep := b.dev.endpoint(); ep != nil && ci.P2PCallID != "" {
 		if c, err := ep.Call(ci.P2PCallID); err == nil {
 			ci.P2PLeg = c.Media

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,12 +15,25 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
 )
 
 // leg is the SIP side of one bridged call: a plain-RTP socket toward the
 // phone or trunk. Toward the P2P endpoint it is the call's audio.Source
-// (what the phone said, decoded) and audio.Sink (what the phone hears,
-// encoded and sent), so the endpoint's own media engine paces both ways.
+// (what the phone said) and audio.Sink (what the phone hears), so the
+// endpoint's own media engine paces both ways.
+//
+// Relay without decoding (issue 8 §3): the leg is also an
+// audio.PayloadSource and audio.PayloadSink. When the phone's codec is the
+// P2P call's (PCMU both sides, say), the phone's payloads go to the P2P
+// side as they came and the P2P side's payloads go to the phone as they
+// came: no decode, no encode, only a new RTP header (and SRTP on the P2P
+// side, the engine's). The phone's G.711 audio is held as its octets (one
+// per sample), so a different ptime on either side only repacketizes.
+// When the codecs differ (PCMU phone, PCMA call), the leg decodes the
+// phone's octets in ReadFrame and encodes in WriteFrame: transcoding
+// through PCM, as before. Codecs that are not one octet per sample are
+// decoded on arrival into a PCM FIFO and never passed through.
 //
 // Symmetric RTP (RFC 4961): the leg sends to the address the SDP named
 // until the first packet from the phone arrives, then latches onto that
@@ -44,8 +58,13 @@ type leg struct {
 	latched bool
 	sending bool         // the phone receives (its SDP is sendrecv or recvonly)
 	hosts   []netip.Addr // where the phone's RTP may come from before latching
-	fifo    []int16      // decoded samples from the phone, oldest first
-	primed  bool         // playout started (a short prebuffer absorbs jitter)
+	fifo    []int16      // decoded samples from the phone, oldest first (not G.711)
+	octets  []byte       // the phone's G.711 payload octets, oldest first
+	octet   bool         // codec is one octet per sample: octets, not fifo
+	// maxSamples and prebufSamples are legMaxBuffer and legPrebuffer in
+	// samples of codec.
+	maxSamples, prebufSamples int
+	primed                    bool // playout started (a short prebuffer absorbs jitter)
 	// relayIn and relayOut, once set (a transfer, refer.go), replace the
 	// phone: ReadFrame plays relayIn, WriteFrame feeds relayOut.
 	relayIn, relayOut *pipe
@@ -65,6 +84,9 @@ type leg struct {
 // legStats are the SIP leg's packet counters.
 type legStats struct {
 	Received, Sent, WrongSource, Malformed, WrongPT, Events, Overflow atomic.Uint64
+	// Passed counts frames relayed without decoding or encoding, both
+	// ways (ReadPayload and WritePayload).
+	Passed atomic.Uint64
 }
 
 // legPrebuffer is how much audio from the phone is held before playout
@@ -112,6 +134,21 @@ func (l *leg) setRemote(codec codecs.Codec, pt uint8, dtmfPT int, remote netip.A
 		l.remote = remote
 	}
 	l.sdpAddr = remote
+	if !audio.SameCodec(l.codec, codec) {
+		// What is buffered is in the old codec: drop it, and size the
+		// FIFOs for the new one once, so the packet path never grows them.
+		l.fifo, l.octets, l.primed = l.fifo[:0], l.octets[:0], false
+		l.octet = codec != nil && octetCodec(codec)
+		l.maxSamples, l.prebufSamples = 0, 0
+		if codec != nil {
+			l.maxSamples, l.prebufSamples = bufferSamples(codec, legMaxBuffer), bufferSamples(codec, legPrebuffer)
+		}
+		if n := l.maxSamples; l.octet && cap(l.octets) < n {
+			l.octets = make([]byte, 0, n)
+		} else if !l.octet && cap(l.fifo) < n {
+			l.fifo = make([]int16, 0, n)
+		}
+	}
 	l.codec, l.pt, l.dtmfPT, l.sending = codec, pt, dtmfPT, sending
 	l.hosts = l.hosts[:0]
 	if remote.IsValid() {
@@ -141,6 +178,10 @@ func (l *leg) readLoop() {
 	buf := make([]byte, 1500)
 	pcm := make([]int16, 1200)
 	var pkt rtp.Packet
+	// Room for the most CSRCs a header can name (RFC 3550 §5.1, CC is 4
+	// bits), so that parsing does not allocate per packet.
+	pkt.CSRC = make([]uint32, 0, 15)
+	pkt.Extensions = make([]rtp.Extension, 0, 16)
 	for {
 		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -186,17 +227,17 @@ func (l *leg) readLoop() {
 			l.stats.WrongPT.Add(1)
 			continue
 		}
-		k, err := l.codec.Decode(pcm, pkt.Payload)
-		if err != nil {
-			l.mu.Unlock()
-			l.stats.Malformed.Add(1)
-			continue
-		}
-		max := int(int64(l.codec.Descriptor().SampleRate) * int64(legMaxBuffer) / int64(time.Second))
-		l.fifo = append(l.fifo, pcm[:k]...)
-		if over := len(l.fifo) - max; over > 0 {
-			l.fifo = append(l.fifo[:0], l.fifo[over:]...)
-			l.stats.Overflow.Add(uint64(over))
+		if l.octet {
+			// Kept encoded: passed through, or decoded when read.
+			l.octets = pushBounded(l.octets, pkt.Payload, l.maxSamples, &l.stats.Overflow)
+		} else {
+			k, err := l.codec.Decode(pcm, pkt.Payload)
+			if err != nil {
+				l.mu.Unlock()
+				l.stats.Malformed.Add(1)
+				continue
+			}
+			l.fifo = pushBounded(l.fifo, pcm[:k], l.maxSamples, &l.stats.Overflow)
 		}
 		l.mu.Unlock()
 		l.stats.Received.Add(1)
@@ -205,27 +246,77 @@ func (l *leg) readLoop() {
 }
 
 // ReadFrame implements audio.Source: the phone's audio, or silence while
-// the prebuffer fills or when the phone is late.
+// the prebuffer fills or when the phone is late. G.711 octets are decoded
+// here (the transcoding path: the call's codec is another).
 func (l *leg) ReadFrame(pcm []int16) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.relayIn != nil {
 		return l.relayIn.ReadFrame(pcm)
 	}
-	if !l.primed && l.codec != nil {
-		need := int(int64(l.codec.Descriptor().SampleRate) * int64(legPrebuffer) / int64(time.Second))
-		l.primed = len(l.fifo) >= need
-	}
-	if !l.primed || len(l.fifo) < len(pcm) {
-		clear(pcm)
-		if len(l.fifo) == 0 {
-			l.primed = false // refill the prebuffer after an underrun
+	if l.octet {
+		if !l.ready(len(l.octets), len(pcm)) {
+			clear(pcm)
+			return nil
 		}
+		n, err := l.codec.Decode(pcm, l.octets[:len(pcm)])
+		l.octets = consume(l.octets, len(pcm))
+		if err != nil {
+			clear(pcm)
+			return fmt.Errorf("gateway: decode SIP leg audio: %w", err)
+		}
+		clear(pcm[n:])
+		return nil
+	}
+	if !l.ready(len(l.fifo), len(pcm)) {
+		clear(pcm)
 		return nil
 	}
 	copy(pcm, l.fifo)
-	l.fifo = append(l.fifo[:0], l.fifo[len(pcm):]...)
+	l.fifo = consume(l.fifo, len(pcm))
 	return nil
+}
+
+// ReadPayload implements audio.PayloadSource: the phone's next samples
+// octets as they came, when the call's codec is the phone's (a relay
+// without decoding). It declines (ok false) for another codec, during a
+// transfer relay, and while the prebuffer fills or after an underrun;
+// ReadFrame then plays the frame (decoded, or silence).
+func (l *leg) ReadPayload(codec codecs.Codec, samples int, dst []byte) (int, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.relayIn != nil || !l.passes(codec) || samples > len(dst) {
+		return 0, false, nil
+	}
+	if !l.ready(len(l.octets), samples) {
+		return 0, false, nil
+	}
+	n := copy(dst, l.octets[:samples])
+	l.octets = consume(l.octets, samples)
+	l.stats.Passed.Add(1)
+	return n, true, nil
+}
+
+// ready applies the prebuffer to a FIFO of have samples from which need
+// are wanted: playout starts once legPrebuffer is held, and stops (to
+// refill it) when the FIFO has run dry. l.mu is held.
+func (l *leg) ready(have, need int) bool {
+	if !l.primed && l.codec != nil {
+		l.primed = have >= l.prebufSamples
+	}
+	if !l.primed || have < need {
+		if have == 0 {
+			l.primed = false // refill the prebuffer after an underrun
+		}
+		return false
+	}
+	return true
+}
+
+// passes says whether frames in the call's codec can pass the leg as they
+// are: the phone uses the same codec, one octet per sample. l.mu is held.
+func (l *leg) passes(call codecs.Codec) bool {
+	return l.octet && audio.SameCodec(l.codec, call)
 }
 
 // WriteFrame implements audio.Sink: one frame the P2P side played, encoded
@@ -245,18 +336,79 @@ func (l *leg) WriteFrame(pcm []int16) error {
 	if err != nil {
 		return fmt.Errorf("gateway: encode for SIP leg: %w", err)
 	}
+	return l.send(codec, pt, remote, l.enc[:n], len(pcm))
+}
+
+// WritePayload implements audio.PayloadSink: a frame the P2P side
+// received, sent to the phone as it is when the phone's codec is the
+// call's (no decode, no encode). It declines for another codec and during
+// a transfer relay; the engine then decodes and calls WriteFrame.
+func (l *leg) WritePayload(codec codecs.Codec, samples int, payload []byte) (bool, error) {
+	l.mu.Lock()
+	mine, pt, remote, closed, sending := l.codec, l.pt, l.remote, l.closed, l.sending
+	ok := l.relayOut == nil && l.passes(codec)
+	l.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if closed || !sending || !remote.IsValid() || remote.Port() == 0 {
+		return true, nil // taken: the phone wants nothing now
+	}
+	l.stats.Passed.Add(1)
+	return true, l.send(mine, pt, remote, payload, samples)
+}
+
+// send sends one payload of samples samples to the phone under the leg's
+// own SSRC, sequence numbers and timestamps. One caller at a time: the
+// media engine's timeline goroutine.
+func (l *leg) send(codec codecs.Codec, pt uint8, remote netip.AddrPort, payload []byte, samples int) error {
 	l.pkt.PayloadType = pt
-	l.pkt.Payload = l.enc[:n]
+	l.pkt.Payload = payload
 	m, err := l.pkt.MarshalTo(l.out)
 	if err != nil {
 		return fmt.Errorf("gateway: marshal RTP: %w", err)
 	}
+	d := codec.Descriptor()
 	l.pkt.SequenceNumber++
-	l.pkt.Timestamp += uint32(len(pcm)) * uint32(codec.Descriptor().ClockRate) / uint32(codec.Descriptor().SampleRate)
+	l.pkt.Timestamp += uint32(int64(samples) * int64(d.ClockRate) / int64(d.SampleRate))
 	if _, err := l.conn.WriteToUDPAddrPort(l.out[:m], remote); err == nil {
 		l.stats.Sent.Add(1)
 	}
 	return nil
+}
+
+// octetCodec says whether a codec's payload is one octet per sample at the
+// RTP clock rate (G.711, RFC 3551 §4.5.14): its audio can be buffered,
+// split and joined as octets without decoding.
+func octetCodec(c codecs.Codec) bool {
+	d := c.Descriptor()
+	return (strings.EqualFold(d.Name, "PCMU") || strings.EqualFold(d.Name, "PCMA")) &&
+		d.SampleRate == d.ClockRate && d.Channels <= 1
+}
+
+// bufferSamples is how many samples of codec d holds.
+func bufferSamples(c codecs.Codec, d time.Duration) int {
+	return int(int64(c.Descriptor().SampleRate) * int64(d) / int64(time.Second))
+}
+
+// pushBounded appends add to fifo, dropping (and counting) the oldest
+// elements so that at most max remain; within max it never grows the
+// backing array past max.
+func pushBounded[T any](fifo, add []T, max int, dropped *atomic.Uint64) []T {
+	if len(add) > max {
+		dropped.Add(uint64(len(add) - max))
+		add = add[len(add)-max:]
+	}
+	if over := len(fifo) + len(add) - max; over > 0 {
+		dropped.Add(uint64(over))
+		fifo = consume(fifo, over)
+	}
+	return append(fifo, add...)
+}
+
+// consume drops the n oldest elements of fifo, in place.
+func consume[T any](fifo []T, n int) []T {
+	return fifo[:copy(fifo, fifo[n:])]
 }
 
 // Close releases the socket. The media engine may still call WriteFrame
@@ -287,9 +439,10 @@ func (l *leg) relay(in, out *pipe) {
 // gateway: a bounded FIFO of samples, silence when it runs dry, the oldest
 // samples dropped when the writer runs ahead.
 type pipe struct {
-	mu  sync.Mutex
-	buf []int16
-	max int
+	mu      sync.Mutex
+	buf     []int16
+	max     int
+	dropped atomic.Uint64 // samples dropped because the writer ran ahead
 }
 
 func newPipe(sampleRate int) *pipe { return &pipe{max: sampleRate / 5} } // 200 ms
@@ -297,10 +450,7 @@ func newPipe(sampleRate int) *pipe { return &pipe{max: sampleRate / 5} } // 200 
 func (p *pipe) WriteFrame(pcm []int16) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.buf = append(p.buf, pcm...)
-	if over := len(p.buf) - p.max; over > 0 {
-		p.buf = append(p.buf[:0], p.buf[over:]...)
-	}
+	p.buf = pushBounded(p.buf, pcm, p.max, &p.dropped)
 	return nil
 }
 
@@ -312,7 +462,7 @@ func (p *pipe) ReadFrame(pcm []int16) error {
 		return nil
 	}
 	copy(pcm, p.buf)
-	p.buf = append(p.buf[:0], p.buf[len(pcm):]...)
+	p.buf = consume(p.buf, len(pcm))
 	return nil
 }
 

@@ -204,3 +204,83 @@ func TestBenchConfigs(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPayloadPacket is BenchmarkSendPacket/build and
+// BenchmarkReceivePacket for an audio.PayloadSource and PayloadSink (a
+// gateway relaying without decoding): the frame is copied, not encoded or
+// decoded; RTP header, (SRTP), jitter buffer and pacing are as for PCM.
+func BenchmarkPayloadPacket(b *testing.B) {
+	for _, m := range benchModes {
+		b.Run(m.name+"/send", func(b *testing.B) {
+			src := &payloadSource{}
+			cfg := Config{Local: addr("127.0.0.1:0"), Codec: codecs.PCMU(), Source: src}
+			if m.secure {
+				cfg.SendKeys, cfg.RecvKeys = mustKeys(b), mustKeys(b)
+			}
+			eng, err := newEngine(testSettings(b, cfg), 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := eng.send.next(src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(m.name+"/receive", func(b *testing.B) {
+			cfg := Config{Local: addr("127.0.0.1:0"), Codec: codecs.PCMU(), Source: &payloadSource{}}
+			var keys *Keys
+			if m.secure {
+				keys = mustKeys(b)
+				cfg.SendKeys, cfg.RecvKeys = keys, mustKeys(b)
+			}
+			far, err := newSender(testSettings(b, cfg), 0x5151)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink := &payloadSink{}
+			rcfg := Config{Local: addr("127.0.0.1:0"), Codec: codecs.PCMU(), Sink: sink}
+			if m.secure {
+				rcfg.SendKeys, rcfg.RecvKeys = mustKeys(b), keys
+			}
+			eng, err := newEngine(testSettings(b, rcfg), 2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const batch = 4096
+			pkts := make([][]byte, batch)
+			fill := func() {
+				for i := range pkts {
+					p, err := far.next(cfg.Source)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pkts[i] = append(pkts[i][:0], p...)
+				}
+			}
+			fill()
+			at := time.Unix(1_700_000_000, 0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				j := i % batch
+				if j == 0 && i > 0 {
+					b.StopTimer()
+					fill()
+					b.StartTimer()
+				}
+				if v := eng.recv.receive(pkts[j], at); v != verdictAccepted {
+					b.Fatalf("packet %d: %v", i, v)
+				}
+				eng.playout(at)
+				at = at.Add(20 * time.Millisecond)
+			}
+			b.StopTimer()
+			if b.N > 10 && (sink.payloads == 0 || sink.frames > 4) {
+				b.Fatalf("sink took %d payloads and %d PCM frames", sink.payloads, sink.frames)
+			}
+		})
+	}
+}

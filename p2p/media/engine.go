@@ -21,8 +21,10 @@ type engine struct {
 	ptime  time.Duration
 	dec    codecs.Decoder   // this call's decoder state; closed by close
 	plc    codecs.Concealer // dec's loss concealment, nil: the generic one
+	codec  codecs.Codec     // the call's codec, offered to an audio.PayloadSink
 	source audio.Source
 	sink   audio.Sink
+	psink  audio.PayloadSink // sink, when it takes frames still encoded
 	send   *sender
 	recv   *receiver
 	jb     *jitterBuffer
@@ -30,11 +32,18 @@ type engine struct {
 	last   []int16 // last received frame, for concealment
 	// hasLast says whether last holds a frame yet.
 	hasLast bool
-	conn    *net.UDPConn
-	impair  *impairer // nil unless Config.Impairment
+	// lastPayload holds the last frame a PayloadSink took, still encoded;
+	// lastEncoded says it is newer than last. It is decoded into last
+	// only when a frame must be concealed (once per loss, not per packet).
+	lastPayload []byte
+	lastEncoded bool
+	samples     int // samples per frame
+	conn        *net.UDPConn
+	impair      *impairer // nil unless Config.Impairment
 
 	packetsSent, bytesSent, sendErrors uint64
 	sinkErrors, decodeErrors           uint64
+	payloadsPlayed                     uint64
 	rebinds                            uint64
 	loggedSourceErrors                 uint64
 }
@@ -62,19 +71,26 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 		return nil, fmt.Errorf("media: %s decoder: %w", s.desc.Name, err)
 	}
 	plc, _ := dec.(codecs.Concealer)
-	return &engine{
-		log:    s.Logger,
-		ptime:  s.Ptime,
-		dec:    dec,
-		plc:    plc,
-		source: s.Source,
-		sink:   s.Sink,
-		send:   snd,
-		recv:   rcv,
-		jb:     jb,
-		pcm:    make([]int16, s.samplesPerFrame),
-		last:   make([]int16, s.samplesPerFrame),
-	}, nil
+	e := &engine{
+		log:     s.Logger,
+		ptime:   s.Ptime,
+		codec:   s.Codec,
+		dec:     dec,
+		plc:     plc,
+		source:  s.Source,
+		sink:    s.Sink,
+		send:    snd,
+		recv:    rcv,
+		jb:      jb,
+		pcm:     make([]int16, s.samplesPerFrame),
+		last:    make([]int16, s.samplesPerFrame),
+		samples: s.samplesPerFrame,
+	}
+	if ps, ok := s.Sink.(audio.PayloadSink); ok {
+		e.psink = ps
+		e.lastPayload = make([]byte, 0, s.payloadCap)
+	}
+	return e, nil
 }
 
 // sendFrame sends the next frame to the remote address.
@@ -117,6 +133,24 @@ func (e *engine) playout(at time.Time) {
 	case frameNone:
 		return
 	case frameReal:
+		if e.psink != nil {
+			ok, err := e.psink.WritePayload(e.codec, e.samples, f.payload)
+			if err != nil {
+				e.sinkErrors++
+				logCount(e.log, "audio sink failed", e.sinkErrors, err)
+				return
+			}
+			if ok {
+				// Taken without decoding; kept for concealment.
+				e.payloadsPlayed++
+				e.lastEncoded = len(f.payload) <= cap(e.lastPayload)
+				if e.lastEncoded {
+					e.lastPayload = append(e.lastPayload[:0], f.payload...)
+				}
+				return
+			}
+		}
+		e.lastEncoded = false
 		n, err := e.dec.Decode(e.pcm, f.payload)
 		if err != nil {
 			e.decodeErrors++
@@ -143,6 +177,16 @@ func (e *engine) playout(at time.Time) {
 // the decoder's own concealment when it has one (codecs.Concealer), else
 // by fading out the last frame.
 func (e *engine) conceal(run int) {
+	if e.lastEncoded {
+		// The frames before the loss went to a PayloadSink undecoded:
+		// decode the last one now (feeding a Concealer's history too).
+		e.lastEncoded = false
+		e.hasLast = false
+		if n, err := e.dec.Decode(e.last, e.lastPayload); err == nil {
+			clear(e.last[n:])
+			e.hasLast = true
+		}
+	}
 	if e.plc != nil && run <= maxConcealFrames {
 		n, err := e.plc.Conceal(e.pcm)
 		if err == nil {
@@ -194,6 +238,8 @@ func (e *engine) stats() Stats {
 		SourceErrors:      e.send.sourceErrors,
 		SinkErrors:        e.sinkErrors,
 		DecodeErrors:      e.decodeErrors,
+		PayloadsSent:      e.send.payloads,
+		PayloadsPlayed:    e.payloadsPlayed,
 		Jitter:            js.jitter,
 		Rebinds:           e.rebinds,
 		FirstPacket:       r.first,

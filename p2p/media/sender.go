@@ -21,7 +21,9 @@ const srtpReplayWindow = 64
 // sender builds this endpoint's RTP packets. The session's timeline
 // goroutine owns it. Every buffer is allocated once: next allocates nothing.
 type sender struct {
+	codec   codecs.Codec   // the call's codec, asked of an audio.PayloadSource
 	enc     codecs.Encoder // this call's encoder state; closed by engine.close
+	samples int            // samples per frame
 	step    uint32
 	pcm     []int16
 	payload []byte
@@ -36,6 +38,9 @@ type sender struct {
 
 	sourceErrors  uint64
 	lastSourceErr error
+	// payloads counts frames an audio.PayloadSource gave already encoded
+	// (sent without an encode).
+	payloads uint64
 }
 
 func newSender(s settings, ssrc uint32) (*sender, error) {
@@ -48,7 +53,9 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 		return nil, fmt.Errorf("media: sender: %s encoder: %w", s.desc.Name, err)
 	}
 	snd := &sender{
+		codec:    s.Codec,
 		enc:      enc,
+		samples:  s.samplesPerFrame,
 		step:     s.step,
 		pcm:      make([]int16, s.samplesPerFrame),
 		payload:  make([]byte, s.payloadCap),
@@ -79,21 +86,27 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 }
 
 // next reads one frame from src (nil: silence), encodes it and returns the
-// packet to send, which is valid until the next call. A source error sends
-// silence for that frame and is counted. On error no packet exists and the
-// timestamp still advances, as for a pause.
+// packet to send, which is valid until the next call. A source that is an
+// audio.PayloadSource is asked for the frame already encoded in the call's
+// codec first; only when it has none is the frame read as PCM and encoded.
+// A source error sends silence for that frame and is counted. On error no
+// packet exists and the timestamp still advances, as for a pause.
 func (s *sender) next(src audio.Source) ([]byte, error) {
-	if src != nil {
-		if err := src.ReadFrame(s.pcm); err != nil {
-			clear(s.pcm)
-			s.sourceErrors++
-			s.lastSourceErr = err
+	n, ok := s.readPayload(src)
+	if !ok {
+		if src != nil {
+			if err := src.ReadFrame(s.pcm); err != nil {
+				clear(s.pcm)
+				s.sourceErrors++
+				s.lastSourceErr = err
+			}
 		}
-	}
-	n, err := s.enc.Encode(s.payload, s.pcm)
-	if err != nil {
-		s.skip(1)
-		return nil, fmt.Errorf("media: encode: %w", err)
+		var err error
+		n, err = s.enc.Encode(s.payload, s.pcm)
+		if err != nil {
+			s.skip(1)
+			return nil, fmt.Errorf("media: encode: %w", err)
+		}
 	}
 	s.pkt.Header.Marker = s.markNext
 	s.pkt.Payload = s.payload[:n]
@@ -115,6 +128,31 @@ func (s *sender) next(src audio.Source) ([]byte, error) {
 	s.pkt.Header.Timestamp += s.step
 	s.markNext = false
 	return out, nil
+}
+
+// readPayload asks a PayloadSource for the next frame encoded in the
+// call's codec. A failing source is counted like a failing ReadFrame and
+// then read as PCM.
+func (s *sender) readPayload(src audio.Source) (int, bool) {
+	ps, ok := src.(audio.PayloadSource)
+	if !ok {
+		return 0, false
+	}
+	n, ok, err := ps.ReadPayload(s.codec, s.samples, s.payload)
+	switch {
+	case err != nil:
+		s.sourceErrors++
+		s.lastSourceErr = err
+		return 0, false
+	case !ok:
+		return 0, false
+	case n < 0 || n > len(s.payload):
+		s.sourceErrors++
+		s.lastSourceErr = fmt.Errorf("media: payload source returned %d bytes for a %d-byte buffer", n, len(s.payload))
+		return 0, false
+	}
+	s.payloads++
+	return n, true
 }
 
 // skip accounts for n frame times in which nothing was sent: the

@@ -82,6 +82,13 @@ type Stats struct {
 	SinkErrors   uint64
 	DecodeErrors uint64
 
+	// PayloadsSent counts frames sent as an audio.PayloadSource gave them,
+	// already encoded (no encode); PayloadsPlayed counts received frames
+	// an audio.PayloadSink took still encoded (no decode). Both stay zero
+	// for plain PCM sources and sinks.
+	PayloadsSent   uint64
+	PayloadsPlayed uint64
+
 	// Jitter is the interarrival jitter of the current source
 	// (RFC 3550 §6.4.1, A.8).
 	Jitter time.Duration

@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+
+	"github.com/pion/rtp"
+
+	"github.com/baton-voice/baton/codecs"
+)
+
+// legBench is a leg with a phone on loopback whose packets are prebuilt,
+// so that sending one allocates nothing in the test itself.
+type legBench struct {
+	l     *leg
+	phone *net.UDPConn
+	to    netip.AddrPort
+	pkt   []byte
+	seq   uint16
+	dst   []byte
+	pcm   []int16
+}
+
+func newLegBench(tb testing.TB, phoneCodec codecs.Codec, pt uint8) *legBench {
+	tb.Helper()
+	l, err := openLeg(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = l.Close() })
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	// Drain what the leg sends to the phone, so its socket buffer never
+	// fills (a full buffer would drop, not block, but keep it honest).
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+		}
+	}()
+	phone := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	l.setRemote(phoneCodec, pt, -1, phone, phone.Addr(), true)
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: 9}, Payload: make([]byte, 160)}
+	b, err := p.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &legBench{l: l, phone: c, to: l.LocalAddr(), pkt: b, dst: make([]byte, 400), pcm: make([]int16, 160)}
+}
+
+// receive sends one packet from the phone and waits until the leg has
+// taken it, then reads one 20 ms frame out (as payload when call is the
+// phone's codec, else as PCM), as the media engine would.
+func (b *legBench) receive(tb testing.TB, call codecs.Codec) {
+	want := b.l.stats.Received.Load() + 1
+	b.seq++
+	b.pkt[2], b.pkt[3] = byte(b.seq>>8), byte(b.seq)
+	if _, err := b.phone.WriteToUDPAddrPort(b.pkt, b.to); err != nil {
+		tb.Fatal(err)
+	}
+	for b.l.stats.Received.Load() < want {
+		runtime.Gosched()
+	}
+	if _, ok, err := b.l.ReadPayload(call, 160, b.dst); err != nil {
+		tb.Fatal(err)
+	} else if !ok {
+		if err := b.l.ReadFrame(b.pcm); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// send hands one 20 ms frame of the call to the leg, as the media engine
+// does: as payload first, as PCM when the leg declines.
+func (b *legBench) send(tb testing.TB, call codecs.Codec) {
+	ok, err := b.l.WritePayload(call, 160, b.dst[:160])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !ok {
+		if err := b.l.WriteFrame(b.pcm); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+var legBenchModes = []struct {
+	name string
+	call codecs.Codec
+}{
+	{"relay", codecs.PCMU()},     // PCMU phone, PCMU call: passthrough
+	{"transcode", codecs.PCMA()}, // PCMU phone, PCMA call: through PCM
+}
+
+// The SIP leg's per-packet paths allocate nothing: receive (socket read,
+// parse, latch check, FIFO) plus the frame read of the engine, and send
+// (payload or encode, marshal, socket write), both with and without
+// transcoding. Allocations anywhere in the process count (AllocsPerRun
+// reads the global counter), so the leg's read goroutine is included.
+func TestLegAllocs(t *testing.T) {
+	for _, m := range legBenchModes {
+		b := newLegBench(t, codecs.PCMU(), 0)
+		for range 10 { // past the prebuffer and the first latch
+			b.receive(t, m.call)
+		}
+		if a := testing.AllocsPerRun(100, func() { b.receive(t, m.call) }); a != 0 {
+			t.Errorf("%s: receive path: %v allocations per packet", m.name, a)
+		}
+		if a := testing.AllocsPerRun(500, func() { b.send(t, m.call) }); a != 0 {
+			t.Errorf("%s: send path: %v allocations per packet", m.name, a)
+		}
+		if m.name == "relay" && b.l.stats.Passed.Load() == 0 {
+			t.Errorf("relay: nothing passed through")
+		}
+		if m.name == "transcode" && b.l.stats.Passed.Load() != 0 {
+			t.Errorf("transcode: %d frames passed through", b.l.stats.Passed.Load())
+		}
+	}
+}
+
+// BenchmarkLegReceive is one RTP packet from the phone through the leg to
+// the frame the media engine reads (loopback socket included).
+func BenchmarkLegReceive(b *testing.B) {
+	for _, m := range legBenchModes {
+		b.Run(m.name, func(b *testing.B) {
+			lb := newLegBench(b, codecs.PCMU(), 0)
+			for range 10 {
+				lb.receive(b, m.call)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				lb.receive(b, m.call)
+			}
+		})
+	}
+}
+
+// BenchmarkLegSend is one frame from the media engine to an RTP packet to
+// the phone (loopback socket write included).
+func BenchmarkLegSend(b *testing.B) {
+	for _, m := range legBenchModes {
+		b.Run(m.name, func(b *testing.B) {
+			lb := newLegBench(b, codecs.PCMU(), 0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				lb.send(b, m.call)
+			}
+		})
+	}
+}
