@@ -59,6 +59,7 @@ type leg struct {
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
 
 	stats legStats
+	dtmf  legDTMF // RFC 4733 both ways (dtmf.go)
 	done  chan struct{}
 }
 
@@ -179,6 +180,7 @@ func (l *leg) readLoop() {
 			l.mu.Unlock()
 			l.stats.Events.Add(1)
 			l.lastRecv.Store(time.Now().UnixNano())
+			l.dtmfReceived(&pkt) // dtmf.go
 			continue
 		}
 		if pkt.PayloadType != l.pt {
@@ -240,6 +242,9 @@ func (l *leg) WriteFrame(pcm []int16) error {
 	}
 	if closed || !sending || codec == nil || !remote.IsValid() || remote.Port() == 0 {
 		return nil
+	}
+	if l.writeEvent(remote, len(pcm), codec.Descriptor().ClockRate, codec.Descriptor().SampleRate) {
+		return nil // an RFC 4733 packet went in place of this frame (dtmf.go)
 	}
 	n, err := codec.Encode(l.enc, pcm)
 	if err != nil {
