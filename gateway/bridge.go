@@ -90,10 +90,8 @@ type bridge struct {
 	// P2P call of the device (refer.go).
 	transferred bool
 
-	// digits the phone pressed, waiting for the P2P side (dtmf.go)
-	dtmfMu   sync.Mutex
-	dtmfQ    []dtmfDigit
-	dtmfBusy bool
+	// DTMF sends of this call, in order (dtmf.go)
+	dtmfWork dtmfWork
 }
 
 func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
 	"github.com/baton-voice/baton/p2p/endpoint"
@@ -283,7 +286,7 @@ func (l *leg) queueDTMF(digits string, durationMS int) error {
 	pt := l.dtmfPT
 	l.mu.Unlock()
 	if pt < 0 {
-		l.dtmf.dropped.Add(uint64(len(digits)))
+		// Not counted: the bridge sends these by SIP INFO instead.
 		return fmt.Errorf("%w: the SIP phone did not offer telephone-event (RFC 4733)", ErrNoTelephoneEvent)
 	}
 	if durationMS == 0 {
@@ -339,67 +342,240 @@ func (l *leg) writeEvent(remote netip.AddrPort, samples, clockRate, sampleRate i
 
 // bridge side
 
-// dtmfToP2P queues a digit the phone pressed for the far P2P party and
-// makes sure one goroutine sends the queue, in order. It runs on the
-// leg's readLoop and does not block.
-func (b *bridge) dtmfToP2P(d dtmfDigit) {
-	b.dtmfMu.Lock()
-	if len(b.dtmfQ) >= maxQueuedDigits {
-		b.dtmfMu.Unlock()
-		b.leg.dtmf.dropped.Add(1)
-		return
+// dtmfWork runs a bridge's DTMF sends one after another, in the order
+// they were asked for, on at most one goroutine at a time, which exists
+// only while there is work (no goroutine per idle call).
+type dtmfWork struct {
+	mu   sync.Mutex
+	q    []func()
+	busy bool
+}
+
+// do queues fn; false when maxQueuedDigits are already waiting.
+func (w *dtmfWork) do(wg *sync.WaitGroup, fn func()) bool {
+	w.mu.Lock()
+	if len(w.q) >= maxQueuedDigits {
+		w.mu.Unlock()
+		return false
 	}
-	b.dtmfQ = append(b.dtmfQ, d)
-	start := !b.dtmfBusy
-	b.dtmfBusy = true
-	b.dtmfMu.Unlock()
+	w.q = append(w.q, fn)
+	start := !w.busy
+	w.busy = true
+	w.mu.Unlock()
 	if start {
-		b.g.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer b.g.wg.Done()
-			b.sendDTMFQueue()
+			defer wg.Done()
+			for {
+				w.mu.Lock()
+				if len(w.q) == 0 {
+					w.busy = false
+					w.mu.Unlock()
+					return
+				}
+				fn := w.q[0]
+				w.q = append(w.q[:0], w.q[1:]...)
+				w.mu.Unlock()
+				fn()
+			}
 		}()
+	}
+	return true
+}
+
+// dtmfToP2P sends a digit the phone pressed (RFC 4733 or SIP INFO) to the
+// far P2P party, after the ones before it. It does not block: it runs on
+// the leg's readLoop.
+func (b *bridge) dtmfToP2P(d dtmfDigit) {
+	if !b.dtmfWork.do(&b.g.wg, func() { b.sendToP2P(d) }) {
+		b.leg.dtmf.dropped.Add(1)
 	}
 }
 
-// sendDTMFQueue sends queued digits until the queue is empty, then exits.
-func (b *bridge) sendDTMFQueue() {
-	for {
-		b.dtmfMu.Lock()
-		if len(b.dtmfQ) == 0 {
-			b.dtmfBusy = false
-			b.dtmfMu.Unlock()
-			return
-		}
-		d := b.dtmfQ[0]
-		b.dtmfQ = append(b.dtmfQ[:0], b.dtmfQ[1:]...)
-		b.dtmfMu.Unlock()
-
-		b.mu.Lock()
-		id := b.p2pID
-		b.mu.Unlock()
-		ep := b.dev.endpoint()
-		if ep == nil || id == "" {
-			b.leg.dtmf.dropped.Add(1)
-			continue
-		}
-		// The wire bounds a digit's length (40-5000 ms); a phone's very
-		// short or very long press is carried at the nearest bound.
-		dur := min(max(d.durationMS, wire.MinDTMFDurationMS), wire.MaxDTMFDurationMS)
-		ctx, cancel := context.WithTimeout(b.g.ctx, 5*time.Second)
-		err := ep.SendDTMF(ctx, id, endpoint.DTMFRequest{Digits: string(d.digit), DurationMS: dur})
-		cancel()
-		if err != nil {
-			b.leg.dtmf.dropped.Add(1)
-			b.g.log.Info("DTMF from the SIP phone not delivered to the P2P party", "p2p_call_id", id, "err", err)
-		}
+func (b *bridge) sendToP2P(d dtmfDigit) {
+	b.mu.Lock()
+	id := b.p2pID
+	b.mu.Unlock()
+	ep := b.dev.endpoint()
+	if ep == nil || id == "" {
+		b.leg.dtmf.dropped.Add(1)
+		return
+	}
+	// The wire bounds a digit's length (40-5000 ms); a phone's very short
+	// or very long press is carried at the nearest bound.
+	dur := min(max(d.durationMS, wire.MinDTMFDurationMS), wire.MaxDTMFDurationMS)
+	ctx, cancel := context.WithTimeout(b.g.ctx, 5*time.Second)
+	err := ep.SendDTMF(ctx, id, endpoint.DTMFRequest{Digits: string(d.digit), DurationMS: dur})
+	cancel()
+	if err != nil {
+		b.leg.dtmf.dropped.Add(1)
+		b.g.log.Info("DTMF from the SIP phone not delivered to the P2P party", "p2p_call_id", id, "err", err)
 	}
 }
 
 // dtmfFromP2P plays a digit the far P2P party pressed to the phone
-// (bridge.post's hook for call.dtmf events).
+// (bridge.post's hook for call.dtmf events): as RFC 4733 events when the
+// phone negotiated telephone-event, else as SIP INFO application/dtmf-relay
+// in the dialog.
 func (b *bridge) dtmfFromP2P(ev endpoint.Event) {
-	if err := b.leg.queueDTMF(ev.Digit, ev.DurationMS); err != nil {
+	if len(ev.Digit) != 1 {
+		return // the endpoint publishes one digit per event
+	}
+	err := b.leg.queueDTMF(ev.Digit, ev.DurationMS)
+	if errors.Is(err, ErrNoTelephoneEvent) {
+		d := dtmfDigit{digit: ev.Digit[0], durationMS: ev.DurationMS}
+		if d.durationMS == 0 {
+			d.durationMS = wire.DefaultDTMFDurationMS
+		}
+		if b.dtmfWork.do(&b.g.wg, func() { b.sendInfo(d) }) {
+			return
+		}
+		err = fmt.Errorf("gateway: %d DTMF digits already waiting for the SIP phone", maxQueuedDigits)
+	}
+	if err != nil {
+		b.leg.dtmf.dropped.Add(1)
 		b.g.log.Info("DTMF from the P2P party not played to the SIP phone", "p2p_call_id", ev.CallID, "err", err)
 	}
+}
+
+// Content types of DTMF in SIP INFO. application/dtmf-relay (Signal= and
+// Duration= lines) is the de-facto format phones and PBXs use;
+// application/dtmf carries the bare digit.
+const (
+	contentDTMFRelay = "application/dtmf-relay"
+	contentDTMF      = "application/dtmf"
+	// maxInfoBody bounds an INFO body the gateway parses.
+	maxInfoBody = 1024
+)
+
+// sendInfo sends one digit to the phone as SIP INFO in the call's dialog
+// (for a phone without telephone-event); it waits for the answer, so the
+// digits arrive in order.
+func (b *bridge) sendInfo(d dtmfDigit) {
+	b.reinv.mu.Lock()
+	sess, target := b.reinv.session()
+	b.reinv.mu.Unlock()
+	if sess == nil {
+		b.leg.dtmf.dropped.Add(1)
+		b.g.log.Info("DTMF for the SIP phone dropped: its dialog is not confirmed", "sip_call_id", b.sipCallID)
+		return
+	}
+	req := sip.NewRequest(sip.INFO, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentDTMFRelay))
+	req.SetBody(fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d.digit, d.durationMS))
+	ctx, cancel := context.WithTimeout(b.g.ctx, 5*time.Second)
+	defer cancel()
+	res, err := sess.Do(ctx, req)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("gateway: INFO: %w", err)
+	case !res.IsSuccess():
+		err = fmt.Errorf("gateway: INFO answered %d %s", res.StatusCode, res.Reason)
+	}
+	if err != nil {
+		b.leg.dtmf.dropped.Add(1)
+		b.g.log.Info("DTMF for the SIP phone not delivered by INFO", "sip_call_id", b.sipCallID, "err", err)
+		return
+	}
+	b.leg.dtmf.tx.sent.Add(1)
+}
+
+// parseInfoDTMF reads the digit of a SIP INFO body: application/dtmf-relay
+// ("Signal=5", optional "Duration=160" in ms, one per line, keys in any
+// case) or application/dtmf (the bare digit). Lower-case a-d are taken as
+// A-D. The error says what is wrong.
+func parseInfoDTMF(contentType string, body []byte) (dtmfDigit, error) {
+	if len(body) > maxInfoBody {
+		return dtmfDigit{}, fmt.Errorf("body of %d bytes, limit %d", len(body), maxInfoBody)
+	}
+	ct, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(contentType)), ";")
+	ct = strings.TrimSpace(ct)
+	d := dtmfDigit{durationMS: wire.DefaultDTMFDurationMS}
+	signal := ""
+	switch ct {
+	case contentDTMF:
+		signal = strings.TrimSpace(string(body))
+	case contentDTMFRelay:
+		for _, line := range strings.Split(string(body), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				if strings.TrimSpace(line) == "" {
+					continue
+				}
+				return dtmfDigit{}, fmt.Errorf("line %q is not key=value", trimForError(line))
+			}
+			k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
+			switch k {
+			case "signal":
+				signal = v
+			case "duration":
+				n, err := strconv.Atoi(v)
+				if err != nil || n <= 0 || n > 65535 {
+					return dtmfDigit{}, fmt.Errorf("duration %q: want 1-65535 ms", trimForError(v))
+				}
+				d.durationMS = n
+			}
+		}
+	default:
+		return dtmfDigit{}, fmt.Errorf("%w: content type %q (want %s or %s)", errInfoType, trimForError(contentType), contentDTMFRelay, contentDTMF)
+	}
+	if len(signal) != 1 {
+		return dtmfDigit{}, fmt.Errorf("signal %q: want one of 0-9 * # A-D", trimForError(signal))
+	}
+	c := signal[0]
+	if c >= 'a' && c <= 'd' {
+		c -= 'a' - 'A'
+	}
+	if wire.DTMFEvent(c) < 0 {
+		return dtmfDigit{}, fmt.Errorf("signal %q is not a DTMF digit (want 0-9 * # A-D)", trimForError(signal))
+	}
+	d.digit = c
+	return d, nil
+}
+
+// errInfoType is an INFO body of a type the gateway does not take (415).
+var errInfoType = errors.New("unsupported INFO content")
+
+func trimForError(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// onInfo takes SIP INFO inside a bridged call (RFC 6086): a DTMF digit
+// (application/dtmf-relay or application/dtmf) for the far P2P party, as
+// from a phone configured for "SIP INFO" DTMF instead of RFC 4733.
+// Outside a bridged call: 481; another body: 415; a bad one: 400 naming
+// the problem.
+func (g *Gateway) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	g.mu.Lock()
+	b := g.bridges[req.CallID().Value()]
+	g.mu.Unlock()
+	to := req.To()
+	if b == nil || to == nil {
+		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	if _, tagged := to.Params.Get("tag"); !tagged {
+		respond(tx, req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	d, err := parseInfoDTMF(ct, req.Body())
+	if errors.Is(err, errInfoType) {
+		respond(tx, req, sip.StatusUnsupportedMediaType, "Unsupported Media Type", sip.NewHeader("Accept", contentDTMFRelay+", "+contentDTMF))
+		return
+	}
+	if err != nil {
+		respond(tx, req, sip.StatusBadRequest, "Bad DTMF: "+err.Error())
+		return
+	}
+	respond(tx, req, sip.StatusOK, "OK")
+	b.leg.dtmf.received.Add(1)
+	b.dtmfToP2P(d)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pion/rtp"
 
@@ -368,8 +369,8 @@ func TestLegDTMFWithoutTelephoneEvent(t *testing.T) {
 	if !errors.Is(err, ErrNoTelephoneEvent) || !strings.Contains(err.Error(), "did not offer telephone-event") {
 		t.Fatalf("queueDTMF = %v, want ErrNoTelephoneEvent", err)
 	}
-	if l.dtmf.dropped.Load() != 2 {
-		t.Errorf("dropped = %d, want 2", l.dtmf.dropped.Load())
+	if l.dtmf.dropped.Load() != 0 || len(l.dtmf.tx.queue) != 0 {
+		t.Errorf("dropped = %d, queued %d: the bridge sends these by INFO instead", l.dtmf.dropped.Load(), len(l.dtmf.tx.queue))
 	}
 }
 
@@ -412,6 +413,69 @@ func FuzzDTMFReceiver(f *testing.F) {
 		}
 		if digits > packets {
 			t.Fatalf("%d digits from %d packets", digits, packets)
+		}
+	})
+}
+
+func TestParseInfoDTMF(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, ct, body string
+		want           dtmfDigit
+		err            string
+	}{
+		{"relay", "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", dtmfDigit{'5', 160}, ""},
+		{"relay LF, spaces, case", "Application/DTMF-Relay; charset=x", "signal = #\nDURATION= 250\n", dtmfDigit{'#', 250}, ""},
+		{"relay without duration", "application/dtmf-relay", "Signal=*", dtmfDigit{'*', 100}, ""},
+		{"relay lower-case letter", "application/dtmf-relay", "Signal=b\r\n", dtmfDigit{'B', 100}, ""},
+		{"bare digit", "application/dtmf", "7\r\n", dtmfDigit{'7', 100}, ""},
+		{"unknown keys ignored", "application/dtmf-relay", "Signal=1\r\nVolume=10\r\n", dtmfDigit{'1', 100}, ""},
+		{"no signal", "application/dtmf-relay", "Duration=100\r\n", dtmfDigit{}, `signal ""`},
+		{"flash", "application/dtmf-relay", "Signal=16\r\n", dtmfDigit{}, `signal "16"`},
+		{"not a digit", "application/dtmf-relay", "Signal=x\r\n", dtmfDigit{}, `signal "x" is not a DTMF digit`},
+		{"bad duration", "application/dtmf-relay", "Signal=1\r\nDuration=-5\r\n", dtmfDigit{}, `duration "-5"`},
+		{"not key=value", "application/dtmf-relay", "Signal=1\r\ngarbage\r\n", dtmfDigit{}, `line "garbage"`},
+		{"other type", "application/sdp", "v=0", dtmfDigit{}, "content type"},
+		{"no type", "", "Signal=1", dtmfDigit{}, "content type"},
+		{"huge", "application/dtmf", strings.Repeat("1", maxInfoBody+1), dtmfDigit{}, "limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseInfoDTMF(tt.ct, []byte(tt.body))
+			if tt.err == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("parse = %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("parse = %+v, %v; want an error with %q", got, err, tt.err)
+			}
+		})
+	}
+	if _, err := parseInfoDTMF("text/plain", nil); !errors.Is(err, errInfoType) {
+		t.Errorf("other type: %v, want errInfoType (415)", err)
+	}
+}
+
+// FuzzParseInfoDTMF: any INFO body never panics; a parsed digit is a DTMF
+// digit with a positive duration; an error message is valid UTF-8 and
+// bounded (it goes into a SIP reason phrase).
+func FuzzParseInfoDTMF(f *testing.F) {
+	f.Add("application/dtmf-relay", []byte("Signal=5\r\nDuration=160\r\n"))
+	f.Add("application/dtmf", []byte("#"))
+	f.Add("application/dtmf-relay", []byte("signal=\xff\r\n"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		d, err := parseInfoDTMF(ct, body)
+		if err != nil {
+			if len(err.Error()) > 300 || !utf8.ValidString(err.Error()) {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		if wire.DTMFEvent(d.digit) < 0 || d.durationMS <= 0 {
+			t.Fatalf("parsed %+v", d)
 		}
 	})
 }

@@ -367,3 +367,74 @@ func TestE2EDTMFPhoneToPhone(t *testing.T) {
 		t.Errorf("ctl dtmf on an ended call succeeded:\n%s", f)
 	}
 }
+
+// A sipp desk phone configured for SIP INFO DTMF (no telephone-event in its
+// offer) presses 5 and # (application/dtmf-relay); the softphone's event
+// stream shows 5# with the INFO's 160 ms. The gateway answers a bad signal
+// 400 and another body type 415 (the scenario checks both).
+func TestE2EDTMFSipInfoToSoftphone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	events := startEvents(t, n.dir, bob.admin)
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	runSipp(t, sipp, sdir, n.sipUDP, "call_info_dtmf.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
+	digits, peers, durs := waitDigits(t, events, "5#")
+	if digits != "5#" || peers[0] != "alice/desk" || durs[0] != "160" || durs[1] != "160" {
+		t.Fatalf("bob saw %q from %v lasting %v, want 5# from alice/desk, 160 ms each\n%s", digits, peers, durs, events.stdout.String())
+	}
+	waitNoActiveCall(t, n.dir, bob.admin)
+}
+
+// The P2P softphone calls a sipp desk phone whose answer has no
+// telephone-event; `baton ctl dtmf ID '1#'` reaches it as two SIP INFO
+// application/dtmf-relay requests, in order (the scenario checks Signal=1
+// then Signal=#, and fails on anything else before the BYE), and the
+// gateway's status counts both sent.
+func TestE2EDTMFSoftphoneToSipPhoneByInfo(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	media := startPhoneRTP(t)
+	answered := sippServe(t, sipp, sdir, "answer_info_dtmf.xml", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.port()),
+		"-i", "127.0.0.1", "-p", sipPort)
+	time.Sleep(500 * time.Millisecond) // sipp binds its port
+	id := dial(t, n.dir, bob.admin, "alice/desk")
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	mustCtl(t, n.dir, bob.admin, "dtmf", id, "1#")
+	eventually(t, pollTimeout, "the gateway to count two digits sent by INFO", func() (bool, string) {
+		st := status(t, n.dir, n.gwAdmin)
+		calls, _ := st["calls"].([]any)
+		for _, c := range calls {
+			leg, _ := c.(map[string]any)["sip_leg"].(map[string]any)
+			if leg["dtmf_sent"] == float64(2) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(calls)
+	})
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the desk phone's dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk phone got no BYE")
+	}
+	for _, p := range media.packets() {
+		if p.PayloadType != 0 {
+			t.Fatalf("the phone without telephone-event got payload type %d", p.PayloadType)
+		}
+	}
+}
