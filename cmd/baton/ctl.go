@@ -333,7 +333,8 @@ func newCtlDTMFCmd(client ctlClient) *cobra.Command {
 		Short: "Send DTMF digits (0-9 * # A-D) to the far party of an active call",
 		Long: `Send DTMF digits to the far party of active call ID, in order: up to 32 of
 0-9 * # A-D. The far party's event stream shows each as a call.dtmf event; a
-gateway plays them to its SIP phone as RFC 4733 telephone-events. Quote the
+gateway plays them to its SIP phone as RFC 4733 telephone-events (or SIP
+INFO for a phone without them). Quote the
 digits in a shell: # starts a comment.`,
 		Example: `  baton ctl dtmf c-00c1b475ad2d9629 '123#'
   baton ctl dtmf c-00c1b475ad2d9629 '*72' --duration 200`,

@@ -114,6 +114,16 @@ type phoneRTP struct {
 	mu   sync.Mutex
 	got  []rtp.Packet
 	peer *net.UDPAddr
+	keys []byte // digits pressed, not yet sent
+}
+
+// press queues digits the phone sends as RFC 4733 events (payload type
+// 101) in its stream: 100 ms each, the marker on the first packet, the end
+// three times, 60 ms of audio between two.
+func (m *phoneRTP) press(digits string) {
+	m.mu.Lock()
+	m.keys = append(m.keys, digits...)
+	m.mu.Unlock()
 }
 
 func startPhoneRTP(t *testing.T) *phoneRTP {
@@ -155,6 +165,9 @@ func startPhoneRTP(t *testing.T) *phoneRTP {
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 0x0d7f0001}}
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
+		var ts uint32
+		// the event being sent: its code, start timestamp, frames sent
+		code, evTS, frame, gap := -1, uint32(0), 0, 0
 		for {
 			select {
 			case <-m.done:
@@ -163,15 +176,42 @@ func startPhoneRTP(t *testing.T) *phoneRTP {
 			}
 			m.mu.Lock()
 			peer := m.peer
+			if code < 0 && gap == 0 && len(m.keys) > 0 {
+				code = strings.IndexByte("0123456789*#ABCD", m.keys[0])
+				m.keys = m.keys[1:]
+				evTS, frame = ts, 0
+			}
 			m.mu.Unlock()
+			ts += 160
 			if peer == nil {
 				continue
 			}
-			_ = tone.ReadFrame(pcm)
-			k, _ := codecs.PCMU().Encode(payload, pcm)
-			pkt.Payload = payload[:k]
 			pkt.SequenceNumber++
-			pkt.Timestamp += 160
+			if code >= 0 {
+				// 100 ms: durations 160..640, then 800 with E three times.
+				frame++
+				dur, end := uint16(160*frame), frame >= 5
+				if end {
+					dur = 800
+				}
+				pkt.PayloadType, pkt.Timestamp, pkt.Marker = 101, evTS, frame == 1
+				flags := byte(10)
+				if end {
+					flags |= 0x80
+				}
+				pkt.Payload = []byte{byte(code), flags, byte(dur >> 8), byte(dur)}
+				if frame >= 7 {
+					code, gap = -1, 3
+				}
+			} else {
+				if gap > 0 {
+					gap--
+				}
+				_ = tone.ReadFrame(pcm)
+				k, _ := codecs.PCMU().Encode(payload, pcm)
+				pkt.PayloadType, pkt.Timestamp, pkt.Marker = 0, ts, false
+				pkt.Payload = payload[:k]
+			}
 			if b, err := pkt.Marshal(); err == nil {
 				_, _ = conn.WriteToUDP(b, peer)
 			}
@@ -471,4 +511,62 @@ func sippMediaPort(t *testing.T) string {
 	}
 	t.Fatal("no UDP port p with p+2 free")
 	return ""
+}
+
+// DTMF follows the call through a handoff, with the far party behind the
+// gateway (role C): carol's SIP phone (sipp for the signaling, the test's
+// socket for its RTP, with telephone-event) calls alice's laptop and
+// presses 1; alice's mobile pulls the call; carol presses 2 and 3, which
+// reach the mobile and not the laptop; `ctl dtmf` on the mobile reaches
+// carol's phone as an RFC 4733 event. carol's dialog sees no SIP message
+// mid-call (the scenario fails on any).
+func TestE2EDTMFAfterPullFarPartyBehindGateway(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660, autoAnswer: true})
+	laptopEvents := startEvents(t, n.dir, laptop.admin)
+	sdir := t.TempDir()
+	sipPort := udpPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	media := startPhoneRTP(t)
+	call := make(chan error, 1)
+	go func() {
+		call <- sippRun(sipp, sdir, n.sipUDP, "call_external_media_dtmf.xml", "-s", "alice", "-key", "deskuser", "carol",
+			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.port()),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	id := waitActiveWith(t, n.dir, laptop.admin, "carol/desk", call)
+	media.press("1")
+	if got, _, _ := waitDigits(t, laptopEvents, "1"); got != "1" {
+		t.Fatalf("the laptop saw %q before the pull, want 1", got)
+	}
+
+	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 880})
+	mobileEvents := startEvents(t, n.dir, mobile.admin)
+	if r := mustCtl(t, n.dir, mobile.admin, "pull", "--from", "laptop"); !strings.Contains(r.stdout, "done") {
+		t.Fatalf("ctl pull did not report done:\n%s", r.stdout)
+	}
+	waitCallState(t, n.dir, mobile.admin, id, "active")
+	media.press("23")
+	digits, peers, _ := waitDigits(t, mobileEvents, "23")
+	if digits != "23" || peers[0] != "carol/desk" {
+		t.Fatalf("the mobile saw %q from %v after the pull, want 23 from carol/desk", digits, peers)
+	}
+	mustCtl(t, n.dir, mobile.admin, "dtmf", id, "#")
+	eventually(t, pollTimeout, "carol's phone to get # as RFC 4733", func() (bool, string) {
+		evs, _ := decodeRFC4733(t, media.packets(), 101)
+		return len(evs) == 1 && evs[0].digit == '#' && evs[0].ends == 3, fmt.Sprintf("%+v", evs)
+	})
+	if got := len(dtmfEventLine.FindAllString(laptopEvents.stdout.String(), -1)); got != 1 {
+		t.Errorf("the laptop saw %d digits, want only the 1 from before the pull:\n%s", got, laptopEvents.stdout.String())
+	}
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("carol's SIP dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("sipp's call did not end")
+	}
 }
