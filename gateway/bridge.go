@@ -54,6 +54,11 @@ type LegInfo struct {
 	// Relayed counts frames passed between the SIP leg and the P2P call
 	// without decoding or encoding (same codec both sides), both ways.
 	Relayed uint64 `json:"frames_relayed"`
+	// DTMF digits (dtmf.go): pressed on the phone and passed to the P2P
+	// party, played to the phone from it, and dropped either way.
+	DTMFReceived uint64 `json:"dtmf_received"`
+	DTMFSent     uint64 `json:"dtmf_sent"`
+	DTMFDropped  uint64 `json:"dtmf_dropped"`
 }
 
 // bridge is one call between a SIP dialog and a P2P call of a device.
@@ -87,6 +92,9 @@ type bridge struct {
 	// transferred is set once a REFER moved the P2P call onto another
 	// P2P call of the device (refer.go).
 	transferred bool
+
+	// DTMF sends of this call, in order (dtmf.go)
+	dtmfWork dtmfWork
 }
 
 func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {
@@ -96,15 +104,21 @@ func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	return &bridge{
+	b := &bridge{
 		g: g, dev: d, dir: dir, leg: l, started: g.cfg.Now(), state: "trying",
 		sdp:   sdp.NewSession(binary.BigEndian.Uint64(id[:]) >> 2),
 		evSig: make(chan struct{}, 1),
 		ended: make(chan struct{}),
-	}, nil
+	}
+	l.onDTMF(b.dtmfToP2P)
+	return b, nil
 }
 
 func (b *bridge) post(ev endpoint.Event) {
+	if ev.Type == endpoint.EventDTMF {
+		b.dtmfFromP2P(ev) // dtmf.go
+		return
+	}
 	b.evMu.Lock()
 	b.evq = append(b.evq, ev)
 	b.evMu.Unlock()
@@ -176,6 +190,9 @@ func (b *bridge) info() CallInfo {
 	ci.SIPLeg.WrongPT = l.stats.WrongPT.Load()
 	ci.SIPLeg.Events = l.stats.Events.Load()
 	ci.SIPLeg.Relayed = l.stats.Passed.Load()
+	ci.SIPLeg.DTMFReceived = l.dtmf.received.Load()
+	ci.SIPLeg.DTMFSent = l.dtmf.tx.sent.Load()
+	ci.SIPLeg.DTMFDropped = l.dtmf.dropped.Load()
 	if ep := b.dev.endpoint(); ep != nil && ci.P2PCallID != "" {
 		if c, err := ep.Call(ci.P2PCallID); err == nil {
 			ci.P2PLeg = c.Media

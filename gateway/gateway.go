@@ -328,6 +328,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.srv.OnBye(g.onBye)
 	g.srv.OnRefer(g.onRefer)
 	g.srv.OnSubscribe(g.onSubscribe)
+	g.srv.OnInfo(g.onInfo) // DTMF by SIP INFO (dtmf.go)
 	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE transaction was handled by the
 		// transaction layer (the dialog ends, see inboundCall); one that
@@ -496,7 +497,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 
 func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, sip.StatusOK, "OK",
-		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, REFER"),
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, SUBSCRIBE, REFER, INFO"),
 		sip.NewHeader("Allow-Events", dialogEvent), sip.NewHeader("Supported", "replaces"),
 		sip.NewHeader("Accept", "application/sdp"))
 }

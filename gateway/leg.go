@@ -78,6 +78,7 @@ type leg struct {
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
 
 	stats legStats
+	dtmf  legDTMF // RFC 4733 both ways (dtmf.go)
 	done  chan struct{}
 }
 
@@ -220,6 +221,7 @@ func (l *leg) readLoop() {
 			l.mu.Unlock()
 			l.stats.Events.Add(1)
 			l.lastRecv.Store(time.Now().UnixNano())
+			l.dtmfReceived(&pkt) // dtmf.go
 			continue
 		}
 		if pkt.PayloadType != l.pt {
@@ -332,6 +334,9 @@ func (l *leg) WriteFrame(pcm []int16) error {
 	if closed || !sending || codec == nil || !remote.IsValid() || remote.Port() == 0 {
 		return nil
 	}
+	if l.writeEvent(remote, len(pcm), codec.Descriptor().ClockRate, codec.Descriptor().SampleRate) {
+		return nil // an RFC 4733 packet went in place of this frame (dtmf.go)
+	}
 	n, err := codec.Encode(l.enc, pcm)
 	if err != nil {
 		return fmt.Errorf("gateway: encode for SIP leg: %w", err)
@@ -353,6 +358,9 @@ func (l *leg) WritePayload(codec codecs.Codec, samples int, payload []byte) (boo
 	}
 	if closed || !sending || !remote.IsValid() || remote.Port() == 0 {
 		return true, nil // taken: the phone wants nothing now
+	}
+	if l.writeEvent(remote, samples, mine.Descriptor().ClockRate, mine.Descriptor().SampleRate) {
+		return true, nil // an RFC 4733 packet went in place of this frame (dtmf.go)
 	}
 	l.stats.Passed.Add(1)
 	return true, l.send(mine, pt, remote, payload, samples)

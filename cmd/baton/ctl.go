@@ -49,6 +49,7 @@ func newCtlCmd() *cobra.Command {
 		newCtlPushCmd(client, printHandoff),
 		newCtlSessionsCmd(client),
 		newCtlRebindCmd(client, printHandoff),
+		newCtlDTMFCmd(client),
 		&cobra.Command{
 			Use:   "handoffs",
 			Short: "List recent handoffs and rebinds with their steps",
@@ -346,5 +347,35 @@ number is what the gateway dials out through that trunk.`,
 		},
 	}
 	cmd.Flags().String("number", "", "telephone `number` for a trunk device to dial out (E.164, e.g. +15551234)")
+	return cmd
+}
+
+func newCtlDTMFCmd(client ctlClient) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dtmf ID DIGITS [--duration MS]",
+		Short: "Send DTMF digits (0-9 * # A-D) to the far party of an active call",
+		Long: `Send DTMF digits to the far party of active call ID, in order: up to 32 of
+0-9 * # A-D. The far party's event stream shows each as a call.dtmf event; a
+gateway plays them to its SIP phone as RFC 4733 telephone-events (or SIP
+INFO for a phone without them). Quote the
+digits in a shell: # starts a comment.`,
+		Example: `  baton ctl dtmf c-00c1b475ad2d9629 '123#'
+  baton ctl dtmf c-00c1b475ad2d9629 '*72' --duration 200`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dur, _ := cmd.Flags().GetInt("duration")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := c.DTMF(cmd.Context(), args[0], args[1], dur)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "dtmf %s sent to %s on call %s (%d ms each)\n", res.Digits, res.Peer, res.CallID, res.DurationMS)
+			return err
+		},
+	}
+	cmd.Flags().Int("duration", 0, "tone length of each digit in `ms`, 40-5000 (default 100)")
 	return cmd
 }

@@ -43,6 +43,10 @@ const (
 	CodeSeveralSessions = "several-sessions"
 	CodeHandoffFailed   = "handoff-failed"
 	CodeNoSuchHandoff   = "no-such-handoff"
+
+	// CodeInvalidDTMF refuses DTMF digits that are not 0-9 * # A-D (the
+	// message names the character) or a duration out of range.
+	CodeInvalidDTMF = "invalid-dtmf"
 )
 
 // APIError is an error response from the control API, as the client sees it.
@@ -110,6 +114,8 @@ func classify(err error) (status int, code string) {
 		return http.StatusConflict, CodeNoCodec
 	case errors.Is(err, endpoint.ErrInvalidTarget):
 		return http.StatusBadRequest, CodeInvalidTarget
+	case errors.Is(err, endpoint.ErrInvalidDTMF):
+		return http.StatusBadRequest, CodeInvalidDTMF
 	case errors.Is(err, endpoint.ErrUnreachable):
 		return http.StatusBadGateway, CodeUnreachable
 	case errors.Is(err, endpoint.ErrNotLoggedIn):
@@ -169,6 +175,8 @@ func sentinelForCode(code string) error {
 		return endpoint.ErrNoCodec
 	case CodeInvalidTarget:
 		return endpoint.ErrInvalidTarget
+	case CodeInvalidDTMF:
+		return endpoint.ErrInvalidDTMF
 	case CodeUnreachable:
 		return endpoint.ErrUnreachable
 	case CodeNotLoggedIn:

@@ -46,6 +46,8 @@ type fakeAPI struct {
 	pushInfo endpoint.HandoffInfo
 	pushErr  error
 	lastPush *endpoint.PushRequest
+	// SendDTMF records what it sent (dtmf_test.go).
+	dtmfSent []endpoint.DTMFRequest
 }
 
 func newFake() *fakeAPI {

@@ -126,6 +126,10 @@ type Event struct {
 	State  string    `json:"state,omitempty"`
 	Detail string    `json:"detail,omitempty"`
 	Step   int       `json:"step,omitempty"` // handoff step (1-12), when it is one
+	// Digit and DurationMS describe a call.dtmf event: one digit the far
+	// party pressed (0-9 * # A-D) and its tone length.
+	Digit      string `json:"digit,omitempty"`
+	DurationMS int    `json:"duration_ms,omitempty"`
 }
 
 // API is what the control API serves. *Endpoint implements it.
@@ -139,6 +143,9 @@ type API interface {
 	DialWith(ctx context.Context, target string, opts CallOptions) (CallInfo, error)
 	Answer(ctx context.Context, id string) error
 	Hangup(ctx context.Context, id string) error
+	// SendDTMF sends digits to the far party of an active call
+	// (docs/protocol.md §14); bad digits are ErrInvalidDTMF.
+	SendDTMF(ctx context.Context, id string, req DTMFRequest) error
 	// Subscribe returns a channel of events from now on and a cancel func
 	// that must be called; a subscriber that does not keep up loses its
 	// subscription (the channel is closed) rather than blocking the endpoint.

@@ -600,6 +600,11 @@ func (c *call) onMessage(m wire.Message) {
 			c.onNewAddress(m)
 			return
 		}
+	case *wire.DTMF:
+		if c.state == CallActive {
+			c.onDTMF(m) // dtmf.go
+			return
+		}
 	case *wire.NewAddressAck:
 		if c.addrAck != nil {
 			c.addrAck <- struct{}{} // buffered, one per rebind

@@ -50,4 +50,7 @@ var (
 	ErrInvalidConfig = errors.New("endpoint: invalid configuration")
 	// ErrNoSuchHandoff means no handoff has the given id.
 	ErrNoSuchHandoff = errors.New("endpoint: no such handoff")
+	// ErrInvalidDTMF means DTMF digits (or their duration) were refused
+	// before sending: the error names the character that is not 0-9*#A-D.
+	ErrInvalidDTMF = errors.New("endpoint: invalid DTMF")
 )

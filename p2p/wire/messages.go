@@ -67,6 +67,8 @@ var typeNames = map[Type]string{
 
 	TypePushOffer:  "push-offer",
 	TypePushResult: "push-result",
+
+	TypeDTMF: "dtmf",
 }
 
 func (t Type) String() string {
@@ -345,6 +347,9 @@ func New(t Type) Message {
 		return &Bye{}
 	}
 	if m := newHandoff(t); m != nil {
+		return m
+	}
+	if m := newDTMF(t); m != nil {
 		return m
 	}
 	return newPush(t)

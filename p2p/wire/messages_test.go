@@ -101,6 +101,8 @@ func sampleMessages() map[Type]Message {
 		TypePushResult: &PushResult{CallID: "c-7f3a9e", HandoffID: "h-0123456789ab", State: HandoffDone,
 			NewAddress: "127.0.0.3:43000", FirstAudioUS: 61000,
 			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
+
+		TypeDTMF: &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
 	}
 }
 
@@ -119,6 +121,7 @@ var allTypes = []Type{
 	TypeResumeAck, TypeRelease, TypeReestablish, TypeReestablishAck,
 	TypeNewAddress, TypeNewAddressAck,
 	TypePushOffer, TypePushResult,
+	TypeDTMF,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -161,6 +164,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
 		TypeNewAddress: 312, TypeNewAddressAck: 313,
 		TypePushOffer: 320, TypePushResult: 321,
+		TypeDTMF: 330,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
