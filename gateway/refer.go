@@ -3,7 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -21,8 +21,8 @@ const transferTimeout = 30 * time.Second
 // NOTIFY message/sipfrag. When the target answers, the two P2P calls are
 // relayed into each other at the gateway (media stays anchored here) and
 // the phone may hang up; when it does not, the final NOTIFY says why and
-// the call stays with the phone. Attended transfer (Refer-To with
-// Replaces) is not implemented and gets 501.
+// the call stays with the phone. A Refer-To with Replaces is an attended
+// transfer (attended.go).
 func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	g.mu.Lock()
 	b := g.bridges[req.CallID().Value()]
@@ -36,17 +36,14 @@ func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusBadRequest, "Exactly One Refer-To Required")
 		return
 	}
-	raw := strings.TrimSpace(hs[0].Value())
-	if i, j := strings.IndexByte(raw, '<'), strings.LastIndexByte(raw, '>'); i >= 0 && j > i {
-		raw = raw[i+1 : j]
-	}
-	if strings.Contains(strings.ToLower(raw), "replaces=") {
-		respond(tx, req, sip.StatusNotImplemented, "Attended Transfer Not Implemented")
+	rt, err := ParseReferTo(hs[0].Value())
+	if err != nil {
+		g.log.Info("bad Refer-To", "sip_call_id", b.sipCallID, "err", err)
+		respond(tx, req, sip.StatusBadRequest, "Bad Refer-To")
 		return
 	}
-	var to sip.Uri
-	if err := sip.ParseUri(raw, &to); err != nil || to.User == "" {
-		respond(tx, req, sip.StatusBadRequest, "Bad Refer-To")
+	if rt.Replaces != nil {
+		g.onAttendedRefer(b, rt, req, tx)
 		return
 	}
 	b.mu.Lock()
@@ -60,7 +57,7 @@ func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.runTransfer(b, p2pID, to.User)
+		g.runTransfer(b, p2pID, rt.User)
 	}()
 }
 
@@ -134,14 +131,20 @@ func (g *Gateway) runTransfer(b *bridge, p2pID, user string) {
 	log.Info("transfer: the P2P party is now relayed to the target", "target_call", call2.ID)
 	notify(sip.StatusOK, "OK", true)
 
-	// The two P2P calls live and die together.
+	g.keepJoined(ep, log, p2pID, call2.ID)
+}
+
+// keepJoined watches two P2P calls of ep relayed into each other (a
+// transfer): they live and die together, so when one ends the other is
+// hung up.
+func (g *Gateway) keepJoined(ep *endpoint.Endpoint, log *slog.Logger, id1, id2 string) {
 	for {
-		c1, err1 := ep.Call(p2pID)
-		c2, err2 := ep.Call(call2.ID)
+		c1, err1 := ep.Call(id1)
+		c2, err2 := ep.Call(id2)
 		if err1 != nil || c1.State == "ended" || err2 != nil || c2.State == "ended" {
 			hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = ep.Hangup(hctx, p2pID)
-			_ = ep.Hangup(hctx, call2.ID)
+			_ = ep.Hangup(hctx, id1)
+			_ = ep.Hangup(hctx, id2)
 			hcancel()
 			log.Info("transferred call ended")
 			return
