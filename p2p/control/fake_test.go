@@ -46,6 +46,10 @@ type fakeAPI struct {
 	pushInfo endpoint.HandoffInfo
 	pushErr  error
 	lastPush *endpoint.PushRequest
+	// Transfer returns transferErr, or a done TransferInfo for a call it
+	// has; lastTransfer records the call and target asked for.
+	transferErr  error
+	lastTransfer [2]string
 }
 
 func newFake() *fakeAPI {
@@ -224,6 +228,20 @@ func (f *fakeAPI) Push(_ context.Context, req endpoint.PushRequest) (endpoint.Ha
 		f.handoffs = append(f.handoffs, info)
 	}
 	return info, f.pushErr
+}
+
+func (f *fakeAPI) Transfer(_ context.Context, id, target string) (endpoint.TransferInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastTransfer = [2]string{id, target}
+	ci, ok := f.calls[id]
+	if !ok {
+		return endpoint.TransferInfo{}, fmt.Errorf("%w: %q", endpoint.ErrNoSuchCall, id)
+	}
+	if f.transferErr != nil {
+		return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: target, State: "failed", Error: f.transferErr.Error()}, f.transferErr
+	}
+	return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: target, State: "done", NewCallID: "c-00000000000000aa"}, nil
 }
 
 func (f *fakeAPI) pushed() *endpoint.PushRequest {

@@ -67,6 +67,9 @@ var typeNames = map[Type]string{
 
 	TypePushOffer:  "push-offer",
 	TypePushResult: "push-result",
+
+	TypeTransferRequest: "transfer-request",
+	TypeTransferResult:  "transfer-result",
 }
 
 func (t Type) String() string {
@@ -345,6 +348,9 @@ func New(t Type) Message {
 		return &Bye{}
 	}
 	if m := newHandoff(t); m != nil {
+		return m
+	}
+	if m := newTransfer(t); m != nil {
 		return m
 	}
 	return newPush(t)
