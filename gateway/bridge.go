@@ -84,6 +84,10 @@ type bridge struct {
 	// transferred is set once a REFER moved the P2P call onto another
 	// P2P call of the device (refer.go).
 	transferred bool
+	// referOut receives the NOTIFYs of a REFER the gateway sent the
+	// phone (`baton ctl transfer` by the P2P party, transferee.go); nil
+	// when none is in progress.
+	referOut chan referProgress
 }
 
 func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {
