@@ -115,7 +115,9 @@ func startReferredDesk(t *testing.T, sipp string, n *bridgeNet, bob *phone, rtpP
 // referredLog reads what answer_refer.xml logged on the REFER.
 func referredLog(t *testing.T, logFile string, done chan error) deskReferred {
 	t.Helper()
-	get := func(k string) string { return strings.TrimSpace(strings.TrimPrefix(waitSippLog(t, logFile, k+"=", done), k+"=")) }
+	get := func(k string) string {
+		return strings.TrimSpace(strings.TrimPrefix(waitSippLog(t, logFile, k+"=", done), k+"="))
+	}
 	return deskReferred{referto: get("referto"), callid: get("callid"), gwcontact: get("gwcontact"), us: get("us"), gw: get("gw")}
 }
 
