@@ -181,6 +181,13 @@ func (g *Gateway) runAttended(b1 *bridge, r Replaces) {
 		notify(sip.StatusCallTransactionDoesNotExists, "No Dialog Matches Replaces", true)
 		return
 	}
+	// The transfer policy, as for a blind REFER: the target is Y.
+	if code, reason := g.transferAllowed(b1.dev, id1, b2.peerIdentity(), log); code != 0 {
+		b1.untransfer()
+		b2.untransfer()
+		notify(code, reason, true)
+		return
+	}
 	for _, id := range []string{id1, id2} {
 		if ci, err := ep.Call(id); err != nil || ci.State != "active" {
 			b1.untransfer()

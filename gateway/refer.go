@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 )
 
 // transferTimeout bounds how long a blind transfer's target may ring.
@@ -89,6 +90,13 @@ func (g *Gateway) runTransfer(b *bridge, p2pID, user string) {
 		notify(sip.StatusForbidden, "Trunk To Trunk Transfer Not Allowed", true)
 		return
 	}
+	// The transfer policy (handoff.KindTransfer, the phone's device asking
+	// for its own call): the default allows it; an operator's policy may
+	// refuse some targets.
+	if code, reason := g.transferAllowed(b.dev, p2pID, target, log); code != 0 {
+		notify(code, reason, true)
+		return
+	}
 	rate := 8000
 	if c := b.leg.currentCodec(); c != nil {
 		rate = c.Descriptor().SampleRate
@@ -155,6 +163,22 @@ func (g *Gateway) keepJoined(ep *endpoint.Endpoint, log *slog.Logger, id1, id2 s
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// transferAllowed asks the policy whether device d may transfer its P2P
+// call callID to target (a P2P user or device, or a trunk's device). It
+// returns 0, or the SIP status and reason for the final NOTIFY.
+func (g *Gateway) transferAllowed(d *device, callID, target string, log *slog.Logger) (int, string) {
+	dec, err := g.policy().Decide(g.ctx, handoff.Request{Kind: handoff.KindTransfer, Requester: d.identity(), Owner: d.identity(), CallID: callID, Peer: target})
+	if err == nil && dec.Allow {
+		return 0, ""
+	}
+	reason := dec.Reason
+	if err != nil {
+		reason = err.Error()
+	}
+	log.Info("transfer refused by policy", "target", target, "reason", reason)
+	return sip.StatusForbidden, "Transfer Refused By Policy"
 }
 
 // notifyRefer sends the phone a NOTIFY of the refer subscription (RFC 3515

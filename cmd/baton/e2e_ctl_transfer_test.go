@@ -244,3 +244,68 @@ func TestE2ECtlTransferSIPPhoneTargetNotFound(t *testing.T) {
 		t.Fatalf("the desk's dialog with bob: %v", err)
 	}
 }
+
+// Issue 9 §2, transfer policy through the handoff.Policy seam: the
+// gateway's devices use the policy-rules plugin with a rule that refuses
+// transfers to carol (kind: transfer, peer: the target). bob's `ctl
+// transfer` of his call with alice's desk phone to carol is refused by
+// the gateway's device before any REFER (the phone sees nothing; ctl
+// names the rule's reason; the call stays); the desk phone's own blind
+// REFER to carol gets a final NOTIFY 403 and its call stays until it
+// hangs up. The gateway logs the rule's reason.
+func TestE2EPolicyPluginRefusesTransfers(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	bdir := t.TempDir()
+	bin := buildPlugin(t, bdir, "policy-rules")
+	rules := writeFile(t, bdir, "rules.yaml", `rules:
+  - {kind: transfer, peer: "carol*", action: deny, reason: "no transfers to carol"}
+  - {kind: transfer, action: allow}
+  - {same_user: true, action: allow}
+`)
+	n := startBridgeNetWith(t, func(string, map[string]string) string {
+		return "plugins:\n  policy:\n    path: " + bin + "\n    args: [\"-rules\", \"" + rules + "\"]\n"
+	})
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	startPhone(t, n.dir, n.srv, "carol", "laptop", n.pw["carol"], phoneOpts{tone: 880, autoAnswer: true})
+
+	// bob transfers the desk phone: refused at the gateway's device.
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	phone := make(chan error, 1)
+	go func() {
+		phone <- sippServeWait(sipp, sdir, "answer_until_bye.xml", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	time.Sleep(500 * time.Millisecond) // sipp binds its port
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	id := dial(t, n.dir, bob.admin, "alice/desk")
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	r := ctl(t, n.dir, bob.admin, "--timeout", "30s", "transfer", id, "--to", "carol")
+	t.Logf("ctl transfer to carol: %s", r)
+	if r.code == 0 || !strings.Contains(r.stderr, "refused by policy: no transfers to carol") || !strings.Contains(r.stderr, "the call stays") {
+		t.Errorf("ctl transfer: exit %d, want a refusal naming the rule's reason\n%s", r.code, r)
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" {
+		t.Fatalf("bob's call after the refused transfer: %v", row)
+	}
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	// answer_until_bye.xml fails on any request but the BYE: no REFER came.
+	if err := <-phone; err != nil {
+		t.Fatalf("the desk phone's dialog: %v", err)
+	}
+
+	// The desk phone REFERs bob to carol: NOTIFY 403, the call stays.
+	desk2 := startSIPMedia(t, "127.0.0.1", 660)
+	if frag := referRun(t, sipp, n, "bob", "carol", desk2.addr().Port); frag != "SIP/2.0 403" {
+		t.Errorf("the final NOTIFY said %q, want SIP/2.0 403", frag)
+	}
+	if rep := desk2.report(); rep.packets < 150 {
+		t.Errorf("the desk heard only %d packets: the call did not go on after the refused transfer", rep.packets)
+	}
+	eventually(t, 5*time.Second, "the gateway logging the rule's reason", func() (bool, string) {
+		return strings.Count(n.gw.stderr.String(), "no transfers to carol") >= 2, ""
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
 )
@@ -206,6 +207,20 @@ func (e *Endpoint) serveTransfer(wc *wire.Conn, peer pki.Identity, m *wire.Trans
 	}
 	if m.Target == e.id.String() {
 		reject(wire.CodeBadRequest, "the target is the transferee itself")
+		return
+	}
+	// The policy decides (handoff.KindTransfer): the default allows it (the
+	// transferor is a party of the call); an operator's may refuse some
+	// targets (a trunk: toll fraud). The transferor is told the reason:
+	// it learns nothing about other sessions from it.
+	d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindTransfer, Requester: peer.String(), Owner: e.id.String(), CallID: m.CallID, Peer: m.Target})
+	if err != nil || !d.Allow {
+		reason := d.Reason
+		if err != nil {
+			reason = err.Error()
+		}
+		e.stats.rejected("policy")
+		reject(wire.CodeForbidden, "refused by policy: "+reason)
 		return
 	}
 	offer := TransferOffer{CallID: m.CallID, From: peer.String(), Target: m.Target}

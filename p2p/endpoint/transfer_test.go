@@ -3,10 +3,12 @@ package endpoint
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
 )
 
@@ -119,4 +121,47 @@ func TestTransferOnlyByTheCallsPeer(t *testing.T) {
 	if ci, _ := bob.Call(ac.ID); ci.State != "active" || len(bob.Calls()) != 1 {
 		t.Errorf("bob's call %+v after a stranger's transfer request", ci)
 	}
+}
+
+// The transferee's policy decides a transfer (handoff.KindTransfer, peer:
+// the target): a refusal reaches the transferor with the reason, and the
+// call stays.
+func TestTransferRefusedByPolicy(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	var asked []handoff.Request
+	var mu sync.Mutex
+	bob := n.start("bob", "mobile", withTone(440), autoAnswer, func(c *Config) {
+		c.Policy = policyFunc(func(r handoff.Request) handoff.Decision {
+			mu.Lock()
+			asked = append(asked, r)
+			mu.Unlock()
+			return handoff.Decision{Allow: r.Kind != handoff.KindTransfer || r.Peer != "carol", Reason: "no transfers to carol"}
+		})
+	})
+	alice := n.start("alice", "laptop", withTone(660))
+	ac, _ := establish(t, alice, bob)
+	n.start("carol", "laptop", autoAnswer)
+	bob.waitOnline(t, "carol/laptop")
+	_, err := alice.Transfer(context.Background(), ac.ID, "carol")
+	if !errors.Is(err, ErrForbidden) || !contains(err.Error(), "no transfers to carol") {
+		t.Fatalf("transfer: %v, want ErrForbidden with the policy's reason", err)
+	}
+	mu.Lock()
+	got := append([]handoff.Request(nil), asked...)
+	mu.Unlock()
+	want := handoff.Request{Kind: handoff.KindTransfer, Requester: "alice/laptop", Owner: "bob/mobile", CallID: ac.ID, Peer: "carol"}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("the policy was asked %+v, want %+v", got, want)
+	}
+	if ci, _ := alice.Call(ac.ID); ci.State != "active" || len(bob.Calls()) != 1 {
+		t.Errorf("after the refusal alice's call is %s, bob has %d calls", ci.State, len(bob.Calls()))
+	}
+}
+
+// policyFunc is a handoff.Policy from a function.
+type policyFunc func(handoff.Request) handoff.Decision
+
+func (f policyFunc) Decide(_ context.Context, r handoff.Request) (handoff.Decision, error) {
+	return f(r), nil
 }
