@@ -95,6 +95,10 @@ type bridge struct {
 
 	// DTMF sends of this call, in order (dtmf.go)
 	dtmfWork dtmfWork
+	// referOut receives the NOTIFYs of a REFER the gateway sent the
+	// phone (`baton ctl transfer` by the P2P party, transferee.go); nil
+	// when none is in progress.
+	referOut chan referProgress
 }
 
 func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {

@@ -104,8 +104,11 @@ func (d *device) setOnline(online bool) {
 		OnEvent:      d.onEvent,
 		Policy:       d.g.cfg.Policy,
 		// A call pushed to this device rings the phone first (push.go).
-		OnPush:    d.onPush,
-		AddrWatch: -1,
+		OnPush: d.onPush,
+		// A transfer the P2P party asks for is a REFER to the phone
+		// (transferee.go).
+		OnTransfer: d.onTransfer,
+		AddrWatch:  -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,

@@ -327,6 +327,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.srv.OnAck(g.onAck)
 	g.srv.OnBye(g.onBye)
 	g.srv.OnRefer(g.onRefer)
+	g.srv.OnNotify(g.onNotify)
 	g.srv.OnSubscribe(g.onSubscribe)
 	g.srv.OnInfo(g.onInfo) // DTMF by SIP INFO (dtmf.go)
 	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {

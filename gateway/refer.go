@@ -3,12 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 )
 
 // transferTimeout bounds how long a blind transfer's target may ring.
@@ -21,8 +22,8 @@ const transferTimeout = 30 * time.Second
 // NOTIFY message/sipfrag. When the target answers, the two P2P calls are
 // relayed into each other at the gateway (media stays anchored here) and
 // the phone may hang up; when it does not, the final NOTIFY says why and
-// the call stays with the phone. Attended transfer (Refer-To with
-// Replaces) is not implemented and gets 501.
+// the call stays with the phone. A Refer-To with Replaces is an attended
+// transfer (attended.go).
 func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	g.mu.Lock()
 	b := g.bridges[req.CallID().Value()]
@@ -36,17 +37,14 @@ func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, sip.StatusBadRequest, "Exactly One Refer-To Required")
 		return
 	}
-	raw := strings.TrimSpace(hs[0].Value())
-	if i, j := strings.IndexByte(raw, '<'), strings.LastIndexByte(raw, '>'); i >= 0 && j > i {
-		raw = raw[i+1 : j]
-	}
-	if strings.Contains(strings.ToLower(raw), "replaces=") {
-		respond(tx, req, sip.StatusNotImplemented, "Attended Transfer Not Implemented")
+	rt, err := ParseReferTo(hs[0].Value())
+	if err != nil {
+		g.log.Info("bad Refer-To", "sip_call_id", b.sipCallID, "err", err)
+		respond(tx, req, sip.StatusBadRequest, "Bad Refer-To")
 		return
 	}
-	var to sip.Uri
-	if err := sip.ParseUri(raw, &to); err != nil || to.User == "" {
-		respond(tx, req, sip.StatusBadRequest, "Bad Refer-To")
+	if rt.Replaces != nil {
+		g.onAttendedRefer(b, rt, req, tx)
 		return
 	}
 	b.mu.Lock()
@@ -60,7 +58,7 @@ func (g *Gateway) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.runTransfer(b, p2pID, to.User)
+		g.runTransfer(b, p2pID, rt.User)
 	}()
 }
 
@@ -90,6 +88,13 @@ func (g *Gateway) runTransfer(b *bridge, p2pID, user string) {
 	if g.isTrunkIdentity(b.peerIdentity()) && (number != "" || g.isTrunkIdentity(target)) {
 		log.Info("transfer refused: trunk to trunk", "peer", b.peerIdentity(), "target", target)
 		notify(sip.StatusForbidden, "Trunk To Trunk Transfer Not Allowed", true)
+		return
+	}
+	// The transfer policy (handoff.KindTransfer, the phone's device asking
+	// for its own call): the default allows it; an operator's policy may
+	// refuse some targets.
+	if code, reason := g.transferAllowed(b.dev, p2pID, target, log); code != 0 {
+		notify(code, reason, true)
 		return
 	}
 	rate := 8000
@@ -134,14 +139,20 @@ func (g *Gateway) runTransfer(b *bridge, p2pID, user string) {
 	log.Info("transfer: the P2P party is now relayed to the target", "target_call", call2.ID)
 	notify(sip.StatusOK, "OK", true)
 
-	// The two P2P calls live and die together.
+	g.keepJoined(ep, log, p2pID, call2.ID)
+}
+
+// keepJoined watches two P2P calls of ep relayed into each other (a
+// transfer): they live and die together, so when one ends the other is
+// hung up.
+func (g *Gateway) keepJoined(ep *endpoint.Endpoint, log *slog.Logger, id1, id2 string) {
 	for {
-		c1, err1 := ep.Call(p2pID)
-		c2, err2 := ep.Call(call2.ID)
+		c1, err1 := ep.Call(id1)
+		c2, err2 := ep.Call(id2)
 		if err1 != nil || c1.State == "ended" || err2 != nil || c2.State == "ended" {
 			hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = ep.Hangup(hctx, p2pID)
-			_ = ep.Hangup(hctx, call2.ID)
+			_ = ep.Hangup(hctx, id1)
+			_ = ep.Hangup(hctx, id2)
 			hcancel()
 			log.Info("transferred call ended")
 			return
@@ -152,6 +163,22 @@ func (g *Gateway) runTransfer(b *bridge, p2pID, user string) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// transferAllowed asks the policy whether device d may transfer its P2P
+// call callID to target (a P2P user or device, or a trunk's device). It
+// returns 0, or the SIP status and reason for the final NOTIFY.
+func (g *Gateway) transferAllowed(d *device, callID, target string, log *slog.Logger) (int, string) {
+	dec, err := g.policy().Decide(g.ctx, handoff.Request{Kind: handoff.KindTransfer, Requester: d.identity(), Owner: d.identity(), CallID: callID, Peer: target})
+	if err == nil && dec.Allow {
+		return 0, ""
+	}
+	reason := dec.Reason
+	if err != nil {
+		reason = err.Error()
+	}
+	log.Info("transfer refused by policy", "target", target, "reason", reason)
+	return sip.StatusForbidden, "Transfer Refused By Policy"
 }
 
 // notifyRefer sends the phone a NOTIFY of the refer subscription (RFC 3515

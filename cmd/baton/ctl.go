@@ -47,6 +47,7 @@ func newCtlCmd() *cobra.Command {
 	ctl.AddCommand(
 		newCtlPullCmd(client, printHandoff),
 		newCtlPushCmd(client, printHandoff),
+		newCtlTransferCmd(client),
 		newCtlSessionsCmd(client),
 		newCtlRebindCmd(client, printHandoff),
 		newCtlDTMFCmd(client),
@@ -270,6 +271,40 @@ no answer) or its pull did not take the call; the call then stays here.`,
 		},
 	}
 	cmd.Flags().String("to", "", "the `device` to send the call to: its name, or user/device (required)")
+	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func newCtlTransferCmd(client ctlClient) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "transfer ID --to TARGET",
+		Short: "Transfer a live call to another person (blind transfer)",
+		Long: `Ask the far party of call ID to call TARGET (a user, or user/device) and take
+this device's place: once TARGET answers, the call here ends. A far party
+that is a SIP phone behind the gateway gets a REFER and calls TARGET itself.
+Exits non-zero with the reason when the far party refused (policy), or the
+call to TARGET failed (unknown, offline, busy, no answer); the call then
+stays as it was.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to, _ := cmd.Flags().GetString("to")
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := c.Transfer(cmd.Context(), args[0], to)
+			if err != nil {
+				return fmt.Errorf("transfer %s to %s: %w (the call stays)", args[0], to, err)
+			}
+			line := fmt.Sprintf("transferred %s: %s now talks to %s", info.CallID, info.Peer, info.Target)
+			if info.NewCallID != "" {
+				line += " (call " + info.NewCallID + ")"
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), line)
+			return err
+		},
+	}
+	cmd.Flags().String("to", "", "the `user` or user/device to transfer the call to (required)")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }

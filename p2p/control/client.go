@@ -188,6 +188,20 @@ func (c *Client) Push(ctx context.Context, id, to string) (endpoint.HandoffInfo,
 	return c.handoffOp(ctx, "/v1/calls/"+url.PathEscape(id)+"/push", endpoint.PushRequest{To: to})
 }
 
+// Transfer asks the far party of call id to call to (a user, or
+// user/device) and take this device's place, and returns when the
+// transferee has reported: the TransferInfo when it is done (the call
+// here has ended), else an *APIError whose code classifies the failure
+// (endpoint.ErrForbidden, ErrBusy, ErrNoSuchCall...); the call then stays.
+func (c *Client) Transfer(ctx context.Context, id, to string) (endpoint.TransferInfo, error) {
+	var info endpoint.TransferInfo
+	if id == "" {
+		return info, fmt.Errorf("control: %w: empty call id", ErrInvalidArgument)
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/transfer", TransferRequest{To: to}, http.StatusOK, &info)
+	return info, err
+}
+
 // Rebind moves the endpoint's media to a new local IP (mobility: the call
 // goes on from the new address with no re-login). Its result follows the
 // same rule as Pull: the info, and a *HandoffError unless it is done.

@@ -48,6 +48,10 @@ type fakeAPI struct {
 	lastPush *endpoint.PushRequest
 	// SendDTMF records what it sent (dtmf_test.go).
 	dtmfSent []endpoint.DTMFRequest
+	// Transfer returns transferErr, or a done TransferInfo for a call it
+	// has; lastTransfer records the call and target asked for.
+	transferErr  error
+	lastTransfer [2]string
 }
 
 func newFake() *fakeAPI {
@@ -226,6 +230,20 @@ func (f *fakeAPI) Push(_ context.Context, req endpoint.PushRequest) (endpoint.Ha
 		f.handoffs = append(f.handoffs, info)
 	}
 	return info, f.pushErr
+}
+
+func (f *fakeAPI) Transfer(_ context.Context, id, target string) (endpoint.TransferInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastTransfer = [2]string{id, target}
+	ci, ok := f.calls[id]
+	if !ok {
+		return endpoint.TransferInfo{}, fmt.Errorf("%w: %q", endpoint.ErrNoSuchCall, id)
+	}
+	if f.transferErr != nil {
+		return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: target, State: "failed", Error: f.transferErr.Error()}, f.transferErr
+	}
+	return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: target, State: "done", NewCallID: "c-00000000000000aa"}, nil
 }
 
 func (f *fakeAPI) pushed() *endpoint.PushRequest {

@@ -107,6 +107,7 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "POST /v1/calls/{id}/hangup", h.hangup)
 	h.route(mux, "POST /v1/calls/{id}/push", h.push)
 	h.route(mux, "POST /v1/calls/{id}/dtmf", h.dtmf) // dtmf.go
+	h.route(mux, "POST /v1/calls/{id}/transfer", h.transfer)
 	h.route(mux, "GET /v1/events", h.events)
 	h.route(mux, "POST /v1/handoffs", h.pull)
 	h.route(mux, "GET /v1/handoffs", h.getHandoffs)
@@ -395,6 +396,39 @@ func (h *handler) push(w http.ResponseWriter, r *http.Request) {
 	req.CallID = r.PathValue("id")
 	info, err := h.ep.Push(r.Context(), req)
 	h.handoffCreated(w, r, info, err)
+}
+
+// TransferRequest is the body of POST /v1/calls/{id}/transfer.
+type TransferRequest struct {
+	// To is the transfer target: a user ("carol") or user/device.
+	To string `json:"to"`
+}
+
+// transfer asks the far party of a call to call another person and take
+// this device's place (a blind transfer, issue 9 §2). The request context
+// bounds the wait for the transferee's report. 200 with the TransferInfo
+// once it is done (the call here has ended); an error answer otherwise,
+// and the call stays.
+func (h *handler) transfer(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil {
+		h.fail(w, r, ErrNoEndpoint)
+		return
+	}
+	var req TransferRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if strings.TrimSpace(req.To) == "" {
+		h.fail(w, r, fmt.Errorf("%w: missing \"to\" (the user or user/device to transfer the call to)", ErrBadRequest))
+		return
+	}
+	info, err := h.ep.Transfer(r.Context(), r.PathValue("id"), req.To)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.reply(w, r, http.StatusOK, info)
 }
 
 // RebindRequest is the body of POST /v1/rebind.

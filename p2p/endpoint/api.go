@@ -160,6 +160,10 @@ type API interface {
 	// takes it with a pull (docs/handoff.md); the HandoffInfo (kind
 	// "push") carries the target's steps.
 	Push(ctx context.Context, req PushRequest) (HandoffInfo, error)
+	// Transfer asks the far party of an active call to call target and
+	// take this device's place (a blind transfer); the call here ends
+	// once target answers, and stays when the transfer fails.
+	Transfer(ctx context.Context, callID, target string) (TransferInfo, error)
 	// Sessions asks another device of this user which sessions it has.
 	Sessions(ctx context.Context, device string) ([]SessionInfo, error)
 	// Rebind moves this endpoint's media to a new local IP (mobility).

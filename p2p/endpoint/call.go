@@ -77,6 +77,7 @@ type call struct {
 	// B's handoff grants with its key.
 	peerCert   *x509.Certificate
 	peerSignal string // the peer's signaling listener, when known
+	transfer   bool   // a transferee's call to its target: one slot past MaxCalls (transfer.go)
 	oldConns   []*wire.Conn
 	ho         *handoffState       // handoff roles B and C; nil until needed
 	addrAck    chan struct{}       // a rebind waits for the peer's new-address-ack
@@ -116,7 +117,11 @@ func (e *Endpoint) register(c *call) error {
 	if _, dup := e.calls[c.id]; dup {
 		return fmt.Errorf("%w: call id %q is already in use", ErrBadState, c.id)
 	}
-	if len(e.calls)+e.reserved >= e.cfg.MaxCalls {
+	limit := e.cfg.MaxCalls
+	if c.transfer {
+		limit++
+	}
+	if len(e.calls)+e.reserved >= limit {
 		return fmt.Errorf("%w: %s is already in %d call(s)", ErrBusy, e.id, len(e.calls)+e.reserved)
 	}
 	e.calls[c.id] = c
@@ -164,6 +169,7 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 	c := e.newCall(newCallID(), dirOutgoing, peer, conn)
 	c.src, c.sink = opts.Source, opts.Sink
 	c.info.Number = opts.Number
+	c.transfer = opts.transfer
 	if err := e.register(c); err != nil {
 		_ = conn.Close()
 		return CallInfo{}, err

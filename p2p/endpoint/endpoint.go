@@ -83,6 +83,15 @@ type Config struct {
 	// audio. nil = pull at once (a P2P device auto-accepts a push from
 	// its own user).
 	OnPush func(ctx context.Context, offer PushOffer, ringing func()) (HandoffInfo, error)
+	// OnTransfer, when set, makes a transfer the far party of a call asks
+	// for (transfer-request, once it is checked: the transferor's own
+	// active call, allowed by Policy). It returns when the target has
+	// answered (nil) or the transfer failed (an error Transfer's sentinels
+	// classify: ErrUnknownPeer, ErrBusy, ErrDeclined, ErrOffline,
+	// ErrForbidden), with the new call's ID when it knows one. A gateway
+	// sends its SIP phone a REFER and waits for the NOTIFY. nil = call the
+	// target from this endpoint.
+	OnTransfer func(ctx context.Context, offer TransferOffer) (newCallID string, err error)
 	// Logger receives the endpoint's logs; nil = discard.
 	Logger *slog.Logger
 	// RingTimeout ends an unanswered call (default 60 s).

@@ -15,6 +15,10 @@ type CallOptions struct {
 	// Number is a telephone number for a gateway's trunk device to dial
 	// onward (Invite.Number); "" for a call to a person's device.
 	Number string
+	// transfer: the call is a transferee's call to its transfer target
+	// (transfer.go), which may take one call slot past MaxCalls: the
+	// original call ends once it is answered.
+	transfer bool
 }
 
 // CanCall reports whether Dial would find target now (valid, a buddy or

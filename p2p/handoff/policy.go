@@ -15,6 +15,12 @@ const (
 	KindQuery
 	// KindPull: may the requester take a session over (step 5 onward)?
 	KindPull
+	// KindTransfer: may the requester (a party of call CallID) have the
+	// owner's call go to Peer, the transfer target? Asked for a REFER from
+	// a SIP phone (requester and owner: the phone's device) and for `baton
+	// ctl transfer` (requester: the transferor, owner: the transferee that
+	// would call the target).
+	KindTransfer
 )
 
 func (k Kind) String() string {
@@ -23,6 +29,8 @@ func (k Kind) String() string {
 		return "query"
 	case KindPull:
 		return "pull"
+	case KindTransfer:
+		return "transfer"
 	}
 	return "unknown"
 }
@@ -34,7 +42,7 @@ type Request struct {
 	Requester string // A
 	Owner     string // B, the device that has the session
 	CallID    string // empty for KindQuery
-	Peer      string // C, when known
+	Peer      string // C, when known; for KindTransfer the transfer target
 }
 
 // Decision is a policy's answer. Reason is shown to the owner's logs, and
@@ -52,11 +60,17 @@ type Policy interface {
 }
 
 // SameUser is the default policy: only devices of the same user may query
-// or pull each other's sessions.
+// or pull each other's sessions. Transfers are allowed: whoever asks is a
+// party of the call (the endpoint and the gateway check that before they
+// ask), and the target is someone the transferee may call anyway; the
+// gateway's own rule against trunk-to-trunk transfers still applies.
 type SameUser struct{}
 
 // Decide implements Policy.
 func (SameUser) Decide(_ context.Context, req Request) (Decision, error) {
+	if req.Kind == KindTransfer {
+		return Decision{Allow: true, Reason: "a party of the call may transfer it"}, nil
+	}
 	ru, _, _ := strings.Cut(req.Requester, "/")
 	ou, _, _ := strings.Cut(req.Owner, "/")
 	if ru == "" || ru != ou {

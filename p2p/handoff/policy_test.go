@@ -30,3 +30,20 @@ func TestSameUser(t *testing.T) {
 		})
 	}
 }
+
+// The default allows a transfer whoever the parties are: the endpoint and
+// the gateway have checked the requester is a party of the call.
+func TestSameUserAllowsTransfers(t *testing.T) {
+	t.Parallel()
+	for _, r := range []Request{
+		{Kind: KindTransfer, Requester: "alice/laptop", Owner: "bob/mobile", CallID: "c-1", Peer: "carol"},
+		{Kind: KindTransfer, Requester: "alice/desk", Owner: "alice/desk", CallID: "c-1", Peer: "pstn/trunk"},
+	} {
+		if d, err := (SameUser{}).Decide(context.Background(), r); err != nil || !d.Allow || d.Reason == "" {
+			t.Errorf("%+v: %+v, %v; want allowed with a reason", r, d, err)
+		}
+	}
+	if KindTransfer.String() != "transfer" {
+		t.Errorf("KindTransfer is %q", KindTransfer)
+	}
+}

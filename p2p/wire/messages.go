@@ -69,6 +69,8 @@ var typeNames = map[Type]string{
 	TypePushResult: "push-result",
 
 	TypeDTMF: "dtmf",
+	TypeTransferRequest: "transfer-request",
+	TypeTransferResult:  "transfer-result",
 }
 
 func (t Type) String() string {
@@ -350,6 +352,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newDTMF(t); m != nil {
+		return m
+	}
+	if m := newTransfer(t); m != nil {
 		return m
 	}
 	return newPush(t)

@@ -103,6 +103,8 @@ func sampleMessages() map[Type]Message {
 			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
 
 		TypeDTMF: &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
+		TypeTransferRequest: &TransferRequest{CallID: "c-7f3a9e", From: "alice/laptop", Target: "carol"},
+		TypeTransferResult:  &TransferResult{CallID: "c-7f3a9e", State: TransferDone, NewCallID: "c-0123456789abcdef"},
 	}
 }
 
@@ -122,6 +124,7 @@ var allTypes = []Type{
 	TypeNewAddress, TypeNewAddressAck,
 	TypePushOffer, TypePushResult,
 	TypeDTMF,
+	TypeTransferRequest, TypeTransferResult,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -165,6 +168,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeNewAddress: 312, TypeNewAddressAck: 313,
 		TypePushOffer: 320, TypePushResult: 321,
 		TypeDTMF: 330,
+		TypeTransferRequest: 340, TypeTransferResult: 341,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
@@ -592,6 +596,33 @@ func TestValidate(t *testing.T) {
 		{"push-result: title at limit", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Title = long(MaxStepText) }, true},
 		{"push-result: oversized detail", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Detail = long(MaxStepText + 1) }, false},
 		{"push-result: detail not UTF-8", TypePushResult, func(m Message) { m.(*PushResult).Steps[0].Detail = "\xff" }, false},
+
+		// TransferRequest
+		{"transfer-request: bad call id", TypeTransferRequest, func(m Message) { m.(*TransferRequest).CallID = "" }, false},
+		{"transfer-request: from not an identity", TypeTransferRequest, func(m Message) { m.(*TransferRequest).From = "alice" }, false},
+		{"transfer-request: target a device", TypeTransferRequest, func(m Message) { m.(*TransferRequest).Target = "carol/laptop" }, true},
+		{"transfer-request: no target", TypeTransferRequest, func(m Message) { m.(*TransferRequest).Target = "" }, false},
+		{"transfer-request: bad target", TypeTransferRequest, func(m Message) { m.(*TransferRequest).Target = "Carol/" }, false},
+		{"transfer-request: target a SIP URI", TypeTransferRequest, func(m Message) { m.(*TransferRequest).Target = "sip:carol@gw" }, false},
+
+		// TransferResult
+		{"transfer-result: bad call id", TypeTransferResult, func(m Message) { m.(*TransferResult).CallID = "c 1" }, false},
+		{"transfer-result: unknown state", TypeTransferResult, func(m Message) { m.(*TransferResult).State = "ringing" }, false},
+		{"transfer-result: done with a code", TypeTransferResult, func(m Message) { m.(*TransferResult).Code = CodeBusy }, false},
+		{"transfer-result: failed without a code", TypeTransferResult, func(m Message) { m.(*TransferResult).State = TransferFailed }, false},
+		{"transfer-result: failed", TypeTransferResult, func(m Message) {
+			r := m.(*TransferResult)
+			r.State, r.Code, r.Reason, r.NewCallID = TransferFailed, CodeNotFound, "no such user", ""
+		}, true},
+		{"transfer-result: bad new call id", TypeTransferResult, func(m Message) { m.(*TransferResult).NewCallID = "c\x001" }, false},
+		{"transfer-result: oversized reason", TypeTransferResult, func(m Message) {
+			r := m.(*TransferResult)
+			r.State, r.Code, r.Reason = TransferFailed, CodeBusy, long(MaxReasonLen+1)
+		}, false},
+		{"transfer-result: oversized code", TypeTransferResult, func(m Message) {
+			r := m.(*TransferResult)
+			r.State, r.Code = TransferFailed, ErrorCode(long(MaxNameLen+1))
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,10 +10,10 @@
 //	default: deny             # when no rule matches: allow or deny (default deny)
 //	rules:
 //	  - name: office hours pulls
-//	    kind: pull            # query, pull or any (default any)
+//	    kind: pull            # query, pull, transfer or any (default any)
 //	    requester: "alice/*"  # glob on user/device: * any run, ? one character
 //	    owner: "alice/*"
-//	    peer: "sip:*@example.com"  # the far party (C); a rule with peer never matches a request without one
+//	    peer: "sip:*@example.com"  # the far party (C); for kind transfer the target; a rule with peer never matches a request without one
 //	    same_user: true       # requester and owner are devices of the same user
 //	    time: "08:00-18:00"   # [start, end) local time of day; may wrap midnight ("22:00-06:00")
 //	    days: [mon, tue, wed, thu, fri]
@@ -129,8 +129,10 @@ func compile(rs RuleSpec) (rule, error) {
 		r.kind = handoff.KindQuery
 	case "pull":
 		r.kind = handoff.KindPull
+	case "transfer":
+		r.kind = handoff.KindTransfer
 	default:
-		return r, fmt.Errorf("kind %q: want query, pull or any", rs.Kind)
+		return r, fmt.Errorf("kind %q: want query, pull, transfer or any", rs.Kind)
 	}
 	switch rs.Action {
 	case "allow":

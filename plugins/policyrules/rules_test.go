@@ -73,3 +73,30 @@ func TestPluginRulesInvalid(t *testing.T) {
 		t.Fatalf("empty file: %v, %v", s, err)
 	}
 }
+
+// kind: transfer matches transfer requests only, and peer is the target.
+func TestPluginRulesTransfer(t *testing.T) {
+	t.Parallel()
+	s, err := Parse([]byte(`
+default: allow
+rules:
+  - {name: no transfers to the trunk, kind: transfer, peer: "pstn*", action: deny, reason: "no transfers to the PSTN"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 3, 3, 12, 0, 0, 0, time.Local)
+	for _, tc := range []struct {
+		req   handoff.Request
+		allow bool
+	}{
+		{handoff.Request{Kind: handoff.KindTransfer, Requester: "bob/softphone", Owner: "alice/desk", CallID: "c-1", Peer: "pstn/trunk"}, false},
+		{handoff.Request{Kind: handoff.KindTransfer, Requester: "bob/softphone", Owner: "alice/desk", CallID: "c-1", Peer: "carol"}, true},
+		{handoff.Request{Kind: handoff.KindPull, Requester: "alice/a", Owner: "alice/b", Peer: "pstn/trunk"}, true},
+	} {
+		d := s.Decide(tc.req, now)
+		if d.Allow != tc.allow {
+			t.Errorf("%s to %s: %+v, want allow=%v", tc.req.Kind, tc.req.Peer, d, tc.allow)
+		}
+	}
+}

@@ -19,6 +19,8 @@ func RequestToPB(r handoff.Request) *policyv1.DecideRequest {
 		k = policyv1.Kind_KIND_QUERY
 	case handoff.KindPull:
 		k = policyv1.Kind_KIND_PULL
+	case handoff.KindTransfer:
+		k = policyv1.Kind_KIND_TRANSFER
 	}
 	return &policyv1.DecideRequest{Kind: k, Requester: r.Requester, Owner: r.Owner, CallId: r.CallID, Peer: r.Peer}
 }
@@ -31,6 +33,8 @@ func RequestFromPB(p *policyv1.DecideRequest) handoff.Request {
 		k = handoff.KindQuery
 	case policyv1.Kind_KIND_PULL:
 		k = handoff.KindPull
+	case policyv1.Kind_KIND_TRANSFER:
+		k = handoff.KindTransfer
 	}
 	return handoff.Request{Kind: k, Requester: p.GetRequester(), Owner: p.GetOwner(), CallID: p.GetCallId(), Peer: p.GetPeer()}
 }

@@ -30,6 +30,9 @@ const (
 	Kind_KIND_UNSPECIFIED Kind = 0
 	Kind_KIND_QUERY       Kind = 1
 	Kind_KIND_PULL        Kind = 2
+	// KIND_TRANSFER: may requester have owner's call call_id go to peer
+	// (REFER from a SIP phone, or baton ctl transfer)?
+	Kind_KIND_TRANSFER Kind = 3
 )
 
 // Enum value maps for Kind.
@@ -38,11 +41,13 @@ var (
 		0: "KIND_UNSPECIFIED",
 		1: "KIND_QUERY",
 		2: "KIND_PULL",
+		3: "KIND_TRANSFER",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
 		"KIND_QUERY":       1,
 		"KIND_PULL":        2,
+		"KIND_TRANSFER":    3,
 	}
 )
 
@@ -81,7 +86,8 @@ type DecideRequest struct {
 	Owner     string `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
 	// call_id is empty for KIND_QUERY.
 	CallId string `protobuf:"bytes,4,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
-	// peer is the far party (C), when known.
+	// peer is the far party (C), when known; for KIND_TRANSFER the
+	// transfer target (where the call would go).
 	Peer          string `protobuf:"bytes,5,opt,name=peer,proto3" json:"peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -217,12 +223,13 @@ const file_baton_policy_v1_policy_proto_rawDesc = "" +
 	"\x04peer\x18\x05 \x01(\tR\x04peer\">\n" +
 	"\x0eDecideResponse\x12\x14\n" +
 	"\x05allow\x18\x01 \x01(\bR\x05allow\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*;\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*N\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_QUERY\x10\x01\x12\r\n" +
-	"\tKIND_PULL\x10\x022S\n" +
+	"\tKIND_PULL\x10\x02\x12\x11\n" +
+	"\rKIND_TRANSFER\x10\x032S\n" +
 	"\x06Policy\x12I\n" +
 	"\x06Decide\x12\x1e.baton.policy.v1.DecideRequest\x1a\x1f.baton.policy.v1.DecideResponseBDZBgithub.com/baton-voice/baton/plugins/internal/pb/policyv1;policyv1b\x06proto3"
 
