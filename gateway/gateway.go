@@ -36,12 +36,18 @@ type Account struct {
 	HA1 string
 	// User and Device are the P2P identity, e.g. alice/desk.
 	User, Device string
-	// Password logs the device into the access server.
-	//
-	// TODO(issue 8): a gateway credential issued by the access server and
-	// delegated per user replaces this; until then each bridged device
-	// logs in with its own P2P password.
+	// Password logs the device into the access server when the gateway
+	// has no Credential; with one it is not used (and may be empty).
 	Password string
+}
+
+// Credential is the gateway's own credential at the access server (`baton
+// gateway add NAME --users ...`, issue 8 §1): every bridged device logs in
+// with it instead of its user's password, for the users delegated to it.
+type Credential struct {
+	// Name is the gateway's name at the access server; Secret the secret
+	// `baton gateway add` issued.
+	Name, Secret string
 }
 
 // Config configures a Gateway.
@@ -49,6 +55,10 @@ type Config struct {
 	// Access is the access server's host:port; Roots trusts its CA.
 	Access string
 	Roots  *x509.CertPool
+	// Credential, when Name is set, logs every device in as this gateway
+	// (docs/sip.md, "Gateway credential"); otherwise each device logs in
+	// with its account's Password.
+	Credential Credential
 	// UDP and TCP are the SIP listen addresses; "" turns one off.
 	UDP, TCP string
 	// TLS is the SIP-over-TLS listen address (RFC 3261 §26.3.1, a phone's
@@ -434,6 +444,10 @@ type Registration struct {
 	Device  string `json:"device"`
 	Contact string `json:"contact"`
 	Online  bool   `json:"online"`
+	// LoginError is why the device is not online in the P2P network
+	// although its phone is registered (e.g. its user is not delegated to
+	// the gateway's credential); "" when it is, or was never tried.
+	LoginError string `json:"login_error,omitempty"`
 }
 
 // Registrations lists every account with its live contacts.
@@ -449,7 +463,7 @@ func (g *Gateway) Registrations() []Registration {
 			out = append(out, Registration{SIPUser: user, Device: d.identity()})
 		}
 		for _, c := range contacts {
-			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline()})
+			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SIPUser < out[j].SIPUser })

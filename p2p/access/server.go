@@ -410,6 +410,7 @@ type Status struct {
 	RefusedConns    uint64 `json:"refused_conns"`    // connections closed at accept: too many not logged in
 	PendingConns    int64  `json:"pending_conns"`    // connections not logged in yet, now
 	LimiterEntries  int    `json:"limiter_entries"`  // sources and user-at-source pairs the limiter tracks now
+	NotDelegated    uint64 `json:"not_delegated"`    // gateway logins refused: user not delegated to the gateway
 }
 
 // Status returns a snapshot of the server's state.
@@ -432,6 +433,7 @@ func (s *Server) Status() Status {
 		RefusedConns:    st.refused[0].Load() + st.refused[1].Load(),
 		PendingConns:    s.pending.Pending(),
 		LimiterEntries:  s.fails.size(),
+		NotDelegated:    st.logins[loginNotDelegated].Load(),
 	}
 }
 

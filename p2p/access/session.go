@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -38,6 +37,7 @@ type session struct {
 	pc      *parkConn
 	wc      *wire.Conn // reads through pc
 	pubDER  []byte     // PKIX; kept to renew the certificate for the same key
+	gateway string     // the gateway credential this device logged in with ("" = its own password)
 	signal  netip.AddrPort
 	buddies []string
 
@@ -187,33 +187,9 @@ func (s *Server) refuseLimited(log *slog.Logger, wc *wire.Conn, wait time.Durati
 func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire.Conn, req *wire.LoginRequest) *session {
 	id := pki.Identity{User: req.User, Device: req.Device}
 	log := s.log.With("user", id.User, "device", id.Device, "remote", raw.RemoteAddr().String())
-	// The limiter decides before any argon2 work: a refused guess costs
-	// the server a map lookup. Unknown and existing users are keyed alike.
-	var ticket loginTicket
-	if src := connlimit.Source(raw.RemoteAddr()); !s.cfg.Limits.trusted(src) {
-		var wait time.Duration
-		ticket, wait = s.fails.admit(src, req.User)
-		if wait > 0 {
-			s.refuseLimited(log, wc, wait)
-			return nil
-		}
-	}
-	// The password is never logged, not even on failure.
-	if err := s.db.Authenticate(ctx, req.User, req.Password); err != nil {
-		if errors.Is(err, ErrAuthFailed) {
-			ticket.done(true)
-			s.stats.logins[loginAuthFailed].Add(1)
-			log.Info("login refused: wrong user or password")
-			s.refuse(wc, wire.CodeAuthFailed, "wrong user or password")
-			return nil
-		}
-		ticket.done(false) // the server failed; the client guessed nothing
-		s.stats.logins[loginError].Add(1)
-		log.Error("login failed", "error", err)
-		s.refuse(wc, wire.CodeInternal, "authentication unavailable")
+	if !s.authenticate(ctx, log, raw, wc, req) {
 		return nil
 	}
-	ticket.done(false)
 	pub, err := parseEndpointKey(req.PublicKey)
 	if err != nil {
 		s.stats.logins[loginBadRequest].Add(1)
@@ -222,7 +198,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		return nil
 	}
 	now := s.cfg.Now()
-	der, expires, err := s.ca.IssueEndpoint(pub, id, now, s.cfg.CredentialTTL)
+	der, expires, err := s.issue(pub, id, req.Gateway, now)
 	if err != nil {
 		s.stats.logins[loginError].Add(1)
 		log.Error("login failed: issue certificate", "error", err)
@@ -258,6 +234,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		pc:      pc,
 		wc:      wc,
 		pubDER:  req.PublicKey,
+		gateway: req.Gateway,
 		signal:  signal,
 		buddies: buddies,
 		held:    true,
@@ -297,7 +274,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		return nil
 	}
 	s.stats.logins[loginOK].Add(1)
-	log.Info("login", "signal", signal.String(), "status", status.String(), "buddies", len(buddies), "expires", expires)
+	log.Info("login", "gateway", req.Gateway, "signal", signal.String(), "status", status.String(), "buddies", len(buddies), "expires", expires)
 	sess.release(&wire.LoginResponse{
 		Certificate:  der,
 		ExpiresUnix:  expires.Unix(),
@@ -541,11 +518,24 @@ func (s *Server) renew(ctx context.Context, sess *session) error {
 		sess.enqueue(&wire.Error{Code: wire.CodeForbidden, Message: "user no longer exists"})
 		return fmt.Errorf("renew: %w", ErrNoSuchUser)
 	}
+	if sess.gateway != "" {
+		// A delegation withdrawn (or a gateway removed) since login ends
+		// the device's credential at its next renewal.
+		users, err := s.db.GatewayUsers(ctx, sess.gateway)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(users, sess.id.User) {
+			nd := &NotDelegatedError{Gateway: sess.gateway, User: sess.id.User, Device: sess.id.Device}
+			sess.enqueue(&wire.Error{Code: wire.CodeNotDelegated, Message: nd.Error()})
+			return fmt.Errorf("renew: %w", nd)
+		}
+	}
 	pub, err := parseEndpointKey(sess.pubDER)
 	if err != nil {
 		return err
 	}
-	der, expires, err := s.ca.IssueEndpoint(pub, sess.id, s.cfg.Now(), s.cfg.CredentialTTL)
+	der, expires, err := s.issue(pub, sess.id, sess.gateway, s.cfg.Now())
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,10 @@ type Config struct {
 	Roots *x509.CertPool
 	// User, Device and Password are the login credentials.
 	User, Device, Password string
+	// Gateway, when set, logs in with that gateway credential: Password is
+	// the gateway's secret and User must be delegated to it (a SIP device
+	// a gateway bridges; its certificate says so).
+	Gateway string
 	// SignalListen is where direct signaling is accepted ("127.0.0.1:0").
 	SignalListen string
 	// MediaIP is the local IP RTP sockets bind to.
@@ -322,6 +326,7 @@ func (e *Endpoint) login(ctx context.Context) error {
 		User:       e.cfg.User,
 		Device:     e.cfg.Device,
 		Password:   e.cfg.Password,
+		Gateway:    e.cfg.Gateway,
 		SignalAddr: e.SignalAddr(),
 		Status:     wire.StatusOnline,
 		Key:        e.key,

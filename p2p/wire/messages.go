@@ -121,6 +121,9 @@ const (
 	// that address) with too many recent failures; Error.RetryAfterMS says
 	// when the next attempt can be admitted.
 	CodeRateLimited ErrorCode = "rate-limited"
+	// CodeNotDelegated refuses a login a gateway made for a user that is
+	// not delegated to its credential (issue 8 §1).
+	CodeNotDelegated ErrorCode = "not-delegated"
 )
 
 // MaxRetryAfterMS bounds Error.RetryAfterMS: one day.
@@ -160,6 +163,10 @@ type LoginRequest struct {
 	PublicKey  []byte `json:"public_key"`  // PKIX, DER
 	SignalAddr string `json:"signal_addr"` // where the endpoint accepts signaling
 	Status     Status `json:"status,omitempty"`
+	// Gateway, when set, names the gateway credential the login is made
+	// with: Password is then the gateway's secret, and User must be
+	// delegated to it. The certificate issued says the device is bridged.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // LoginResponse answers a successful login with the credential and profile.
@@ -520,6 +527,9 @@ func (m *LoginRequest) Validate() error {
 	}
 	if len(m.PublicKey) == 0 || len(m.PublicKey) > MaxKeyLen {
 		return malformed(t, "public_key must be 1-%d bytes", MaxKeyLen)
+	}
+	if m.Gateway != "" && !ValidName(m.Gateway) {
+		return malformed(t, "gateway %q: want 1-64 of [a-z0-9._-]", m.Gateway)
 	}
 	if m.Status != "" && (!m.Status.valid() || m.Status == StatusOffline) {
 		return malformed(t, "status %q: want online or away", m.Status)
