@@ -67,6 +67,17 @@ var typeNames = map[Type]string{
 
 	TypePushOffer:  "push-offer",
 	TypePushResult: "push-result",
+
+	TypeGatewayLogin:   "gateway-login",
+	TypeGatewayWelcome: "gateway-welcome",
+	TypeDeviceLogin:    "device-login",
+	TypeDeviceWelcome:  "device-welcome",
+	TypeDeviceError:    "device-error",
+	TypeDevicePresence: "device-presence",
+	TypeDeviceStatus:   "device-status",
+	TypeDeviceLogout:   "device-logout",
+	TypeDeviceRenew:    "device-renew",
+	TypeDeviceRenewed:  "device-renewed",
 }
 
 func (t Type) String() string {
@@ -352,6 +363,9 @@ func New(t Type) Message {
 		return &Bye{}
 	}
 	if m := newHandoff(t); m != nil {
+		return m
+	}
+	if m := newGatewayMux(t); m != nil {
 		return m
 	}
 	return newPush(t)

@@ -101,6 +101,19 @@ func sampleMessages() map[Type]Message {
 		TypePushResult: &PushResult{CallID: "c-7f3a9e", HandoffID: "h-0123456789ab", State: HandoffDone,
 			NewAddress: "127.0.0.3:43000", FirstAudioUS: 61000,
 			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
+
+		TypeGatewayLogin:   &GatewayLogin{Gateway: "gw1", Secret: "OzGZCH8u3DpaNGvD342Qybrs84FGWU-kytftAkjtVrg"},
+		TypeGatewayWelcome: &GatewayWelcome{ObservedAddr: "127.0.0.5:50000", KeepaliveMS: 15000, Users: []string{"alice", "carol"}},
+		TypeDeviceLogin: &DeviceLogin{ID: "alice/desk", PublicKey: bytes.Repeat([]byte{0x30, 0x59, 0x30, 0x13}, 23),
+			SignalAddr: "127.0.0.5:7070", Status: StatusOnline},
+		TypeDeviceWelcome: &DeviceWelcome{ID: "alice/desk", Certificate: bytes.Repeat([]byte{0x30, 0x82}, 250), ExpiresUnix: 1767225600,
+			Profile: Profile{User: "alice", Buddies: []Buddy{{User: "bob"}}}},
+		TypeDeviceError:    &DeviceError{ID: "carol/desk", Code: CodeNotDelegated, Message: "gateway gw1 may not log in carol/desk"},
+		TypeDevicePresence: &DevicePresence{ID: "alice/desk", Device: Device{User: "bob", Device: "phone", Status: StatusOnline, SignalAddr: "127.0.0.4:7070"}},
+		TypeDeviceStatus:   &DeviceStatus{ID: "alice/desk", Status: StatusAway},
+		TypeDeviceLogout:   &DeviceLogout{ID: "alice/desk"},
+		TypeDeviceRenew:    &DeviceRenew{ID: "alice/desk"},
+		TypeDeviceRenewed:  &DeviceRenewed{ID: "alice/desk", Certificate: bytes.Repeat([]byte{0x30, 0x82, 0x01}, 100), ExpiresUnix: 1767229200},
 	}
 }
 
@@ -114,6 +127,8 @@ var allTypes = []Type{
 	TypeError,
 	TypeLoginRequest, TypeLoginResponse, TypeKeepalive, TypeKeepaliveAck,
 	TypeSetStatus, TypePresence, TypeLogout, TypeRenewRequest, TypeRenewResponse,
+	TypeGatewayLogin, TypeGatewayWelcome, TypeDeviceLogin, TypeDeviceWelcome, TypeDeviceError,
+	TypeDevicePresence, TypeDeviceStatus, TypeDeviceLogout, TypeDeviceRenew, TypeDeviceRenewed,
 	TypeInvite, TypeRinging, TypeAccept, TypeReject, TypeCancel, TypeBye,
 	TypeSessionQuery, TypeSessionList, TypeStopAudio, TypeStopAck, TypeResume,
 	TypeResumeAck, TypeRelease, TypeReestablish, TypeReestablishAck,
@@ -156,6 +171,8 @@ func TestTypeNumbers(t *testing.T) {
 		TypeUnknown: 0, TypeError: 1,
 		TypeLoginRequest: 100, TypeLoginResponse: 101, TypeKeepalive: 102, TypeKeepaliveAck: 103,
 		TypeSetStatus: 104, TypePresence: 105, TypeLogout: 106, TypeRenewRequest: 107, TypeRenewResponse: 108,
+		TypeGatewayLogin: 110, TypeGatewayWelcome: 111, TypeDeviceLogin: 112, TypeDeviceWelcome: 113, TypeDeviceError: 114,
+		TypeDevicePresence: 115, TypeDeviceStatus: 116, TypeDeviceLogout: 117, TypeDeviceRenew: 118, TypeDeviceRenewed: 119,
 		TypeInvite: 200, TypeRinging: 201, TypeAccept: 202, TypeReject: 203, TypeCancel: 204, TypeBye: 205,
 		TypeSessionQuery: 300, TypeSessionList: 301, TypeStopAudio: 302, TypeStopAck: 303, TypeResume: 304,
 		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
