@@ -124,6 +124,11 @@ func (d *device) setOnline(online bool) {
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,
 	}
+	if d.g.access != nil {
+		// One shared session for every device (no connection, TLS state
+		// or goroutine per phone at the access server).
+		cfg.AccessSession = d.g.access
+	}
 	ep, err := endpoint.New(cfg)
 	if err != nil {
 		log.Error("device endpoint", "err", err)

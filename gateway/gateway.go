@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -196,7 +197,11 @@ type Gateway struct {
 	stats    stats
 
 	devices map[string]*device // by SIP user, and trunkKey(name) for trunks
-	trunks  []*trunkState
+	// access is the one session to the access server that carries every
+	// device's login and presence, when the gateway has a Credential
+	// (issue 8 §1); nil: each device logs in on its own.
+	access *access.GatewaySession
+	trunks []*trunkState
 	// trunkStop ends the trunk registrations (unREGISTER) before the
 	// listeners close; trunkWG waits for them.
 	trunkStop chan struct{}
@@ -239,6 +244,16 @@ func New(cfg Config) (*Gateway, error) {
 			calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 		g.devices[trunkKey(tc.Name)] = t.dev
 		g.trunks = append(g.trunks, t)
+	}
+	if cr := cfg.Credential; cr.Name != "" {
+		as, err := access.NewGatewaySession(access.GatewayConfig{
+			Addr: cfg.Access, Roots: cfg.Roots, Gateway: cr.Name, Secret: cr.Secret,
+			Logger: cfg.Logger, Now: cfg.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: credential: %w", err)
+		}
+		g.access = as
 	}
 	g.verifier = sipbridge.NewVerifier(cfg.Realm, cfg.NonceTTL, cfg.Now, func(user string) (string, bool) {
 		d, ok := g.devices[user]
@@ -435,6 +450,9 @@ func (g *Gateway) Close() error {
 		_ = g.ua.Close()
 	}
 	g.wg.Wait()
+	if g.access != nil {
+		_ = g.access.Close() // after every device has logged out on it
+	}
 	return nil
 }
 

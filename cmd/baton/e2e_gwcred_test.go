@@ -43,7 +43,8 @@ func registration(t *testing.T, dir, admin, sipUser string) map[string]any {
 // users' passwords. Both desk phones register over SIP (sipp); alice/desk
 // comes online, carol/desk is refused by the access server because carol
 // is not delegated to gw1, and the gateway's status and log say so, naming
-// both. bob's softphone calls alice/desk and shows the peer as a SIP device
+// both. Both phones' logins travel on the gateway's one shared session
+// with the access server (issue 8 §1 part 3). bob's softphone calls alice/desk and shows the peer as a SIP device
 // via gateway gw1 (its certificate says it is bridged).
 func TestE2EGatewayCredentialDelegation(t *testing.T) {
 	t.Parallel()
@@ -76,6 +77,15 @@ func TestE2EGatewayCredentialDelegation(t *testing.T) {
 	}
 	if log := n.srv.stderr.String(); !strings.Contains(log, "login refused: user not delegated to the gateway") {
 		t.Errorf("the access server's log does not record the refusal:\n%s", tail(log, 3000))
+	}
+
+	// Both devices went through the gateway's one shared session (wire
+	// gateway-login, then device-login per phone), not a connection each.
+	if cr, _ := status(t, n.dir, n.gwAdmin)["credential"].(map[string]any); cr["gateway"] != "gw1" || cr["connected"] != true {
+		t.Errorf("gateway status credential: %v, want gw1 connected", cr)
+	}
+	if log := n.srv.stderr.String(); strings.Count(log, "msg=\"gateway session\"") != 1 {
+		t.Errorf("the access server did not log exactly one gateway session:\n%s", tail(log, 3000))
 	}
 
 	// bob calls alice/desk; the desk phone (sipp as UAS) answers.

@@ -25,6 +25,14 @@ func gatewayLimitKey(gateway string) string { return "gateway:" + gateway }
 // any argon2 work, for gateways as for users. It answers a refused login
 // (the caller then closes the connection) and reports whether it passed.
 func (s *Server) authenticate(ctx context.Context, log *slog.Logger, raw net.Conn, wc *wire.Conn, req *wire.LoginRequest) bool {
+	_, ok := s.authenticateAs(ctx, log, raw, wc, req)
+	return ok
+}
+
+// authenticateAs is authenticate, also returning the users delegated to
+// req.Gateway. With req.Gateway set and req.User empty (a gateway
+// session's login) only the gateway's secret is checked.
+func (s *Server) authenticateAs(ctx context.Context, log *slog.Logger, raw net.Conn, wc *wire.Conn, req *wire.LoginRequest) ([]string, bool) {
 	key := req.User
 	if req.Gateway != "" {
 		key = gatewayLimitKey(req.Gateway)
@@ -37,7 +45,7 @@ func (s *Server) authenticate(ctx context.Context, log *slog.Logger, raw net.Con
 		ticket, wait = s.fails.admit(src, key)
 		if wait > 0 {
 			s.refuseLimited(log, wc, wait)
-			return false
+			return nil, false
 		}
 	}
 	// The password (or secret) is never logged, not even on failure.
@@ -55,25 +63,25 @@ func (s *Server) authenticate(ctx context.Context, log *slog.Logger, raw net.Con
 			if req.Gateway != "" {
 				log.Info("login refused: wrong gateway name or secret", "gateway", req.Gateway)
 				s.refuse(wc, wire.CodeAuthFailed, "wrong gateway name or secret")
-				return false
+				return nil, false
 			}
 			log.Info("login refused: wrong user or password")
 			s.refuse(wc, wire.CodeAuthFailed, "wrong user or password")
-			return false
+			return nil, false
 		}
 		ticket.done(false) // the server failed; the client guessed nothing
 		s.stats.logins[loginError].Add(1)
 		log.Error("login failed", "error", err)
 		s.refuse(wc, wire.CodeInternal, "authentication unavailable")
-		return false
+		return nil, false
 	}
 	// The secret was right: a refusal from here on is no guess.
 	ticket.done(false)
-	if req.Gateway != "" && !slices.Contains(delegated, req.User) {
+	if req.Gateway != "" && req.User != "" && !slices.Contains(delegated, req.User) {
 		s.refuseNotDelegated(log, wc, req.Gateway, pki.Identity{User: req.User, Device: req.Device})
-		return false
+		return nil, false
 	}
-	return true
+	return delegated, true
 }
 
 // refuseNotDelegated answers a gateway's login for a user not delegated

@@ -43,6 +43,13 @@ type session struct {
 
 	replaced atomic.Bool // set by the login that replaced this session
 
+	// parent is set for a device logged in through a gateway session
+	// (gatewaysession.go): it has no connection of its own (raw, pc and
+	// wc are nil) and everything it is sent goes out on parent's. mux is
+	// set for a gateway session itself: the devices it carries.
+	parent *session
+	mux    *muxState
+
 	qmu     sync.Mutex
 	queue   []wire.Message
 	held    bool // queued but not written until the login response is first
@@ -143,6 +150,10 @@ func (s *Server) loginConn(ctx context.Context, raw, c net.Conn, deadline time.T
 		return nil
 	}
 	wc.SetMaxRecvPayload(0)
+	if gl, ok := m.(*wire.GatewayLogin); ok {
+		_ = raw.SetDeadline(time.Time{})
+		return s.gatewayLogin(ctx, raw, pc, wc, gl)
+	}
 	req, ok := m.(*wire.LoginRequest)
 	if !ok {
 		s.stats.logins[loginBadRequest].Add(1)
@@ -254,7 +265,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		// new session takes over without an offline blip in between.
 		old.replaced.Store(true)
 		old.shutdown()
-		log.Info("login replaces previous session", "previous_remote", old.raw.RemoteAddr().String())
+		log.Info("login replaces previous session", "previous_remote", old.remote())
 	}
 	err = s.store.Put(ctx, presence.Entry{User: id.User, Device: id.Device, Status: status, SignalAddr: signal, Since: now})
 	lk.Unlock()
@@ -453,6 +464,9 @@ func (s *Server) finishSession(sess *session, reason int, err error, finish func
 //go:noinline
 func (sess *session) dispatch(ctx context.Context, m wire.Message) (int, error) {
 	s := sess.srv
+	if sess.mux != nil {
+		return s.dispatchGateway(ctx, sess, m)
+	}
 	switch m := m.(type) {
 	case *wire.Keepalive:
 		sess.enqueue(&wire.KeepaliveAck{}) // zero-size: no allocation
@@ -548,7 +562,7 @@ func (s *Server) renew(ctx context.Context, sess *session) error {
 // connection closed, writer waited for.
 func (s *Server) end(sess *session, reason int, err error) {
 	s.stats.ends[reason].Add(1)
-	log := s.log.With("user", sess.id.User, "device", sess.id.Device, "remote", sess.raw.RemoteAddr().String())
+	log := s.log.With("user", sess.id.User, "device", sess.id.Device, "remote", sess.remote())
 	switch reason {
 	case endLogout:
 		log.Info("logout")
@@ -570,6 +584,10 @@ func (s *Server) end(sess *session, reason int, err error) {
 	// Offline first, so buddies learn of a logout even if the flush below
 	// has to wait for a slow endpoint.
 	s.unregisterAndOffline(sess)
+	if sess.mux != nil {
+		// A gateway session's devices go offline with it.
+		s.endDevices(sess)
+	}
 	if reason == endLogout || reason == endProtocol || reason == endError {
 		sess.flush(s.cfg.Timeout)
 	}
@@ -580,12 +598,16 @@ func (s *Server) end(sess *session, reason int, err error) {
 // enqueue queues m for the endpoint. It never blocks: an endpoint whose
 // queue is full is disconnected instead.
 func (sess *session) enqueue(m wire.Message) {
+	if sess.parent != nil {
+		sess.enqueueDevice(m)
+		return
+	}
 	sess.qmu.Lock()
 	if sess.closed {
 		sess.qmu.Unlock()
 		return
 	}
-	if len(sess.queue) >= maxQueue {
+	if len(sess.queue) >= sess.queueLimit() {
 		sess.closed, sess.slow = true, true
 		sess.queue = nil
 		sess.qmu.Unlock()
@@ -600,6 +622,10 @@ func (sess *session) enqueue(m wire.Message) {
 // release puts the login response at the head of the queue and starts
 // writing: whatever was queued while the profile was read follows it.
 func (sess *session) release(first wire.Message) {
+	if sess.parent != nil {
+		sess.releaseDevice(first)
+		return
+	}
 	sess.qmu.Lock()
 	defer sess.qmu.Unlock()
 	sess.held = false
@@ -671,6 +697,12 @@ func (sess *session) shutdown() {
 	sess.closed = true
 	sess.queue = nil
 	sess.qmu.Unlock()
+	if sess.parent != nil {
+		// A gateway's device has no connection: its gateway session
+		// stops carrying it.
+		sess.parent.mux.remove(sess)
+		return
+	}
 	_ = sess.raw.Close()
 }
 
