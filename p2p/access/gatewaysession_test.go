@@ -200,3 +200,54 @@ func TestGatewaySessionManyDevices(t *testing.T) {
 		t.Fatal("no gateway session logged")
 	}
 }
+
+// TestGatewaySessionProtocol drives a gateway session by hand: requests
+// for devices it does not carry are device-errors and the session goes
+// on; a device-login replaces the device's own-connection session without
+// an offline blip; a message that belongs to an endpoint session ends the
+// gateway session, and every device on it is offline.
+func TestGatewaySessionProtocol(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.addUsers("alice", "carol")
+	e.buddies([2]string{"alice", "carol"})
+	secret := e.addGateway("gw1", "alice")
+	carolRec := newRecorder()
+	e.login("carol", "laptop", withRecorder(carolRec))
+	own := e.login("alice", "desk") // alice/desk on its own connection first
+	carolRec.expect(t, dev("alice", "desk", wire.StatusOnline, "127.0.0.1:9"))
+
+	r := e.dialRaw()
+	r.send(&wire.GatewayLogin{Gateway: "gw1", Secret: secret})
+	if w, ok := r.recv().(*wire.GatewayWelcome); !ok || len(w.Users) != 1 || w.Users[0] != "alice" {
+		t.Fatalf("want gateway-welcome for alice, got %#v", w)
+	}
+	r.send(&wire.DeviceStatus{ID: "alice/desk", Status: wire.StatusAway})
+	if m, ok := r.recv().(*wire.DeviceError); !ok || m.Code != wire.CodeNotFound || m.ID != "alice/desk" {
+		t.Fatalf("status for a device not on the session: %#v", m)
+	}
+	r.send(&wire.DeviceLogin{ID: "alice/desk", PublicKey: pkix(t, newKey(t).Public()), SignalAddr: "127.0.0.1:7000"})
+	dw, ok := r.recv().(*wire.DeviceWelcome)
+	if !ok || dw.ID != "alice/desk" || len(dw.Profile.Buddies) != 1 {
+		t.Fatalf("want device-welcome with carol as buddy, got %#v", dw)
+	}
+	// Replaced: the old connection is closed, carol sees the new address
+	// and never an offline in between.
+	<-own.Done()
+	carolRec.expect(t, dev("alice", "desk", wire.StatusOnline, "127.0.0.1:7000"))
+	r.send(&wire.Keepalive{})
+	if _, ok := r.recv().(*wire.KeepaliveAck); !ok {
+		t.Fatal("no keepalive-ack on the gateway session")
+	}
+	// A bad key is refused for that device only.
+	r.send(&wire.DeviceLogin{ID: "alice/phone", PublicKey: []byte{1, 2, 3}, SignalAddr: "127.0.0.1:7001"})
+	if m, ok := r.recv().(*wire.DeviceError); !ok || m.Code != wire.CodeBadRequest || m.ID != "alice/phone" {
+		t.Fatalf("bad key: %#v", m)
+	}
+	// set-status is an endpoint session's message: bad-request, closed.
+	r.send(&wire.SetStatus{Status: wire.StatusAway})
+	r.expectError(wire.CodeBadRequest, "gateway session")
+	r.expectClosed()
+	carolRec.expect(t, dev("alice", "desk", wire.StatusOffline, ""))
+	waitFor(t, "gateway session gone", func() bool { return e.srv.Status().GatewaySessions == 0 })
+}
