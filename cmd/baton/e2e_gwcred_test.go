@@ -113,3 +113,40 @@ func TestE2EGatewayCredentialDelegation(t *testing.T) {
 		t.Fatal("the desk phone got no BYE")
 	}
 }
+
+// The gateway's shared access session survives an access server restart:
+// when the server goes away the session is reported disconnected, and
+// when it is back the bridged phone logs in again on a new gateway session
+// (driven by the device's own re-login backoff) and is online for a
+// softphone that logs in afterwards.
+func TestE2EGatewayCredentialAccessRestart(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNetWith(t, gatewayCredential(t, "alice"))
+	sdir := t.TempDir()
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
+		"-i", "127.0.0.1", "-p", freeUDPPort(t))
+	connected := func(want bool) func() (bool, string) {
+		return func() (bool, string) {
+			st := status(t, n.dir, n.gwAdmin)
+			cr, _ := st["credential"].(map[string]any)
+			a := registration(t, n.dir, n.gwAdmin, "alice")
+			return cr["connected"] == want && a["online"] == true, fmt.Sprint(cr, a)
+		}
+	}
+	eventually(t, pollTimeout, "alice/desk online on a connected gateway session", connected(true))
+
+	if code := n.srv.stop(t); code != 0 {
+		t.Errorf("access server exited %d after SIGINT, want 0", code)
+	}
+	eventually(t, pollTimeout, "the gateway to notice its session is gone", connected(false))
+
+	again := startAccess(t, "access (second run)", n.dir, filepath.Join(n.dir, "data"), n.srv.addr)
+	// The device retries with backoff (up to 30 s between attempts).
+	eventually(t, 60*time.Second, "the gateway session back", connected(true))
+	bob := startPhone(t, n.dir, again, "bob", "laptop", n.pw["bob"], phoneOpts{})
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	if log := again.stderr.String(); !strings.Contains(log, `msg="gateway session"`) {
+		t.Errorf("the restarted access server logged no gateway session:\n%s", tail(log, 3000))
+	}
+}
