@@ -14,10 +14,14 @@ import (
 type Gateway struct {
 	Log Log `koanf:"log"`
 	// Access is the access server's address; CA its CA certificate.
-	Access string       `koanf:"access"`
-	CA     string       `koanf:"ca"`
-	SIP    SIP          `koanf:"sip"`
-	Media  GatewayMedia `koanf:"media"`
+	Access string `koanf:"access"`
+	CA     string `koanf:"ca"`
+	// Credential is the gateway's own credential at the access server;
+	// when set, every bridged device logs in with it and the accounts'
+	// password files are not needed (docs/sip.md, "Gateway credential").
+	Credential GatewayCredential `koanf:"credential"`
+	SIP        SIP               `koanf:"sip"`
+	Media      GatewayMedia      `koanf:"media"`
 	// Codecs are the codecs offered and accepted on both sides, in order
 	// of preference.
 	Codecs []string `koanf:"codecs"`
@@ -32,6 +36,16 @@ type Gateway struct {
 	Admin string `koanf:"admin"`
 	// Plugins loads a transfer policy plugin for the bridged devices.
 	Plugins Plugins `koanf:"plugins"`
+}
+
+// GatewayCredential names the credential `baton gateway add NAME --users
+// ...` issued at the access server, and the file holding its secret.
+type GatewayCredential struct {
+	// Gateway is the credential's name ("" = none: each device logs in
+	// with its own password_file).
+	Gateway string `koanf:"gateway"`
+	// SecretFile holds the secret `baton gateway add` wrote.
+	SecretFile string `koanf:"secret_file"`
 }
 
 // SIP configures the gateway's SIP side.
@@ -129,7 +143,8 @@ type SIPAccount struct {
 	HA1 string `koanf:"ha1"`
 	// Device is the P2P identity user/device, e.g. alice/desk.
 	Device string `koanf:"device"`
-	// PasswordFile holds the P2P password the device logs in with.
+	// PasswordFile holds the P2P password the device logs in with;
+	// required unless the gateway has a credential.
 	PasswordFile string `koanf:"password_file"`
 }
 
@@ -181,6 +196,13 @@ func (g Gateway) Validate() error {
 	g.Log.validate(&p)
 	p.dialAddr("access", g.Access)
 	p.required("ca", g.CA)
+	own := g.Credential.Gateway == "" // each device logs in with its own password
+	if !own {
+		p.name("credential.gateway", g.Credential.Gateway)
+		p.required("credential.secret_file", g.Credential.SecretFile)
+	} else if g.Credential.SecretFile != "" {
+		p.add("credential.gateway", shown("empty"), "name the gateway credential the secret_file belongs to (baton gateway add NAME), or leave credential.secret_file out")
+	}
 	p.listenAddr("sip.udp", g.SIP.UDP, true)
 	p.listenAddr("sip.tcp", g.SIP.TCP, true)
 	if g.SIP.UDP == "" && g.SIP.TCP == "" && g.SIP.TLS == "" {
@@ -221,11 +243,13 @@ func (g Gateway) Validate() error {
 			p.name(key+".device", user)
 			p.name(key+".device", dev)
 		}
-		p.required(key+".password_file", a.PasswordFile)
+		if own {
+			p.required(key+".password_file", a.PasswordFile)
+		}
 	}
 	trunks := map[string]bool{}
 	for i, t := range g.Trunks {
-		t.validate(&p, "trunks["+strconv.Itoa(i)+"]")
+		t.validate(&p, "trunks["+strconv.Itoa(i)+"]", own)
 		if trunks[t.Name] {
 			p.add("trunks["+strconv.Itoa(i)+"].name", t.Name, "configured twice")
 		}
@@ -261,7 +285,7 @@ func (g Gateway) Validate() error {
 	return p.err()
 }
 
-func (t SIPTrunk) validate(p *problems, key string) {
+func (t SIPTrunk) validate(p *problems, key string, ownPassword bool) {
 	p.name(key+".name", t.Name)
 	user, dev, ok := strings.Cut(t.Device, "/")
 	if !ok {
@@ -270,7 +294,9 @@ func (t SIPTrunk) validate(p *problems, key string) {
 		p.name(key+".device", user)
 		p.name(key+".device", dev)
 	}
-	p.required(key+".password_file", t.PasswordFile)
+	if ownPassword {
+		p.required(key+".password_file", t.PasswordFile)
+	}
 	for _, a := range t.Allow {
 		if _, err := netip.ParsePrefix(a); err != nil {
 			if _, err := netip.ParseAddr(a); err != nil {

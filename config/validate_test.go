@@ -241,6 +241,17 @@ func TestValidateGateway(t *testing.T) {
 		}, "dialplan[0].prefix"},
 		{"trunk twice", func(c *Gateway) { c.Trunks = []SIPTrunk{validTrunk(), validTrunk()} }, "trunks[1].name"},
 		{"trunk expires 1s", func(c *Gateway) { t := validTrunk(); t.Expires = time.Second; c.Trunks = []SIPTrunk{t} }, "trunks[0].expires"},
+		{"password_file required without credential", func(c *Gateway) { c.Accounts[0].PasswordFile = "" }, "accounts[0].password_file"},
+		{"credential: no password files needed", func(c *Gateway) {
+			c.Credential = GatewayCredential{Gateway: "gw1", SecretFile: "gw1.secret"}
+			c.Accounts[0].PasswordFile = ""
+			t := validTrunk()
+			t.PasswordFile = ""
+			c.Trunks = []SIPTrunk{t}
+		}, ""},
+		{"credential without secret_file", func(c *Gateway) { c.Credential.Gateway = "gw1" }, "credential.secret_file"},
+		{"credential bad name", func(c *Gateway) { c.Credential = GatewayCredential{Gateway: "GW 1", SecretFile: "s"} }, "credential.gateway"},
+		{"secret_file without credential", func(c *Gateway) { c.Credential.SecretFile = "s" }, "credential.gateway"},
 	})
 }
 

@@ -25,6 +25,15 @@ type device struct {
 	// call this device dialled that arrived before DialWith returned.
 	calls   map[string]*bridge
 	pending map[string][]endpoint.Event
+	// loginErr is why the last login failed ("" after a good one).
+	loginErr string
+}
+
+// loginError returns why the device's last login failed, or "".
+func (d *device) loginError() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.loginErr
 }
 
 func (d *device) identity() string { return d.acct.User + "/" + d.acct.Device }
@@ -90,12 +99,17 @@ func (d *device) setOnline(online bool) {
 	if d.g.ctx == nil || d.g.ctx.Err() != nil {
 		return
 	}
+	password := d.acct.Password
+	if cr := d.g.cfg.Credential; cr.Name != "" {
+		password = cr.Secret
+	}
 	cfg := endpoint.Config{
 		Access:       d.g.cfg.Access,
 		Roots:        d.g.cfg.Roots,
 		User:         d.acct.User,
 		Device:       d.acct.Device,
-		Password:     d.acct.Password,
+		Password:     password,
+		Gateway:      d.g.cfg.Credential.Name,
 		SignalListen: d.g.cfg.MediaIP.String() + ":0",
 		MediaIP:      d.g.cfg.MediaIP,
 		SRTP:         d.g.cfg.SRTP,
@@ -113,6 +127,11 @@ func (d *device) setOnline(online bool) {
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,
 	}
+	if d.g.access != nil {
+		// One shared session for every device (no connection, TLS state
+		// or goroutine per phone at the access server).
+		cfg.AccessSession = d.g.access
+	}
 	ep, err := endpoint.New(cfg)
 	if err != nil {
 		log.Error("device endpoint", "err", err)
@@ -120,11 +139,15 @@ func (d *device) setOnline(online bool) {
 	}
 	if err := ep.Start(d.g.ctx); err != nil {
 		log.Error("device login failed; the phone is registered but not online in presence", "err", err)
+		d.mu.Lock()
+		d.loginErr = err.Error()
+		d.mu.Unlock()
 		_ = ep.Close()
 		return
 	}
 	d.mu.Lock()
 	d.ep = ep
+	d.loginErr = ""
 	d.mu.Unlock()
 	log.Info("device online", "signal", ep.SignalAddr())
 }

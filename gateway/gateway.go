@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -36,12 +37,18 @@ type Account struct {
 	HA1 string
 	// User and Device are the P2P identity, e.g. alice/desk.
 	User, Device string
-	// Password logs the device into the access server.
-	//
-	// TODO(issue 8): a gateway credential issued by the access server and
-	// delegated per user replaces this; until then each bridged device
-	// logs in with its own P2P password.
+	// Password logs the device into the access server when the gateway
+	// has no Credential; with one it is not used (and may be empty).
 	Password string
+}
+
+// Credential is the gateway's own credential at the access server (`baton
+// gateway add NAME --users ...`, issue 8 §1): every bridged device logs in
+// with it instead of its user's password, for the users delegated to it.
+type Credential struct {
+	// Name is the gateway's name at the access server; Secret the secret
+	// `baton gateway add` issued.
+	Name, Secret string
 }
 
 // Config configures a Gateway.
@@ -49,6 +56,10 @@ type Config struct {
 	// Access is the access server's host:port; Roots trusts its CA.
 	Access string
 	Roots  *x509.CertPool
+	// Credential, when Name is set, logs every device in as this gateway
+	// (docs/sip.md, "Gateway credential"); otherwise each device logs in
+	// with its account's Password.
+	Credential Credential
 	// UDP and TCP are the SIP listen addresses; "" turns one off.
 	UDP, TCP string
 	// TLS is the SIP-over-TLS listen address (RFC 3261 §26.3.1, a phone's
@@ -186,7 +197,11 @@ type Gateway struct {
 	stats    stats
 
 	devices map[string]*device // by SIP user, and trunkKey(name) for trunks
-	trunks  []*trunkState
+	// access is the one session to the access server that carries every
+	// device's login and presence, when the gateway has a Credential
+	// (issue 8 §1); nil: each device logs in on its own.
+	access *access.GatewaySession
+	trunks []*trunkState
 	// trunkStop ends the trunk registrations (unREGISTER) before the
 	// listeners close; trunkWG waits for them.
 	trunkStop chan struct{}
@@ -229,6 +244,16 @@ func New(cfg Config) (*Gateway, error) {
 			calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 		g.devices[trunkKey(tc.Name)] = t.dev
 		g.trunks = append(g.trunks, t)
+	}
+	if cr := cfg.Credential; cr.Name != "" {
+		as, err := access.NewGatewaySession(access.GatewayConfig{
+			Addr: cfg.Access, Roots: cfg.Roots, Gateway: cr.Name, Secret: cr.Secret,
+			Logger: cfg.Logger, Now: cfg.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: credential: %w", err)
+		}
+		g.access = as
 	}
 	g.verifier = sipbridge.NewVerifier(cfg.Realm, cfg.NonceTTL, cfg.Now, func(user string) (string, bool) {
 		d, ok := g.devices[user]
@@ -427,6 +452,9 @@ func (g *Gateway) Close() error {
 		_ = g.ua.Close()
 	}
 	g.wg.Wait()
+	if g.access != nil {
+		_ = g.access.Close() // after every device has logged out on it
+	}
 	return nil
 }
 
@@ -436,6 +464,10 @@ type Registration struct {
 	Device  string `json:"device"`
 	Contact string `json:"contact"`
 	Online  bool   `json:"online"`
+	// LoginError is why the device is not online in the P2P network
+	// although its phone is registered (e.g. its user is not delegated to
+	// the gateway's credential); "" when it is, or was never tried.
+	LoginError string `json:"login_error,omitempty"`
 }
 
 // Registrations lists every account with its live contacts.
@@ -451,7 +483,7 @@ func (g *Gateway) Registrations() []Registration {
 			out = append(out, Registration{SIPUser: user, Device: d.identity()})
 		}
 		for _, c := range contacts {
-			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline()})
+			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SIPUser < out[j].SIPUser })

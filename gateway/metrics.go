@@ -63,6 +63,15 @@ type Status struct {
 	Registrations []Registration    `json:"registrations"`
 	Calls         []CallInfo        `json:"calls"`
 	Trunks        []TrunkStatus     `json:"trunks,omitempty"`
+	// Credential is the gateway credential the devices log in with, and
+	// whether its shared access session is connected; absent without one.
+	Credential *CredentialStatus `json:"credential,omitempty"`
+}
+
+// CredentialStatus reports the gateway's shared access session.
+type CredentialStatus struct {
+	Gateway   string `json:"gateway"`
+	Connected bool   `json:"connected"`
 }
 
 // Status reports listeners, registrations and calls.
@@ -73,5 +82,9 @@ func (g *Gateway) Status() Status {
 		addrs[k] = v
 	}
 	g.mu.Unlock()
-	return Status{SIP: addrs, Registrations: g.Registrations(), Calls: g.Calls(), Trunks: g.Trunks()}
+	st := Status{SIP: addrs, Registrations: g.Registrations(), Calls: g.Calls(), Trunks: g.Trunks()}
+	if g.access != nil {
+		st.Credential = &CredentialStatus{Gateway: g.access.Gateway(), Connected: g.access.Connected()}
+	}
+	return st
 }

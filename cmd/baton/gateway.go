@@ -45,6 +45,7 @@ docs/sip.md shows how to connect baresip, linphone or a desk phone.`,
 	}
 	config.GatewayFlags(cmd.Flags())
 	cmd.AddCommand(newHA1Cmd())
+	addGatewayCredentialCmds(cmd)
 	return cmd
 }
 
@@ -103,10 +104,19 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 		gc.TLS = cfg.SIP.TLS
 		gc.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	for i, a := range cfg.Accounts {
-		pw, err := readPasswordFile(a.PasswordFile)
+	if cr := cfg.Credential; cr.Gateway != "" {
+		secret, err := readPasswordFile(cr.SecretFile)
 		if err != nil {
-			return gateway.Config{}, fmt.Errorf("accounts[%d] (%s): %w", i, a.SIPUser, err)
+			return gateway.Config{}, fmt.Errorf("credential.secret_file: %w", err)
+		}
+		gc.Credential = gateway.Credential{Name: cr.Gateway, Secret: secret}
+	}
+	for i, a := range cfg.Accounts {
+		var pw string
+		if a.PasswordFile != "" {
+			if pw, err = readPasswordFile(a.PasswordFile); err != nil {
+				return gateway.Config{}, fmt.Errorf("accounts[%d] (%s): %w", i, a.SIPUser, err)
+			}
 		}
 		user, dev, _ := strings.Cut(a.Device, "/")
 		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw})
@@ -184,9 +194,12 @@ func orOff(s string) string {
 // gatewayTrunk reads a trunk's password files and parses its addresses
 // (the config has validated their form).
 func gatewayTrunk(tc config.SIPTrunk) (gateway.Trunk, error) {
-	pw, err := readPasswordFile(tc.PasswordFile)
-	if err != nil {
-		return gateway.Trunk{}, err
+	var pw string
+	var err error
+	if tc.PasswordFile != "" {
+		if pw, err = readPasswordFile(tc.PasswordFile); err != nil {
+			return gateway.Trunk{}, err
+		}
 	}
 	user, dev, _ := strings.Cut(tc.Device, "/")
 	t := gateway.Trunk{Name: tc.Name, User: user, Device: dev, Password: pw, Route: tc.Route,

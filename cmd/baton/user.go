@@ -172,3 +172,100 @@ func newBuddyCmd() *cobra.Command {
 	buddy.AddCommand(add, del)
 	return buddy
 }
+
+// addGatewayCredentialCmds adds `baton gateway add|list|remove`: the
+// gateway credentials of the access server (issue 8 §1), kept in its user
+// database next to the users.
+func addGatewayCredentialCmds(gw *cobra.Command) {
+	add := &cobra.Command{
+		Use:   "add NAME --users USER,... [--secret-file FILE]",
+		Short: "Issue a gateway credential at the access server, delegated the given users",
+		Long: `Issue a credential for a gateway named NAME: "baton gateway" logs the SIP
+devices it bridges in with it (config credential.gateway and
+credential.secret_file) instead of each user's password, and the access
+server lets it act only for the users delegated here. A fresh random
+secret is generated; it is written to --secret-file (mode 0600, which must
+not exist yet) or else printed once. The access server stores only its
+argon2id hash.`,
+		Example: `  baton gateway add gw1 --users alice,carol --secret-file gw1.secret --data-dir baton-data`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			usersFlag, _ := cmd.Flags().GetString("users")
+			secretFile, _ := cmd.Flags().GetString("secret-file")
+			var users []string
+			for _, u := range strings.Split(usersFlag, ",") {
+				if u = strings.TrimSpace(u); u != "" {
+					users = append(users, u)
+				}
+			}
+			if len(users) == 0 {
+				return errors.New("gateway add: --users is required: the users this gateway may log in (e.g. --users alice,carol)")
+			}
+			db, err := openUsers(cmd.Context(), cmd, false)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			secret := access.NewGatewaySecret()
+			var f *os.File
+			if secretFile != "" {
+				// Created before the credential, so a bad path leaves no
+				// credential whose secret nobody has.
+				if f, err = os.OpenFile(secretFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+					return fmt.Errorf("gateway add: secret file: %w", err)
+				}
+				defer f.Close()
+			}
+			if err := db.AddGateway(cmd.Context(), args[0], secret, users); err != nil {
+				if f != nil {
+					_ = f.Close()
+					_ = os.Remove(secretFile)
+				}
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f != nil {
+				if _, err := fmt.Fprintln(f, secret); err != nil {
+					return fmt.Errorf("gateway add: write secret file: %w", err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("gateway add: write secret file: %w", err)
+				}
+				_, err = fmt.Fprintf(out, "gateway %s added for users %s; secret written to %s\n", args[0], strings.Join(users, ","), secretFile)
+				return err
+			}
+			_, err = fmt.Fprintf(out, "gateway %s added for users %s; secret (shown once):\n%s\n", args[0], strings.Join(users, ","), secret)
+			return err
+		},
+	}
+	add.Flags().String("users", "", "comma-separated `users` the gateway may log in (required)")
+	add.Flags().String("secret-file", "", "write the secret to this `file` (created, mode 0600) instead of printing it")
+	config.UserFlags(add.Flags())
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the access server's gateway credentials and their delegated users",
+		Args:  cobra.NoArgs,
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, _ []string, _ string) (string, error) {
+			gws, err := db.ListGateways(ctx)
+			if err != nil {
+				return "", err
+			}
+			var b strings.Builder
+			for _, g := range gws {
+				fmt.Fprintf(&b, "%s\tusers: %s\n", g.Name, strings.Join(g.Users, ","))
+			}
+			return b.String(), nil
+		}),
+	}
+	config.UserFlags(list.Flags())
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a gateway credential; its devices cannot log in (or renew) with it any more",
+		Args:  cobra.ExactArgs(1),
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("gateway %s removed\n", args[0]), db.DeleteGateway(ctx, args[0])
+		}),
+	}
+	config.UserFlags(remove.Flags())
+	gw.AddCommand(add, list, remove)
+}

@@ -3,6 +3,7 @@ package access
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -167,6 +168,15 @@ func TestMemoryServerHelper(t *testing.T) {
 			}
 		}
 	}
+	if os.Getenv("BATON_ACCESS_MEMORY_GATEWAY") != "" {
+		users := make([]string, n)
+		for i := range users {
+			users[i] = fmt.Sprintf("u%04d", i)
+		}
+		if err := srv.Users().AddGateway(ctx, "gw1", memGatewaySecret, users); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -209,69 +219,157 @@ func TestMemoryServerHelper(t *testing.T) {
 func BenchmarkServerMemoryPerEndpoint(b *testing.B) {
 	const n = 1000
 	for b.Loop() {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryServerHelper$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("BATON_ACCESS_MEMORY_HELPER=%d", n))
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		out := bufio.NewScanner(stdout)
-		var addr, caPath string
-		for out.Scan() {
-			if _, err := fmt.Sscanf(out.Text(), "ready %s %s", &addr, &caPath); err == nil {
-				break
-			}
-		}
-		if addr == "" {
-			b.Fatal("helper did not start")
-		}
-		roots, err := pki.LoadCAFile(caPath)
-		if err != nil {
-			b.Fatal(err)
-		}
-		mem := func() memReport {
-			_, _ = io.WriteString(stdin, "mem\n")
-			for out.Scan() {
-				if line := out.Text(); strings.HasPrefix(line, "{") {
-					var r memReport
-					if err := json.Unmarshal([]byte(line), &r); err != nil {
-						b.Fatal(err)
-					}
-					return r
-				}
-			}
-			b.Fatal("helper exited")
-			return memReport{}
-		}
-		base := mem()
+		h := startMemoryHelper(b, n, false)
+		base := h.mem()
+		start := time.Now()
 		clients := loginMany(b, func(i int) ClientConfig {
-			return ClientConfig{Addr: addr, Roots: roots, User: fmt.Sprintf("u%04d", i), Device: "dev", Password: "pw",
+			return ClientConfig{Addr: h.addr, Roots: h.roots, User: fmt.Sprintf("u%04d", i), Device: "dev", Password: "pw",
 				SignalAddr: netipPort(5000 + i)}
 		}, n)
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "logins/s")
 		for _, c := range clients {
 			if err := c.SetStatus(context.Background(), wire.StatusAway); err != nil {
 				b.Fatal(err)
 			}
 		}
 		time.Sleep(2 * time.Second) // let pushes drain and writers exit
-		loaded := mem()
-		if loaded.Online != n {
-			b.Fatalf("%d online, want %d", loaded.Online, n)
-		}
-		heap := float64(loaded.HeapAlloc-base.HeapAlloc) / n
-		stack := float64(loaded.StackInuse-base.StackInuse) / n
-		b.ReportMetric(heap, "heap-B/endpoint")
-		b.ReportMetric(stack, "stack-B/endpoint")
-		b.ReportMetric(heap+stack, "B/endpoint")
-		b.ReportMetric(float64(loaded.Goroutines-base.Goroutines)/n, "goroutines/endpoint")
+		loaded := h.mem()
+		h.report(b, base, loaded, n, "endpoint")
 		for _, c := range clients {
 			_ = c.Close()
 		}
-		_, _ = io.WriteString(stdin, "quit\n")
-		_ = cmd.Wait()
+		h.quit()
 	}
+}
+
+// memGatewaySecret is the secret of the helper's gateway credential gw1.
+const memGatewaySecret = "gw1-memory-secret"
+
+// BenchmarkServerMemoryPerBridgedDevice is BenchmarkServerMemoryPerEndpoint
+// for devices a gateway bridges: the same n users, each device logged in
+// through one gateway session (one TLS connection for all) instead of a
+// connection each. Compare its B/device with B/endpoint (issue 8 §1: the
+// target is at most 8 KiB per device).
+func BenchmarkServerMemoryPerBridgedDevice(b *testing.B) {
+	const n = 1000
+	for b.Loop() {
+		h := startMemoryHelper(b, n, true)
+		base := h.mem()
+		g, err := NewGatewaySession(GatewayConfig{Addr: h.addr, Roots: h.roots, Gateway: "gw1", Secret: memGatewaySecret})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		devs := make([]*DeviceSession, n)
+		start := time.Now()
+		// Sixteen in flight, as loginMany does for separate logins.
+		sem := make(chan struct{}, 16)
+		var wg sync.WaitGroup
+		var failed atomic.Value
+		for i := range n {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				d, err := g.Login(ctx, DeviceLogin{User: fmt.Sprintf("u%04d", i), Device: "dev", SignalAddr: netipPort(5000 + i)})
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				devs[i] = d
+			})
+		}
+		wg.Wait()
+		if err := failed.Load(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "logins/s")
+		for _, d := range devs {
+			if err := d.SetStatus(ctx, wire.StatusAway); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Second) // let pushes drain and writers exit
+		loaded := h.mem()
+		h.report(b, base, loaded, n, "device")
+		_ = g.Close()
+		h.quit()
+	}
+}
+
+// memHelper is a running TestMemoryServerHelper process.
+type memHelper struct {
+	tb    testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Scanner
+	addr  string
+	roots *x509.CertPool
+}
+
+// startMemoryHelper starts the access server child with n users (and,
+// with gateway, a credential gw1 delegated all of them).
+func startMemoryHelper(tb testing.TB, n int, gateway bool) *memHelper {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryServerHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("BATON_ACCESS_MEMORY_HELPER=%d", n))
+	if gateway {
+		cmd.Env = append(cmd.Env, "BATON_ACCESS_MEMORY_GATEWAY=1")
+	}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	h := &memHelper{tb: tb, cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	var caPath string
+	for h.out.Scan() {
+		if _, err := fmt.Sscanf(h.out.Text(), "ready %s %s", &h.addr, &caPath); err == nil {
+			break
+		}
+	}
+	if h.addr == "" {
+		tb.Fatal("helper did not start")
+	}
+	roots, err := pki.LoadCAFile(caPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h.roots = roots
+	return h
+}
+
+func (h *memHelper) mem() memReport {
+	_, _ = io.WriteString(h.stdin, "mem\n")
+	for h.out.Scan() {
+		if line := h.out.Text(); strings.HasPrefix(line, "{") {
+			var r memReport
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				h.tb.Fatal(err)
+			}
+			return r
+		}
+	}
+	h.tb.Fatal("helper exited")
+	return memReport{}
+}
+
+// report checks that n are online and reports the memory per unit.
+func (h *memHelper) report(b *testing.B, base, loaded memReport, n int, unit string) {
+	if loaded.Online != n {
+		b.Fatalf("%d online, want %d", loaded.Online, n)
+	}
+	heap := float64(int64(loaded.HeapAlloc)-int64(base.HeapAlloc)) / float64(n)
+	stack := float64(int64(loaded.StackInuse)-int64(base.StackInuse)) / float64(n)
+	b.ReportMetric(heap, "heap-B/"+unit)
+	b.ReportMetric(stack, "stack-B/"+unit)
+	b.ReportMetric(heap+stack, "B/"+unit)
+	b.ReportMetric(float64(loaded.Goroutines-base.Goroutines)/float64(n), "goroutines/"+unit)
+}
+
+func (h *memHelper) quit() {
+	_, _ = io.WriteString(h.stdin, "quit\n")
+	_ = h.cmd.Wait()
 }
 
 func netipPort(port int) netip.AddrPort {

@@ -44,6 +44,11 @@ type ClientConfig struct {
 	ServerName string
 	// User, Device and Password identify and authenticate the endpoint.
 	User, Device, Password string
+	// Gateway, when set, names the gateway credential to log in with
+	// (issue 8 §1): Password is then the gateway's secret, User must be
+	// delegated to it, and the certificate says the device is bridged. A
+	// user not delegated is an error matching ErrNotDelegated.
+	Gateway string
 	// LocalAddr, if set, is the source IP of the connection to the access
 	// server; otherwise the kernel picks it. The access server's login
 	// limits are kept per source address.
@@ -163,6 +168,7 @@ func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	req := &wire.LoginRequest{
 		User: cfg.User, Device: cfg.Device, Password: cfg.Password,
 		PublicKey: pubDER, SignalAddr: cfg.SignalAddr.String(), Status: cfg.Status,
+		Gateway: cfg.Gateway,
 	}
 	if err := wc.Send(req, 0); err != nil {
 		return nil, fail("%w", ctxErr(ctx, err))
@@ -181,7 +187,12 @@ func Login(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	case *wire.Error:
 		switch m.Code {
 		case wire.CodeAuthFailed:
+			if cfg.Gateway != "" {
+				return nil, fail("gateway %s: wrong gateway name or secret (%w)", cfg.Gateway, ErrAuthFailed)
+			}
 			return nil, fail("%w", ErrAuthFailed)
+		case wire.CodeNotDelegated:
+			return nil, fail("%w", &NotDelegatedError{Gateway: cfg.Gateway, User: cfg.User, Device: cfg.Device})
 		case wire.CodeRateLimited:
 			return nil, fail("%w", &RateLimitedError{RetryAfter: time.Duration(m.RetryAfterMS) * time.Millisecond})
 		}
@@ -228,6 +239,9 @@ func checkClientConfig(cfg *ClientConfig) error {
 	}
 	if !pki.ValidName(cfg.Device) {
 		return fmt.Errorf("%w: device %q", ErrInvalidName, cfg.Device)
+	}
+	if cfg.Gateway != "" && !pki.ValidName(cfg.Gateway) {
+		return fmt.Errorf("%w: gateway %q", ErrInvalidName, cfg.Gateway)
 	}
 	if err := checkPassword("password", cfg.Password); err != nil {
 		return err
@@ -300,6 +314,9 @@ func (c *Client) setCert(der []byte) error {
 	}
 	if !bytes.Equal(leaf.RawSubjectPublicKeyInfo, c.pubDER) {
 		return fmt.Errorf("%w: certificate binds another key", ErrBadResponse)
+	}
+	if by := pki.BridgedBy(leaf); by != c.cfg.Gateway {
+		return fmt.Errorf("%w: certificate says bridged by %q, logged in with gateway %q", ErrBadResponse, by, c.cfg.Gateway)
 	}
 	c.cert.Store(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: c.cfg.Key, Leaf: leaf})
 	return nil

@@ -70,6 +70,17 @@ var (
 	// RateLimitedError carries.
 	ErrRateLimited = errors.New("too many failed logins from this address (rate limited)")
 
+	// ErrGatewayExists means AddGateway was given a name already taken.
+	ErrGatewayExists = errors.New("gateway already exists")
+
+	// ErrNoSuchGateway means an operation named a gateway credential that
+	// does not exist.
+	ErrNoSuchGateway = errors.New("no such gateway")
+
+	// ErrNotDelegated means a gateway asked to log in a device of a user
+	// not delegated to it (CodeNotDelegated); NotDelegatedError names both.
+	ErrNotDelegated = errors.New("user not delegated to this gateway")
+
 	// ErrConnectionLost means the connection to the access server ended
 	// without Close: the server closed it, timed it out, or the network
 	// failed. Client.Err wraps it with the cause.

@@ -8,15 +8,16 @@ import (
 
 // Login results, the values of the logins_total "result" label.
 const (
-	loginOK          = iota // authenticated, credential issued
-	loginAuthFailed         // unknown user or wrong password
-	loginBadRequest         // not a valid login request (or a refused key)
-	loginError              // server-side failure (database, CA, store)
-	loginRateLimited        // refused by the failed-login limiter, password unchecked
+	loginOK           = iota // authenticated, credential issued
+	loginAuthFailed          // unknown user or wrong password
+	loginBadRequest          // not a valid login request (or a refused key)
+	loginError               // server-side failure (database, CA, store)
+	loginRateLimited         // refused by the failed-login limiter, password unchecked
+	loginNotDelegated        // a gateway asked for a user not delegated to it
 	numLoginResults
 )
 
-var loginResultNames = [numLoginResults]string{"ok", "auth_failed", "bad_request", "error", "rate_limited"}
+var loginResultNames = [numLoginResults]string{"ok", "auth_failed", "bad_request", "error", "rate_limited", "not_delegated"}
 
 // Why a session ended, the values of the sessions_ended_total "reason" label.
 const endNone = -1 // the session goes on

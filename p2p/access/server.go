@@ -153,6 +153,7 @@ type Server struct {
 	// slice, not a set: most lists are short, and a small map costs far
 	// more memory per endpoint than the linear removal costs time.
 	interest map[string][]*session
+	gateways int // gateway sessions online (gatewaysession.go)
 
 	// idLocks serialise presence writes per identity (striped), so a
 	// replaced session's teardown cannot mark offline a device that a newer
@@ -410,12 +411,15 @@ type Status struct {
 	RefusedConns    uint64 `json:"refused_conns"`    // connections closed at accept: too many not logged in
 	PendingConns    int64  `json:"pending_conns"`    // connections not logged in yet, now
 	LimiterEntries  int    `json:"limiter_entries"`  // sources and user-at-source pairs the limiter tracks now
+	NotDelegated    uint64 `json:"not_delegated"`    // gateway logins refused: user not delegated to the gateway
+	GatewaySessions int    `json:"gateway_sessions"` // gateway sessions online now, each carrying many devices
 }
 
 // Status returns a snapshot of the server's state.
 func (s *Server) Status() Status {
 	s.mu.Lock()
 	online := len(s.sessions)
+	gateways := s.gateways
 	s.mu.Unlock()
 	st := s.stats
 	return Status{
@@ -432,6 +436,8 @@ func (s *Server) Status() Status {
 		RefusedConns:    st.refused[0].Load() + st.refused[1].Load(),
 		PendingConns:    s.pending.Pending(),
 		LimiterEntries:  s.fails.size(),
+		NotDelegated:    st.logins[loginNotDelegated].Load(),
+		GatewaySessions: gateways,
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/baton-voice/baton/p2p/connlimit"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/presence"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -38,10 +37,18 @@ type session struct {
 	pc      *parkConn
 	wc      *wire.Conn // reads through pc
 	pubDER  []byte     // PKIX; kept to renew the certificate for the same key
+	gateway string     // the gateway credential this device logged in with ("" = its own password)
 	signal  netip.AddrPort
 	buddies []string
 
 	replaced atomic.Bool // set by the login that replaced this session
+
+	// parent is set for a device logged in through a gateway session
+	// (gatewaysession.go): it has no connection of its own (raw, pc and
+	// wc are nil) and everything it is sent goes out on parent's. mux is
+	// set for a gateway session itself: the devices it carries.
+	parent *session
+	mux    *muxState
 
 	qmu     sync.Mutex
 	queue   []wire.Message
@@ -143,6 +150,10 @@ func (s *Server) loginConn(ctx context.Context, raw, c net.Conn, deadline time.T
 		return nil
 	}
 	wc.SetMaxRecvPayload(0)
+	if gl, ok := m.(*wire.GatewayLogin); ok {
+		_ = raw.SetDeadline(time.Time{})
+		return s.gatewayLogin(ctx, raw, pc, wc, gl)
+	}
 	req, ok := m.(*wire.LoginRequest)
 	if !ok {
 		s.stats.logins[loginBadRequest].Add(1)
@@ -187,33 +198,9 @@ func (s *Server) refuseLimited(log *slog.Logger, wc *wire.Conn, wait time.Durati
 func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire.Conn, req *wire.LoginRequest) *session {
 	id := pki.Identity{User: req.User, Device: req.Device}
 	log := s.log.With("user", id.User, "device", id.Device, "remote", raw.RemoteAddr().String())
-	// The limiter decides before any argon2 work: a refused guess costs
-	// the server a map lookup. Unknown and existing users are keyed alike.
-	var ticket loginTicket
-	if src := connlimit.Source(raw.RemoteAddr()); !s.cfg.Limits.trusted(src) {
-		var wait time.Duration
-		ticket, wait = s.fails.admit(src, req.User)
-		if wait > 0 {
-			s.refuseLimited(log, wc, wait)
-			return nil
-		}
-	}
-	// The password is never logged, not even on failure.
-	if err := s.db.Authenticate(ctx, req.User, req.Password); err != nil {
-		if errors.Is(err, ErrAuthFailed) {
-			ticket.done(true)
-			s.stats.logins[loginAuthFailed].Add(1)
-			log.Info("login refused: wrong user or password")
-			s.refuse(wc, wire.CodeAuthFailed, "wrong user or password")
-			return nil
-		}
-		ticket.done(false) // the server failed; the client guessed nothing
-		s.stats.logins[loginError].Add(1)
-		log.Error("login failed", "error", err)
-		s.refuse(wc, wire.CodeInternal, "authentication unavailable")
+	if !s.authenticate(ctx, log, raw, wc, req) {
 		return nil
 	}
-	ticket.done(false)
 	pub, err := parseEndpointKey(req.PublicKey)
 	if err != nil {
 		s.stats.logins[loginBadRequest].Add(1)
@@ -222,7 +209,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		return nil
 	}
 	now := s.cfg.Now()
-	der, expires, err := s.ca.IssueEndpoint(pub, id, now, s.cfg.CredentialTTL)
+	der, expires, err := s.issue(pub, id, req.Gateway, now)
 	if err != nil {
 		s.stats.logins[loginError].Add(1)
 		log.Error("login failed: issue certificate", "error", err)
@@ -258,6 +245,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		pc:      pc,
 		wc:      wc,
 		pubDER:  req.PublicKey,
+		gateway: req.Gateway,
 		signal:  signal,
 		buddies: buddies,
 		held:    true,
@@ -277,7 +265,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		// new session takes over without an offline blip in between.
 		old.replaced.Store(true)
 		old.shutdown()
-		log.Info("login replaces previous session", "previous_remote", old.raw.RemoteAddr().String())
+		log.Info("login replaces previous session", "previous_remote", old.remote())
 	}
 	err = s.store.Put(ctx, presence.Entry{User: id.User, Device: id.Device, Status: status, SignalAddr: signal, Since: now})
 	lk.Unlock()
@@ -297,7 +285,7 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 		return nil
 	}
 	s.stats.logins[loginOK].Add(1)
-	log.Info("login", "signal", signal.String(), "status", status.String(), "buddies", len(buddies), "expires", expires)
+	log.Info("login", "gateway", req.Gateway, "signal", signal.String(), "status", status.String(), "buddies", len(buddies), "expires", expires)
 	sess.release(&wire.LoginResponse{
 		Certificate:  der,
 		ExpiresUnix:  expires.Unix(),
@@ -476,6 +464,9 @@ func (s *Server) finishSession(sess *session, reason int, err error, finish func
 //go:noinline
 func (sess *session) dispatch(ctx context.Context, m wire.Message) (int, error) {
 	s := sess.srv
+	if sess.mux != nil {
+		return s.dispatchGateway(ctx, sess, m)
+	}
 	switch m := m.(type) {
 	case *wire.Keepalive:
 		sess.enqueue(&wire.KeepaliveAck{}) // zero-size: no allocation
@@ -541,11 +532,24 @@ func (s *Server) renew(ctx context.Context, sess *session) error {
 		sess.enqueue(&wire.Error{Code: wire.CodeForbidden, Message: "user no longer exists"})
 		return fmt.Errorf("renew: %w", ErrNoSuchUser)
 	}
+	if sess.gateway != "" {
+		// A delegation withdrawn (or a gateway removed) since login ends
+		// the device's credential at its next renewal.
+		users, err := s.db.GatewayUsers(ctx, sess.gateway)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(users, sess.id.User) {
+			nd := &NotDelegatedError{Gateway: sess.gateway, User: sess.id.User, Device: sess.id.Device}
+			sess.enqueue(&wire.Error{Code: wire.CodeNotDelegated, Message: nd.Error()})
+			return fmt.Errorf("renew: %w", nd)
+		}
+	}
 	pub, err := parseEndpointKey(sess.pubDER)
 	if err != nil {
 		return err
 	}
-	der, expires, err := s.ca.IssueEndpoint(pub, sess.id, s.cfg.Now(), s.cfg.CredentialTTL)
+	der, expires, err := s.issue(pub, sess.id, sess.gateway, s.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -558,7 +562,7 @@ func (s *Server) renew(ctx context.Context, sess *session) error {
 // connection closed, writer waited for.
 func (s *Server) end(sess *session, reason int, err error) {
 	s.stats.ends[reason].Add(1)
-	log := s.log.With("user", sess.id.User, "device", sess.id.Device, "remote", sess.raw.RemoteAddr().String())
+	log := s.log.With("user", sess.id.User, "device", sess.id.Device, "remote", sess.remote())
 	switch reason {
 	case endLogout:
 		log.Info("logout")
@@ -580,6 +584,10 @@ func (s *Server) end(sess *session, reason int, err error) {
 	// Offline first, so buddies learn of a logout even if the flush below
 	// has to wait for a slow endpoint.
 	s.unregisterAndOffline(sess)
+	if sess.mux != nil {
+		// A gateway session's devices go offline with it.
+		s.endDevices(sess)
+	}
 	if reason == endLogout || reason == endProtocol || reason == endError {
 		sess.flush(s.cfg.Timeout)
 	}
@@ -590,12 +598,16 @@ func (s *Server) end(sess *session, reason int, err error) {
 // enqueue queues m for the endpoint. It never blocks: an endpoint whose
 // queue is full is disconnected instead.
 func (sess *session) enqueue(m wire.Message) {
+	if sess.parent != nil {
+		sess.enqueueDevice(m)
+		return
+	}
 	sess.qmu.Lock()
 	if sess.closed {
 		sess.qmu.Unlock()
 		return
 	}
-	if len(sess.queue) >= maxQueue {
+	if len(sess.queue) >= sess.queueLimit() {
 		sess.closed, sess.slow = true, true
 		sess.queue = nil
 		sess.qmu.Unlock()
@@ -610,6 +622,10 @@ func (sess *session) enqueue(m wire.Message) {
 // release puts the login response at the head of the queue and starts
 // writing: whatever was queued while the profile was read follows it.
 func (sess *session) release(first wire.Message) {
+	if sess.parent != nil {
+		sess.releaseDevice(first)
+		return
+	}
 	sess.qmu.Lock()
 	defer sess.qmu.Unlock()
 	sess.held = false
@@ -681,6 +697,12 @@ func (sess *session) shutdown() {
 	sess.closed = true
 	sess.queue = nil
 	sess.qmu.Unlock()
+	if sess.parent != nil {
+		// A gateway's device has no connection: its gateway session
+		// stops carrying it.
+		sess.parent.mux.remove(sess)
+		return
+	}
 	_ = sess.raw.Close()
 }
 

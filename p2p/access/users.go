@@ -27,7 +27,7 @@ const UsersFile = "users.db"
 
 // schemaVersion is the user database layout this build writes. Bump it with
 // a migration step in migrate, never by editing the version-1 statements.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // Password hashing: argon2id (RFC 9106) with the OWASP Password Storage
 // Cheat Sheet's first recommended configuration: m = 19 MiB, t = 2, p = 1.
@@ -137,6 +137,20 @@ func (u *UserDB) migrate(ctx context.Context) error {
 	if v == schemaVersion {
 		return tx.Commit()
 	}
+	if v < 1 {
+		if err := migrateV1(ctx, tx); err != nil {
+			return err
+		}
+	}
+	// Version 2: gateway credentials (gateways.go).
+	if err := migrateV2(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// migrateV1 creates the version-1 layout: users and buddies.
+func migrateV1(ctx context.Context, tx *sql.Tx) error {
 	// Version 1. A buddy link is stored once, with a < b, which makes it
 	// symmetric by construction.
 	for _, stmt := range []string{
@@ -159,7 +173,7 @@ func (u *UserDB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // Close closes the database. It is idempotent.
@@ -259,6 +273,9 @@ func (u *UserDB) DeleteUser(ctx context.Context, name string) error {
 	// Explicit, not only ON DELETE CASCADE: a database opened by a tool
 	// without foreign_keys=1 must not be left with dangling links.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM buddies WHERE a = ? OR b = ?`, name, name); err != nil {
+		return fmt.Errorf("access: %s: %w", op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM gateway_users WHERE user = ?`, name); err != nil {
 		return fmt.Errorf("access: %s: %w", op, err)
 	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)

@@ -156,13 +156,19 @@ func direction(d string) string {
 
 // callInfo is the last column: why a call ended, or its media health.
 func callInfo(c endpoint.CallInfo) string {
+	// A peer that is a SIP device behind a gateway says so first:
+	// "alice/desk (SIP, via gateway gw1)".
+	var via string
+	if c.PeerGateway != "" {
+		via = "peer is SIP, via gateway " + c.PeerGateway + "; "
+	}
 	if c.EndReason != "" {
-		return c.EndReason
+		return via + c.EndReason
 	}
 	if m := c.Media; m != nil {
-		return fmt.Sprintf("sent=%d recv=%d lost=%d jitter=%.1fms", m.PacketsSent, m.PacketsReceived, m.Lost, m.JitterMS)
+		return via + fmt.Sprintf("sent=%d recv=%d lost=%d jitter=%.1fms", m.PacketsSent, m.PacketsReceived, m.Lost, m.JitterMS)
 	}
-	return ""
+	return strings.TrimSuffix(via, "; ")
 }
 
 // PrintHandoff writes one handoff (a pull or a rebind) as a block: a header

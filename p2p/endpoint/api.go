@@ -67,9 +67,13 @@ type MediaInfo struct {
 
 // CallInfo is a snapshot of one call.
 type CallInfo struct {
-	ID          string     `json:"id"`
-	Direction   string     `json:"direction"` // "outgoing" or "incoming"
-	Peer        string     `json:"peer"`      // user/device
+	ID        string `json:"id"`
+	Direction string `json:"direction"` // "outgoing" or "incoming"
+	Peer      string `json:"peer"`      // user/device
+	// PeerGateway names the gateway that bridges the peer, a SIP device
+	// (its certificate says so: pki.BridgedBy); "" for a P2P peer. It is
+	// the peer the call was set up with.
+	PeerGateway string     `json:"peer_gateway,omitempty"`
 	State       string     `json:"state"`
 	Codec       string     `json:"codec,omitempty"`
 	SRTP        bool       `json:"srtp"`

@@ -104,6 +104,7 @@ func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *
 		info:      CallInfo{ID: id, Direction: dir, Peer: peer.String(), State: CallDialing.String(), Started: e.cfg.Now()},
 	}
 	c.peerCert = peerCertificate(conn)
+	c.info.PeerGateway = pki.BridgedBy(c.peerCert)
 	return c
 }
 
@@ -682,7 +683,7 @@ func (c *call) activate(remote netip.AddrPort) {
 	c.e.stats.callResult(c.dir, "answered")
 	c.log.Info("call active", "codec", c.codec.Descriptor().Name, "remote_media", remote)
 	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
-		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s", c.codec.Descriptor().Name, c.recvKeys != nil, c.sess.LocalAddr(), remote)})
+		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s%s", c.codec.Descriptor().Name, c.recvKeys != nil, c.sess.LocalAddr(), remote, bridgedNote(c.peerCert))})
 }
 
 func (c *call) onCommand(cmd command) error {
@@ -934,4 +935,13 @@ func mediaInfo(st media.Stats) *MediaInfo {
 		NotSentNoConsent: st.NotSentNoConsent,
 		ConsentLapses:    st.ConsentLapses,
 	}
+}
+
+// bridgedNote says, in an event's detail, that the peer is a SIP device
+// behind a gateway (its certificate says so), or nothing.
+func bridgedNote(cert *x509.Certificate) string {
+	if gw := pki.BridgedBy(cert); gw != "" {
+		return " peer=SIP,via-gateway-" + gw
+	}
+	return ""
 }

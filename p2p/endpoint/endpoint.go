@@ -44,6 +44,16 @@ type Config struct {
 	Roots *x509.CertPool
 	// User, Device and Password are the login credentials.
 	User, Device, Password string
+	// Gateway, when set, logs in with that gateway credential: Password is
+	// the gateway's secret and User must be delegated to it (a SIP device
+	// a gateway bridges; its certificate says so).
+	Gateway string
+	// AccessSession, when set, logs the endpoint in through a session it
+	// shares with other endpoints (a gateway's access.GatewaySession: one
+	// connection for all the devices it bridges, issue 11 §3) instead of a
+	// connection and password of its own; Password and Gateway are then
+	// not used. A P2P phone leaves it nil and logs in as before.
+	AccessSession AccessSession
 	// SignalListen is where direct signaling is accepted ("127.0.0.1:0").
 	SignalListen string
 	// MediaIP is the local IP RTP sockets bind to.
@@ -231,10 +241,16 @@ func (c *Config) setDefaults() error {
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("endpoint: %w", err)
 	}
-	if c.Password == "" {
+	if c.Password == "" && c.AccessSession == nil {
 		return errors.New("endpoint: empty password")
 	}
 	return nil
+}
+
+// AccessSession logs devices in through a shared access session (a
+// gateway's): *access.GatewaySession implements it.
+type AccessSession interface {
+	LoginDevice(ctx context.Context, dl access.DeviceLogin) (access.Session, error)
 }
 
 // Endpoint is one logged-in device. Create it with New, then Start.
@@ -251,7 +267,7 @@ type Endpoint struct {
 	preAuth *connlimit.Gate // signaling connections not yet authenticated
 
 	mu       sync.Mutex
-	client   *access.Client
+	client   access.Session
 	profile  wire.Profile
 	presence map[pki.Identity]wire.Device // buddies and own other devices
 	calls    map[string]*call
@@ -334,12 +350,33 @@ func (e *Endpoint) SignalAddr() netip.AddrPort {
 }
 
 func (e *Endpoint) login(ctx context.Context) error {
+	c, err := e.openAccess(ctx)
+	if err != nil {
+		return fmt.Errorf("endpoint: login %s: %w", e.id, err)
+	}
+	return e.loggedIn(c)
+}
+
+// openAccess logs in: through the shared session when there is one, else
+// with a connection of its own.
+func (e *Endpoint) openAccess(ctx context.Context) (access.Session, error) {
+	if e.cfg.AccessSession != nil {
+		return e.cfg.AccessSession.LoginDevice(ctx, access.DeviceLogin{
+			User:       e.cfg.User,
+			Device:     e.cfg.Device,
+			SignalAddr: e.SignalAddr(),
+			Status:     wire.StatusOnline,
+			Key:        e.key,
+			OnPresence: e.onPresence,
+		})
+	}
 	c, err := access.Login(ctx, access.ClientConfig{
 		Addr:       e.cfg.Access,
 		Roots:      e.cfg.Roots,
 		User:       e.cfg.User,
 		Device:     e.cfg.Device,
 		Password:   e.cfg.Password,
+		Gateway:    e.cfg.Gateway,
 		SignalAddr: e.SignalAddr(),
 		Status:     wire.StatusOnline,
 		Key:        e.key,
@@ -348,8 +385,13 @@ func (e *Endpoint) login(ctx context.Context) error {
 		Now:        e.cfg.Now,
 	})
 	if err != nil {
-		return fmt.Errorf("endpoint: login %s: %w", e.id, err)
+		return nil, err
 	}
+	return c, nil
+}
+
+// loggedIn makes c the endpoint's access session and loads its profile.
+func (e *Endpoint) loggedIn(c access.Session) error {
 	p := c.Profile()
 	e.mu.Lock()
 	e.client = c

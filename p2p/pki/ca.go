@@ -174,6 +174,21 @@ func (ca *CA) Fingerprint() string {
 // ttl (back-dated a little for clock skew). It is good for TLS client and
 // server authentication, since endpoints both dial and accept signaling.
 func (ca *CA) IssueEndpoint(pub crypto.PublicKey, id Identity, now time.Time, ttl time.Duration) ([]byte, time.Time, error) {
+	return ca.issueEndpoint(pub, id, "", now, ttl)
+}
+
+// IssueBridged is IssueEndpoint for a device a gateway bridges (a SIP
+// phone): the certificate also says so, with the URI SAN
+// baton-gateway:NAME and the subject's organizational unit, so a peer can
+// show "alice/desk (SIP, via gateway gw1)" (BridgedBy).
+func (ca *CA) IssueBridged(pub crypto.PublicKey, id Identity, gateway string, now time.Time, ttl time.Duration) ([]byte, time.Time, error) {
+	if !ValidName(gateway) {
+		return nil, time.Time{}, fmt.Errorf("%w: gateway %q: want 1-64 of [a-z0-9._-]", ErrInvalidIdentity, gateway)
+	}
+	return ca.issueEndpoint(pub, id, gateway, now, ttl)
+}
+
+func (ca *CA) issueEndpoint(pub crypto.PublicKey, id Identity, gateway string, now time.Time, ttl time.Duration) ([]byte, time.Time, error) {
 	if err := id.Validate(); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -191,6 +206,10 @@ func (ca *CA) IssueEndpoint(pub crypto.PublicKey, id Identity, now time.Time, tt
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+	}
+	if gateway != "" {
+		tmpl.URIs = append(tmpl.URIs, &url.URL{Scheme: gatewayURIScheme, Opaque: gateway})
+		tmpl.Subject.OrganizationalUnit = []string{bridgedOU + gateway}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {

@@ -17,6 +17,14 @@ import (
 // baton:user/device.
 const uriScheme = "baton"
 
+// gatewayURIScheme is the scheme of the URI SAN that marks a bridged
+// device's certificate with the gateway bridging it: baton-gateway:gw1.
+// bridgedOU is the same said for people, in the subject.
+const (
+	gatewayURIScheme = "baton-gateway"
+	bridgedOU        = "bridged SIP device via gateway "
+)
+
 // Identity names one device of one user.
 type Identity struct {
 	User   string
@@ -70,4 +78,20 @@ func IdentityFromCert(c *x509.Certificate) (Identity, error) {
 		}
 	}
 	return Identity{}, ErrNoIdentity
+}
+
+// BridgedBy returns the gateway named in a bridged device's certificate
+// (IssueBridged), or "" for an ordinary endpoint's. Only a certificate
+// that verified against the access CA says anything: the CA alone writes
+// the marker, when a gateway credential logs the device in.
+func BridgedBy(c *x509.Certificate) string {
+	if c == nil {
+		return ""
+	}
+	for _, u := range c.URIs {
+		if u.Scheme == gatewayURIScheme && ValidName(u.Opaque) {
+			return u.Opaque
+		}
+	}
+	return ""
 }

@@ -71,6 +71,16 @@ var typeNames = map[Type]string{
 	TypeDTMF: "dtmf",
 	TypeTransferRequest: "transfer-request",
 	TypeTransferResult:  "transfer-result",
+	TypeGatewayLogin:   "gateway-login",
+	TypeGatewayWelcome: "gateway-welcome",
+	TypeDeviceLogin:    "device-login",
+	TypeDeviceWelcome:  "device-welcome",
+	TypeDeviceError:    "device-error",
+	TypeDevicePresence: "device-presence",
+	TypeDeviceStatus:   "device-status",
+	TypeDeviceLogout:   "device-logout",
+	TypeDeviceRenew:    "device-renew",
+	TypeDeviceRenewed:  "device-renewed",
 }
 
 func (t Type) String() string {
@@ -125,6 +135,9 @@ const (
 	// that address) with too many recent failures; Error.RetryAfterMS says
 	// when the next attempt can be admitted.
 	CodeRateLimited ErrorCode = "rate-limited"
+	// CodeNotDelegated refuses a login a gateway made for a user that is
+	// not delegated to its credential (issue 8 §1).
+	CodeNotDelegated ErrorCode = "not-delegated"
 )
 
 // MaxRetryAfterMS bounds Error.RetryAfterMS: one day.
@@ -164,6 +177,10 @@ type LoginRequest struct {
 	PublicKey  []byte `json:"public_key"`  // PKIX, DER
 	SignalAddr string `json:"signal_addr"` // where the endpoint accepts signaling
 	Status     Status `json:"status,omitempty"`
+	// Gateway, when set, names the gateway credential the login is made
+	// with: Password is then the gateway's secret, and User must be
+	// delegated to it. The certificate issued says the device is bridged.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // LoginResponse answers a successful login with the credential and profile.
@@ -357,6 +374,9 @@ func New(t Type) Message {
 	if m := newTransfer(t); m != nil {
 		return m
 	}
+	if m := newGatewayMux(t); m != nil {
+		return m
+	}
 	return newPush(t)
 }
 
@@ -530,6 +550,9 @@ func (m *LoginRequest) Validate() error {
 	}
 	if len(m.PublicKey) == 0 || len(m.PublicKey) > MaxKeyLen {
 		return malformed(t, "public_key must be 1-%d bytes", MaxKeyLen)
+	}
+	if m.Gateway != "" && !ValidName(m.Gateway) {
+		return malformed(t, "gateway %q: want 1-64 of [a-z0-9._-]", m.Gateway)
 	}
 	if m.Status != "" && (!m.Status.valid() || m.Status == StatusOffline) {
 		return malformed(t, "status %q: want online or away", m.Status)
