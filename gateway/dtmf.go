@@ -157,6 +157,9 @@ func digitOf(event uint8, dur uint16) (dtmfDigit, bool) {
 type dtmfSender struct {
 	mu    sync.Mutex
 	queue []dtmfDigit
+	// queued is len(queue), read without the lock by WriteFrame's fast
+	// path: a frame with no digit to play costs one atomic load.
+	queued atomic.Int32
 
 	// owned by WriteFrame
 	cur     dtmfDigit
@@ -179,6 +182,7 @@ func (s *dtmfSender) enqueue(d dtmfDigit) bool {
 		return false
 	}
 	s.queue = append(s.queue, d)
+	s.queued.Store(int32(len(s.queue)))
 	return true
 }
 
@@ -190,8 +194,13 @@ func (s *dtmfSender) dequeue() (dtmfDigit, bool) {
 	}
 	d := s.queue[0]
 	s.queue = append(s.queue[:0], s.queue[1:]...)
+	s.queued.Store(int32(len(s.queue)))
 	return d, true
 }
+
+// idle reports, on WriteFrame's goroutine, that this frame is audio for
+// certain: no digit playing, no gap to keep, none waiting.
+func (s *dtmfSender) idle() bool { return !s.playing && s.gap == 0 && s.queued.Load() == 0 }
 
 // next fills the event payload for the frame of frameTS timestamp units
 // that the stream is about to send, whose timestamp would be streamTS. It
@@ -314,6 +323,9 @@ var ErrNoTelephoneEvent = errors.New("gateway: no telephone-event negotiated")
 // samples, and reports true. It keeps the stream's clock and sequence
 // running, so the audio that follows continues the same stream.
 func (l *leg) writeEvent(remote netip.AddrPort, samples, clockRate, sampleRate int) bool {
+	if l.dtmf.tx.idle() {
+		return false
+	}
 	l.mu.Lock()
 	pt := l.dtmfPT
 	l.mu.Unlock()
