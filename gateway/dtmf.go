@@ -22,18 +22,20 @@ import (
 // DTMF through the gateway (issue 8 §3, docs/sip.md "DTMF").
 //
 // Phone -> P2P: the leg's readLoop hands every RFC 4733 packet to
-// legDTMF.received, which reports a digit once, when its first end packet
+// leg.dtmfReceived, which reports a digit once, when its first end packet
 // arrives (the sender repeats the end packet three times, RFC 4733
 // §2.5.1.4; the event's RTP timestamp tells the repeats apart from a new
-// press of the same key, §2.5.2.1). The bridge sends it to the far P2P
-// party as a dtmf message (docs/protocol.md §14).
+// press of the same key, §2.5.2). The bridge sends it to the far P2P
+// party as a dtmf message (docs/protocol.md §14). A phone that sends SIP
+// INFO instead (application/dtmf-relay) is read by Gateway.onInfo.
 //
 // P2P -> phone: a call.dtmf event of the device's endpoint is queued on
 // the leg; WriteFrame, paced by the media engine one frame per ptime, then
 // sends RFC 4733 packets in place of audio (§2.5.1): the first with the
 // marker bit, updates with a growing duration, the end packet three times,
 // all with the event's start timestamp, on the audio stream's SSRC and
-// sequence numbers; then a short gap of audio before the next digit.
+// sequence numbers; then a short gap of audio before the next digit. A
+// phone that negotiated no telephone-event gets SIP INFO (bridge.sendInfo).
 
 // ErrBadTelephoneEvent means an RFC 4733 payload could not be decoded.
 var ErrBadTelephoneEvent = errors.New("gateway: bad telephone-event payload")
@@ -67,10 +69,10 @@ type telephoneEvent struct {
 	Duration uint16 // in timestamp units since the event's start
 }
 
-// parseTelephoneEvent decodes the first event of an RFC 4733 payload. A
-// payload longer than 4 bytes carries redundant events (RFC 4733 §2.5.1.5
-// via RFC 2198 is a different payload type; here the extra bytes are
-// ignored, as §2.3 allows only one event per payload).
+// parseTelephoneEvent decodes an RFC 4733 payload. Bytes past the first
+// 4 are ignored: one payload carries one event (§2.3); several events in
+// one packet use RFC 2198 redundancy (§2.5.1.5), a payload type the
+// gateway does not offer.
 func parseTelephoneEvent(b []byte) (telephoneEvent, error) {
 	if len(b) < eventPayloadLen {
 		return telephoneEvent{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadTelephoneEvent, len(b), eventPayloadLen)
