@@ -435,7 +435,7 @@ func (b *bridge) dtmfFromP2P(ev endpoint.Event) {
 	if len(ev.Digit) != 1 {
 		return // the endpoint publishes one digit per event
 	}
-	err := b.leg.queueDTMF(ev.Digit, ev.DurationMS)
+	err := b.leg.queueDTMF(ev.Digit, ev.DurationMS) // counts what it drops
 	if errors.Is(err, ErrNoTelephoneEvent) {
 		d := dtmfDigit{digit: ev.Digit[0], durationMS: ev.DurationMS}
 		if d.durationMS == 0 {
@@ -444,10 +444,10 @@ func (b *bridge) dtmfFromP2P(ev endpoint.Event) {
 		if b.dtmfWork.do(&b.g.wg, func() { b.sendInfo(d) }) {
 			return
 		}
+		b.leg.dtmf.dropped.Add(1)
 		err = fmt.Errorf("gateway: %d DTMF digits already waiting for the SIP phone", maxQueuedDigits)
 	}
 	if err != nil {
-		b.leg.dtmf.dropped.Add(1)
 		b.g.log.Info("DTMF from the P2P party not played to the SIP phone", "p2p_call_id", ev.CallID, "err", err)
 	}
 }
