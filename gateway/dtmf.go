@@ -22,18 +22,20 @@ import (
 // DTMF through the gateway (issue 8 §3, docs/sip.md "DTMF").
 //
 // Phone -> P2P: the leg's readLoop hands every RFC 4733 packet to
-// legDTMF.received, which reports a digit once, when its first end packet
+// leg.dtmfReceived, which reports a digit once, when its first end packet
 // arrives (the sender repeats the end packet three times, RFC 4733
 // §2.5.1.4; the event's RTP timestamp tells the repeats apart from a new
-// press of the same key, §2.5.2.1). The bridge sends it to the far P2P
-// party as a dtmf message (docs/protocol.md §14).
+// press of the same key, §2.5.2). The bridge sends it to the far P2P
+// party as a dtmf message (docs/protocol.md §14). A phone that sends SIP
+// INFO instead (application/dtmf-relay) is read by Gateway.onInfo.
 //
 // P2P -> phone: a call.dtmf event of the device's endpoint is queued on
 // the leg; WriteFrame, paced by the media engine one frame per ptime, then
 // sends RFC 4733 packets in place of audio (§2.5.1): the first with the
 // marker bit, updates with a growing duration, the end packet three times,
 // all with the event's start timestamp, on the audio stream's SSRC and
-// sequence numbers; then a short gap of audio before the next digit.
+// sequence numbers; then a short gap of audio before the next digit. A
+// phone that negotiated no telephone-event gets SIP INFO (bridge.sendInfo).
 
 // ErrBadTelephoneEvent means an RFC 4733 payload could not be decoded.
 var ErrBadTelephoneEvent = errors.New("gateway: bad telephone-event payload")
@@ -67,10 +69,10 @@ type telephoneEvent struct {
 	Duration uint16 // in timestamp units since the event's start
 }
 
-// parseTelephoneEvent decodes the first event of an RFC 4733 payload. A
-// payload longer than 4 bytes carries redundant events (RFC 4733 §2.5.1.5
-// via RFC 2198 is a different payload type; here the extra bytes are
-// ignored, as §2.3 allows only one event per payload).
+// parseTelephoneEvent decodes an RFC 4733 payload. Bytes past the first
+// 4 are ignored: one payload carries one event (§2.3); several events in
+// one packet use RFC 2198 redundancy (§2.5.1.5), a payload type the
+// gateway does not offer.
 func parseTelephoneEvent(b []byte) (telephoneEvent, error) {
 	if len(b) < eventPayloadLen {
 		return telephoneEvent{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadTelephoneEvent, len(b), eventPayloadLen)
@@ -157,6 +159,9 @@ func digitOf(event uint8, dur uint16) (dtmfDigit, bool) {
 type dtmfSender struct {
 	mu    sync.Mutex
 	queue []dtmfDigit
+	// queued is len(queue), read without the lock by WriteFrame's fast
+	// path: a frame with no digit to play costs one atomic load.
+	queued atomic.Int32
 
 	// owned by WriteFrame
 	cur     dtmfDigit
@@ -179,6 +184,7 @@ func (s *dtmfSender) enqueue(d dtmfDigit) bool {
 		return false
 	}
 	s.queue = append(s.queue, d)
+	s.queued.Store(int32(len(s.queue)))
 	return true
 }
 
@@ -190,8 +196,13 @@ func (s *dtmfSender) dequeue() (dtmfDigit, bool) {
 	}
 	d := s.queue[0]
 	s.queue = append(s.queue[:0], s.queue[1:]...)
+	s.queued.Store(int32(len(s.queue)))
 	return d, true
 }
+
+// idle reports, on WriteFrame's goroutine, that this frame is audio for
+// certain: no digit playing, no gap to keep, none waiting.
+func (s *dtmfSender) idle() bool { return !s.playing && s.gap == 0 && s.queued.Load() == 0 }
 
 // next fills the event payload for the frame of frameTS timestamp units
 // that the stream is about to send, whose timestamp would be streamTS. It
@@ -314,6 +325,9 @@ var ErrNoTelephoneEvent = errors.New("gateway: no telephone-event negotiated")
 // samples, and reports true. It keeps the stream's clock and sequence
 // running, so the audio that follows continues the same stream.
 func (l *leg) writeEvent(remote netip.AddrPort, samples, clockRate, sampleRate int) bool {
+	if l.dtmf.tx.idle() {
+		return false
+	}
 	l.mu.Lock()
 	pt := l.dtmfPT
 	l.mu.Unlock()
@@ -421,7 +435,7 @@ func (b *bridge) dtmfFromP2P(ev endpoint.Event) {
 	if len(ev.Digit) != 1 {
 		return // the endpoint publishes one digit per event
 	}
-	err := b.leg.queueDTMF(ev.Digit, ev.DurationMS)
+	err := b.leg.queueDTMF(ev.Digit, ev.DurationMS) // counts what it drops
 	if errors.Is(err, ErrNoTelephoneEvent) {
 		d := dtmfDigit{digit: ev.Digit[0], durationMS: ev.DurationMS}
 		if d.durationMS == 0 {
@@ -430,10 +444,10 @@ func (b *bridge) dtmfFromP2P(ev endpoint.Event) {
 		if b.dtmfWork.do(&b.g.wg, func() { b.sendInfo(d) }) {
 			return
 		}
+		b.leg.dtmf.dropped.Add(1)
 		err = fmt.Errorf("gateway: %d DTMF digits already waiting for the SIP phone", maxQueuedDigits)
 	}
 	if err != nil {
-		b.leg.dtmf.dropped.Add(1)
 		b.g.log.Info("DTMF from the P2P party not played to the SIP phone", "p2p_call_id", ev.CallID, "err", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -478,4 +479,58 @@ func FuzzParseInfoDTMF(f *testing.F) {
 			t.Fatalf("parsed %+v", d)
 		}
 	})
+}
+
+// BenchmarkLegWriteFrame is the SIP leg's send path per 20 ms frame, with
+// no digit to play (the cost DTMF adds to every audio frame: one atomic
+// load) and while digits play (RFC 4733 packets in place of audio).
+func BenchmarkLegWriteFrame(b *testing.B) {
+	for _, digits := range []bool{false, true} {
+		name := "audio"
+		if digits {
+			name = "playing-digits"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, err := openLeg(netip.MustParseAddr("127.0.0.1"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sink.Close()
+			pcmu, _ := codecs.DefaultRegistry().Lookup("PCMU")
+			l.setRemote(pcmu, 0, 101, sink.LocalAddr().(*net.UDPAddr).AddrPort(), netip.Addr{}, true)
+			pcm := make([]int16, 160)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if digits && l.dtmf.tx.queued.Load() == 0 {
+					l.dtmf.tx.enqueue(dtmfDigit{digit: '5', durationMS: 100})
+				}
+				if err := l.WriteFrame(pcm); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDTMFReceiverPacket is the phone-side decoding of one RFC 4733
+// packet (a 100 ms digit is 7 of them).
+func BenchmarkDTMFReceiverPacket(b *testing.B) {
+	var seq uint16
+	var pkts []rtp.Packet
+	for i := range 100 {
+		pkts = append(pkts, phoneDigit(&seq, uint32(i)*2000, uint8(i%16), 100)...)
+	}
+	var r dtmfReceiver
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p := &pkts[i%len(pkts)]
+		if _, err := r.packet(&p.Header, p.Payload); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -570,3 +570,44 @@ func TestE2EDTMFAfterPullFarPartyBehindGateway(t *testing.T) {
 		t.Fatal("sipp's call did not end")
 	}
 }
+
+// A full SIP user agent: baresip (alice's desk phone) calls the softphone
+// through the gateway and presses 4 2 # (`sndcode`, RFC 4733 from
+// baresip's own telephone-event encoder): bob's `ctl events` shows 42#.
+// Then bob's `ctl dtmf ID 7*` reaches baresip, which logs each digit it
+// decoded ("received event: '7' (end=0)").
+func TestE2EDTMFBaresip(t *testing.T) {
+	t.Parallel()
+	n := startGatewayNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	events := startEvents(t, n.dir, bob.admin)
+	bs := startBaresip(t, n.sipUDP, 660)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	bs.command(t, "dial", "sip:bob@"+n.sipUDP)
+	id := waitActiveWith(t, n.dir, bob.admin, "alice/desk", nil)
+	time.Sleep(time.Second) // media flowing both ways
+	bs.command(t, "sndcode", "42#")
+	digits, peers, durs := waitDigits(t, events, "42#")
+	t.Logf("bob's event stream:\n%s", events.stdout.String())
+	if digits != "42#" || peers[0] != "alice/desk" {
+		t.Fatalf("bob saw %q from %v, want 42# from alice/desk", digits, peers)
+	}
+	for i, d := range durs {
+		if d == "" || d == "0" {
+			t.Errorf("digit %d has no duration", i)
+		}
+	}
+	mustCtl(t, n.dir, bob.admin, "dtmf", id, "7*")
+	// baresip logs an RFC 4733 event's start as "received event: '7'
+	// (end=0)" (and a SIP INFO digit as "call: received DTMF: '7'").
+	received := regexp.MustCompile(`received event: '(.)' \(end=0\)|received DTMF: '(.)'`)
+	eventually(t, pollTimeout, "baresip to log the digits 7 and *", func() (bool, string) {
+		var got []byte
+		for _, m := range received.FindAllStringSubmatch(bs.out.String(), -1) {
+			got = append(got, (m[1] + m[2])[0])
+		}
+		return string(got) == "7*", fmt.Sprintf("%q\n%s", got, strings.Join(regexp.MustCompile(`[^\n]*(?:received|DTMF|event)[^\n]*`).FindAllString(bs.out.String(), -1), "\n"))
+	})
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitNoActiveCall(t, n.dir, bob.admin)
+}
