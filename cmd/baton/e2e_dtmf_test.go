@@ -73,11 +73,11 @@ func TestE2EDTMFSipPhoneToSoftphone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sipPort := udpPort(t)
+	sipPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
 	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
 	runSipp(t, sipp, sdir, n.sipUDP, "call_dtmf.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
-		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", sippMediaPort(t))
+		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
 
 	digits, peers, durs := waitDigits(t, events, "1#2*")
 	t.Logf("bob's event stream:\n%s", events.stdout.String())
@@ -303,7 +303,7 @@ func TestE2EDTMFSoftphoneToSipPhone(t *testing.T) {
 	n := startBridgeNet(t)
 	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440})
 	sdir := t.TempDir()
-	sipPort := udpPort(t)
+	sipPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
 	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
 
@@ -419,11 +419,11 @@ func TestE2EDTMFSipInfoToSoftphone(t *testing.T) {
 	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
 	events := startEvents(t, n.dir, bob.admin)
 	sdir := t.TempDir()
-	sipPort := udpPort(t)
+	sipPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
 	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
 	runSipp(t, sipp, sdir, n.sipUDP, "call_info_dtmf.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
-		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", sippMediaPort(t))
+		"-i", "127.0.0.1", "-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
 	digits, peers, durs := waitDigits(t, events, "5#")
 	if digits != "5#" || peers[0] != "alice/desk" || durs[0] != "160" || durs[1] != "160" {
 		t.Fatalf("bob saw %q from %v lasting %v, want 5# from alice/desk, 160 ms each\n%s", digits, peers, durs, events.stdout.String())
@@ -442,7 +442,7 @@ func TestE2EDTMFSoftphoneToSipPhoneByInfo(t *testing.T) {
 	n := startBridgeNet(t)
 	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440})
 	sdir := t.TempDir()
-	sipPort := udpPort(t)
+	sipPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
 	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
 	media := startPhoneRTP(t)
@@ -479,40 +479,6 @@ func TestE2EDTMFSoftphoneToSipPhoneByInfo(t *testing.T) {
 	}
 }
 
-// udpPort returns a loopback UDP port that was free a moment ago.
-// (freeUDPPort finds a free TCP port; with the gateway's and the phones'
-// UDP sockets in the same range, a UDP bind there collides now and then.)
-func udpPort(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return fmt.Sprint(c.LocalAddr().(*net.UDPAddr).Port)
-}
-
-// sippMediaPort returns a UDP port p, free a moment ago with p+2 (sipp's
-// -mp binds both: audio and video).
-func sippMediaPort(t *testing.T) string {
-	t.Helper()
-	for range 50 {
-		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := a.LocalAddr().(*net.UDPAddr).Port
-		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p + 2})
-		_ = a.Close()
-		if err == nil {
-			_ = b.Close()
-			return fmt.Sprint(p)
-		}
-	}
-	t.Fatal("no UDP port p with p+2 free")
-	return ""
-}
-
 // DTMF follows the call through a handoff, with the far party behind the
 // gateway (role C): carol's SIP phone (sipp for the signaling, the test's
 // socket for its RTP, with telephone-event) calls alice's laptop and
@@ -527,7 +493,7 @@ func TestE2EDTMFAfterPullFarPartyBehindGateway(t *testing.T) {
 	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660, autoAnswer: true})
 	laptopEvents := startEvents(t, n.dir, laptop.admin)
 	sdir := t.TempDir()
-	sipPort := udpPort(t)
+	sipPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
 	media := startPhoneRTP(t)
 	call := make(chan error, 1)

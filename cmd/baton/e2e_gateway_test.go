@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,11 +160,53 @@ func waitNoActiveCall(t *testing.T, dir, admin string) {
 	})
 }
 
+// freeUDPPort returns a loopback port for a third-party peer (sipp's -p,
+// -mp) to bind later: free now for UDP and TCP, and p+2 too (sipp's -mp
+// binds the port and port+2). The kernel hands out ephemeral ports
+// (net.ipv4.ip_local_port_range, 32768-60999 by default) to every socket
+// bound to port 0, here the gateway's RTP legs and the phones' media, so
+// a port from that range freed and bound again later may be taken in the
+// meantime; these come from below it, from a counter shared by the
+// package's parallel tests, so no two tests and no OS-chosen port ever
+// get the same one.
 func freeUDPPort(t *testing.T) string {
 	t.Helper()
-	addr := freeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	return port
+	for range 500 {
+		p := peerPortBase + int(peerPortNext.Add(4))%peerPortSpan
+		if portFree(p) && portFree(p+2) {
+			return strconv.Itoa(p)
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range for a SIP peer")
+	return ""
+}
+
+const (
+	peerPortBase = 20000
+	peerPortSpan = 12000 // 20000-31999, below the default ephemeral range
+)
+
+// peerPortNext starts at a per-process offset, so test binaries of two
+// runs at once rarely start on the same ports.
+var peerPortNext = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(int64(os.Getpid()*16) % peerPortSpan)
+	return &n
+}()
+
+// portFree says whether p can be bound on 127.0.0.1 for UDP and TCP.
+func portFree(p int) bool {
+	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+	if err != nil {
+		return false
+	}
+	_ = u.Close()
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
 }
 
 func tail(s string, n int) string {
