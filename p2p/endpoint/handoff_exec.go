@@ -265,7 +265,11 @@ func (x *handoffExec) watchAudio() {
 					if at.Before(x.step11) {
 						at = x.step11
 					}
-					return handoff.EvAudioFromC, "audio from " + x.peerName() + " on " + sess.LocalAddr().String(), at, true
+					detail := "audio from " + x.peerName() + " on " + sess.LocalAddr().String()
+					if x.a != nil {
+						detail += "; " + x.a.b.String() + " released"
+					}
+					return handoff.EvAudioFromC, detail, at, true
 				}
 				select {
 				case x.in <- in:
