@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-voice/baton/p2p/handoff"
+	"github.com/baton-voice/baton/p2p/wire"
 )
 
 // fakeClock is a Clock whose timers fire only when the test moves it on
@@ -166,5 +167,41 @@ func TestStepSixIsAClockTimer(t *testing.T) {
 		t.Errorf("step 6: %+v", six)
 	}
 	stillUp(t, bob, id, "alice/laptop")
-	_ = handoff.TimerNoAudio
+}
+
+// TestOfferExpiresOnTheClock: B's offer timer (BOffered + Timeout, a row
+// no other endpoint test reaches) runs on B's clock. A device that asked
+// for the session and never came back is forgotten once the clock moves
+// on by the offer time: its stop-audio is refused, and B keeps sending.
+func TestOfferExpiresOnTheClock(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	clk := newFakeClock()
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Clock = clk
+		}
+	})
+	tablet := n.rawLogin(t, "alice", "tablet")
+	qc := n.rawQuery(t, tablet, desk)
+	if _, ok := recvAny(t, qc).(*wire.SessionList); !ok {
+		t.Fatal("no session list")
+	}
+	clk.waitTimer(t, desk.timeouts.Offer)
+	clk.Advance(desk.timeouts.Offer)
+	eventually(t, "the desk's offer to expire", func() bool {
+		for _, tr := range n.transitions.snapshot() {
+			if tr.Role == handoff.RoleB && tr.From == handoff.BOffered && tr.Event == handoff.EvTimeout && tr.To == handoff.BActive {
+				return true
+			}
+		}
+		return false
+	})
+	if err := qc.Send(&wire.StopAudio{CallID: id}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if rej, ok := recvAny(t, qc).(*wire.Reject); !ok {
+		t.Fatalf("stop-audio after the offer expired: %T %+v", rej, rej)
+	}
+	stillUp(t, bob, id, "alice/desk")
 }

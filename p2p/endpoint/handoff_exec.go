@@ -265,7 +265,11 @@ func (x *handoffExec) watchAudio() {
 					if at.Before(x.step11) {
 						at = x.step11
 					}
-					return handoff.EvAudioFromC, "audio from " + x.peerName() + " on " + sess.LocalAddr().String(), at, true
+					detail := "audio from " + x.peerName() + " on " + sess.LocalAddr().String()
+					if x.a != nil {
+						detail += "; " + x.a.b.String() + " released"
+					}
+					return handoff.EvAudioFromC, detail, at, true
 				}
 				select {
 				case x.in <- in:
@@ -368,15 +372,22 @@ var mHandlers = map[handoff.Action]execHandler{
 }
 
 // HandoffHandlers names, for each role, the function that carries out each
-// action of its table (docs/handoff.md lists them, generated).
-func HandoffHandlers() map[handoff.Role]map[handoff.Action]string {
-	out := map[handoff.Role]map[handoff.Action]string{}
+// action of its table, and its file (docs/handoff.md lists them, generated).
+// The names come from the handler maps themselves, so they cannot drift.
+func HandoffHandlers() handoff.Handlers {
+	out := handoff.Handlers{}
 	add := func(r handoff.Role, a handoff.Action, f any) {
 		if out[r] == nil {
-			out[r] = map[handoff.Action]string{}
+			out[r] = map[handoff.Action]handoff.Handler{}
 		}
-		name := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
-		out[r][a] = strings.TrimPrefix(name, "github.com/baton-voice/baton/p2p/endpoint.")
+		fn := runtime.FuncForPC(reflect.ValueOf(f).Pointer())
+		file, _ := fn.FileLine(fn.Entry())
+		if i := strings.LastIndex(file, "/p2p/endpoint/"); i >= 0 {
+			file = file[i+1:]
+		}
+		name := fn.Name()
+		name = name[strings.LastIndex(name, "/")+1:]
+		out[r][a] = handoff.Handler{Func: strings.TrimPrefix(name, "endpoint."), File: file}
 	}
 	for a, f := range aHandlers {
 		add(handoff.RoleA, a, f)

@@ -418,3 +418,47 @@ func drain(ch <-chan Event) []Event {
 }
 
 var _ = netip.Addr{}
+
+// TestPullBDiesCRefusesCallEnded is the one loss the design cannot avoid
+// (docs/handoff.md, "B dies during the handoff, C refuses"): B dies after
+// muting and C refuses A's grant. A rolls back, B cannot confirm the
+// resume, and A's handoff ends in ACallEnded; nothing is left on A.
+func TestPullBDiesCRefusesCallEnded(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	late := func(c *Config) {
+		if c.Device == "desk" {
+			c.GrantLifetime = -time.Hour // bob refuses step 7
+		}
+	}
+	_, desk, _ := deskCall(t, n, late)
+	laptop := n.start("alice", "laptop", fastTimeouts)
+	laptop.waitOnline(t, "alice/desk")
+	dead := make(chan struct{})
+	go func() {
+		defer close(dead)
+		for ev := range desk.events {
+			if ev.Type == "handoff.muted" {
+				desk.crash()
+				return
+			}
+		}
+	}()
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	<-dead
+	if !isErr(err, ErrHandoffFailed) || h.State != "call-ended" || !contains(h.Error, "rollback not confirmed") {
+		t.Fatalf("pull with B dead and C refusing: %v %+v", err, h)
+	}
+	if len(laptop.Calls()) != 0 {
+		t.Errorf("laptop kept a call")
+	}
+	var rolledBack bool
+	for _, tr := range n.transitions.snapshot() {
+		if tr.Role == handoff.RoleA && tr.From == handoff.ARollingBack && tr.To == handoff.ACallEnded {
+			rolledBack = true
+		}
+	}
+	if !rolledBack {
+		t.Error("A did not end through ARollingBack + Timeout")
+	}
+}

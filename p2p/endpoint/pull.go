@@ -432,6 +432,9 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) err
 		first, detail = handoff.EvTimeout, err.Error()
 	}
 	if err := x.run(first, detail, e.cfg.Now()); err != nil {
+		if !errors.Is(err, ErrClosed) {
+			a.abandon(e, h.m.State(), err)
+		}
 		return errors.Join(x.cause, err)
 	}
 	switch h.m.State() {
@@ -446,6 +449,24 @@ func (e *Endpoint) pull(ctx context.Context, h *handoffRun, req PullRequest) err
 		x.cause = fmt.Errorf("%w: ended in %s", ErrHandoffFailed, h.m.State())
 	}
 	return x.cause
+}
+
+// abandon is the way out when the run itself failed (the table refused an
+// event: code and table disagree, already logged as an error) in a state
+// where B may have muted: B is told to resume, so the call stays on B
+// without waiting for its guard. Everything else cleanup closes.
+func (a *pullState) abandon(e *Endpoint, s handoff.State, cause error) {
+	switch s {
+	case handoff.AStopping, handoff.ACheckingAudio, handoff.AReestablishing, handoff.AClosing,
+		handoff.AAllocating, handoff.ARestarting, handoff.ANotifying:
+	default:
+		return
+	}
+	if a.bConn == nil || a.committed {
+		return
+	}
+	e.log.Error("handoff abandoned; telling the other device to resume", "state", s, "err", cause)
+	_ = a.bConn.Send(&wire.Resume{CallID: a.p.CallID, Reason: wire.TrimReason("abandoned: " + cause.Error())}, sendTimeout)
 }
 
 // cleanup closes what the pull opened and did not hand to the call.

@@ -164,3 +164,29 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// TestHandlersCoverTables: every action of every role's table has exactly
+// one handler in the endpoint, and no handler serves an action its role's
+// table never asks for.
+func TestHandlersCoverTables(t *testing.T) {
+	t.Parallel()
+	hs := HandoffHandlers()
+	for _, r := range handoff.Roles() {
+		want := map[handoff.Action]bool{}
+		for _, row := range handoff.Table(r) {
+			for _, a := range row.Actions {
+				want[a] = true
+			}
+		}
+		for a := range want {
+			if h, ok := hs[r][a]; !ok || h.Func == "" || !strings.HasPrefix(h.File, "p2p/endpoint/") {
+				t.Errorf("role %s: action %s has no handler (%+v)", r, a, h)
+			}
+		}
+		for a, h := range hs[r] {
+			if !want[a] {
+				t.Errorf("role %s: handler %s for %s, which its table never asks for", r, h.Func, a)
+			}
+		}
+	}
+}

@@ -14,6 +14,11 @@
 // described by State.Timer and Timeouts, and their expiry comes back as
 // EvTimeout. Because everything here is data, the same tables drive the
 // code, the exhaustive tests and docs/handoff.md (go generate).
+//
+// In p2p/endpoint one executor per handoff does exactly that: it fires the
+// event, runs the new state's timer on the endpoint's clock, and calls the
+// one handler each role has for each action (endpoint.HandoffHandlers,
+// listed next to every action in docs/handoff.md).
 package handoff
 
 //go:generate go run ./internal/gendoc -o ../../docs/handoff.md

@@ -6,11 +6,24 @@ import (
 	"strings"
 )
 
-// Markdown renders docs/handoff.md from the tables, the happy-path script
-// and the failure scenarios. `go generate ./p2p/handoff` writes it and a
-// test fails when the committed file differs, so the document cannot drift
-// from the code.
-func Markdown() []byte {
+// Handler names the function that carries out an action for a role, and
+// the file it is in, relative to the module root.
+type Handler struct {
+	Func string // e.g. "(*call).muteToC"
+	File string // e.g. "p2p/endpoint/handoff_peer.go"
+}
+
+// Handlers gives, per role, the handler of each action. The endpoint
+// package provides it (endpoint.HandoffHandlers); this package has no code
+// of its own that carries out actions.
+type Handlers map[Role]map[Action]Handler
+
+// Markdown renders docs/handoff.md from the tables, the happy-path script,
+// the failure scenarios and the handler of each action (h; nil renders
+// the actions without their handlers). `go generate ./p2p/handoff` writes
+// it and a test fails when the committed file differs, so the document
+// cannot drift from the code.
+func Markdown(h Handlers) []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
@@ -40,6 +53,10 @@ func Markdown() []byte {
 	w("- In **State**, **Event** moves the machine to **Next**, and the owner of the call carries out ")
 	w("**Actions** in order. Any pair not listed is refused with `ErrInvalidTransition` and the machine ")
 	w("does not move; terminal states refuse everything.\n")
+	w("- Each action names, after it, the one function of `p2p/endpoint` that carries it out for that ")
+	w("role (its handler). An executor fires the event, starts the new state's timer on the endpoint's ")
+	w("clock and calls the handlers in order; a handler that completes a local operation returns the ")
+	w("event that reports it, which is fired next. Steps 8-12 have the same handlers in A and M.\n")
 	w("- **Step** is the claim step the row carries out. In happy-path rows the event completes that step ")
 	w("and the actions start the next one (step 2 does both: presence arrives, then the query goes out); ")
 	w("in B's, C's and M's tables it is the step the row takes part in. \"-\" marks failure paths, refusals ")
@@ -59,7 +76,7 @@ func Markdown() []byte {
 	w("`ACallEnded` and C's own timeout.\n\n")
 
 	for _, r := range Roles() {
-		writeRole(&b, r)
+		writeRole(&b, r, h[r])
 	}
 
 	w("## Failure paths\n\n")
@@ -111,7 +128,7 @@ func writeSequence(b *bytes.Buffer) {
 	b.WriteString("```\n\nSolid arrows are direct signaling, dotted ones RTP. B is released without any message to C.\n\n")
 }
 
-func writeRole(b *bytes.Buffer, r Role) {
+func writeRole(b *bytes.Buffer, r Role, h map[Action]Handler) {
 	fmt.Fprintf(b, "## %s: %s\n\n", r, r.Description())
 	b.WriteString("| State | Event | Next | Actions | Step | Why |\n|---|---|---|---|---|---|\n")
 	for _, row := range Table(r) {
@@ -120,6 +137,11 @@ func writeRole(b *bytes.Buffer, r Role) {
 			names := make([]string, len(row.Actions))
 			for i, a := range row.Actions {
 				names[i] = a.String()
+				if hd, ok := h[a]; ok {
+					names[i] += fmt.Sprintf(" ([`%s`](../%s))", hd.Func, hd.File)
+				} else if h != nil {
+					names[i] += " (no handler)"
+				}
 			}
 			acts = strings.Join(names, ", ")
 		}

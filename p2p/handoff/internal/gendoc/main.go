@@ -1,4 +1,5 @@
-// Command gendoc writes docs/handoff.md from the handoff tables. It runs
+// Command gendoc writes docs/handoff.md from the handoff tables and the
+// endpoint's handler of each action. It runs
 // from `go generate ./p2p/handoff`.
 package main
 
@@ -7,13 +8,14 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/p2p/handoff"
 )
 
 func main() {
 	out := flag.String("o", "docs/handoff.md", "file to write")
 	flag.Parse()
-	if err := os.WriteFile(*out, handoff.Markdown(), 0o644); err != nil {
+	if err := os.WriteFile(*out, handoff.Markdown(endpoint.HandoffHandlers()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "gendoc:", err)
 		os.Exit(1)
 	}
