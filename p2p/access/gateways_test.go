@@ -81,11 +81,31 @@ func TestUserDBGateways(t *testing.T) {
 			t.Errorf("%s: users %v", tc.name, users)
 		}
 	}
+	// Delegations change without a new secret.
+	mustAddUser(t, db, "bob", "pw-bob")
+	if err := db.Delegate(ctx, "gw1", []string{"bob", "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Undelegate(ctx, "gw1", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"bob", "carol"}) {
+		t.Fatalf("after delegate bob, undelegate alice: %v", users)
+	}
+	if err := db.Delegate(ctx, "gw1", []string{"nobody"}); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("delegate an unknown user: %v", err)
+	}
+	if err := db.Delegate(ctx, "gw9", []string{"bob"}); !errors.Is(err, ErrNoSuchGateway) {
+		t.Fatalf("delegate to an unknown gateway: %v", err)
+	}
+	if err := db.Delegate(ctx, "gw1", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
 	// Deleting a user withdraws its delegation.
 	if err := db.DeleteUser(ctx, "carol"); err != nil {
 		t.Fatal(err)
 	}
-	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"alice"}) {
+	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"alice", "bob"}) {
 		t.Fatalf("after deleting carol: users %v", users)
 	}
 	if err := db.DeleteGateway(ctx, "gw1"); err != nil {
