@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/endpoint"
 )
 
@@ -156,6 +158,13 @@ func (d *device) setOnline(online bool) {
 		d.loginErr = err.Error()
 		d.mu.Unlock()
 		_ = ep.Close()
+		if errors.Is(err, access.ErrAuthFailed) {
+			// A wrong password or gateway secret does not fix itself, and
+			// each try would cost the access server an argon2 hash and a
+			// token of its failed-login limiter for this gateway's address.
+			log.Warn("device login not retried: fix the password or gateway secret, then restart the gateway")
+			return
+		}
 		d.retryLogin(log)
 		return
 	}
