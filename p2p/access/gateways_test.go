@@ -164,6 +164,18 @@ func TestGatewayLoginDelegation(t *testing.T) {
 		t.Error("server log does not say why carol was refused")
 	}
 
+	// bob/laptop is online with bob's own password: no gateway (even one
+	// bob were delegated to) may take it over.
+	if err := e.srv.Users().Delegate(ctx, "gw1", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Login(ctx, e.clientConfig("bob", "laptop", withGateway("gw1", secret))); err == nil || !strings.Contains(err.Error(), "own login") {
+		t.Fatalf("gateway login over bob's own: %v", err)
+	}
+	if bob.Err() != nil {
+		t.Fatalf("bob's own session ended: %v", bob.Err())
+	}
+
 	// The gateway's secret is no user password, and a user's password no
 	// gateway secret.
 	if _, err := Login(ctx, e.clientConfig("alice", "desk2", withGateway("gw1", password("alice")))); !errors.Is(err, ErrAuthFailed) {
@@ -176,8 +188,8 @@ func TestGatewayLoginDelegation(t *testing.T) {
 		t.Fatalf("unknown gateway: %v, want ErrAuthFailed", err)
 	}
 	st := e.srv.Status()
-	if st.NotDelegated != 1 || st.AuthFailures != 3 {
-		t.Fatalf("status: not_delegated %d auth_failures %d, want 1 and 3", st.NotDelegated, st.AuthFailures)
+	if st.NotDelegated != 2 || st.AuthFailures != 3 {
+		t.Fatalf("status: not_delegated %d auth_failures %d, want 2 and 3", st.NotDelegated, st.AuthFailures)
 	}
 }
 
