@@ -156,6 +156,7 @@ func (s *Server) gatewayLogin(ctx context.Context, raw net.Conn, pc *parkConn, w
 		return nil
 	}
 	observed := addrPort(raw.RemoteAddr())
+	total := len(users)
 	if len(users) > wire.MaxGatewayUsers {
 		users = users[:wire.MaxGatewayUsers]
 	}
@@ -180,8 +181,8 @@ func (s *Server) gatewayLogin(ctx context.Context, raw net.Conn, pc *parkConn, w
 		return nil
 	}
 	s.stats.logins[loginOK].Add(1)
-	log.Info("gateway session", "delegated_users", len(users))
-	sess.enqueue(&wire.GatewayWelcome{ObservedAddr: observed.String(), KeepaliveMS: s.cfg.Keepalive.Milliseconds(), Users: users})
+	log.Info("gateway session", "delegated_users", total)
+	sess.enqueue(&wire.GatewayWelcome{ObservedAddr: observed.String(), KeepaliveMS: s.cfg.Keepalive.Milliseconds(), Users: users, UsersTotal: total})
 	return sess
 }
 
