@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/endpoint"
 )
 
@@ -27,7 +29,17 @@ type device struct {
 	pending map[string][]endpoint.Event
 	// loginErr is why the last login failed ("" after a good one).
 	loginErr string
+	// retryIn is the wait before the next login attempt after a failed
+	// one (doubling up to maxLoginRetry); retrying is set while one is
+	// scheduled.
+	retryIn  time.Duration
+	retrying bool
 }
+
+// maxLoginRetry bounds the wait between login attempts of a registered
+// phone whose device the access server refused (e.g. its user is not
+// delegated yet) or could not be reached.
+const maxLoginRetry = 30 * time.Second
 
 // loginError returns why the device's last login failed, or "".
 func (d *device) loginError() string {
@@ -99,6 +111,12 @@ func (d *device) setOnline(online bool) {
 	if d.g.ctx == nil || d.g.ctx.Err() != nil {
 		return
 	}
+	d.g.mu.Lock()
+	closed := d.g.closed
+	d.g.mu.Unlock()
+	if closed {
+		return // Close logs every device out after this (it waits for life)
+	}
 	password := d.acct.Password
 	if cr := d.g.cfg.Credential; cr.Name != "" {
 		password = cr.Secret
@@ -143,11 +161,20 @@ func (d *device) setOnline(online bool) {
 		d.loginErr = err.Error()
 		d.mu.Unlock()
 		_ = ep.Close()
+		if errors.Is(err, access.ErrAuthFailed) {
+			// A wrong password or gateway secret does not fix itself, and
+			// each try would cost the access server an argon2 hash and a
+			// token of its failed-login limiter for this gateway's address.
+			log.Warn("device login not retried: fix the password or gateway secret, then restart the gateway")
+			return
+		}
+		d.retryLogin(log)
 		return
 	}
 	d.mu.Lock()
 	d.ep = ep
 	d.loginErr = ""
+	d.retryIn = 0
 	d.mu.Unlock()
 	log.Info("device online", "signal", ep.SignalAddr())
 }
@@ -194,4 +221,37 @@ func (d *device) release(id string) {
 	delete(d.calls, id)
 	delete(d.pending, id)
 	d.mu.Unlock()
+}
+
+// retryLogin tries the login again later, with backoff, while the phone
+// stays registered: the refusal may be fixed at the access server (a
+// delegation added) or the server may come back.
+func (d *device) retryLogin(log interface{ Info(string, ...any) }) {
+	d.mu.Lock()
+	if d.retrying {
+		d.mu.Unlock()
+		return
+	}
+	d.retrying = true
+	d.retryIn = min(max(2*d.retryIn, time.Second), maxLoginRetry)
+	wait := d.retryIn
+	d.mu.Unlock()
+	log.Info("device login will be retried", "in", wait)
+	d.g.wg.Add(1)
+	go func() {
+		defer d.g.wg.Done()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-d.g.ctx.Done():
+		case <-t.C:
+		}
+		d.mu.Lock()
+		d.retrying = false
+		again := d.wanted && d.ep == nil && d.g.ctx.Err() == nil
+		d.mu.Unlock()
+		if again {
+			d.setOnline(true)
+		}
+	}()
 }

@@ -112,6 +112,15 @@ func TestE2EGatewayCredentialDelegation(t *testing.T) {
 	case <-time.After(runTimeout):
 		t.Fatal("the desk phone got no BYE")
 	}
+
+	// The administrator delegates carol too: the gateway, which keeps
+	// retrying (with backoff) while carol's phone is registered, brings
+	// carol/desk online without the phone doing anything.
+	mustBaton(t, n.dir, "gateway", "delegate", "gw1", "carol", "--data-dir", filepath.Join(n.dir, "data"))
+	eventually(t, 60*time.Second, "carol/desk online once delegated", func() (bool, string) {
+		c := registration(t, n.dir, n.gwAdmin, "carol")
+		return c["online"] == true && c["login_error"] == nil, fmt.Sprint(c)
+	})
 }
 
 // The gateway's shared access session survives an access server restart:

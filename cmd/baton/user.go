@@ -267,5 +267,23 @@ argon2id hash.`,
 		}),
 	}
 	config.UserFlags(remove.Flags())
-	gw.AddCommand(add, list, remove)
+	delegate := &cobra.Command{
+		Use:   "delegate NAME USER...",
+		Short: "Let a gateway credential log in the devices of more users",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("gateway %s may now log in %s\n", args[0], strings.Join(args[1:], ",")), db.Delegate(ctx, args[0], args[1:])
+		}),
+	}
+	config.UserFlags(delegate.Flags())
+	undelegate := &cobra.Command{
+		Use:   "undelegate NAME USER...",
+		Short: "Withdraw users from a gateway credential; their devices lose their credential at the next renewal",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: dbRun(false, false, func(ctx context.Context, db *access.UserDB, args []string, _ string) (string, error) {
+			return fmt.Sprintf("gateway %s may no longer log in %s\n", args[0], strings.Join(args[1:], ",")), db.Undelegate(ctx, args[0], args[1:])
+		}),
+	}
+	config.UserFlags(undelegate.Flags())
+	gw.AddCommand(add, list, remove, delegate, undelegate)
 }

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,7 +252,11 @@ const memGatewaySecret = "gw1-memory-secret"
 // connection each. Compare its B/device with B/endpoint (issue 8 §1: the
 // target is at most 8 KiB per device).
 func BenchmarkServerMemoryPerBridgedDevice(b *testing.B) {
-	const n = 1000
+	n := 1000
+	// BATON_BENCH_DEVICES=10000 measures at issue 11 §3's scale.
+	if v, err := strconv.Atoi(os.Getenv("BATON_BENCH_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
 	for b.Loop() {
 		h := startMemoryHelper(b, n, true)
 		base := h.mem()

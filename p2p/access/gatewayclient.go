@@ -304,7 +304,7 @@ func (g *GatewaySession) dial(ctx context.Context) (*gwConn, error) {
 	}
 	c.observed, _ = netip.ParseAddrPort(welcome.ObservedAddr) // validated by wire
 	ok = true
-	g.log.Info("gateway session up", "access", cfg.Addr, "observed", c.observed, "delegated_users", len(welcome.Users))
+	g.log.Info("gateway session up", "access", cfg.Addr, "observed", c.observed, "delegated_users", max(welcome.UsersTotal, len(welcome.Users)))
 	c.wg.Add(2)
 	go c.read()
 	go c.loop()

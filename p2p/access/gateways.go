@@ -235,9 +235,69 @@ type NotDelegatedError struct {
 }
 
 func (e *NotDelegatedError) Error() string {
-	return fmt.Sprintf("gateway %s may not log in %s/%s: user %s is not delegated to it (baton gateway add %s --users ...)",
-		e.Gateway, e.User, e.Device, e.User, e.Gateway)
+	return fmt.Sprintf("gateway %s may not log in %s/%s: user %s is not delegated to it (baton gateway delegate %s %s)",
+		e.Gateway, e.User, e.Device, e.User, e.Gateway, e.User)
 }
 
 // Unwrap makes errors.Is(err, ErrNotDelegated) hold.
 func (e *NotDelegatedError) Unwrap() error { return ErrNotDelegated }
+
+// Delegate adds users to the users gateway may log in (each must exist;
+// one already delegated is left as it is).
+func (u *UserDB) Delegate(ctx context.Context, gateway string, users []string) error {
+	return u.changeDelegation(ctx, "delegate to gateway "+gateway, gateway, users, true)
+}
+
+// Undelegate removes users from the users gateway may log in. Their
+// devices online through it lose their credential at the next renewal.
+func (u *UserDB) Undelegate(ctx context.Context, gateway string, users []string) error {
+	return u.changeDelegation(ctx, "undelegate from gateway "+gateway, gateway, users, false)
+}
+
+func (u *UserDB) changeDelegation(ctx context.Context, op, gateway string, users []string, add bool) error {
+	if err := u.check(op); err != nil {
+		return err
+	}
+	if err := checkName(op, gateway); err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		return fmt.Errorf("access: %s: %w: name at least one user", op, ErrNoSuchUser)
+	}
+	tx, err := u.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("access: %s: %w", op, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var one int
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM gateways WHERE name = ?`, gateway).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("access: %s: %w", op, ErrNoSuchGateway)
+	case err != nil:
+		return fmt.Errorf("access: %s: %w", op, err)
+	}
+	for _, user := range users {
+		if err := checkName(op, user); err != nil {
+			return err
+		}
+		if !add {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM gateway_users WHERE gateway = ? AND user = ?`, gateway, user); err != nil {
+				return fmt.Errorf("access: %s: %w", op, err)
+			}
+			continue
+		}
+		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE name = ?`, user).Scan(&one); {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("access: %s: %w: %s", op, ErrNoSuchUser, user)
+		case err != nil:
+			return fmt.Errorf("access: %s: %w", op, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO gateway_users (gateway, user) VALUES (?, ?) ON CONFLICT DO NOTHING`, gateway, user); err != nil {
+			return fmt.Errorf("access: %s: %w", op, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("access: %s: %w", op, err)
+	}
+	return nil
+}

@@ -81,11 +81,31 @@ func TestUserDBGateways(t *testing.T) {
 			t.Errorf("%s: users %v", tc.name, users)
 		}
 	}
+	// Delegations change without a new secret.
+	mustAddUser(t, db, "bob", "pw-bob")
+	if err := db.Delegate(ctx, "gw1", []string{"bob", "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Undelegate(ctx, "gw1", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"bob", "carol"}) {
+		t.Fatalf("after delegate bob, undelegate alice: %v", users)
+	}
+	if err := db.Delegate(ctx, "gw1", []string{"nobody"}); !errors.Is(err, ErrNoSuchUser) {
+		t.Fatalf("delegate an unknown user: %v", err)
+	}
+	if err := db.Delegate(ctx, "gw9", []string{"bob"}); !errors.Is(err, ErrNoSuchGateway) {
+		t.Fatalf("delegate to an unknown gateway: %v", err)
+	}
+	if err := db.Delegate(ctx, "gw1", []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
 	// Deleting a user withdraws its delegation.
 	if err := db.DeleteUser(ctx, "carol"); err != nil {
 		t.Fatal(err)
 	}
-	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"alice"}) {
+	if users, _ := db.GatewayUsers(ctx, "gw1"); !slices.Equal(users, []string{"alice", "bob"}) {
 		t.Fatalf("after deleting carol: users %v", users)
 	}
 	if err := db.DeleteGateway(ctx, "gw1"); err != nil {
@@ -144,6 +164,18 @@ func TestGatewayLoginDelegation(t *testing.T) {
 		t.Error("server log does not say why carol was refused")
 	}
 
+	// bob/laptop is online with bob's own password: no gateway (even one
+	// bob were delegated to) may take it over.
+	if err := e.srv.Users().Delegate(ctx, "gw1", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Login(ctx, e.clientConfig("bob", "laptop", withGateway("gw1", secret))); err == nil || !strings.Contains(err.Error(), "own login") {
+		t.Fatalf("gateway login over bob's own: %v", err)
+	}
+	if bob.Err() != nil {
+		t.Fatalf("bob's own session ended: %v", bob.Err())
+	}
+
 	// The gateway's secret is no user password, and a user's password no
 	// gateway secret.
 	if _, err := Login(ctx, e.clientConfig("alice", "desk2", withGateway("gw1", password("alice")))); !errors.Is(err, ErrAuthFailed) {
@@ -156,8 +188,8 @@ func TestGatewayLoginDelegation(t *testing.T) {
 		t.Fatalf("unknown gateway: %v, want ErrAuthFailed", err)
 	}
 	st := e.srv.Status()
-	if st.NotDelegated != 1 || st.AuthFailures != 3 {
-		t.Fatalf("status: not_delegated %d auth_failures %d, want 1 and 3", st.NotDelegated, st.AuthFailures)
+	if st.NotDelegated != 2 || st.AuthFailures != 3 {
+		t.Fatalf("status: not_delegated %d auth_failures %d, want 2 and 3", st.NotDelegated, st.AuthFailures)
 	}
 }
 

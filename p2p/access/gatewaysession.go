@@ -156,6 +156,7 @@ func (s *Server) gatewayLogin(ctx context.Context, raw net.Conn, pc *parkConn, w
 		return nil
 	}
 	observed := addrPort(raw.RemoteAddr())
+	total := len(users)
 	if len(users) > wire.MaxGatewayUsers {
 		users = users[:wire.MaxGatewayUsers]
 	}
@@ -180,8 +181,8 @@ func (s *Server) gatewayLogin(ctx context.Context, raw net.Conn, pc *parkConn, w
 		return nil
 	}
 	s.stats.logins[loginOK].Add(1)
-	log.Info("gateway session", "delegated_users", len(users))
-	sess.enqueue(&wire.GatewayWelcome{ObservedAddr: observed.String(), KeepaliveMS: s.cfg.Keepalive.Milliseconds(), Users: users})
+	log.Info("gateway session", "delegated_users", total)
+	sess.enqueue(&wire.GatewayWelcome{ObservedAddr: observed.String(), KeepaliveMS: s.cfg.Keepalive.Milliseconds(), Users: users, UsersTotal: total})
 	return sess
 }
 
@@ -332,6 +333,13 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 	}
 	lk := s.idLock(id)
 	lk.Lock()
+	if s.ownLoginOnline(id) {
+		lk.Unlock()
+		s.stats.logins[loginNotDelegated].Add(1)
+		log.Warn("login refused: a gateway may not replace a device's own login")
+		refuse(wire.CodeDuplicate, ownLoginMessage(gw.gateway, id))
+		return nil
+	}
 	old, ok := s.register(d)
 	if !ok {
 		lk.Unlock()
@@ -361,4 +369,20 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 	d.shutdown()
 	refuse(wire.CodeInternal, "presence unavailable")
 	return nil
+}
+
+// ownLoginOnline reports whether id is online with a login of its own (its
+// user's password). A gateway may not replace such a session: delegation
+// lets it act for a user's bridged SIP devices, not take over the user's
+// P2P phones. (A login with the user's password may replace a bridged
+// session: it is the stronger credential.) Call with id's lock held.
+func (s *Server) ownLoginOnline(id pki.Identity) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.sessions[id]
+	return old != nil && old.gateway == ""
+}
+
+func ownLoginMessage(gateway string, id pki.Identity) string {
+	return id.String() + " is online with its own login; gateway " + gateway + " may not replace it"
 }

@@ -203,8 +203,9 @@ func TestGatewaySessionManyDevices(t *testing.T) {
 
 // TestGatewaySessionProtocol drives a gateway session by hand: requests
 // for devices it does not carry are device-errors and the session goes
-// on; a device-login replaces the device's own-connection session without
-// an offline blip; a message that belongs to an endpoint session ends the
+// on; a device-login may not replace the device's own login (its user's
+// password) but replaces another gateway session's without an offline
+// blip; a message that belongs to an endpoint session ends the
 // gateway session, and every device on it is offline.
 func TestGatewaySessionProtocol(t *testing.T) {
 	t.Parallel()
@@ -226,15 +227,39 @@ func TestGatewaySessionProtocol(t *testing.T) {
 	if m, ok := r.recv().(*wire.DeviceError); !ok || m.Code != wire.CodeNotFound || m.ID != "alice/desk" {
 		t.Fatalf("status for a device not on the session: %#v", m)
 	}
+	// alice/desk is online with alice's own password: the gateway may not
+	// take it over.
+	r.send(&wire.DeviceLogin{ID: "alice/desk", PublicKey: pkix(t, newKey(t).Public()), SignalAddr: "127.0.0.1:7000"})
+	if m, ok := r.recv().(*wire.DeviceError); !ok || m.Code != wire.CodeDuplicate || !strings.Contains(m.Message, "own login") {
+		t.Fatalf("gateway login over a device's own login: %#v, want device-error duplicate", m)
+	}
+	if own.Err() != nil {
+		t.Fatalf("the device's own session ended: %v", own.Err())
+	}
+	_ = own.Close()
+	carolRec.expect(t, dev("alice", "desk", wire.StatusOffline, ""))
 	r.send(&wire.DeviceLogin{ID: "alice/desk", PublicKey: pkix(t, newKey(t).Public()), SignalAddr: "127.0.0.1:7000"})
 	dw, ok := r.recv().(*wire.DeviceWelcome)
 	if !ok || dw.ID != "alice/desk" || len(dw.Profile.Buddies) != 1 {
 		t.Fatalf("want device-welcome with carol as buddy, got %#v", dw)
 	}
-	// Replaced: the old connection is closed, carol sees the new address
-	// and never an offline in between.
-	<-own.Done()
 	carolRec.expect(t, dev("alice", "desk", wire.StatusOnline, "127.0.0.1:7000"))
+	// A second gateway session's login of the same device replaces the
+	// first's without an offline blip.
+	r2 := e.dialRaw()
+	r2.send(&wire.GatewayLogin{Gateway: "gw1", Secret: secret})
+	if _, ok := r2.recv().(*wire.GatewayWelcome); !ok {
+		t.Fatal("no welcome for the second gateway session")
+	}
+	r2.send(&wire.DeviceLogin{ID: "alice/desk", PublicKey: pkix(t, newKey(t).Public()), SignalAddr: "127.0.0.1:7002"})
+	if _, ok := r2.recv().(*wire.DeviceWelcome); !ok {
+		t.Fatal("no device-welcome on the second gateway session")
+	}
+	carolRec.expect(t, dev("alice", "desk", wire.StatusOnline, "127.0.0.1:7002"))
+	r.send(&wire.DeviceStatus{ID: "alice/desk", Status: wire.StatusAway})
+	if m, ok := r.recv().(*wire.DeviceError); !ok || m.Code != wire.CodeNotFound {
+		t.Fatalf("the replaced session still carries alice/desk: %#v", m)
+	}
 	r.send(&wire.Keepalive{})
 	if _, ok := r.recv().(*wire.KeepaliveAck); !ok {
 		t.Fatal("no keepalive-ack on the gateway session")
@@ -248,6 +273,10 @@ func TestGatewaySessionProtocol(t *testing.T) {
 	r.send(&wire.SetStatus{Status: wire.StatusAway})
 	r.expectError(wire.CodeBadRequest, "gateway session")
 	r.expectClosed()
+	waitFor(t, "first gateway session gone", func() bool { return e.srv.Status().GatewaySessions == 1 })
+	// alice/desk lives on the second session; ending it takes it offline.
+	r2.send(&wire.Logout{})
+	r2.expectClosed()
 	carolRec.expect(t, dev("alice", "desk", wire.StatusOffline, ""))
-	waitFor(t, "gateway session gone", func() bool { return e.srv.Status().GatewaySessions == 0 })
+	waitFor(t, "gateway sessions gone", func() bool { return e.srv.Status().GatewaySessions == 0 })
 }

@@ -411,7 +411,7 @@ type Status struct {
 	RefusedConns    uint64 `json:"refused_conns"`    // connections closed at accept: too many not logged in
 	PendingConns    int64  `json:"pending_conns"`    // connections not logged in yet, now
 	LimiterEntries  int    `json:"limiter_entries"`  // sources and user-at-source pairs the limiter tracks now
-	NotDelegated    uint64 `json:"not_delegated"`    // gateway logins refused: user not delegated to the gateway
+	NotDelegated    uint64 `json:"not_delegated"`    // gateway logins refused: user not delegated, or the device online with its own login
 	GatewaySessions int    `json:"gateway_sessions"` // gateway sessions online now, each carrying many devices
 }
 

@@ -255,6 +255,13 @@ func (s *Server) login(ctx context.Context, raw net.Conn, pc *parkConn, wc *wire
 	// snapshot below is then queued for this session, behind the response.
 	lk := s.idLock(id)
 	lk.Lock()
+	if req.Gateway != "" && s.ownLoginOnline(id) {
+		lk.Unlock()
+		s.stats.logins[loginNotDelegated].Add(1)
+		log.Warn("login refused: a gateway may not replace a device's own login", "gateway", req.Gateway)
+		s.refuse(wc, wire.CodeDuplicate, ownLoginMessage(req.Gateway, id))
+		return nil
+	}
 	old, ok := s.register(sess)
 	if !ok {
 		lk.Unlock()

@@ -22,8 +22,10 @@ const (
 	TypeDeviceRenewed  Type = 119 // server -> gateway: the renewed certificate
 )
 
-// MaxGatewayUsers bounds the delegated users a gateway-welcome lists.
-const MaxGatewayUsers = 65536
+// MaxGatewayUsers bounds the delegated users a gateway-welcome lists (so
+// the welcome stays well under DefaultMaxPayload); UsersTotal says how many
+// there are in all.
+const MaxGatewayUsers = 4096
 
 // GatewayLogin is the first message of a gateway's session: the gateway
 // credential (`baton gateway add NAME --users ...`). The secret travels
@@ -37,7 +39,8 @@ type GatewayLogin struct {
 type GatewayWelcome struct {
 	ObservedAddr string   `json:"observed_addr"` // the gateway's address as the server saw it
 	KeepaliveMS  int64    `json:"keepalive_ms"`
-	Users        []string `json:"users"` // delegated to the gateway at this moment
+	Users        []string `json:"users"` // delegated to the gateway at this moment (the first MaxGatewayUsers)
+	UsersTotal   int      `json:"users_total,omitempty"`
 }
 
 // DeviceLogin logs one bridged device in through the gateway's session; it
@@ -173,6 +176,9 @@ func (m *GatewayWelcome) Validate() error {
 	}
 	if len(m.Users) > MaxGatewayUsers {
 		return malformed(t, "%d users, limit %d", len(m.Users), MaxGatewayUsers)
+	}
+	if m.UsersTotal < 0 || (m.UsersTotal != 0 && m.UsersTotal < len(m.Users)) {
+		return malformed(t, "users_total %d with %d users listed", m.UsersTotal, len(m.Users))
 	}
 	for _, u := range m.Users {
 		if !ValidName(u) {
