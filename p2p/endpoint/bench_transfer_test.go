@@ -25,9 +25,10 @@ func BenchmarkTransfer(b *testing.B) {
 		b.Fatal(err)
 	}
 	id := out.ID
-	benchUntil(b, "the call to be active", func() bool {
-		bi, err := bob.Call(id)
-		return err == nil && bi.State == "active"
+	benchUntil(b, "the call to be active on both sides", func() bool {
+		bi, err1 := bob.Call(id)
+		ai, err2 := devs[0].Call(id)
+		return err1 == nil && bi.State == "active" && err2 == nil && ai.State == "active"
 	})
 	var took []time.Duration
 	i := 0
@@ -45,10 +46,12 @@ func BenchmarkTransfer(b *testing.B) {
 		took = append(took, d)
 		old := id
 		id = info.NewCallID
-		benchUntil(b, "bob's old call to end and the new one to be active", func() bool {
+		benchUntil(b, "bob's old call to end and the new one to be active on both sides", func() bool {
 			oi, err1 := bob.Call(old)
 			ni, err2 := bob.Call(id)
-			return err1 == nil && oi.State == "ended" && err2 == nil && ni.State == "active" && ni.Peer == to.Identity().String()
+			ti, err3 := to.Call(id)
+			return err1 == nil && oi.State == "ended" && err2 == nil && ni.State == "active" && ni.Peer == to.Identity().String() &&
+				err3 == nil && ti.State == "active"
 		})
 		i++
 		b.StartTimer()
