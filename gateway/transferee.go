@@ -171,7 +171,7 @@ func (g *Gateway) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	g.mu.Unlock()
 	ev := req.GetHeader("Event")
 	if ev == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ev.Value(), ";", 2)[0]), "refer") {
-		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "dialog"))
+		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "dialog, refer"))
 		return
 	}
 	var ch chan referProgress
