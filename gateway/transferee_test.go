@@ -78,7 +78,7 @@ func TestNotifyOutsideReferSubscription(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, event, body string
-		want             int
+		want              int
 	}{
 		{"dialog event", "dialog", "", 489},
 		{"no event", "", "", 489},
