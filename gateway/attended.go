@@ -181,6 +181,14 @@ func (g *Gateway) runAttended(b1 *bridge, r Replaces) {
 		notify(sip.StatusCallTransactionDoesNotExists, "No Dialog Matches Replaces", true)
 		return
 	}
+	// Toll fraud, as for a blind REFER: two trunk calls are never joined.
+	if g.isTrunkIdentity(b1.peerIdentity()) && g.isTrunkIdentity(b2.peerIdentity()) {
+		b1.untransfer()
+		b2.untransfer()
+		log.Info("attended transfer refused: trunk to trunk", "x", b1.peerIdentity(), "y", b2.peerIdentity())
+		notify(sip.StatusForbidden, "Trunk To Trunk Transfer Not Allowed", true)
+		return
+	}
 	// The transfer policy, as for a blind REFER: the target is Y.
 	if code, reason := g.transferAllowed(b1.dev, id1, b2.peerIdentity(), log); code != 0 {
 		b1.untransfer()

@@ -66,6 +66,12 @@ func (d *device) onTransfer(ctx context.Context, offer endpoint.TransferOffer) (
 
 // referPhone sends the REFER and waits for the final NOTIFY (onTransfer).
 func (g *Gateway) referPhone(ctx context.Context, d *device, offer endpoint.TransferOffer) error {
+	if d.trunk != nil {
+		// A provider's caller: trunks rarely take REFER, and relaying
+		// the caller to the target at the gateway (as a phone's blind
+		// REFER does) is not done for ctl transfer.
+		return fmt.Errorf("%w: transferring a call of trunk %s is not implemented (the gateway sends no REFER to a trunk)", endpoint.ErrDeclined, d.trunk.cfg.Name)
+	}
 	d.mu.Lock()
 	b := d.calls[offer.CallID]
 	d.mu.Unlock()
@@ -165,7 +171,7 @@ func (g *Gateway) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	g.mu.Unlock()
 	ev := req.GetHeader("Event")
 	if ev == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ev.Value(), ";", 2)[0]), "refer") {
-		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "dialog"))
+		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "dialog, refer"))
 		return
 	}
 	var ch chan referProgress

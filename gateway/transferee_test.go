@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 func TestParseSipfrag(t *testing.T) {
@@ -61,4 +64,47 @@ func FuzzParseSipfrag(f *testing.F) {
 			t.Fatalf("round trip %d %q -> %d %q %v", code, reason, c2, r2, err)
 		}
 	})
+}
+
+// The gateway takes NOTIFY only for a refer subscription it created: other
+// events get 489, a refer NOTIFY outside such a dialog 481 (nothing is
+// learned of the gateway's dialogs from it).
+func TestNotifyOutsideReferSubscription(t *testing.T) {
+	t.Parallel()
+	n := newTestNet(t, true)
+	p := newPhone(t, n.gw.Addr("udp"), "alice", "desk-secret")
+	if res := p.register(300); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	for _, c := range []struct {
+		name, event, body string
+		want              int
+	}{
+		{"dialog event", "dialog", "", 489},
+		{"no event", "", "", 489},
+		{"refer outside a dialog", "refer", "SIP/2.0 200 OK\r\n", 481},
+	} {
+		req := sip.NewRequest(sip.NOTIFY, p.gwURI("alice"))
+		req.AppendHeader(&sip.ToHeader{Address: p.gwURI("alice"), Params: sip.NewParams()})
+		from := &sip.FromHeader{Address: p.gwURI("alice"), Params: sip.NewParams()}
+		from.Params.Add("tag", sip.GenerateTagN(8))
+		req.AppendHeader(from)
+		if c.event != "" {
+			req.AppendHeader(sip.NewHeader("Event", c.event))
+		}
+		req.AppendHeader(sip.NewHeader("Subscription-State", "terminated"))
+		if c.body != "" {
+			req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag"))
+			req.SetBody([]byte(c.body))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		res, err := p.cli.Do(ctx, req)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.StatusCode != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, res.StatusCode, res.Reason, c.want)
+		}
+	}
 }

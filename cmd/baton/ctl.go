@@ -284,7 +284,8 @@ this device's place: once TARGET answers, the call here ends. A far party
 that is a SIP phone behind the gateway gets a REFER and calls TARGET itself.
 Exits non-zero with the reason when the far party refused (policy), or the
 call to TARGET failed (unknown, offline, busy, no answer); the call then
-stays as it was.`,
+stays as it was. The command waits until TARGET answers: give --timeout room
+(e.g. --timeout 60s) when a person has to pick up.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to, _ := cmd.Flags().GetString("to")

@@ -149,3 +149,57 @@ func TestE2EGatewayAttendedTransferUnknownDialog(t *testing.T) {
 		t.Errorf("the desk heard only %d packets: the call did not go on after the failed transfer", rep.packets)
 	}
 }
+
+// An attended REFER whose Replaces names a dialog of another SIP account
+// (carol's desk phone calling alice's laptop) gets the same NOTIFY 481 as
+// an unknown dialog: alice's phone learns nothing of carol's dialogs, and
+// neither call moves.
+func TestE2EGatewayAttendedTransferOtherAccount(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 880, autoAnswer: true})
+	carolDesk := startSIPMedia(t, "127.0.0.1", 550)
+	aliceDesk := startSIPMedia(t, "127.0.0.1", 660)
+	sdir := t.TempDir()
+	carolPort, alicePort := freeUDPPort(t), freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", carolPort)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", alicePort)
+
+	carolLog := filepath.Join(sdir, "carol.log")
+	carolCall := make(chan error, 1)
+	go func() {
+		carolCall <- sippRun(sipp, sdir, n.sipUDP, "call_until_replaced.xml", "-s", "alice+laptop", "-key", "deskuser", "carol",
+			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(carolDesk.addr().Port),
+			"-trace_logs", "-log_file", carolLog, "-i", "127.0.0.1", "-p", carolPort)
+	}()
+	replaces := strings.TrimPrefix(waitSippLog(t, carolLog, "replaces=", carolCall), "replaces=")
+	laptopID := waitActiveWith(t, n.dir, laptop.admin, "carol/desk", carolCall)
+
+	frag := attendedRun(t, sipp, sdir, n, alicePort, "bob", "carol", escapeReplaces(replaces), aliceDesk.addr().Port)
+	if frag != "SIP/2.0 481" {
+		t.Errorf("the final NOTIFY for carol's dialog said %q, want SIP/2.0 481 (as for an unknown one)", frag)
+	}
+	// Only the gateway's log tells the two apart.
+	eventually(t, 5*time.Second, "the gateway logging the other account's dialog", func() (bool, string) {
+		return strings.Contains(n.gw.stderr.String(), "Replaces names another account's dialog"), ""
+	})
+	if row := callRow(t, n.dir, laptop.admin, laptopID); row == nil || row["STATE"] != "active" || row["PEER"] != "carol/desk" {
+		t.Fatalf("carol's call after alice's REFER: %v, want active with carol/desk", row)
+	}
+	eventually(t, pollTimeout, "bob's call ended by alice's desk's BYE", func() (bool, string) {
+		rows := table(t, ctl(t, n.dir, bob.admin, "calls").stdout)
+		return len(rows) == 1 && rows[0]["STATE"] == "ended", fmt.Sprint(rows)
+	})
+	// carol's phone waits for the gateway's BYE: the laptop hangs up.
+	mustCtl(t, n.dir, laptop.admin, "hangup", laptopID)
+	select {
+	case err := <-carolCall:
+		if err != nil {
+			t.Fatalf("carol's desk dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("carol's desk dialog did not end")
+	}
+}

@@ -153,7 +153,7 @@ func TestE2ECtlTransferSIPPhone(t *testing.T) {
 		second <- sippRun(sipp, sdir, n.sipUDP, "refer_target.xml", "-s", d.referto, "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
 			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(deskCarol.addr().Port),
 			"-key", "notifyuri", d.gwcontact, "-key", "notifyfrom", d.us, "-key", "notifyto", d.gw, "-key", "notifycallid", d.callid,
-			"-i", "127.0.0.1", "-p", freeUDPPort(t))
+			"-key", "notifycseq", "2", "-i", "127.0.0.1", "-p", freeUDPPort(t))
 	}()
 	var r result
 	select {
@@ -223,7 +223,7 @@ func TestE2ECtlTransferSIPPhoneTargetNotFound(t *testing.T) {
 	if err := sippRun(sipp, sdir, n.sipUDP, "refer_target_404.xml", "-s", d.referto, "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
 		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", "40000",
 		"-key", "notifyuri", d.gwcontact, "-key", "notifyfrom", d.us, "-key", "notifyto", d.gw, "-key", "notifycallid", d.callid,
-		"-i", "127.0.0.1", "-p", freeUDPPort(t)); err != nil {
+		"-key", "notifycseq", "2", "-i", "127.0.0.1", "-p", freeUDPPort(t)); err != nil {
 		t.Fatalf("the desk's call to nobody: %v", err)
 	}
 	r := <-xfer
@@ -308,4 +308,71 @@ func TestE2EPolicyPluginRefusesTransfers(t *testing.T) {
 	eventually(t, 5*time.Second, "the gateway logging the rule's reason", func() (bool, string) {
 		return strings.Count(n.gw.stderr.String(), "no transfers to carol") >= 2, ""
 	})
+}
+
+// As TestE2ECtlTransferSIPPhone, for a call the desk phone placed itself
+// (the gateway is the UAS of the dialog it REFERs in): the desk
+// (call_accept_refer.xml) calls bob, bob transfers it to carol, the REFER
+// and NOTIFYs flow in that dialog, and the desk ends up talking to carol.
+func TestE2ECtlTransferSIPPhoneItsOwnCall(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	carolRec := filepath.Join(n.dir, "carol.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	carol := startPhone(t, n.dir, n.srv, "carol", "laptop", n.pw["carol"], phoneOpts{tone: 880, record: carolRec, autoAnswer: true})
+	deskBob := startSIPMedia(t, "127.0.0.1", 660)
+	deskCarol := startSIPMedia(t, "127.0.0.1", 550)
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	logFile := filepath.Join(sdir, "call_accept_refer.log")
+	first := make(chan error, 1)
+	go func() {
+		first <- sippRun(sipp, sdir, n.sipUDP, "call_accept_refer.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
+			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(deskBob.addr().Port), "-trace_logs", "-log_file", logFile, "-i", "127.0.0.1", "-p", sipPort)
+	}()
+	id := waitActiveWith(t, n.dir, bob.admin, "alice/desk", first)
+
+	xfer := make(chan result, 1)
+	go func() { xfer <- ctl(t, n.dir, bob.admin, "--timeout", "60s", "transfer", id, "--to", "carol") }()
+	d := referredLog(t, logFile, first)
+	second := make(chan error, 1)
+	go func() {
+		second <- sippRun(sipp, sdir, n.sipUDP, "refer_target.xml", "-s", d.referto, "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
+			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(deskCarol.addr().Port),
+			"-key", "notifyuri", d.gwcontact, "-key", "notifyfrom", d.us, "-key", "notifyto", d.gw, "-key", "notifycallid", d.callid,
+			"-key", "notifycseq", "4", "-i", "127.0.0.1", "-p", freeUDPPort(t))
+	}()
+	var r result
+	select {
+	case r = <-xfer:
+	case <-time.After(runTimeout):
+		t.Fatal("ctl transfer did not return")
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, "transferred "+id+": alice/desk now talks to carol") {
+		t.Fatalf("ctl transfer: exit %d, want done\n%s", r.code, r)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("the desk's first dialog (the gateway's BYE expected): %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk's first dialog did not end")
+	}
+	carolID := waitActiveWith(t, n.dir, carol.admin, "alice/desk", second)
+	time.Sleep(2 * time.Second) // the desk and carol talk
+	mustCtl(t, n.dir, carol.admin, "hangup", carolID)
+	if err := <-second; err != nil {
+		t.Fatalf("the desk's call with carol: %v", err)
+	}
+	carol.stop(t)
+	clip, err := audio.ReadWAVFile(carolRec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if order, _ := heardToneOrder(clip.Samples); fmt.Sprint(order) != "[550]" {
+		t.Errorf("carol heard %v, want the desk's 550 Hz", order)
+	}
 }
