@@ -279,9 +279,6 @@ func (g Gateway) Validate() error {
 		p.add("sip.tls", shown("empty"), "set it to a listen address, or leave sip.tls_cert and sip.tls_key out")
 	}
 	g.Plugins.validate(&p)
-	if len(g.Plugins.Codecs) > 0 {
-		p.add("plugins.codecs", len(g.Plugins.Codecs), "codec plugins are not loaded by baton gateway yet (its SIP legs run the built-in G.711); load them in baton phone, or remove plugins.codecs")
-	}
 	return p.err()
 }
 

@@ -196,7 +196,8 @@ func TestValidateGateway(t *testing.T) {
 	runValidate(t, validGateway, Gateway.Validate, []vcase[Gateway]{
 		{"ca empty", func(c *Gateway) { c.CA = "" }, "ca"},
 		{"no sip listener", func(c *Gateway) { c.SIP.UDP, c.SIP.TCP = "", "" }, "sip.udp and sip.tcp"},
-		{"codec plugins at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{Path: "codec-opus"}} }, "plugins.codecs"},
+		{"codec plugins at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{Path: "codec-opus"}} }, ""},
+		{"codec plugin without path at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{}} }, "plugins.codecs[0].path"},
 		{"udp only", func(c *Gateway) { c.SIP.TCP = "" }, ""},
 		{"pickup_code off", func(c *Gateway) { c.SIP.PickupCode = "" }, ""},
 		{"pickup_code digits and #", func(c *Gateway) { c.SIP.PickupCode = "#0123456789*" }, ""},

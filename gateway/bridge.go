@@ -211,7 +211,7 @@ func (b *bridge) local() sdp.Local {
 	if a, err := netip.ParseAddr(b.g.cfg.Advertise); err == nil {
 		ip = a
 	}
-	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.cfg.Codecs.Names(), PTime: 20, DTMF: true, Direction: sdp.SendRecv}
+	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.sipCodecs, PTime: 20, DTMF: true, Direction: sdp.SendRecv}
 }
 
 // useAnswer points the SIP leg at what the far SDP chose (the answer to

@@ -25,6 +25,7 @@ import (
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/wire"
 	"github.com/baton-voice/baton/sipbridge"
+	"github.com/baton-voice/baton/sipbridge/sdp"
 )
 
 // Account is one SIP user agent the gateway registers and bridges: a SIP
@@ -144,6 +145,23 @@ func (c *Config) setDefaults() error {
 	if c.Codecs == nil {
 		c.Codecs = codecs.DefaultRegistry()
 	}
+	// The SIP legs speak what SDP here can describe (G.711); the P2P legs
+	// speak every codec, plugin codecs included (a softphone's opus is
+	// transcoded to the phone's PCMU through PCM). The leg's PCM is the
+	// SIP codec's 8 kHz, so every codec must take 8 kHz PCM.
+	known := false
+	for _, cd := range c.Codecs.List() {
+		d := cd.Descriptor()
+		if sdp.Known(d.Name) {
+			known = true
+		}
+		if d.SampleRate != 8000 {
+			return fmt.Errorf("gateway: codec %s takes %d Hz PCM; the gateway bridges at 8000 Hz (a codec plugin: start it at 8 kHz, for codec-opus args [\"-rate\", \"8000\"])", d.Name, d.SampleRate)
+		}
+	}
+	if !known {
+		return fmt.Errorf("gateway: codecs %v: none for the SIP side (PCMU or PCMA)", c.Codecs.Names())
+	}
 	if !c.MediaIP.IsValid() {
 		return errors.New("gateway: media IP is required")
 	}
@@ -212,6 +230,10 @@ type Gateway struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// sipCodecs are the codecs the SIP legs offer and accept, in
+	// preference order: those of cfg.Codecs that SDP can describe.
+	sipCodecs []string
+
 	mu      sync.Mutex
 	bridges map[string]*bridge // by SIP Call-ID
 	addrs   map[string]string  // "udp"/"tcp"/"tls" -> bound address
@@ -226,13 +248,20 @@ func New(cfg Config) (*Gateway, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	var sipCodecs []string
+	for _, name := range cfg.Codecs.Names() {
+		if sdp.Known(name) {
+			sipCodecs = append(sipCodecs, name)
+		}
+	}
 	g := &Gateway{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		devices: map[string]*device{},
-		bridges: map[string]*bridge{},
-		addrs:   map[string]string{},
-		dialogs: newNotifier(),
+		cfg:       cfg,
+		sipCodecs: sipCodecs,
+		log:       cfg.Logger,
+		devices:   map[string]*device{},
+		bridges:   map[string]*bridge{},
+		addrs:     map[string]string{},
+		dialogs:   newNotifier(),
 	}
 	for _, a := range cfg.Accounts {
 		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}

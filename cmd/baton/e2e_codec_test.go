@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -103,5 +105,68 @@ func TestE2EOpusPluginCall(t *testing.T) {
 		if gap > 3*time.Second {
 			t.Errorf("%s: %v of silence mid-call: audio did not come back soon after the restart", rec, gap)
 		}
+	}
+}
+
+// Issue 10, a codec plugin in `baton gateway`: the gateway loads
+// codec-opus from plugins.codecs and prefers it on its P2P legs (codecs:
+// [opus, PCMU]); its SIP legs offer only what SDP can carry here (PCMU).
+// alice's SIP desk phone (sipp, PCMU, its RTP on the test's socket) calls
+// bob's softphone, which also prefers opus: the P2P call between the
+// gateway's alice/desk and bob negotiates opus, the gateway transcodes
+// PCMU <-> opus through PCM, and each side hears the other's tone.
+func TestE2EGatewayOpusPlugin(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("pkg-config", "--exists", "opus").Run(); err != nil {
+		t.Skipf("codec-opus needs libopus: `pkg-config --exists opus` failed (%v); install libopus-dev", err)
+	}
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); string(out) == "0\n" {
+		t.Skip("codec-opus needs cgo: CGO_ENABLED=0")
+	}
+	sipp := needTool(t, "sipp")
+	bin := buildPlugin(t, t.TempDir(), "codec-opus")
+	opus := "codecs: [opus, PCMU]\nplugins:\n  codecs:\n    - path: " + bin + "\n      args: [\"-rate\", \"8000\"]\n"
+	n := startBridgeNetWith(t, func(string, map[string]string) string { return opus })
+	if st := mustCtl(t, n.dir, n.gwAdmin, "status").stdout; !strings.Contains(st, "alice/desk") {
+		t.Fatalf("gateway status:\n%s", st)
+	}
+	if plug := childPIDs(t, n.gw.cmd.Process.Pid, "codec-opus"); len(plug) != 1 {
+		t.Fatalf("the gateway runs %d codec-opus processes, want 1", len(plug))
+	}
+	cfg := writeFile(t, n.dir, "bob.yaml", opus)
+	bobRec := filepath.Join(n.dir, "bob.wav")
+	bobP := start(t, "bob/laptop", n.dir, "phone", "--config", cfg, "--access", n.srv.addr, "--ca", n.srv.ca, "--user", "bob", "--device", "laptop",
+		"--password-file", n.pw["bob"], "--admin", "127.0.0.1:0", "--tone", "440", "--record", bobRec, "--auto-answer")
+	bobAdmin := bobP.waitStdout(t, phoneReady)[3]
+
+	sdir := t.TempDir()
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	waitOnlineBuddy(t, n.dir, bobAdmin, "alice/desk")
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	call := make(chan error, 1)
+	go func() {
+		// call_external_media.xml offers PCMU, talks for 10 s, then BYE.
+		call <- sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "bob", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", deskPort)
+	}()
+	id := waitActiveWith(t, n.dir, bobAdmin, "alice/desk", call)
+	if row := callRow(t, n.dir, bobAdmin, id); row["CODEC"] != "opus" {
+		t.Errorf("bob's call with the gateway: codec %q, want opus (%v)", row["CODEC"], row)
+	}
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the desk phone's call: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk phone's call did not end")
+	}
+	waitCallState(t, n.dir, bobAdmin, id, "ended")
+	desk.close()
+	checkHears(t, bobRec, 660, 2*time.Second)
+	if o, _ := heardToneOrder(desk.pcm()); len(o) != 1 || o[0] != 440 {
+		t.Errorf("the desk phone heard %v, want bob's 440 Hz through opus and back to PCMU", o)
 	}
 }

@@ -76,12 +76,14 @@ the gateway's sip.realm.`,
 	return cmd
 }
 
-func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
+// gatewayConfig builds the gateway's configuration; all holds the codecs
+// to choose cfg.Codecs from (the built-in ones and the plugins').
+func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, error) {
 	roots, err := pki.LoadCAFile(cfg.CA)
 	if err != nil {
 		return gateway.Config{}, err
 	}
-	reg, err := codecs.DefaultRegistry().Subset(cfg.Codecs)
+	reg, err := all.Subset(cfg.Codecs)
 	if err != nil {
 		return gateway.Config{}, err
 	}
@@ -136,7 +138,13 @@ func gatewayConfig(cfg config.Gateway) (gateway.Config, error) {
 
 func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	gc, err := gatewayConfig(cfg)
+	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log)
+	if err != nil {
+		return err
+	}
+	// Deferred first, so it runs last: after the gateway and its calls.
+	defer closeCodecs.Close()
+	gc, err := gatewayConfig(cfg, all)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,13 @@ var defaultCodecs = map[string]Codec{
 	"G722": {PT: 9, Name: "G722", ClockRate: 8000},
 }
 
+// Known reports whether name (any case) is a codec this package can put in
+// an offer or answer: one with a static payload type (RFC 3551 §6).
+func Known(name string) bool {
+	_, ok := defaultCodecs[strings.ToUpper(name)]
+	return ok
+}
+
 // telephoneEventPT is the dynamic payload type we offer for RFC 4733 events.
 const telephoneEventPT = 101
 
