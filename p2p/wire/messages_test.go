@@ -102,11 +102,11 @@ func sampleMessages() map[Type]Message {
 			NewAddress: "127.0.0.3:43000", FirstAudioUS: 61000,
 			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
 
-		TypeDTMF: &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
+		TypeDTMF:            &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
 		TypeTransferRequest: &TransferRequest{CallID: "c-7f3a9e", From: "alice/laptop", Target: "carol"},
 		TypeTransferResult:  &TransferResult{CallID: "c-7f3a9e", State: TransferDone, NewCallID: "c-0123456789abcdef"},
-		TypeGatewayLogin:   &GatewayLogin{Gateway: "gw1", Secret: "OzGZCH8u3DpaNGvD342Qybrs84FGWU-kytftAkjtVrg"},
-		TypeGatewayWelcome: &GatewayWelcome{ObservedAddr: "127.0.0.5:50000", KeepaliveMS: 15000, Users: []string{"alice", "carol"}},
+		TypeGatewayLogin:    &GatewayLogin{Gateway: "gw1", Secret: "OzGZCH8u3DpaNGvD342Qybrs84FGWU-kytftAkjtVrg"},
+		TypeGatewayWelcome:  &GatewayWelcome{ObservedAddr: "127.0.0.5:50000", KeepaliveMS: 15000, Users: []string{"alice", "carol"}},
 		TypeDeviceLogin: &DeviceLogin{ID: "alice/desk", PublicKey: bytes.Repeat([]byte{0x30, 0x59, 0x30, 0x13}, 23),
 			SignalAddr: "127.0.0.5:7070", Status: StatusOnline},
 		TypeDeviceWelcome: &DeviceWelcome{ID: "alice/desk", Certificate: bytes.Repeat([]byte{0x30, 0x82}, 250), ExpiresUnix: 1767225600,
@@ -183,7 +183,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeResumeAck: 305, TypeRelease: 306, TypeReestablish: 310, TypeReestablishAck: 311,
 		TypeNewAddress: 312, TypeNewAddressAck: 313,
 		TypePushOffer: 320, TypePushResult: 321,
-		TypeDTMF: 330,
+		TypeDTMF:            330,
 		TypeTransferRequest: 340, TypeTransferResult: 341,
 	}
 	for typ, n := range want {
