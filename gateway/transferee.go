@@ -195,9 +195,22 @@ func (g *Gateway) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		final = strings.HasPrefix(strings.ToLower(strings.TrimSpace(st.Value())), "terminated")
 	}
 	respond(tx, req, sip.StatusOK, "OK")
+	p := referProgress{status: status, reason: reason, final: final}
 	select {
-	case ch <- referProgress{status: status, reason: reason, final: final}:
-	default: // a phone NOTIFYing faster than anyone reads: keep the first ones
+	case ch <- p:
+	default:
+		// A phone NOTIFYing faster than referPhone reads: provisional
+		// ones may be lost, a final one is not (it makes room).
+		if p.final || p.status >= 200 {
+			select {
+			case <-ch:
+			default:
+			}
+			select {
+			case ch <- p:
+			default:
+			}
+		}
 	}
 }
 

@@ -228,6 +228,19 @@ func (e *Endpoint) serveTransfer(wc *wire.Conn, peer pki.Identity, m *wire.Trans
 	e.emit(Event{Type: "transfer.received", CallID: m.CallID, Peer: peer.String(), Detail: "calling " + m.Target + " for " + peer.String()})
 	ctx, cancel := context.WithTimeout(e.ctx, e.transferTimeout())
 	defer cancel()
+	// The transferor sends nothing more: its connection closing means it
+	// gave up (its request timed out), and then the transfer stops, so
+	// that it does not happen after the transferor was told it failed. A
+	// P2P transferee hangs up its call to the target; a SIP phone that
+	// was REFERred is not called back (REFER has no cancel).
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		if _, err := wc.Recv(); err != nil {
+			cancel()
+		}
+	}()
+	defer func() { _ = wc.Close(); <-recvDone }()
 	var newID string
 	if e.cfg.OnTransfer != nil {
 		newID, err = e.cfg.OnTransfer(ctx, offer)

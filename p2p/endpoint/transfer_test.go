@@ -165,3 +165,29 @@ type policyFunc func(handoff.Request) handoff.Decision
 func (f policyFunc) Decide(_ context.Context, r handoff.Request) (handoff.Decision, error) {
 	return f(r), nil
 }
+
+// A transferor that gives up (its request times out while the target
+// rings) stops the transfer: the transferee hangs up its call to the
+// target and keeps the original call.
+func TestTransferAbandonedByTransferor(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	alice, bob, ac, _ := transferSetup(t, n)
+	carol := n.start("carol", "laptop") // rings, never answers
+	bob.waitOnline(t, "carol/laptop")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := alice.Transfer(ctx, ac.ID, "carol"); err == nil {
+		t.Fatal("a transfer whose target never answered succeeded")
+	}
+	ring := carol.next(t, "call.ringing")
+	carol.waitState(t, ring.CallID, "ended")
+	bob.waitState(t, ring.CallID, "ended")
+	time.Sleep(6 * time.Second) // past the transferee's 5 s wait for a bye
+	if ci, _ := bob.Call(ac.ID); ci.State != "active" {
+		t.Errorf("bob's call with alice is %s after an abandoned transfer", ci.State)
+	}
+	if ci, _ := alice.Call(ac.ID); ci.State != "active" {
+		t.Errorf("alice's call is %s after an abandoned transfer", ci.State)
+	}
+}
