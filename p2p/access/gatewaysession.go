@@ -194,7 +194,9 @@ func (s *Server) dispatchGateway(ctx context.Context, gw *session, m wire.Messag
 	case *wire.Logout:
 		return endLogout, nil
 	case *wire.DeviceLogin:
-		return endNone, s.deviceLogin(ctx, gw, m)
+		if err := s.deviceLogin(ctx, gw, m); err != nil {
+			return endShutdown, err
+		}
 	case *wire.DeviceStatus, *wire.DeviceLogout, *wire.DeviceRenew:
 		s.deviceRequest(ctx, gw, m)
 	default:
