@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -276,14 +275,14 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 	refuse := func(code wire.ErrorCode, msg string) {
 		gw.enqueue(&wire.DeviceError{ID: req.ID, Code: code, Message: wire.TrimReason(msg)})
 	}
-	users, err := s.db.GatewayUsers(ctx, gw.gateway)
+	ok, err := s.db.IsDelegated(ctx, gw.gateway, id.User)
 	if err != nil {
 		s.stats.logins[loginError].Add(1)
 		log.Error("device login failed", "error", err)
 		refuse(wire.CodeInternal, "authentication unavailable")
 		return nil
 	}
-	if !slices.Contains(users, id.User) {
+	if !ok {
 		s.stats.logins[loginNotDelegated].Add(1)
 		nd := &NotDelegatedError{Gateway: gw.gateway, User: id.User, Device: id.Device}
 		log.Warn("login refused: user not delegated to the gateway")
@@ -342,8 +341,8 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 		refuse(wire.CodeDuplicate, ownLoginMessage(gw.gateway, id))
 		return nil
 	}
-	old, ok := s.register(d)
-	if !ok {
+	old, registered := s.register(d)
+	if !registered {
 		lk.Unlock()
 		return errors.New("server closing")
 	}
