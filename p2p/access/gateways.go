@@ -301,3 +301,20 @@ func (u *UserDB) changeDelegation(ctx context.Context, op, gateway string, users
 	}
 	return nil
 }
+
+// IsDelegated reports whether user is delegated to gateway: one indexed
+// lookup, whatever the number of users delegated.
+func (u *UserDB) IsDelegated(ctx context.Context, gateway, user string) (bool, error) {
+	op := "look up delegation of " + user + " to gateway " + gateway
+	if err := u.check(op); err != nil {
+		return false, err
+	}
+	var one int
+	switch err := u.db.QueryRowContext(ctx, `SELECT 1 FROM gateway_users WHERE gateway = ? AND user = ?`, gateway, user).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("access: %s: %w", op, err)
+	}
+	return true, nil
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -194,7 +193,9 @@ func (s *Server) dispatchGateway(ctx context.Context, gw *session, m wire.Messag
 	case *wire.Logout:
 		return endLogout, nil
 	case *wire.DeviceLogin:
-		return endNone, s.deviceLogin(ctx, gw, m)
+		if err := s.deviceLogin(ctx, gw, m); err != nil {
+			return endShutdown, err
+		}
 	case *wire.DeviceStatus, *wire.DeviceLogout, *wire.DeviceRenew:
 		s.deviceRequest(ctx, gw, m)
 	default:
@@ -274,14 +275,14 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 	refuse := func(code wire.ErrorCode, msg string) {
 		gw.enqueue(&wire.DeviceError{ID: req.ID, Code: code, Message: wire.TrimReason(msg)})
 	}
-	users, err := s.db.GatewayUsers(ctx, gw.gateway)
+	ok, err := s.db.IsDelegated(ctx, gw.gateway, id.User)
 	if err != nil {
 		s.stats.logins[loginError].Add(1)
 		log.Error("device login failed", "error", err)
 		refuse(wire.CodeInternal, "authentication unavailable")
 		return nil
 	}
-	if !slices.Contains(users, id.User) {
+	if !ok {
 		s.stats.logins[loginNotDelegated].Add(1)
 		nd := &NotDelegatedError{Gateway: gw.gateway, User: id.User, Device: id.Device}
 		log.Warn("login refused: user not delegated to the gateway")
@@ -340,8 +341,8 @@ func (s *Server) deviceLogin(ctx context.Context, gw *session, req *wire.DeviceL
 		refuse(wire.CodeDuplicate, ownLoginMessage(gw.gateway, id))
 		return nil
 	}
-	old, ok := s.register(d)
-	if !ok {
+	old, registered := s.register(d)
+	if !registered {
 		lk.Unlock()
 		return errors.New("server closing")
 	}

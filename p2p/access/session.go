@@ -542,11 +542,11 @@ func (s *Server) renew(ctx context.Context, sess *session) error {
 	if sess.gateway != "" {
 		// A delegation withdrawn (or a gateway removed) since login ends
 		// the device's credential at its next renewal.
-		users, err := s.db.GatewayUsers(ctx, sess.gateway)
+		ok, err := s.db.IsDelegated(ctx, sess.gateway, sess.id.User)
 		if err != nil {
 			return err
 		}
-		if !slices.Contains(users, sess.id.User) {
+		if !ok {
 			nd := &NotDelegatedError{Gateway: sess.gateway, User: sess.id.User, Device: sess.id.Device}
 			sess.enqueue(&wire.Error{Code: wire.CodeNotDelegated, Message: nd.Error()})
 			return fmt.Errorf("renew: %w", nd)
