@@ -692,9 +692,7 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 	if err != nil {
 		log.Warn("ACK failed", "err", err)
 	}
-	b.reinv.mu.Lock()
-	b.reinv.uac = dc // for re-INVITEs in this dialog (dialog.go)
-	b.reinv.mu.Unlock()
+	b.useDialog(dc) // for re-INVITEs and REFER NOTIFYs in this dialog
 	answer, err := sdp.ParseOffer(dc.InviteResponse.Body())
 	var chosen sdp.Codec
 	if err == nil {

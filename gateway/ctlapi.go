@@ -105,6 +105,7 @@ func (g *Gateway) callFromPhone(ctx context.Context, d *device, ep *endpoint.End
 		b.end(err.Error())
 		return endpoint.CallInfo{}, err
 	}
+	b.useDialog(dc)
 	opts.Source, opts.Sink = b.leg, b.leg
 	call, err := ep.DialWith(ctx, target, opts)
 	if err != nil {

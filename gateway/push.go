@@ -57,6 +57,7 @@ func (g *Gateway) pushToPhone(ctx context.Context, d *device, offer endpoint.Pus
 	if err != nil {
 		return fail(err)
 	}
+	b.useDialog(dc)
 
 	// The phone is up: take the call from the pusher with the twelve
 	// steps, the phone's leg as the call's audio.
@@ -226,4 +227,13 @@ func (g *Gateway) ringPhone(ctx context.Context, d *device, b *bridge, contacts 
 		return nil, sdp.Codec{}, fmt.Errorf("%w: the SIP phone's answer: %w", endpoint.ErrDeclined, err)
 	}
 	return dc, chosen, nil
+}
+
+// useDialog makes dc the bridge's dialog for in-dialog requests the gateway
+// sends or answers as its UAC (re-INVITE, the NOTIFYs of a REFER the phone
+// sends in it: dialog.go, refer.go), as for a call the gateway placed.
+func (b *bridge) useDialog(dc *sipgo.DialogClientSession) {
+	b.reinv.mu.Lock()
+	b.reinv.uac = dc
+	b.reinv.mu.Unlock()
 }
