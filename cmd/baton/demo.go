@@ -343,7 +343,7 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Demo) (err error) {
 	var sipPart *demoSIP
 	var sipErr error
 	if cfg.SIP {
-		sipPart, sipErr = runDemoSIP(ctx, dir, cfg, srv, ln.Addr().String(), passwords["bob"], log, tl, &watchers)
+		sipPart, sipErr = runDemoSIP(ctx, dir, cfg, srv, ln.Addr().String(), passwords, log, tl, &watchers)
 	}
 
 	fmt.Fprintln(out, "Timeline:")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -13,6 +14,12 @@ import (
 // ErrTransfer means a blind transfer did not complete: the REFER was
 // refused, or the final NOTIFY reported a failure. The message says which.
 var ErrTransfer = errors.New("simphone: transfer failed")
+
+// ErrNoNotify means the REFER was accepted (202) but no NOTIFY of the
+// refer subscription came within Config.NotifyTimeout (RFC 3515 §2.4.4
+// wants one at once): the phone cannot tell how the transfer went. It
+// wraps ErrTransfer.
+var ErrNoNotify = fmt.Errorf("%w: REFER accepted but no NOTIFY followed", ErrTransfer)
 
 // remoteTarget is the far side's Contact of a dialog's INVITE or its
 // answer, or def when it has none.
@@ -27,7 +34,9 @@ func remoteTarget(m interface{ Contact() *sip.ContactHeader }, def sip.Uri) sip.
 // with Refer-To target at the gateway inside the call's dialog, expects
 // 202, then follows the refer subscription's NOTIFYs until the final one
 // and returns its sipfrag status code (200 when the target answered). The
-// phone does not hang up: the caller sends BYE when it is done.
+// phone does not hang up: the caller sends BYE when it is done. When the
+// far side accepts the REFER but sends no NOTIFY within
+// Config.NotifyTimeout, Refer returns 202 and ErrNoNotify.
 func (c *Call) Refer(ctx context.Context, target string) (int, error) {
 	if target == "" {
 		return 0, fmt.Errorf("%w: no Refer-To target", ErrTransfer)
@@ -47,8 +56,14 @@ func (c *Call) Refer(ctx context.Context, target string) (int, error) {
 		return res.StatusCode, fmt.Errorf("%w: REFER answered %d %s", ErrTransfer, res.StatusCode, res.Reason)
 	}
 	last := 0
+	quiet := time.NewTimer(c.p.cfg.NotifyTimeout)
+	defer quiet.Stop()
 	for {
 		select {
+		case <-quiet.C:
+			if last == 0 {
+				return res.StatusCode, ErrNoNotify
+			}
 		case frag := <-c.notifies:
 			if frag == "" {
 				if last != sip.StatusOK {
@@ -57,6 +72,12 @@ func (c *Call) Refer(ctx context.Context, target string) (int, error) {
 				return last, nil
 			}
 			last = fragStatus(frag)
+			if !quiet.Stop() {
+				select {
+				case <-quiet.C:
+				default:
+				}
+			}
 		case <-c.ended:
 			return last, fmt.Errorf("%w: the call ended before the final NOTIFY", ErrTransfer)
 		case <-ctx.Done():

@@ -53,6 +53,9 @@ type Config struct {
 	Tone float64
 	// AutoAnswer answers incoming calls at once (200 after a 180).
 	AutoAnswer bool
+	// NotifyTimeout bounds how long Call.Refer waits for the first NOTIFY
+	// after the 202; 0 means 5 s.
+	NotifyTimeout time.Duration
 	// Logger receives the phone's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -103,6 +106,9 @@ func Start(cfg Config) (*Phone, error) {
 	var port int
 	if _, err := fmt.Sscan(portS, &port); err != nil || port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("simphone: gateway %q: bad port", cfg.Gateway)
+	}
+	if cfg.NotifyTimeout <= 0 {
+		cfg.NotifyTimeout = 5 * time.Second
 	}
 	log := cfg.Logger
 	if log == nil {
