@@ -58,6 +58,10 @@ type Config struct {
 	NotifyTimeout time.Duration
 	// Logger receives the phone's logs; nil discards them.
 	Logger *slog.Logger
+
+	// onRefer, for tests in this package, answers REFERs the phone
+	// receives (a phone standing in for the gateway).
+	onRefer func(p *Phone, req *sip.Request, tx sip.ServerTransaction)
 }
 
 // ErrCall means a call could not be set up: the message says why (the
@@ -167,6 +171,9 @@ func Start(cfg Config) (*Phone, error) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
 	srv.OnNotify(p.onNotify)
+	if cfg.onRefer != nil {
+		srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) { cfg.onRefer(p, req, tx) })
+	}
 	tc.p = p
 	p.wg.Add(1)
 	go func() {
