@@ -105,7 +105,7 @@ func TestDemo(t *testing.T) {
 			{"1-call", "660", []string{"INVITE", "200 OK (INVITE)", "ACK"}},
 			{"2-pull", "880", []string{"step 2: ", "step 3: ", "step 5: ", "step 12: ", "BYE", "200 OK (BYE)"}},
 			{"3-push", "660", []string{"INVITE", "200 OK (INVITE)", "step 5: ", "step 12: "}},
-			{"4-transfer", "440", []string{"REFER", "202 Accepted (REFER)", "P2P call invite (call.ringing alice/sipdesk)", "BYE"}},
+			{"4-transfer", "440", []string{"REFER", "202 Accepted (REFER)", "P2P call.ringing (from alice/sipdesk)", "BYE"}},
 		} {
 			move := strings.SplitN(m.name, "-", 2)[1]
 			for _, want := range []string{"move " + m.name[:1] + " (" + move + "): the caller lost 0 frames", "move " + m.name[:1] + " (" + move + "): the caller then heard " + m.heard + " Hz"} {

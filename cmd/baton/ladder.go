@@ -44,6 +44,9 @@ type ladder struct {
 	Arrows  []ladderArrow
 	// Footer lines under the diagram (what the caller heard).
 	Footer []string
+	// Start is the time axis's zero (the move's start); zero: the first
+	// row. Rows before it (a login long before) show negative times.
+	Start time.Time
 }
 
 // add appends a row.
@@ -86,8 +89,8 @@ func (l *ladder) SVG() ([]byte, error) {
 			return nil, fmt.Errorf("ladder %q: row %q has unknown kind %q", l.Title, a.Label, a.Kind)
 		}
 	}
-	var t0 time.Time
-	if len(rows) > 0 {
+	t0 := l.Start
+	if t0.IsZero() && len(rows) > 0 {
 		t0 = rows[0].At
 	}
 	x := func(col int) int { return ladderLeft + col*ladderColWidth + ladderColWidth/2 }
@@ -195,7 +198,7 @@ func (l *ladder) addSteps(h endpoint.HandoffInfo, r handoffRoles) {
 }
 
 // addEvents adds an endpoint's events between from and to (inclusive):
-// a call's invite and answer as P2P arrows from the peer's column (peers
+// a call's ringing and answer as P2P arrows from the peer's column (peers
 // maps a P2P identity to its column; unknown peers stay notes), the rest
 // as notes at col. Handoff steps are left out: addSteps draws them.
 func (l *ladder) addEvents(evs []endpoint.Event, col string, peers map[string]string, from, to time.Time) {
@@ -209,10 +212,10 @@ func (l *ladder) addEvents(evs []endpoint.Event, col string, peers map[string]st
 		}
 		peerCol, known := peers[ev.Peer]
 		switch {
-		case ev.Type == "call.ringing" && known:
-			l.add(ladderArrow{At: ev.Time, From: peerCol, To: col, Kind: ladderP2P, Label: "P2P call invite (" + label + ")"})
-		case ev.Type == "call.active" && known:
-			l.add(ladderArrow{At: ev.Time, From: peerCol, To: col, Kind: ladderP2P, Label: "P2P answer/media (" + label + ")"})
+		case (ev.Type == "call.ringing" || ev.Type == "call.active") && known:
+			// The callee's invite or the caller's ringing and answer: a
+			// message from the peer either way.
+			l.add(ladderArrow{At: ev.Time, From: peerCol, To: col, Kind: ladderP2P, Label: "P2P " + ev.Type + " (from " + ev.Peer + ")"})
 		default:
 			if ev.Detail != "" && len(ev.Detail) < 60 {
 				label += ": " + ev.Detail

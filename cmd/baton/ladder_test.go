@@ -83,20 +83,21 @@ func TestLadderSVG(t *testing.T) {
 		{Time: at(99), Type: "call.active"},                      // after the window
 	}, "alice/laptop", map[string]string{"pstn/trunk1": "gateway"}, at(0), at(50))
 	l.Footer = []string{"the caller heard: 0 lost"}
+	l.Start = at(5)
 	svg, err := l.SVG()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ats, rows, texts := svgRows(t, svg)
-	if len(ats) != 12+2+2 {
-		t.Fatalf("%d rows, want 16 (12 steps, 2 SIP, 2 events):\n%s", len(ats), svg)
+	if len(ats) != 12+2+2 || ats[0] != 0 || ats[len(ats)-1] != 35 {
+		t.Fatalf("%d rows from %v to %v ms, want 16 (12 steps, 2 SIP, 2 events) from 0 to 35 ms after Start:\n%s", len(ats), ats[0], ats[len(ats)-1], svg)
 	}
 	for i := 1; i < len(ats); i++ {
 		if ats[i] < ats[i-1] {
 			t.Errorf("row %d at %.1f ms comes after a row at %.1f ms", i, ats[i], ats[i-1])
 		}
 	}
-	want := []string{"P2P call invite (call.ringing pstn/trunk1)"}
+	want := []string{"P2P call.ringing (from pstn/trunk1)"}
 	for i := 1; i <= 12; i++ {
 		want = append(want, "step "+strconv.Itoa(i)+": title "+strconv.Itoa(i))
 	}
