@@ -420,7 +420,11 @@ func (st *story) run() error {
 		return fmt.Errorf("the PSTN call to %s: %w", demoStoryNumber, err)
 	}
 	st.call = call
-	defer func() { _ = call.Hangup(context.Background()) }()
+	defer func() { // on a failure mid-story; a no-op once the call ended
+		hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = call.Hangup(hctx)
+		cancel()
+	}()
 	desk1, err := st.incoming(desk, "the desk phone's answer")
 	if err != nil {
 		return err
