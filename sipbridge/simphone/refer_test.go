@@ -64,6 +64,7 @@ func referPair(t *testing.T, notifyTimeout time.Duration, onRefer func(callee *P
 func TestReferNotified(t *testing.T) {
 	t.Parallel()
 	referTo := make(chan string, 1)
+	notified := make(chan error, 1)
 	caller, out := referPair(t, 5*time.Second, func(callee *Phone, req *sip.Request, tx sip.ServerTransaction) {
 		referTo <- req.GetHeader("Refer-To").Value()
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusAccepted, "Accepted", nil))
@@ -73,12 +74,11 @@ func TestReferNotified(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := notifyRefer(ctx, c, "SIP/2.0 100 Trying", false); err != nil {
-				t.Errorf("NOTIFY 100: %v", err)
+			err := notifyRefer(ctx, c, "SIP/2.0 100 Trying", false)
+			if err == nil {
+				err = notifyRefer(ctx, c, "SIP/2.0 200 OK", true)
 			}
-			if err := notifyRefer(ctx, c, "SIP/2.0 200 OK", true); err != nil {
-				t.Errorf("NOTIFY 200: %v", err)
-			}
+			notified <- err
 		}()
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -86,6 +86,10 @@ func TestReferNotified(t *testing.T) {
 	code, err := out.Refer(ctx, "bob")
 	if err != nil || code != 200 {
 		t.Fatalf("Refer: %d, %v; want 200, nil", code, err)
+	}
+	// The notifier's last transaction ends with the phone's 200.
+	if err := <-notified; err != nil {
+		t.Errorf("the NOTIFYs: %v", err)
 	}
 	if rt := <-referTo; !strings.Contains(rt, "sip:bob@") {
 		t.Errorf("Refer-To %q, want sip:bob@ the gateway", rt)
@@ -116,7 +120,11 @@ func TestReferFailures(t *testing.T) {
 			callee.callsMu.Lock()
 			c := callee.calls[req.CallID().Value()]
 			callee.callsMu.Unlock()
-			go func() { _ = notifyRefer(context.Background(), c, "SIP/2.0 404 Not Found", true) }()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = notifyRefer(ctx, c, "SIP/2.0 404 Not Found", true)
+			}()
 		})
 		code, err := out.Refer(t.Context(), "nobody")
 		if code != 404 || !errors.Is(err, ErrTransfer) || errors.Is(err, ErrNoNotify) {

@@ -180,6 +180,9 @@ func FuzzParseMessage(f *testing.F) {
 	f.Add([]byte("SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nCall-ID: x\r\n\r\n"))
 	f.Add([]byte("NOTIFY sip:a@b SIP/2.0\r\nc: message/sipfrag\r\n\r\nSIP/2.0 200 OK"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if n := fragStatus(string(b)); n != 0 && (n < 100 || n > 699) {
+			t.Fatalf("fragStatus(%q) = %d, out of range", b, n)
+		}
 		m, ok := parseMessage(b)
 		if !ok {
 			return
