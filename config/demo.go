@@ -29,7 +29,9 @@ type Demo struct {
 	// SIP adds the gateway's part: a built-in SIP desk phone (carol/desk)
 	// and a simulated PSTN trunk, both on real loopback sockets in
 	// process; a PSTN caller reaches a softphone, the softphone calls the
-	// desk phone.
+	// desk phone; then the transfer story (a trunk call moved from alice's
+	// SIP desk phone to her softphone, back, and transferred to bob), with
+	// a ladder per move.
 	SIP bool `koanf:"sip"`
 }
 

@@ -4,9 +4,15 @@
 // registering. Each call has a plain RTP socket that sends a tone (PCMU or
 // PCMA, 20 ms packets) and keeps what it hears, decoded, for checks.
 //
+// Each phone keeps a trace of every SIP message it sends and receives
+// (Trace), and each call a log of the RTP packets it received (Report:
+// SSRCs, sequence gaps, timestamp jumps, the longest gap, the tone per
+// second). A call can be blind-transferred with REFER (Call.Refer), whose
+// NOTIFYs the phone answers and follows.
+//
 // `baton demo` uses it for its built-in desk phone and its simulated
 // trunk, so the demo needs no external program. It is not a softphone for
-// people: no sound card, no re-INVITE, no transfer.
+// people: no sound card, no re-INVITE.
 package simphone
 
 import (
@@ -47,8 +53,15 @@ type Config struct {
 	Tone float64
 	// AutoAnswer answers incoming calls at once (200 after a 180).
 	AutoAnswer bool
+	// NotifyTimeout bounds how long Call.Refer waits for the first NOTIFY
+	// after the 202; 0 means 5 s.
+	NotifyTimeout time.Duration
 	// Logger receives the phone's logs; nil discards them.
 	Logger *slog.Logger
+
+	// onRefer, for tests in this package, answers REFERs the phone
+	// receives (a phone standing in for the gateway).
+	onRefer func(p *Phone, req *sip.Request, tx sip.ServerTransaction)
 }
 
 // ErrCall means a call could not be set up: the message says why (the
@@ -71,9 +84,15 @@ type Phone struct {
 	reg     *codecs.Registry
 
 	incoming chan *Call
-	wg       sync.WaitGroup
-	closed   chan struct{}
-	once     sync.Once
+
+	traceMu  sync.Mutex
+	messages []Message
+	callsMu  sync.Mutex
+	calls    map[string]*Call // by SIP Call-ID
+
+	wg     sync.WaitGroup
+	closed chan struct{}
+	once   sync.Once
 }
 
 // Start opens the phone's SIP socket and serves it.
@@ -92,6 +111,9 @@ func Start(cfg Config) (*Phone, error) {
 	if _, err := fmt.Sscan(portS, &port); err != nil || port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("simphone: gateway %q: bad port", cfg.Gateway)
 	}
+	if cfg.NotifyTimeout <= 0 {
+		cfg.NotifyTimeout = 5 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -101,6 +123,7 @@ func Start(cfg Config) (*Phone, error) {
 		return nil, fmt.Errorf("simphone: SIP socket: %w", err)
 	}
 	addr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	tc := &tracingConn{PacketConn: pc}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("baton-simphone"), sipgo.WithUserAgentHostname(cfg.IP.String()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)))
@@ -115,16 +138,17 @@ func Start(cfg Config) (*Phone, error) {
 		return nil, err
 	}
 	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.IP.String()), sipgo.WithClientPort(int(addr.Port())),
-		// Send from the phone's IP (a trunk is accepted by its source
-		// address); answers come back to the Via, the SIP socket.
-		sipgo.WithClientConnectionAddr(netip.AddrPortFrom(cfg.IP, 0).String()), sipgo.WithClientLogger(log))
+		// Send from the SIP socket itself (a trunk is accepted by its
+		// source address), so the trace sees every message both ways.
+		sipgo.WithClientConnectionAddr(addr.String()), sipgo.WithClientLogger(log))
 	if err != nil {
 		_ = pc.Close()
 		_ = ua.Close()
 		return nil, err
 	}
 	p := &Phone{
-		cfg: cfg, log: log, ua: ua, srv: srv, cli: cli, pc: pc, addr: addr,
+		cfg: cfg, log: log, ua: ua, srv: srv, cli: cli, pc: tc, addr: addr,
+		calls:    map[string]*Call{},
 		gw:       sip.Uri{Scheme: "sip", Host: host, Port: port},
 		reg:      codecs.DefaultRegistry(),
 		incoming: make(chan *Call, 4),
@@ -146,11 +170,27 @@ func Start(cfg Config) (*Phone, error) {
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
+	srv.OnNotify(p.onNotify)
+	if cfg.onRefer != nil {
+		srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) { cfg.onRefer(p, req, tx) })
+	}
+	tc.p = p
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		_ = srv.ServeUDP(pc)
+		_ = srv.ServeUDP(tc)
 	}()
+	// Requests go out on the SIP socket once the transport serves it.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if c, _ := ua.TransportLayer().GetConnection("udp", addr.String()); c != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = p.Close()
+			return nil, errors.New("simphone: the SIP socket was not served within 2s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return p, nil
 }
 
@@ -229,7 +269,8 @@ func (p *Phone) Call(ctx context.Context, user string) (*Call, error) {
 		m.close()
 		return nil, fmt.Errorf("%w: the answer's SDP: %w", ErrCall, err)
 	}
-	c := &Call{Peer: user, media: m, bye: dc.Bye, done: dc.Context().Done()}
+	c := &Call{Peer: user, media: m, bye: dc.Bye, done: dc.Context().Done(), do: dc.Do,
+		callID: dc.InviteRequest.CallID().Value(), remote: remoteTarget(dc.InviteResponse, p.gw), p: p}
 	p.run(c)
 	return c, nil
 }
@@ -269,7 +310,8 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// The dialog's own copy of the INVITE carries our To tag.
 	res := sip.NewSDPResponseFromRequest(ds.InviteRequest, answer)
 	res.AppendHeader(&p.contact)
-	c := &Call{Peer: req.From().Address.User, media: m, bye: ds.Bye, done: ds.Context().Done()}
+	c := &Call{Peer: req.From().Address.User, media: m, bye: ds.Bye, done: ds.Context().Done(), do: ds.Do,
+		callID: req.CallID().Value(), remote: remoteTarget(req, p.gw), p: p}
 	p.run(c)
 	select {
 	case p.incoming <- c:
@@ -284,6 +326,10 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // run starts a call's media until the dialog ends.
 func (p *Phone) run(c *Call) {
 	c.ended = make(chan struct{})
+	c.notifies = make(chan string, 8)
+	p.callsMu.Lock()
+	p.calls[c.callID] = c
+	p.callsMu.Unlock()
 	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
@@ -294,6 +340,9 @@ func (p *Phone) run(c *Call) {
 		defer close(c.ended)
 		c.media.send(c.done, p.closed, p.cfg.Tone)
 		c.media.close()
+		p.callsMu.Lock()
+		delete(p.calls, c.callID)
+		p.callsMu.Unlock()
 	}()
 }
 
@@ -313,11 +362,18 @@ func (p *Phone) Close() error {
 type Call struct {
 	// Peer is who the call is with: the user dialled, or the caller's
 	// From user.
-	Peer  string
-	media *media
-	bye   func(context.Context) error
-	done  <-chan struct{}
-	ended chan struct{}
+	Peer   string
+	media  *media
+	bye    func(context.Context) error
+	do     func(context.Context, *sip.Request) (*sip.Response, error)
+	done   <-chan struct{}
+	ended  chan struct{}
+	callID string
+	remote sip.Uri // the far side's Contact, for requests in the dialog
+	p      *Phone
+	// notifies carries the sipfrag status lines of the REFER
+	// subscription's NOTIFYs; "" marks the final one.
+	notifies chan string
 }
 
 // Hangup sends BYE.
@@ -343,6 +399,7 @@ type media struct {
 	mu       sync.Mutex
 	remote   netip.AddrPort
 	pcm      []int16
+	log      []Packet
 	sent     int
 	received int
 }
@@ -445,6 +502,7 @@ func (m *media) receive() {
 			continue
 		}
 		m.mu.Lock()
+		m.log = append(m.log, Packet{At: time.Now(), SSRC: pkt.SSRC, Seq: pkt.SequenceNumber, TS: pkt.Timestamp, Offset: len(m.pcm), Samples: k})
 		m.pcm = append(m.pcm, pcm[:k]...)
 		m.received++
 		m.mu.Unlock()
