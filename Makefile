@@ -41,7 +41,7 @@ bench-gateway:
 # Relayed G.711 calls through the gateway's relay next to rtpengine-daemon
 # (userspace); needs rtpengine; see docs/benchmarks.md for the knobs.
 bench-relay:
-	BATON_BENCH_RELAY=1 $(GO) test -run='^TestBenchRelay$$' -count=1 -v -timeout 60m ./gateway
+	BATON_BENCH_RELAY=1 $(GO) test -p 1 -run='^TestBenchRelay(Gateway)?$$' -count=1 -v -timeout 60m ./gateway ./cmd/baton
 
 # A short run of every fuzz target (each FUZZTIME).
 FUZZTIME ?= 20s

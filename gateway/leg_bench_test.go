@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 
@@ -66,7 +67,13 @@ func (b *legBench) receive(tb testing.TB, call codecs.Codec) {
 		tb.Fatal(err)
 	}
 	for b.l.stats.Received.Load() < want {
-		runtime.Gosched()
+		if runtime.GOMAXPROCS(0) == 1 {
+			// AllocsPerRun runs on one P: park, so that the scheduler
+			// polls the network for the leg's reader.
+			time.Sleep(10 * time.Microsecond)
+		} else {
+			runtime.Gosched()
+		}
 	}
 	if _, ok, err := b.l.ReadPayload(call, 160, b.dst); err != nil {
 		tb.Fatal(err)
@@ -110,10 +117,10 @@ func TestLegAllocs(t *testing.T) {
 		for range 10 { // past the prebuffer and the first latch
 			b.receive(t, m.call)
 		}
-		if a := testing.AllocsPerRun(100, func() { b.receive(t, m.call) }); a != 0 {
+		if a := leastAllocs(100, func() { b.receive(t, m.call) }); a != 0 {
 			t.Errorf("%s: receive path: %v allocations per packet", m.name, a)
 		}
-		if a := testing.AllocsPerRun(500, func() { b.send(t, m.call) }); a != 0 {
+		if a := leastAllocs(500, func() { b.send(t, m.call) }); a != 0 {
 			t.Errorf("%s: send path: %v allocations per packet", m.name, a)
 		}
 		if m.name == "relay" && b.l.stats.Passed.Load() == 0 {
@@ -123,6 +130,18 @@ func TestLegAllocs(t *testing.T) {
 			t.Errorf("transcode: %d frames passed through", b.l.stats.Passed.Load())
 		}
 	}
+}
+
+// leastAllocs is the least of three testing.AllocsPerRun measurements:
+// AllocsPerRun counts the whole process, and goroutines other tests left
+// behind (servers shutting down) may allocate during one of them; an
+// allocation on the measured path shows in all three.
+func leastAllocs(runs int, f func()) float64 {
+	least := testing.AllocsPerRun(runs, f)
+	for range 2 {
+		least = min(least, testing.AllocsPerRun(runs, f))
+	}
+	return least
 }
 
 // BenchmarkLegReceive is one RTP packet from the phone through the leg to
