@@ -26,7 +26,10 @@ type handoffState struct {
 	b       *handoff.Machine
 	offered map[*wire.Conn]bool // connections that got this call's grant
 	winner  *wire.Conn          // the puller whose stop-audio won
-	bTimer  Timer               // the state's timer, on Config.Clock
+	// lastWinner is the winner of the round that ended (guard or
+	// resume): its late resume is confirmed.
+	lastWinner *wire.Conn
+	bTimer     Timer // the state's timer, on Config.Clock
 	// What B's handlers answer with: the request's connection and device,
 	// the parameters offered (SendSessionParams), a refusal (RefuseBusy,
 	// RefusePolicy with denied, the policy's reason).
@@ -222,7 +225,10 @@ func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, e
 		*slot = c.e.cfg.Clock.NewTimer(c.e.timeouts.Duration(tm))
 	}
 	if m.Role() == handoff.RoleB && tr.To == handoff.BActive {
-		// Back to no handoff: the next round has its own pullers.
+		// Back to no handoff: the next round has its own pullers. The
+		// winner's late resume (its rollback crossed B's guard) is still
+		// confirmed: BActive + Resume.
+		h.lastWinner = h.winner
 		h.winner = nil
 		clear(h.offered)
 	}
@@ -368,7 +374,8 @@ func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 // resumeAudio handles a rollback from the winner.
 func (c *call) resumeAudio(conn *wire.Conn) error {
 	h := c.handoff()
-	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
+	late := h.b != nil && h.b.State() == handoff.BActive && conn == h.lastWinner
+	if h.b == nil || (!late && (!h.offered[conn] || (h.winner != nil && conn != h.winner))) {
 		return fmt.Errorf("%w: resume from a device that is not taking the call", ErrBadState)
 	}
 	h.from, h.requester = conn, nil
