@@ -1,6 +1,10 @@
 package endpoint
 
-import "time"
+import (
+	"time"
+
+	"github.com/baton-voice/baton/p2p/handoff"
+)
 
 // Clock runs the handoff timers (each state's timer of p2p/handoff, the
 // claim step 6 timer among them). Config.Clock sets it; tests pass a fake
@@ -41,3 +45,34 @@ func timerC(t Timer) <-chan time.Time {
 	}
 	return t.C()
 }
+
+// stateTimer is the one timer a handoff machine's state runs (State.Timer)
+// on the endpoint's Clock, for every role: a transition to another state
+// stops the old state's timer and starts the new one's, a self-loop keeps
+// it running (a stream of queries must not keep B muted forever). Its
+// expiry is the event Timeout.
+type stateTimer struct{ t Timer }
+
+// follow applies transition tr; d gives a timer's duration.
+func (s *stateTimer) follow(clock Clock, tr handoff.Transition, d func(handoff.Timer) time.Duration) {
+	if tr.From == tr.To {
+		return
+	}
+	s.stop()
+	if tm := tr.To.Timer(); tm != handoff.TimerNone {
+		s.t = clock.NewTimer(max(d(tm), 0))
+	}
+}
+
+func (s *stateTimer) stop() {
+	if s.t != nil {
+		s.t.Stop()
+		s.t = nil
+	}
+}
+
+// C is the running timer's channel (nil, which blocks, if none).
+func (s *stateTimer) C() <-chan time.Time { return timerC(s.t) }
+
+// fired marks the timer spent once its expiry was received.
+func (s *stateTimer) fired() { s.t = nil }

@@ -205,3 +205,93 @@ func TestOfferExpiresOnTheClock(t *testing.T) {
 	}
 	stillUp(t, bob, id, "alice/desk")
 }
+
+// TestBRowsWithRawPullers drives B's table with two devices of alice's
+// speaking the protocol by hand, B's guard on a fake clock, and checks
+// that B took each row: a resume before any stop, the refusal of a second
+// puller while muted, the guard, the winner's late resume, and a release
+// that comes without a stop-audio.
+func TestBRowsWithRawPullers(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	clk := newFakeClock()
+	_, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Clock = clk
+		}
+	})
+	tablet, phone := n.rawLogin(t, "alice", "tablet"), n.rawLogin(t, "alice", "phone")
+	sessions := func(c *wire.Conn) int {
+		t.Helper()
+		l, ok := recvAny(t, c).(*wire.SessionList)
+		if !ok {
+			t.Fatal("no session list")
+		}
+		return len(l.Sessions)
+	}
+	send := func(c *wire.Conn, m wire.Message) {
+		t.Helper()
+		if err := c.Send(m, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(c *wire.Conn, want wire.Type) {
+		t.Helper()
+		if m := recvAny(t, c); m.Type() != want {
+			t.Fatalf("got %s %+v, want %s", m.Type(), m, want)
+		}
+	}
+
+	q1 := n.rawQuery(t, tablet, desk)
+	if sessions(q1) != 1 {
+		t.Fatal("the desk offered no session")
+	}
+	send(q1, &wire.Resume{CallID: id}) // gave up before stopping B
+	expect(q1, wire.TypeResumeAck)
+
+	q2 := n.rawQuery(t, tablet, desk)
+	if sessions(q2) != 1 {
+		t.Fatal("the desk offered no session the second time")
+	}
+	send(q2, &wire.StopAudio{CallID: id})
+	expect(q2, wire.TypeStopAck)
+	desk.next(t, "handoff.muted")
+
+	q3 := n.rawQuery(t, phone, desk) // muted for the tablet: busy
+	if got := sessions(q3); got != 0 {
+		t.Fatalf("a second puller was offered %d sessions while B is muted", got)
+	}
+
+	clk.Advance(desk.timeouts.Guard)
+	desk.next(t, "handoff.resumed")
+	send(q2, &wire.Resume{CallID: id}) // the tablet's rollback crossed the guard
+	expect(q2, wire.TypeResumeAck)
+
+	q4 := n.rawQuery(t, phone, desk)
+	if sessions(q4) != 1 {
+		t.Fatal("the desk offered no session after the guard")
+	}
+	send(q4, &wire.Release{CallID: id}) // its stop-audio was lost
+	desk.waitState(t, id, "ended")
+
+	want := []struct {
+		from handoff.State
+		ev   handoff.Event
+	}{
+		{handoff.BOffered, handoff.EvResume},
+		{handoff.BMuted, handoff.EvQuery},
+		{handoff.BMuted, handoff.EvTimeout},
+		{handoff.BActive, handoff.EvResume},
+		{handoff.BOffered, handoff.EvRelease},
+	}
+	trs := n.transitions.snapshot()
+	for _, w := range want {
+		found := false
+		for _, tr := range trs {
+			found = found || (tr.Role == handoff.RoleB && tr.From == w.from && tr.Event == w.ev && tr.Err == nil)
+		}
+		if !found {
+			t.Errorf("B never took %s + %s", w.from, w.ev)
+		}
+	}
+}

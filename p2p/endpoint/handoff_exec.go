@@ -85,7 +85,7 @@ type handoffExec struct {
 	e        *Endpoint
 	h        *handoffRun
 	handlers map[handoff.Action]execHandler
-	timer    Timer
+	timer    stateTimer
 	// timerFor, if set, gives a state timer's duration instead of
 	// e.timeouts (A: step 6 is measured from step 5, not from the ack).
 	timerFor func(handoff.Timer) time.Duration
@@ -131,9 +131,7 @@ func (x *handoffExec) finished() bool {
 func (x *handoffExec) run(first handoff.Event, detail string, at time.Time) error {
 	defer func() {
 		close(x.quit)
-		if x.timer != nil {
-			x.timer.Stop()
-		}
+		x.timer.stop()
 	}()
 	if err := x.fire(first, detail, at); err != nil {
 		return err
@@ -148,8 +146,8 @@ func (x *handoffExec) run(first handoff.Event, detail string, at time.Time) erro
 			if err := x.fire(ev, detail, at); err != nil {
 				return err
 			}
-		case <-timerC(x.timer):
-			x.timer = nil
+		case <-x.timer.C():
+			x.timer.fired()
 			detail := x.timeout()
 			if err := x.fire(handoff.EvTimeout, detail, x.e.cfg.Now()); err != nil {
 				return err
@@ -191,17 +189,11 @@ func (x *handoffExec) follow(tr handoff.Transition) {
 	if tr.From == tr.To {
 		return
 	}
-	if x.timer != nil {
-		x.timer.Stop()
-		x.timer = nil
+	d := x.e.timeouts.Duration
+	if x.timerFor != nil {
+		d = x.timerFor
 	}
-	if tm := tr.To.Timer(); tm != handoff.TimerNone {
-		d := x.e.timeouts.Duration(tm)
-		if x.timerFor != nil {
-			d = x.timerFor(tm)
-		}
-		x.timer = x.e.cfg.Clock.NewTimer(max(d, 0))
-	}
+	x.timer.follow(x.e.cfg.Clock, tr, d)
 	if tr.To == handoff.AWaitAudio || tr.To == handoff.MWaitAudio {
 		x.watchAudio()
 	}

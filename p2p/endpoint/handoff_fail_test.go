@@ -462,3 +462,27 @@ func TestPullBDiesCRefusesCallEnded(t *testing.T) {
 		t.Error("A did not end through ARollingBack + Timeout")
 	}
 }
+
+// TestPullWithoutTheCallsCodec: A cannot decode the call's codec, so it
+// fails at step 4 (AStarting + MediaFailed) before B is asked to stop:
+// the call stays on B, untouched.
+func TestPullWithoutTheCallsCodec(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n, withCodecs("PCMU"))
+	laptop := n.start("alice", "laptop", fastTimeouts, withCodecs("PCMA"))
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrNoCodec) || h.State != "failed" {
+		t.Fatalf("pull of a PCMU call by a PCMA-only device: %v %+v", err, h)
+	}
+	for _, s := range h.Steps {
+		if s.Step > 3 {
+			t.Errorf("the failed pull recorded step %d", s.Step)
+		}
+	}
+	if info := desk.mustCall(t, id); info.State != "active" {
+		t.Errorf("desk's call %s", info.State)
+	}
+	stillUp(t, bob, id, "alice/desk")
+}

@@ -26,7 +26,10 @@ type handoffState struct {
 	b       *handoff.Machine
 	offered map[*wire.Conn]bool // connections that got this call's grant
 	winner  *wire.Conn          // the puller whose stop-audio won
-	bTimer  Timer               // the state's timer, on Config.Clock
+	// lastWinner is the winner of the round that ended (guard or
+	// resume): its late resume is confirmed.
+	lastWinner *wire.Conn
+	bTimer     stateTimer // the state's timer, on Config.Clock
 	// What B's handlers answer with: the request's connection and device,
 	// the parameters offered (SendSessionParams), a refusal (RefuseBusy,
 	// RefusePolicy with denied, the policy's reason).
@@ -50,8 +53,8 @@ type handoffState struct {
 		signal string
 		remote netip.AddrPort
 	}
-	switches uint64 // media source switches seen when C's machine started
-	cTimer   Timer  // the state's timer, on Config.Clock
+	switches uint64     // media source switches seen when C's machine started
+	cTimer   stateTimer // the state's timer, on Config.Clock
 	// What C's handlers act on: the device taking the call (SwitchPeerToA)
 	// and the peer's new address (UpdatePeerAddress).
 	pendingA struct {
@@ -184,14 +187,14 @@ func (c *call) bTimer() <-chan time.Time {
 	if c.ho == nil {
 		return nil
 	}
-	return timerC(c.ho.bTimer)
+	return c.ho.bTimer.C()
 }
 
 func (c *call) cTimer() <-chan time.Time {
 	if c.ho == nil {
 		return nil
 	}
-	return timerC(c.ho.cTimer)
+	return c.ho.cTimer.C()
 }
 
 // fire drives one of the call's machines. Each machine has its own timer,
@@ -214,15 +217,12 @@ func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, e
 	if m.Role() == handoff.RoleC {
 		slot = &h.cTimer
 	}
-	if *slot != nil {
-		(*slot).Stop()
-		*slot = nil
-	}
-	if tm := m.State().Timer(); tm != handoff.TimerNone {
-		*slot = c.e.cfg.Clock.NewTimer(c.e.timeouts.Duration(tm))
-	}
+	slot.follow(c.e.cfg.Clock, tr, c.e.timeouts.Duration)
 	if m.Role() == handoff.RoleB && tr.To == handoff.BActive {
-		// Back to no handoff: the next round has its own pullers.
+		// Back to no handoff: the next round has its own pullers. The
+		// winner's late resume (its rollback crossed B's guard) is still
+		// confirmed: BActive + Resume.
+		h.lastWinner = h.winner
 		h.winner = nil
 		clear(h.offered)
 	}
@@ -232,7 +232,7 @@ func (c *call) fire(m *handoff.Machine, ev handoff.Event) (handoff.Transition, e
 // onBTimeout and onCTimeout deliver the expiry of a role's timer.
 func (c *call) onBTimeout() {
 	h := c.ho
-	h.bTimer = nil
+	h.bTimer.fired()
 	if h.b != nil {
 		if tr, err := c.fire(h.b, handoff.EvTimeout); err == nil {
 			c.doB(tr)
@@ -242,7 +242,7 @@ func (c *call) onBTimeout() {
 
 func (c *call) onCTimeout() {
 	h := c.ho
-	h.cTimer = nil
+	h.cTimer.fired()
 	if h.c != nil {
 		if tr, err := c.fire(h.c, handoff.EvTimeout); err == nil {
 			c.doC(tr)
@@ -368,7 +368,8 @@ func (c *call) stopAudio(conn *wire.Conn, from pki.Identity) error {
 // resumeAudio handles a rollback from the winner.
 func (c *call) resumeAudio(conn *wire.Conn) error {
 	h := c.handoff()
-	if h.b == nil || !h.offered[conn] || (h.winner != nil && conn != h.winner) {
+	late := h.b != nil && h.b.State() == handoff.BActive && conn == h.lastWinner
+	if h.b == nil || (!late && (!h.offered[conn] || (h.winner != nil && conn != h.winner))) {
 		return fmt.Errorf("%w: resume from a device that is not taking the call", ErrBadState)
 	}
 	h.from, h.requester = conn, nil
