@@ -252,6 +252,40 @@ func TestSRTPPhoneCallsSoftphone(t *testing.T) {
 	})
 	c := n.gw.Calls()[0]
 	t.Logf("SIP leg: received %d (%d before the tampering), auth failed %d, replayed %d", c.SIPLeg.Received, before, c.SIPLeg.SRTPAuthFailed, c.SIPLeg.SRTPReplayed)
+
+	// Rekey: the phone re-INVITEs with a new key (RFC 4568 §7.1.4), then
+	// sends with it; the gateway decrypts with the new key.
+	newKey, _ := sdp.NewKey()
+	target := dc.InviteResponse.Contact().Address
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(bytes.Replace(m.offer(t, newKey), []byte("o=baton 9 1 "), []byte("o=baton 9 2 "), 1))
+	res, err := dc.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("rekeying re-INVITE: %v %v", res, err)
+	}
+	if err := dc.WriteRequest(sip.NewRequest(sip.ACK, target)); err != nil {
+		t.Fatal(err)
+	}
+	reans, err := sdp.ParseOffer(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	m.key = newKey
+	m.mu.Unlock()
+	m.use(t, reans, sdp.AESCM128HMACSHA180)
+	failed := n.gw.Calls()[0].SIPLeg.SRTPAuthFailed
+	n.bobHeard.reset()
+	eventually(t, "a second of audio under the new key", func() bool { return len(n.bobHeard.samples()) >= 16000 })
+	if f := dominant(t, n.bobHeard.samples()[8000:]); f != 660 {
+		t.Errorf("after the rekey the softphone heard %v Hz, want 660", f)
+	}
+	c = n.gw.Calls()[0]
+	t.Logf("after the rekey: auth failed %d (%d before: packets in flight under the old key)", c.SIPLeg.SRTPAuthFailed, failed)
+	if grew := c.SIPLeg.SRTPAuthFailed - failed; grew > 10 {
+		t.Errorf("%d packets failed authentication after the rekey", grew)
+	}
 	if err := dc.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
