@@ -237,7 +237,7 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	}
 	// SDES-SRTP (srtp.go): the far side's key, or plain RTP, as the
 	// policy allows; a refused description is 488 to the caller.
-	far, secure, err := o.SRTPFor(b.g.cfg.SIPSRTP)
+	far, secure, err := b.sdp.Remote(o, b.g.cfg.SIPSRTP)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

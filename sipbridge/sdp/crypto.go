@@ -216,3 +216,36 @@ func (o *Offer) SRTPFor(mode SRTPMode) (Crypto, bool, error) {
 	}
 	return Crypto{}, false, nil
 }
+
+// Remote is the far side's SRTP key for its description far under our
+// policy mode (see SRTPFor). When the session's last body was our offer,
+// far is the answer to it and must also match that offer (RFC 4568
+// §7.1.3): to an offer without a=crypto, an answer without any; to one
+// with, exactly one a=crypto whose tag and suite we offered.
+func (s *Session) Remote(far *Offer, mode SRTPMode) (Crypto, bool, error) {
+	if !s.offering {
+		return far.SRTPFor(mode)
+	}
+	if len(s.offered) == 0 {
+		if far.Secure || len(far.Crypto) > 0 {
+			return Crypto{}, false, fmt.Errorf("%w: %w: the answer to our plain RTP/AVP offer has RTP/SAVP or a=crypto", ErrInvalid, ErrCrypto)
+		}
+		return far.SRTPFor(mode)
+	}
+	if len(far.Crypto) == 0 {
+		return Crypto{}, false, ErrSRTPRequired
+	}
+	if len(far.Crypto) != 1 {
+		return Crypto{}, false, fmt.Errorf("%w: %w: the answer has %d a=crypto, want one", ErrInvalid, ErrCrypto, len(far.Crypto))
+	}
+	c := far.Crypto[0]
+	for _, o := range s.offered {
+		if o.Tag == c.Tag && o.Suite == c.Suite {
+			if !c.Usable() {
+				return Crypto{}, false, fmt.Errorf("%w (answered %s)", ErrNoUsableCrypto, offeredSuites(far))
+			}
+			return c, true, nil
+		}
+	}
+	return Crypto{}, false, fmt.Errorf("%w: %w: the answer's a=crypto:%d %s was not offered", ErrInvalid, ErrCrypto, c.Tag, c.Suite)
+}

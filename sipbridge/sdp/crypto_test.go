@@ -216,3 +216,60 @@ func TestSessionOfferSRTP(t *testing.T) {
 		t.Fatalf("ParseSRTPMode(yes) err = %v", err)
 	}
 }
+
+func TestSessionRemote(t *testing.T) {
+	t.Parallel()
+	ours, _ := NewKey()
+	theirs, _ := NewKey()
+	answer := func(secure bool, cs ...Crypto) *Offer {
+		return &Offer{Addr: netip.MustParseAddr("127.0.0.1"), Port: 4000, Codecs: []Codec{{PT: 0, Name: "PCMU", ClockRate: 8000}}, Secure: secure, Crypto: cs}
+	}
+	c80 := Crypto{Tag: 1, Suite: AESCM128HMACSHA180, Key: theirs}
+	c32 := Crypto{Tag: 2, Suite: AESCM128HMACSHA132, Key: theirs}
+	tests := []struct {
+		name    string
+		mode    SRTPMode
+		answer  *Offer
+		wantErr error
+		wantTag uint32
+	}{
+		{name: "required, tag 2 32", mode: SRTPRequired, answer: answer(true, c32), wantTag: 2},
+		{name: "required, tag 1 80", mode: SRTPRequired, answer: answer(true, c80), wantTag: 1},
+		{name: "required, plain answer", mode: SRTPRequired, answer: answer(false), wantErr: ErrSRTPRequired},
+		{name: "required, tag with the other suite", mode: SRTPRequired, answer: answer(true, Crypto{Tag: 1, Suite: AESCM128HMACSHA132, Key: theirs}), wantErr: ErrCrypto},
+		{name: "required, two crypto", mode: SRTPRequired, answer: answer(true, c80, c32), wantErr: ErrCrypto},
+		{name: "optional, plain", mode: SRTPOptional, answer: answer(false)},
+		{name: "optional, crypto to our plain offer", mode: SRTPOptional, answer: answer(false, c80), wantErr: ErrCrypto},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := NewSession(1)
+			if _, _, err := s.Offer(Local{Addr: netip.MustParseAddr("127.0.0.1"), Port: 1, Codecs: []string{"PCMU"}, SRTP: tc.mode, Key: ours}); err != nil {
+				t.Fatal(err)
+			}
+			c, secure, err := s.Remote(tc.answer, tc.mode)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if secure != (tc.wantTag != 0) || c.Tag != tc.wantTag || (secure && !bytes.Equal(c.Key, theirs)) {
+				t.Fatalf("Remote = %+v %v, want tag %d", c, secure, tc.wantTag)
+			}
+		})
+	}
+	// After our answer, Remote judges the far offer by the policy alone.
+	s := NewSession(1)
+	offer, _ := ParseOffer([]byte(srtpOffer))
+	if _, _, err := s.Answer(offer, Local{Addr: netip.MustParseAddr("127.0.0.1"), Port: 1, Codecs: []string{"PCMU"}, SRTP: SRTPRequired, Key: ours}); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := s.Remote(offer, SRTPRequired); err != nil || !ok || c.Tag != 3 {
+		t.Fatalf("Remote after our answer = %+v %v %v, want the offer's tag 3", c, ok, err)
+	}
+}

@@ -57,6 +57,11 @@ type Session struct {
 	id      uint64
 	version uint64
 	last    []byte // previous body rendered with version 0, to detect change
+	// offering is set when the last body was our offer (not an answer);
+	// offered are its a=crypto attributes (RFC 4568 §7.1.3: the answer
+	// must pick one of them).
+	offering bool
+	offered  []Crypto
 }
 
 // NewSession returns a Session with the given o= session ID (e.g. random or
@@ -116,6 +121,7 @@ func (s *Session) Offer(l Local) ([]byte, *Offer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sipbridge/sdp: offer: %w", err)
 	}
+	s.offering, s.offered = true, o.Crypto
 	return body, o, nil
 }
 
@@ -169,6 +175,7 @@ func (s *Session) Answer(offer *Offer, l Local) ([]byte, *Offer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sipbridge/sdp: answer: %w", err)
 	}
+	s.offering, s.offered = false, nil
 	return body, a, nil
 }
 
