@@ -42,6 +42,7 @@ type srtpMedia struct {
 	ts       uint32
 	last     []byte // the last SRTP packet sent, for the replay check
 	received int
+	events   []byte // RFC 4733 event codes received (PT 101), decrypted
 	stop     chan struct{}
 	done     sync.WaitGroup
 }
@@ -101,7 +102,16 @@ func newSRTPMedia(t *testing.T, hz float64) *srtpMedia {
 				continue
 			}
 			var p rtp.Packet
-			if p.Unmarshal(plain) != nil || p.PayloadType != 0 {
+			if p.Unmarshal(plain) != nil {
+				continue
+			}
+			if p.PayloadType == 101 && len(p.Payload) >= 4 {
+				m.mu.Lock()
+				m.events = append(m.events, p.Payload[0])
+				m.mu.Unlock()
+				continue
+			}
+			if p.PayloadType != 0 {
 				continue
 			}
 			k, _ := pcmu.Decode(pcm, p.Payload)
@@ -198,9 +208,19 @@ func withSIPSRTP(mode sdp.SRTPMode) func(*Config) { return func(c *Config) { c.S
 // bob with an RTP/SAVP offer; the gateway answers the usable a=crypto
 // (tag 2) with its own key; the tones cross both ways encrypted; a
 // tampered packet and a replay are dropped and counted.
+// Under sip.srtp optional the same offer is answered the same way.
 func TestSRTPPhoneCallsSoftphone(t *testing.T) {
 	t.Parallel()
-	n := newTestNet(t, true, withSIPSRTP(sdp.SRTPRequired))
+	for _, mode := range []sdp.SRTPMode{sdp.SRTPRequired, sdp.SRTPOptional} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			srtpPhoneCallsSoftphone(t, mode)
+		})
+	}
+}
+
+func srtpPhoneCallsSoftphone(t *testing.T, mode sdp.SRTPMode) {
+	n := newTestNet(t, true, withSIPSRTP(mode))
 	p := newPhone(t, n.gw.Addr("udp"), "alice", "desk-secret")
 	if res := p.register(600); res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %d", res.StatusCode)
@@ -380,7 +400,8 @@ func TestSoftphoneCallsSRTPPhone(t *testing.T) {
 		t.Fatalf("gateway offer: want RTP/SAVP with the 80 then the 32 suite:\n%s", ds.InviteRequest.Body())
 	}
 	ans := &sdp.Offer{SessionID: 5, SessionVersion: 1, Addr: netip.MustParseAddr("127.0.0.1"), Port: m.port(),
-		Codecs: []sdp.Codec{{PT: 0, Name: "PCMU", ClockRate: 8000}}, TelephoneEventPT: -1, Direction: sdp.SendRecv, Secure: true,
+		Codecs:           []sdp.Codec{{PT: 0, Name: "PCMU", ClockRate: 8000}, {PT: 101, Name: "telephone-event", ClockRate: 8000, Fmtp: "0-16"}},
+		TelephoneEventPT: 101, Direction: sdp.SendRecv, Secure: true,
 		Crypto: []sdp.Crypto{{Tag: 2, Suite: sdp.AESCM128HMACSHA132, Key: m.key}}}
 	body, err := ans.Marshal()
 	if err != nil {
@@ -403,6 +424,16 @@ func TestSoftphoneCallsSRTPPhone(t *testing.T) {
 	if c := n.gw.Calls(); len(c) != 1 || c[0].SIPLeg.SRTP != string(sdp.AESCM128HMACSHA132) {
 		t.Errorf("gateway calls %+v, want one AES_CM_128_HMAC_SHA1_32 call", c)
 	}
+	// A digit from bob reaches the phone as RFC 4733 events, encrypted
+	// on the same SRTP stream (writeEvent).
+	if err := n.bob.SendDTMF(ctx, out.ID, endpoint.DTMFRequest{Digits: "5"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the phone to decrypt telephone-events for 5", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.events) > 0 && m.events[0] == 5
+	})
 	if err := n.bob.Hangup(ctx, out.ID); err != nil {
 		t.Fatal(err)
 	}
