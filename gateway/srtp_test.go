@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/audio"
@@ -272,6 +273,9 @@ func srtpPhoneCallsSoftphone(t *testing.T, mode sdp.SRTPMode) {
 	})
 	c := n.gw.Calls()[0]
 	t.Logf("SIP leg: received %d (%d before the tampering), auth failed %d, replayed %d", c.SIPLeg.Received, before, c.SIPLeg.SRTPAuthFailed, c.SIPLeg.SRTPReplayed)
+	if got := droppedMetric(t, n.gw, "srtp-auth-failed"); got != 5 {
+		t.Errorf("baton_gateway_sip_dropped_packets_total{reason=srtp-auth-failed} = %v, want 5", got)
+	}
 
 	// Rekey: the phone re-INVITEs with a new key (RFC 4568 §7.1.4), then
 	// sends with it; the gateway decrypts with the new key.
@@ -560,4 +564,31 @@ func BenchmarkLegSRTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// droppedMetric is the gateway's sip_dropped_packets_total for reason.
+func droppedMetric(t *testing.T, gw *Gateway, reason string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := gw.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "baton_gateway_sip_dropped_packets_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no sip_dropped_packets_total{reason=%q}", reason)
+	return 0
 }
