@@ -76,13 +76,17 @@ type SIP struct {
 	TLS     string `koanf:"tls"`
 	TLSCert string `koanf:"tls_cert"`
 	TLSKey  string `koanf:"tls_key"`
+	// SRTP is SDES-SRTP (RFC 4568) on the SIP legs: "off" (the default,
+	// plain RTP), "optional" (answer a phone's SRTP offer, offer plain
+	// RTP) or "required" (offer SRTP, refuse plain RTP with 488).
+	SRTP string `koanf:"srtp"`
 }
 
 // GatewayMedia configures the gateway's RTP.
 type GatewayMedia struct {
 	// IP is where RTP sockets bind (both toward phones and P2P peers).
 	IP string `koanf:"ip"`
-	// SRTP encrypts the P2P legs; SIP legs are plain RTP.
+	// SRTP encrypts the P2P legs; the SIP legs follow sip.srtp.
 	SRTP bool `koanf:"srtp"`
 	// Timeout ends a call whose SIP leg has sent nothing this long.
 	Timeout time.Duration `koanf:"timeout"`
@@ -154,7 +158,8 @@ func DefaultGateway() Gateway {
 		Log:    DefaultLog(),
 		Access: "127.0.0.1:7000",
 		SIP: SIP{UDP: "127.0.0.1:5060", TCP: "127.0.0.1:5060", Realm: "baton", NonceTTL: 5 * time.Minute,
-			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second, PickupCode: "*8"},
+			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second, PickupCode: "*8",
+			SRTP: "off"},
 		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Admin:  "127.0.0.1:0",
@@ -221,6 +226,11 @@ func (g Gateway) Validate() error {
 	p.durationRange("sip.fail_every", g.SIP.FailEvery, 10*time.Millisecond, time.Hour)
 	if c := g.SIP.PickupCode; c != "" && (len(c) > 16 || strings.Trim(c, "0123456789*#") != "") {
 		p.add("sip.pickup_code", c, "want up to 16 of 0-9, * and #, e.g. *8 (or \"\" for off)")
+	}
+	switch g.SIP.SRTP {
+	case "off", "optional", "required":
+	default:
+		p.add("sip.srtp", g.SIP.SRTP, "want off, optional or required")
 	}
 	p.mediaIP("media.ip", g.Media.IP)
 	p.durationRange("media.timeout", g.Media.Timeout, time.Second, time.Hour)

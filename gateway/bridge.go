@@ -59,6 +59,12 @@ type LegInfo struct {
 	DTMFReceived uint64 `json:"dtmf_received"`
 	DTMFSent     uint64 `json:"dtmf_sent"`
 	DTMFDropped  uint64 `json:"dtmf_dropped"`
+	// SRTP is the SDES-SRTP suite of the leg (srtp.go), "" for plain
+	// RTP; SRTPAuthFailed and SRTPReplayed count packets from the phone
+	// dropped as not authentic and as replays.
+	SRTP           string `json:"srtp,omitempty"`
+	SRTPAuthFailed uint64 `json:"srtp_auth_failed"`
+	SRTPReplayed   uint64 `json:"srtp_replayed"`
 }
 
 // bridge is one call between a SIP dialog and a P2P call of a device.
@@ -113,6 +119,10 @@ func newBridge(g *Gateway, d *device, dir string) (*bridge, error) {
 		sdp:   sdp.NewSession(binary.BigEndian.Uint64(id[:]) >> 2),
 		evSig: make(chan struct{}, 1),
 		ended: make(chan struct{}),
+	}
+	if err := l.initSRTP(g.cfg.SIPSRTP); err != nil {
+		_ = l.Close()
+		return nil, err
 	}
 	l.onDTMF(b.dtmfToP2P)
 	return b, nil
@@ -197,6 +207,9 @@ func (b *bridge) info() CallInfo {
 	ci.SIPLeg.DTMFReceived = l.dtmf.received.Load()
 	ci.SIPLeg.DTMFSent = l.dtmf.tx.sent.Load()
 	ci.SIPLeg.DTMFDropped = l.dtmf.dropped.Load()
+	ci.SIPLeg.SRTP = l.srtpSuite()
+	ci.SIPLeg.SRTPAuthFailed = l.stats.SRTPAuthFailed.Load()
+	ci.SIPLeg.SRTPReplayed = l.stats.SRTPReplayed.Load()
 	if ep := b.dev.endpoint(); ep != nil && ci.P2PCallID != "" {
 		if c, err := ep.Call(ci.P2PCallID); err == nil {
 			ci.P2PLeg = c.Media
@@ -211,7 +224,8 @@ func (b *bridge) local() sdp.Local {
 	if a, err := netip.ParseAddr(b.g.cfg.Advertise); err == nil {
 		ip = a
 	}
-	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.sipCodecs, PTime: 20, DTMF: true, Direction: sdp.SendRecv}
+	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.sipCodecs, PTime: 20, DTMF: true, Direction: sdp.SendRecv,
+		SRTP: b.g.cfg.SIPSRTP, Key: b.leg.srtpKey()}
 }
 
 // useAnswer points the SIP leg at what the far SDP chose (the answer to
@@ -220,6 +234,15 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	codec, ok := b.g.cfg.Codecs.Lookup(strings.ToUpper(chosen.Name))
 	if !ok {
 		return fmt.Errorf("gateway: %w: %s", sdp.ErrNoCommonCodec, chosen.Name)
+	}
+	// SDES-SRTP (srtp.go): the far side's key, or plain RTP, as the
+	// policy allows; a refused description is 488 to the caller.
+	far, secure, err := b.sdp.Remote(o, b.g.cfg.SIPSRTP)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := b.leg.setSRTP(far, secure); err != nil {
+		return err
 	}
 	var remote netip.AddrPort
 	if o.Port > 0 && o.Addr.IsValid() && !o.Addr.IsUnspecified() {
@@ -357,7 +380,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	offer, err := sdp.ParseOffer(req.Body())
 	if err != nil {
 		log.Info("bad SDP offer", "err", err)
-		respond(tx, req, sip.StatusBadRequest, "Bad SDP")
+		respond(tx, req, sip.StatusBadRequest, badSDP(err))
 		return
 	}
 	b, err := newBridge(g, d, dirFromSIP)
@@ -374,7 +397,8 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	}
 	if err != nil {
 		_ = b.leg.Close()
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
+		log.Info("SDP offer not acceptable", "err", err)
+		respond(tx, req, sip.StatusNotAcceptableHere, notAcceptable(err))
 		return
 	}
 	ds, err := g.inbound.ReadInvite(req, tx)

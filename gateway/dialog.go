@@ -267,7 +267,7 @@ func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer, err := sdp.ParseOffer(req.Body())
 	if err != nil {
-		respond(tx, req, sip.StatusBadRequest, "Bad SDP")
+		respond(tx, req, sip.StatusBadRequest, badSDP(err))
 		return
 	}
 	local := b.local()
@@ -278,12 +278,12 @@ func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	b.mu.Unlock()
 	body, chosen, err := b.sdp.Answer(offer, local)
 	if err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
+		respond(tx, req, sip.StatusNotAcceptableHere, notAcceptable(err))
 		return
 	}
 	c, _ := firstCodec(chosen)
 	if err := b.useSDP(offer, c, sourceIP(req)); err != nil {
-		respond(tx, req, sip.StatusNotAcceptableHere, "Not Acceptable Here")
+		respond(tx, req, sip.StatusNotAcceptableHere, notAcceptable(err))
 		return
 	}
 	if ri.uas != nil {

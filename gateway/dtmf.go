@@ -348,7 +348,11 @@ func (l *leg) writeEvent(remote netip.AddrPort, samples, clockRate, sampleRate i
 	if err != nil {
 		return true
 	}
-	if _, err := l.conn.WriteToUDPAddrPort(l.out[:n], remote); err == nil {
+	wire, err := l.protect(l.out[:n]) // SRTP (srtp.go)
+	if err != nil {
+		return true
+	}
+	if _, err := l.conn.WriteToUDPAddrPort(wire, remote); err == nil {
 		l.stats.Sent.Add(1)
 	}
 	return true

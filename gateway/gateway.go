@@ -81,8 +81,10 @@ type Config struct {
 	// MediaIP is where RTP sockets bind, both toward phones and toward
 	// P2P endpoints.
 	MediaIP netip.Addr
-	// SRTP encrypts the P2P legs (the SIP legs are plain RTP).
-	SRTP bool
+	// SRTP encrypts the P2P legs; SIPSRTP is SDES-SRTP on the SIP legs
+	// (srtp.go; zero: off).
+	SRTP    bool
+	SIPSRTP sdp.SRTPMode
 	// Codecs are the codecs of both sides in preference order (PCMU, PCMA).
 	Codecs *codecs.Registry
 	// Accounts are the bridged SIP user agents.
@@ -141,6 +143,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FailEvery == 0 {
 		c.FailEvery = 6 * time.Second
+	}
+	if c.SIPSRTP == sdp.SRTPModeUnknown {
+		c.SIPSRTP = sdp.SRTPOff
 	}
 	if c.Codecs == nil {
 		c.Codecs = codecs.DefaultRegistry()

@@ -79,6 +79,7 @@ type leg struct {
 
 	stats legStats
 	dtmf  legDTMF // RFC 4733 both ways (dtmf.go)
+	srtp  legSRTP // SDES-SRTP both ways (srtp.go)
 	done  chan struct{}
 }
 
@@ -88,6 +89,9 @@ type legStats struct {
 	// Passed counts frames relayed without decoding or encoding, both
 	// ways (ReadPayload and WritePayload).
 	Passed atomic.Uint64
+	// SRTPAuthFailed and SRTPReplayed count SRTP packets dropped as not
+	// authentic or as replays (srtp.go).
+	SRTPAuthFailed, SRTPReplayed atomic.Uint64
 }
 
 // legPrebuffer is how much audio from the phone is held before playout
@@ -192,7 +196,11 @@ func (l *leg) readLoop() {
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
+		data, ok := l.unprotect(buf[:n]) // SRTP: decrypted and authenticated (srtp.go)
+		if !ok {
+			continue
+		}
+		if err := pkt.Unmarshal(data); err != nil {
 			l.stats.Malformed.Add(1)
 			continue
 		}
@@ -379,7 +387,11 @@ func (l *leg) send(codec codecs.Codec, pt uint8, remote netip.AddrPort, payload 
 	d := codec.Descriptor()
 	l.pkt.SequenceNumber++
 	l.pkt.Timestamp += uint32(int64(samples) * int64(d.ClockRate) / int64(d.SampleRate))
-	if _, err := l.conn.WriteToUDPAddrPort(l.out[:m], remote); err == nil {
+	wire, err := l.protect(l.out[:m]) // SRTP (srtp.go)
+	if err != nil {
+		return err
+	}
+	if _, err := l.conn.WriteToUDPAddrPort(wire, remote); err == nil {
 		l.stats.Sent.Add(1)
 	}
 	return nil

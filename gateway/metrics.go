@@ -33,13 +33,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	calls := g.Calls()
-	var in, out, wrong, malformed, pt uint64
+	var in, out, wrong, malformed, pt, srtpAuth, srtpReplay uint64
 	for _, ci := range calls {
 		in += ci.SIPLeg.Received
 		out += ci.SIPLeg.Sent
 		wrong += ci.SIPLeg.WrongSource
 		malformed += ci.SIPLeg.Malformed
 		pt += ci.SIPLeg.WrongPT
+		srtpAuth += ci.SIPLeg.SRTPAuthFailed
+		srtpReplay += ci.SIPLeg.SRTPReplayed
 	}
 	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, float64(registered))
 	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
@@ -52,6 +54,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(wrong), "wrong-source")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(malformed), "malformed")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(pt), "wrong-payload-type")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpAuth), "srtp-auth-failed")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpReplay), "srtp-replayed")
 }
 
 // Register adds the gateway's metrics to reg.

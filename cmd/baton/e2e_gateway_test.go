@@ -45,7 +45,9 @@ type gatewayNet struct {
 	pw      map[string]string
 }
 
-func startGatewayNet(t *testing.T) *gatewayNet {
+// sipYAML, when given, are more lines of the gateway's sip: section
+// (indented two spaces), e.g. "  srtp: required".
+func startGatewayNet(t *testing.T, sipYAML ...string) *gatewayNet {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -63,12 +65,12 @@ sip:
   udp: 127.0.0.1:0
   tcp: ""
   realm: baton
-accounts:
+%saccounts:
   - sip_user: alice
     ha1: %s
     device: alice/desk
     password_file: %s
-`, srv.addr, srv.ca, ha1, pw["alice"]))
+`, srv.addr, srv.ca, sipLines(sipYAML), ha1, pw["alice"]))
 	gw := start(t, "gateway", dir, "gateway", "--config", cfg)
 	m := gw.waitStdout(t, gatewayReady)
 	return &gatewayNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}
@@ -232,7 +234,10 @@ func startBaresip(t *testing.T, gwUDP string, toneHz float64) *baresip {
 }
 
 // startBaresipWith starts baresip as alice with the SIP password sipPw.
-func startBaresipWith(t *testing.T, gwUDP, sipPw string, toneHz float64) *baresip {
+//
+// opts, when given, add modules and account parameters (SRTP:
+// baresipOpts{modules: []string{"srtp.so"}, account: ";mediaenc=srtp-mand"}).
+func startBaresipWith(t *testing.T, gwUDP, sipPw string, toneHz float64, opts ...baresipOpts) *baresip {
 	t.Helper()
 	bin := needTool(t, "baresip")
 	dir := t.TempDir()
@@ -250,14 +255,14 @@ module g711.so
 module aufile.so
 module aubridge.so
 module sndfile.so
-module_app account.so
+%smodule_app account.so
 module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen %s
 snd_path %s
-`, freeUDPPort(t), wav, ctrlAddr, dir)
+`, freeUDPPort(t), wav, moduleLines(opts), ctrlAddr, dir)
 	writeFile(t, dir, "config", cfg)
-	writeFile(t, dir, "accounts", fmt.Sprintf("<sip:alice@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n", gwUDP, sipPw))
+	writeFile(t, dir, "accounts", fmt.Sprintf("<sip:alice@%s;transport=udp>;auth_pass=%s;regint=600;answermode=auto;audio_codecs=PCMU,PCMA%s\n", gwUDP, sipPw, accountParams(opts)))
 	b := &baresip{dir: dir, ctrl: ctrlAddr, out: &syncBuffer{}}
 	b.cmd = exec.Command(bin, "-f", dir)
 	b.cmd.Dir = dir

@@ -19,6 +19,7 @@ import (
 	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/sipbridge"
+	"github.com/baton-voice/baton/sipbridge/sdp"
 )
 
 func newGatewayCmd() *cobra.Command {
@@ -91,12 +92,17 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 	if err != nil {
 		return gateway.Config{}, fmt.Errorf("media.ip: %w", err)
 	}
+	sipSRTP, err := sdp.ParseSRTPMode(cfg.SIP.SRTP)
+	if err != nil {
+		return gateway.Config{}, fmt.Errorf("sip.srtp: %w", err)
+	}
 	gc := gateway.Config{
 		Access: cfg.Access, Roots: roots,
 		UDP: cfg.SIP.UDP, TCP: cfg.SIP.TCP, Advertise: cfg.SIP.Advertise, Realm: cfg.SIP.Realm,
 		NonceTTL: cfg.SIP.NonceTTL, MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires,
 		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery, PickupCode: cfg.SIP.PickupCode,
 		MediaIP: ip, SRTP: cfg.Media.SRTP, MediaTimeout: cfg.Media.Timeout, Codecs: reg,
+		SIPSRTP: sipSRTP,
 	}
 	if cfg.SIP.TLS != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.SIP.TLSCert, cfg.SIP.TLSKey)

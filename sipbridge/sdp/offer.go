@@ -31,6 +31,12 @@ type Offer struct {
 	// TelephoneEventPT is the RFC 4733 payload type, -1 when not offered.
 	TelephoneEventPT int
 	Direction        Direction // SendRecv when the body has no direction attribute
+	// Secure is set when the m= line's profile is RTP/SAVP (RFC 3711
+	// §12); otherwise it is RTP/AVP.
+	Secure bool
+	// Crypto are the m= line's a=crypto attributes in order (RFC 4568),
+	// nil when none.
+	Crypto []Crypto
 }
 
 // Codec returns the offered codec with the name (case-insensitive).
@@ -78,6 +84,15 @@ func ParseOffer(body []byte) (*Offer, error) {
 		Port:             md.MediaName.Port.Value,
 		TelephoneEventPT: -1,
 		Direction:        SendRecv,
+	}
+	switch strings.Join(md.MediaName.Protos, "/") {
+	case "RTP/SAVP":
+		o.Secure = true
+	case "RTP/AVP":
+	default:
+		// Other profiles (RTP/SAVPF, UDP/TLS/RTP/SAVP of DTLS-SRTP) are
+		// not ours: refuse them rather than answer with another one.
+		return nil, fmt.Errorf("%w: m=audio profile %q (want RTP/AVP or RTP/SAVP)", ErrInvalid, strings.Join(md.MediaName.Protos, "/"))
 	}
 	if o.Port < 0 || o.Port > 65535 {
 		return nil, fmt.Errorf("%w: port %d", ErrInvalid, o.Port)
@@ -137,6 +152,23 @@ func ParseOffer(body []byte) (*Offer, error) {
 	}
 	if err := attrs(md.Attributes); err != nil {
 		return nil, err
+	}
+	// a=crypto is a media-level attribute (RFC 4568 §9.1); tags are
+	// unique within the m= line (§6.1).
+	for _, a := range md.Attributes {
+		if a.Key != "crypto" {
+			continue
+		}
+		c, err := ParseCrypto(a.Value)
+		if err != nil {
+			return nil, err
+		}
+		for _, prev := range o.Crypto {
+			if prev.Tag == c.Tag {
+				return nil, fmt.Errorf("%w: %w: a=crypto: duplicate tag %d", ErrInvalid, ErrCrypto, c.Tag)
+			}
+		}
+		o.Crypto = append(o.Crypto, c)
 	}
 	seen := map[uint8]bool{}
 	for _, f := range md.MediaName.Formats {
@@ -232,6 +264,9 @@ func (o *Offer) Marshal() ([]byte, error) {
 			Protos: []string{"RTP", "AVP"},
 		},
 	}
+	if o.Secure {
+		md.MediaName.Protos = []string{"RTP", "SAVP"}
+	}
 	for _, c := range o.Codecs {
 		md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(c.PT)))
 	}
@@ -255,6 +290,9 @@ func (o *Offer) Marshal() ([]byte, error) {
 		dir = SendRecv
 	}
 	md.WithPropertyAttribute(dir.String())
+	for i := range o.Crypto {
+		md.WithValueAttribute("crypto", o.Crypto[i].String())
+	}
 	sd := &psdp.SessionDescription{
 		Origin: psdp.Origin{
 			Username: "baton", SessionID: o.SessionID, SessionVersion: o.SessionVersion,

@@ -33,6 +33,19 @@ type Local struct {
 	PTime     int       // ms, 0 to leave out
 	DTMF      bool      // offer/accept RFC 4733 telephone-event
 	Direction Direction // SendRecv normally; SendOnly to put the far side on hold
+	// SRTP is the SDES-SRTP policy; Key is our key-salt (KeySaltLen
+	// octets, NewKey), put in every a=crypto we send. It is needed when
+	// SRTP is SRTPOptional or SRTPRequired.
+	SRTP SRTPMode
+	Key  []byte
+}
+
+// secureLocal checks that l can key SRTP.
+func (l *Local) secureLocal() error {
+	if len(l.Key) != KeySaltLen {
+		return fmt.Errorf("%w: SRTP %s needs a %d-octet key, have %d", ErrInvalid, l.SRTP, KeySaltLen, len(l.Key))
+	}
+	return nil
 }
 
 // Session produces our successive SDP bodies for one dialog. The o= session
@@ -44,6 +57,11 @@ type Session struct {
 	id      uint64
 	version uint64
 	last    []byte // previous body rendered with version 0, to detect change
+	// offering is set when the last body was our offer (not an answer);
+	// offered are its a=crypto attributes (RFC 4568 §7.1.3: the answer
+	// must pick one of them).
+	offering bool
+	offered  []Crypto
 }
 
 // NewSession returns a Session with the given o= session ID (e.g. random or
@@ -88,10 +106,22 @@ func (s *Session) Offer(l Local) ([]byte, *Offer, error) {
 		o.Codecs = append(o.Codecs, Codec{PT: telephoneEventPT, Name: "telephone-event", ClockRate: 8000, Fmtp: "0-16"})
 		o.TelephoneEventPT = telephoneEventPT
 	}
+	if l.SRTP == SRTPRequired {
+		// RTP/SAVP with one a=crypto per suite we support, our key in
+		// each (RFC 4568 §7.1.1); the answer picks one by its tag.
+		if err := l.secureLocal(); err != nil {
+			return nil, nil, fmt.Errorf("sipbridge/sdp: offer: %w", err)
+		}
+		o.Secure = true
+		for i, suite := range Suites {
+			o.Crypto = append(o.Crypto, Crypto{Tag: uint32(i + 1), Suite: suite, Key: l.Key})
+		}
+	}
 	body, err := s.render(o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sipbridge/sdp: offer: %w", err)
 	}
+	s.offering, s.offered = true, o.Crypto
 	return body, o, nil
 }
 
@@ -124,6 +154,19 @@ func (s *Session) Answer(offer *Offer, l Local) ([]byte, *Offer, error) {
 		}
 		a.TelephoneEventPT = offer.TelephoneEventPT
 	}
+	// SDES (RFC 4568 §7.1.2): answer in the offer's profile; with SRTP
+	// on, take the first a=crypto we can key, its tag and suite, our key.
+	c, secure, err := offer.SRTPFor(l.SRTP)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sipbridge/sdp: answer: %w", err)
+	}
+	if secure {
+		if err := l.secureLocal(); err != nil {
+			return nil, nil, fmt.Errorf("sipbridge/sdp: answer: %w", err)
+		}
+		a.Secure = offer.Secure
+		a.Crypto = []Crypto{{Tag: c.Tag, Suite: c.Suite, Key: l.Key}}
+	}
 	if offer.Port == 0 {
 		// A rejected stream is answered rejected (RFC 3264 §6).
 		a.Port = 0
@@ -132,6 +175,7 @@ func (s *Session) Answer(offer *Offer, l Local) ([]byte, *Offer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sipbridge/sdp: answer: %w", err)
 	}
+	s.offering, s.offered = false, nil
 	return body, a, nil
 }
 
@@ -143,6 +187,17 @@ func offeredNames(o *Offer) string {
 			continue
 		}
 		names = append(names, c.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func offeredSuites(o *Offer) string {
+	if len(o.Crypto) == 0 {
+		return "no a=crypto"
+	}
+	names := make([]string, 0, len(o.Crypto))
+	for _, c := range o.Crypto {
+		names = append(names, string(c.Suite))
 	}
 	return strings.Join(names, ",")
 }
