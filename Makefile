@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
+.PHONY: allocs all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -24,7 +24,12 @@ tidy:
 unit:
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
-test: deps tidy check-proto vet unit
+# allocs runs the allocation tests once more without the race detector,
+# under which sync.Pool drops items at random and counts mean nothing.
+allocs:
+	$(GO) test -count=1 -run 'Allocs' $(PKGS)
+
+test: deps tidy check-proto vet unit allocs
 
 demo:
 	$(GO) run ./cmd/baton demo
