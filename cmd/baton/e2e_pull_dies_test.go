@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,18 +28,7 @@ func TestE2EBridgePullerDiesMidPull(t *testing.T) {
 	n := startBridgeNet(t)
 	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660, record: filepath.Join(n.dir, "laptop.wav"), autoAnswer: true})
 
-	sdir := t.TempDir()
-	sipPort := freeUDPPort(t)
-	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
-	media := startSIPMedia(t, "127.0.0.1", 440)
-	call := make(chan error, 1)
-	go func() {
-		// call_external_media.xml: carol talks for 10 s, then sends BYE.
-		call <- sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "alice", "-key", "deskuser", "carol",
-			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
-			"-i", "127.0.0.1", "-p", sipPort)
-	}()
-	id := waitActiveWith(t, n.dir, laptop.admin, "carol/desk", call)
+	id, media, call := carolCallsAlice(t, sipp, n, laptop)
 	time.Sleep(1500 * time.Millisecond) // carol hears the laptop for a while
 
 	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 880})

@@ -241,18 +241,7 @@ func TestE2EBridgePullFarPartyBehindGateway(t *testing.T) {
 	mobileRec := filepath.Join(n.dir, "mobile.wav")
 	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660, record: laptopRec, autoAnswer: true})
 
-	sdir := t.TempDir()
-	sipPort := freeUDPPort(t)
-	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
-
-	media := startSIPMedia(t, "127.0.0.1", 440)
-	call := make(chan error, 1)
-	go func() {
-		call <- sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "alice", "-key", "deskuser", "carol",
-			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
-			"-i", "127.0.0.1", "-p", sipPort)
-	}()
-	id := waitActiveWith(t, n.dir, laptop.admin, "carol/desk", call)
+	id, media, call := carolCallsAlice(t, sipp, n, laptop)
 	time.Sleep(2 * time.Second) // carol hears the laptop for a while
 
 	mobile := startPhone(t, n.dir, n.srv, "alice", "mobile", n.pw["alice"], phoneOpts{tone: 880, record: mobileRec})
@@ -305,6 +294,26 @@ func TestE2EBridgePullFarPartyBehindGateway(t *testing.T) {
 	}
 	checkHears(t, mobileRec, 440, time.Second)
 	checkHears(t, laptopRec, 440, time.Second)
+}
+
+// carolCallsAlice registers carol's SIP phone (sipp, its RTP on the
+// test's socket playing 440 Hz) and has it call user alice, whose device
+// answers: the call is active at dev with carol/desk as its peer. sipp's
+// call_external_media.xml talks for 10 s, then sends BYE; call reports
+// how its scenario ended (any unexpected message fails it).
+func carolCallsAlice(t *testing.T, sipp string, n *bridgeNet, dev *phone) (id string, media *sipMedia, call <-chan error) {
+	t.Helper()
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	media = startSIPMedia(t, "127.0.0.1", 440)
+	done := make(chan error, 1)
+	go func() {
+		done <- sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "alice", "-key", "deskuser", "carol",
+			"-au", "carol", "-ap", "carol-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(media.addr().Port),
+			"-i", "127.0.0.1", "-p", sipPort)
+	}()
+	return waitActiveWith(t, n.dir, dev.admin, "carol/desk", done), media, done
 }
 
 // Issue 9 §1, role B: alice's desk phone (SIP, behind the gateway) has a

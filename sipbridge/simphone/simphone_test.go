@@ -3,29 +3,13 @@ package simphone
 import (
 	"context"
 	"errors"
-	"math"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
-)
 
-// dominantHz is the strongest of the candidate tones in pcm (Goertzel).
-func dominantHz(pcm []int16, candidates ...float64) float64 {
-	best, bestPow := 0.0, 0.0
-	for _, hz := range candidates {
-		k := 2 * math.Cos(2*math.Pi*hz/8000)
-		var s1, s2 float64
-		for _, v := range pcm {
-			s := float64(v) + k*s1 - s2
-			s2, s1 = s1, s
-		}
-		if p := s1*s1 + s2*s2 - k*s1*s2; p > bestPow {
-			best, bestPow = hz, p
-		}
-	}
-	return best
-}
+	"github.com/baton-voice/baton/p2p/audio"
+)
 
 // Two phones call each other directly (the callee stands in for the
 // gateway): the callee answers at once, each hears the other's tone, and
@@ -65,10 +49,10 @@ func TestPhoneToPhone(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if hz := dominantHz(out.Heard(), 440, 660); hz != 660 {
+	if hz := audio.DominantFrequency(out.Heard(), 8000, []float64{440, 660}); hz != 660 {
 		t.Errorf("the caller heard %v Hz, want 660", hz)
 	}
-	if hz := dominantHz(in.Heard(), 440, 660); hz != 440 {
+	if hz := audio.DominantFrequency(in.Heard(), 8000, []float64{440, 660}); hz != 440 {
 		t.Errorf("the callee heard %v Hz, want 440", hz)
 	}
 	// What the caller heard, from its arrival log: one SSRC, nothing
