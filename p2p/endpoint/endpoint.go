@@ -265,6 +265,12 @@ type Endpoint struct {
 
 	ln      net.Listener
 	preAuth *connlimit.Gate // signaling connections not yet authenticated
+	// host, when set, is the Host whose listener reaches this endpoint
+	// (Host.Add); serverName is the TLS server name dialers ask it by and
+	// tlsServer the handshake config the host uses for it.
+	host       *Host
+	serverName string
+	tlsServer  *tls.Config
 
 	mu       sync.Mutex
 	client   access.Session
@@ -316,9 +322,13 @@ func New(cfg Config) (*Endpoint, error) {
 // Identity returns user/device.
 func (e *Endpoint) Identity() pki.Identity { return e.id }
 
-// Start opens the signaling listener, logs in (claim step 1), and keeps
-// the access session alive (re-login with backoff if it drops) until Close.
+// Start opens the signaling listener (an endpoint of a Host is reachable
+// on the host's instead), logs in (claim step 1), and keeps the access
+// session alive (re-login with backoff if it drops) until Close.
 func (e *Endpoint) Start(ctx context.Context) error {
+	if e.host != nil {
+		return e.startOnHost(ctx)
+	}
 	ln, err := net.Listen("tcp", e.cfg.SignalListen)
 	if err != nil {
 		return fmt.Errorf("endpoint: listen for signaling on %s: %w", e.cfg.SignalListen, err)
@@ -341,8 +351,44 @@ func (e *Endpoint) Start(ctx context.Context) error {
 	return nil
 }
 
-// SignalAddr returns the bound signaling address.
+// startOnHost is Start for an endpoint of a Host: no listener and no
+// address watcher of its own.
+func (e *Endpoint) startOnHost(ctx context.Context) error {
+	if err := e.host.attach(e); err != nil {
+		return fmt.Errorf("endpoint: start %s: %w", e.id, err)
+	}
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := e.login(ctx); err != nil {
+		e.cancel()
+		e.host.detach(e)
+		return err
+	}
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.accessLoop() }()
+	return nil
+}
+
+// enterConn admits a connection the host accepted for this endpoint to
+// serveConn, counted in wg, unless the endpoint is closing.
+func (e *Endpoint) enterConn() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.crashed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// Host returns the Host the endpoint is on, or nil for a standalone one.
+func (e *Endpoint) Host() *Host { return e.host }
+
+// SignalAddr returns the bound signaling address (the host's, for an
+// endpoint of a Host).
 func (e *Endpoint) SignalAddr() netip.AddrPort {
+	if e.host != nil {
+		return e.host.SignalAddr()
+	}
 	if e.ln == nil {
 		return netip.AddrPort{}
 	}
@@ -683,6 +729,9 @@ func (e *Endpoint) Close() error {
 	if e.ln != nil {
 		_ = e.ln.Close()
 	}
+	if e.host != nil {
+		e.host.detach(e)
+	}
 	// Connections no call owns any more (a puller's idle handoff
 	// connection, a peer that has not sent its first message) end now.
 	e.mu.Lock()
@@ -737,6 +786,9 @@ func (e *Endpoint) crash() {
 	}
 	if e.ln != nil {
 		_ = e.ln.Close()
+	}
+	if e.host != nil {
+		e.host.detach(e)
 	}
 	// The access session is left as it is: a dead device goes offline by
 	// the access server's timeout. Close, at the end of a test, logs out.
