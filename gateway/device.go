@@ -122,25 +122,23 @@ func (d *device) setOnline(online bool) {
 		password = cr.Secret
 	}
 	cfg := endpoint.Config{
-		Access:       d.g.cfg.Access,
-		Roots:        d.g.cfg.Roots,
-		User:         d.acct.User,
-		Device:       d.acct.Device,
-		Password:     password,
-		Gateway:      d.g.cfg.Credential.Name,
-		SignalListen: d.g.cfg.MediaIP.String() + ":0",
-		MediaIP:      d.g.cfg.MediaIP,
-		SRTP:         d.g.cfg.SRTP,
-		Codecs:       d.g.cfg.Codecs,
-		Logger:       log.With("part", "endpoint"),
-		OnEvent:      d.onEvent,
-		Policy:       d.g.cfg.Policy,
+		Access:   d.g.cfg.Access,
+		Roots:    d.g.cfg.Roots,
+		User:     d.acct.User,
+		Device:   d.acct.Device,
+		Password: password,
+		Gateway:  d.g.cfg.Credential.Name,
+		MediaIP:  d.g.cfg.MediaIP,
+		SRTP:     d.g.cfg.SRTP,
+		Codecs:   d.g.cfg.Codecs,
+		Logger:   log.With("part", "endpoint"),
+		OnEvent:  d.onEvent,
+		Policy:   d.g.cfg.Policy,
 		// A call pushed to this device rings the phone first (push.go).
 		OnPush: d.onPush,
 		// A transfer the P2P party asks for is a REFER to the phone
 		// (transferee.go).
 		OnTransfer: d.onTransfer,
-		AddrWatch:  -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,
@@ -150,7 +148,9 @@ func (d *device) setOnline(online bool) {
 		// or goroutine per phone at the access server).
 		cfg.AccessSession = d.g.access
 	}
-	ep, err := endpoint.New(cfg)
+	// Every device is reached on the gateway's one P2P signaling port
+	// (the host's); the host's address watcher is off.
+	ep, err := d.g.host.Add(cfg)
 	if err != nil {
 		log.Error("device endpoint", "err", err)
 		return
