@@ -82,6 +82,14 @@ type Config struct {
 	// gateway uses it to learn of incoming calls and call ends without the
 	// event bus's drop-when-slow rule.
 	OnEvent func(Event)
+	// OnIncoming, when set, is told of every incoming call once it rings
+	// here (the invite checked, Ringing sent, the call.ringing event
+	// emitted) and before any other event of the call, and decides what happens to it (incoming.go): the zero
+	// Decision does what AutoAnswer says. It runs on the goroutine that
+	// accepted the call, once per call (never dropped, unlike a slow
+	// subscriber's events), must not block and must not call back into
+	// the endpoint synchronously.
+	OnIncoming func(IncomingCall) Decision
 	// OnPush, when set, takes a call another device of this user pushes
 	// here, once the push is accepted (Policy allows the pull, a call slot
 	// is free). It must take the call with Pull (PullRequest.From:
@@ -574,6 +582,7 @@ func (e *Endpoint) certificate() (*tls.Certificate, error) {
 }
 
 func (e *Endpoint) emit(ev Event) {
+	ev.typed()
 	if ev.Time.IsZero() {
 		ev.Time = e.cfg.Now()
 	}
