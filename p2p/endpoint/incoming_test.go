@@ -2,13 +2,13 @@ package endpoint
 
 import (
 	"context"
+	"github.com/baton-voice/baton/p2p/wire"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"github.com/baton-voice/baton/p2p/wire"
 )
 
 // incomingLog records what OnIncoming and OnEvent saw, in order.
