@@ -135,7 +135,7 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	ln, err := net.Listen("tcp", h.cfg.SignalListen)
 	if err != nil {
-		return fmt.Errorf("endpoint: host: listen for signaling on %s: %w", h.cfg.SignalListen, err)
+		return fmt.Errorf("endpoint: listen for signaling on %s: %w", h.cfg.SignalListen, err)
 	}
 	h.ln = ln
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
