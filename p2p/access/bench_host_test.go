@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,13 @@ func BenchmarkHostMemoryPerEndpoint(b *testing.B) {
 		}
 		time.Sleep(2 * time.Second) // presence pushes drain
 		hostLoaded := selfMem(b)
+		if path := os.Getenv("BATON_HOST_PROFILE"); path != "" {
+			// A heap profile of the loaded host (run with -memprofilerate 1).
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}
 		accessLoaded := srv.mem()
 		if accessLoaded.Online != n || len(host.Endpoints()) != n {
 			b.Fatalf("%d online at the access server, %d on the host; want %d", accessLoaded.Online, len(host.Endpoints()), n)

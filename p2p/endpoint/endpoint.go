@@ -274,11 +274,9 @@ type Endpoint struct {
 	ln      net.Listener
 	preAuth *connlimit.Gate // signaling connections not yet authenticated
 	// host, when set, is the Host whose listener reaches this endpoint
-	// (Host.Add); serverName is the TLS server name dialers ask it by and
-	// tlsServer the handshake config the host uses for it.
+	// (Host.Add); serverName is the TLS server name dialers ask it by.
 	host       *Host
 	serverName string
-	tlsServer  *tls.Config
 
 	mu       sync.Mutex
 	client   access.Session

@@ -177,7 +177,6 @@ func (h *Host) Add(cfg Config) (*Endpoint, error) {
 	e.host = h
 	e.preAuth = h.preAuth
 	e.serverName = pki.ServerName(e.id)
-	e.tlsServer = pki.EndpointServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now)
 	return e, nil
 }
 
@@ -316,7 +315,9 @@ func (h *Host) serveConn(nc net.Conn, src netip.Addr, deadline time.Time) {
 				h.refuseServerName(hi.ServerName, nc.RemoteAddr())
 				return h.refuseName, nil
 			}
-			return ep.tlsServer, nil
+			// Built per connection, not kept per endpoint: a gateway's
+			// thousands of idle devices would each hold one.
+			return pki.EndpointServerConfig(ep.certificate, ep.cfg.Roots, ep.cfg.Now), nil
 		},
 	}
 	tc := tls.Server(nc, cfg)
