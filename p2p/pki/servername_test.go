@@ -91,3 +91,27 @@ func TestEndpointClientSendsServerName(t *testing.T) {
 		t.Errorf("server saw server name %q, want %q", got, want)
 	}
 }
+
+// FuzzServerName: any valid identity gets a server name that is a valid
+// SNI host name of the form IsServerName accepts; any string IsServerName
+// accepts has exactly that form (a host's router trusts it no further).
+func FuzzServerName(f *testing.F) {
+	f.Add("alice", "desk", "")
+	f.Add("a..b_", "x.y.", ServerName(alice))
+	f.Add(strings.Repeat("z", 64), "0", "example.com")
+	f.Add("", "", strings.ToUpper(ServerName(bob)))
+	f.Fuzz(func(t *testing.T, user, device, name string) {
+		id := Identity{User: user, Device: device}
+		if id.Validate() == nil {
+			sn := ServerName(id)
+			if !validSNI(sn) || !IsServerName(sn) {
+				t.Fatalf("ServerName(%s) = %q: not a valid server name", id, sn)
+			}
+		}
+		if IsServerName(name) {
+			if !validSNI(name) || len(name) != 32+len(serverNameSuffix) || !strings.HasSuffix(name, serverNameSuffix) {
+				t.Fatalf("IsServerName accepted %q", name)
+			}
+		}
+	})
+}
