@@ -7,6 +7,7 @@ import (
 
 	"github.com/baton-voice/baton/p2p/access"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/wire"
 )
 
 // device is one SIP account's P2P side: an endpoint logged in while the
@@ -122,25 +123,24 @@ func (d *device) setOnline(online bool) {
 		password = cr.Secret
 	}
 	cfg := endpoint.Config{
-		Access:       d.g.cfg.Access,
-		Roots:        d.g.cfg.Roots,
-		User:         d.acct.User,
-		Device:       d.acct.Device,
-		Password:     password,
-		Gateway:      d.g.cfg.Credential.Name,
-		SignalListen: d.g.cfg.MediaIP.String() + ":0",
-		MediaIP:      d.g.cfg.MediaIP,
-		SRTP:         d.g.cfg.SRTP,
-		Codecs:       d.g.cfg.Codecs,
-		Logger:       log.With("part", "endpoint"),
-		OnEvent:      d.onEvent,
-		Policy:       d.g.cfg.Policy,
+		Access:     d.g.cfg.Access,
+		Roots:      d.g.cfg.Roots,
+		User:       d.acct.User,
+		Device:     d.acct.Device,
+		Password:   password,
+		Gateway:    d.g.cfg.Credential.Name,
+		MediaIP:    d.g.cfg.MediaIP,
+		SRTP:       d.g.cfg.SRTP,
+		Codecs:     d.g.cfg.Codecs,
+		Logger:     log.With("part", "endpoint"),
+		OnEvent:    d.onEvent,
+		OnIncoming: d.onIncoming,
+		Policy:     d.g.cfg.Policy,
 		// A call pushed to this device rings the phone first (push.go).
 		OnPush: d.onPush,
 		// A transfer the P2P party asks for is a REFER to the phone
 		// (transferee.go).
 		OnTransfer: d.onTransfer,
-		AddrWatch:  -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,
@@ -150,7 +150,9 @@ func (d *device) setOnline(online bool) {
 		// or goroutine per phone at the access server).
 		cfg.AccessSession = d.g.access
 	}
-	ep, err := endpoint.New(cfg)
+	// Every device is reached on the gateway's one P2P signaling port
+	// (the host's); the host's address watcher is off.
+	ep, err := d.g.host.Add(cfg)
 	if err != nil {
 		log.Error("device endpoint", "err", err)
 		return
@@ -179,19 +181,15 @@ func (d *device) setOnline(online bool) {
 	log.Info("device online", "signal", ep.SignalAddr())
 }
 
-// onEvent routes the endpoint's call events to their bridges. It runs on
-// the endpoint's goroutines and must not block.
+// onEvent routes the endpoint's call events to their bridges (a call
+// arriving is onIncoming's). It runs on the endpoint's goroutines and must
+// not block.
 func (d *device) onEvent(ev endpoint.Event) {
 	if ev.CallID == "" {
 		return
 	}
 	d.mu.Lock()
 	b := d.calls[ev.CallID]
-	if b == nil && ev.Type == "call.ringing" && ev.Detail == "incoming" {
-		d.mu.Unlock()
-		d.g.outboundCall(d, ev)
-		return
-	}
 	if b == nil {
 		if len(d.pending[ev.CallID]) < 16 {
 			d.pending[ev.CallID] = append(d.pending[ev.CallID], ev)
@@ -201,6 +199,19 @@ func (d *device) onEvent(ev endpoint.Event) {
 	}
 	d.mu.Unlock()
 	b.post(ev)
+}
+
+// onIncoming takes a P2P call to this device (endpoint.Config.OnIncoming):
+// a bridge rings the phone (bridge.go, outboundCall). It runs before any
+// event of the call but its ringing, which waits in pending for the bridge.
+func (d *device) onIncoming(in endpoint.IncomingCall) endpoint.Decision {
+	if d.endpoint() == nil {
+		// The login has not returned yet (the caller was quick): nobody
+		// could ring the phone for this call.
+		return endpoint.Decision{Action: endpoint.IncomingDecline, Code: wire.CodeOffline, Reason: "device still logging in at the gateway"}
+	}
+	d.g.outboundCall(d, endpoint.Event{CallID: in.ID, Peer: in.Peer.String()})
+	return endpoint.Decision{Action: endpoint.IncomingRing}
 }
 
 // claim attaches a bridge to a P2P call ID and hands it the events that

@@ -224,6 +224,9 @@ type Gateway struct {
 	// device's login and presence, when the gateway has a Credential
 	// (issue 8 §1); nil: each device logs in on its own.
 	access *access.GatewaySession
+	// host is the one P2P signaling listener of every device endpoint
+	// (endpoint.Host, issue 11 §3): N phones, one port.
+	host   *endpoint.Host
 	trunks []*trunkState
 	// trunkStop ends the trunk registrations (unREGISTER) before the
 	// listeners close; trunkWG waits for them.
@@ -289,6 +292,17 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		g.access = as
 	}
+	// The address watcher stays off as before: the gateway's MediaIP is
+	// configured, not a roaming laptop's.
+	host, err := endpoint.NewHost(endpoint.HostConfig{
+		SignalListen: cfg.MediaIP.String() + ":0",
+		AddrWatch:    -1,
+		Logger:       cfg.Logger.With("part", "p2p-host"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: p2p host: %w", err)
+	}
+	g.host = host
 	g.verifier = sipbridge.NewVerifier(cfg.Realm, cfg.NonceTTL, cfg.Now, func(user string) (string, bool) {
 		d, ok := g.devices[user]
 		if !ok || d.trunk != nil {
@@ -304,6 +318,9 @@ func New(cfg Config) (*Gateway, error) {
 // Start opens the SIP listeners and serves until ctx ends or Close.
 func (g *Gateway) Start(ctx context.Context) error {
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	if err := g.host.Start(g.ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("baton-gateway"))
 	if err != nil {
 		return fmt.Errorf("gateway: sip user agent: %w", err)
@@ -486,6 +503,7 @@ func (g *Gateway) Close() error {
 		_ = g.ua.Close()
 	}
 	g.wg.Wait()
+	_ = g.host.Close() // after every device has left it
 	if g.access != nil {
 		_ = g.access.Close() // after every device has logged out on it
 	}

@@ -514,7 +514,8 @@ func TestE2EPhoneSignalingPreAuthCaps(t *testing.T) {
 	alice := startPhone(t, dir, srv, "alice", "laptop", pw["alice"], phoneOpts{autoAnswer: true})
 	bob := startPhone(t, dir, srv, "bob", "mobile", pw["bob"], phoneOpts{})
 	waitOnlineBuddy(t, dir, bob.admin, "alice/laptop")
-	capped := `baton_endpoint_signaling_rejected_total{device="alice/laptop",reason="pre-auth-cap"}`
+	// Counted at the phone's Host: refused before any endpoint is chosen.
+	capped := `baton_host_signaling_rejected_total{reason="pre-auth-cap"}`
 	pid := alice.cmd.Process.Pid
 	rss0, _ := rssKiB(t, pid)
 	held := &conns{}

@@ -58,8 +58,26 @@ func readPasswordFile(path string) (string, error) {
 	return pw, nil
 }
 
+// phoneHostConfig is the phone's Host: its signaling listener, the
+// pre-authentication caps on it and the address watcher.
+func phoneHostConfig(cfg config.Phone, log *slog.Logger) endpoint.HostConfig {
+	watch := cfg.Media.Watch
+	if watch == 0 {
+		watch = -1 // off
+	}
+	return endpoint.HostConfig{
+		SignalListen:        cfg.Signal.Listen,
+		MaxPreAuthPerSource: cfg.Signal.MaxPreAuthPerSource,
+		MaxPreAuth:          cfg.Signal.MaxPreAuth,
+		PreAuthTimeout:      cfg.Signal.PreAuthTimeout,
+		AddrWatch:           watch,
+		Logger:              log,
+	}
+}
+
 // phoneEndpointConfig builds the endpoint's config; all holds every codec
-// available (built-in and plugins'), of which cfg.Codecs picks.
+// available (built-in and plugins'), of which cfg.Codecs picks. Its
+// listener, caps and address watcher are the Host's (phoneHostConfig).
 func phoneEndpointConfig(cfg config.Phone, all *codecs.Registry, log *slog.Logger) (endpoint.Config, error) {
 	pw, err := readPasswordFile(cfg.PasswordFile)
 	if err != nil {
@@ -89,32 +107,22 @@ func phoneEndpointConfig(cfg config.Phone, all *codecs.Registry, log *slog.Logge
 		}
 		fallback = append(fallback, ip)
 	}
-	watch := cfg.Media.Watch
-	if watch == 0 {
-		watch = -1 // off
-	}
 	return endpoint.Config{
-		Access:       cfg.Access,
-		Roots:        roots,
-		User:         cfg.User,
-		Device:       cfg.Device,
-		Password:     pw,
-		SignalListen: cfg.Signal.Listen,
-		MediaIP:      mediaIP,
-		SRTP:         cfg.Media.SRTP,
-		Codecs:       reg,
-		Ptime:        cfg.Ptime,
-		JitterDelay:  cfg.Jitter.Delay,
-		AutoAnswer:   cfg.AutoAnswer,
-		MaxCalls:     cfg.MaxCalls,
-
-		MaxPreAuthPerSource: cfg.Signal.MaxPreAuthPerSource,
-		MaxPreAuth:          cfg.Signal.MaxPreAuth,
-		PreAuthTimeout:      cfg.Signal.PreAuthTimeout,
-		NewSource:           src,
-		NewSink:             sinkFactory(cfg.Audio.Record, false, log),
-		FallbackIPs:         fallback,
-		AddrWatch:           watch,
+		Access:      cfg.Access,
+		Roots:       roots,
+		User:        cfg.User,
+		Device:      cfg.Device,
+		Password:    pw,
+		MediaIP:     mediaIP,
+		SRTP:        cfg.Media.SRTP,
+		Codecs:      reg,
+		Ptime:       cfg.Ptime,
+		JitterDelay: cfg.Jitter.Delay,
+		AutoAnswer:  cfg.AutoAnswer,
+		MaxCalls:    cfg.MaxCalls,
+		NewSource:   src,
+		NewSink:     sinkFactory(cfg.Audio.Record, false, log),
+		FallbackIPs: fallback,
 	}, nil
 }
 
@@ -143,13 +151,23 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	if policy != nil {
 		ecfg.Policy = policy
 	}
-	ep, err := endpoint.New(ecfg)
+	// A Host with one endpoint (issue 11 §3): the same code path as a
+	// gateway's many; flags and output are those of a standalone phone.
+	host, err := endpoint.NewHost(phoneHostConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	ep, err := host.Add(ecfg)
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := ep.Register(reg); err != nil {
+		return err
+	}
+	if err := host.Register(reg); err != nil {
 		return err
 	}
 	// The control API binds before the login, so a taken admin port fails
@@ -162,6 +180,9 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 		}
 		defer srv.Close()
 		adminAddr = srv.Addr()
+	}
+	if err := host.Start(ctx); err != nil {
+		return err
 	}
 	if err := ep.Start(ctx); err != nil {
 		return err

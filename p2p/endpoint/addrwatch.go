@@ -30,9 +30,9 @@ func addrPresent(ip netip.Addr) bool {
 // replacementAddr picks where media goes when ip disappeared: the first
 // configured fallback that is present, else the first present interface
 // address of the same family (not link-local), else none.
-func (e *Endpoint) replacementAddr(lost netip.Addr) (netip.Addr, bool) {
+func (e *Endpoint) replacementAddr(lost netip.Addr, present func(netip.Addr) bool) (netip.Addr, bool) {
 	for _, f := range e.cfg.FallbackIPs {
-		if f != lost && e.present(f) {
+		if f != lost && present(f) {
 			return f, true
 		}
 	}
@@ -58,7 +58,8 @@ func (e *Endpoint) replacementAddr(lost netip.Addr) (netip.Addr, bool) {
 }
 
 // watchAddress moves the media when its bound address disappears (Wi-Fi to
-// cellular; DESIGN.md §2, mobility), checking every AddrWatch.
+// cellular; DESIGN.md §2, mobility), checking every AddrWatch. An endpoint
+// of a Host has none: the host's one watcher checks it (host.go).
 func (e *Endpoint) watchAddress() {
 	t := time.NewTicker(e.cfg.AddrWatch)
 	defer t.Stop()
@@ -68,23 +69,31 @@ func (e *Endpoint) watchAddress() {
 			return
 		case <-t.C:
 		}
-		ip := e.mediaAddr()
-		if e.present(ip) {
-			continue
-		}
-		next, ok := e.replacementAddr(ip)
-		if !ok {
-			e.log.Warn("media address is gone and no other address is usable", "ip", ip)
-			e.emit(Event{Type: "media.address-lost", Detail: ip.String() + " is gone; no replacement address"})
-			continue
-		}
-		e.log.Warn("media address is gone; moving media", "from", ip, "to", next)
-		e.emit(Event{Type: "media.address-lost", Detail: ip.String() + " is gone; moving to " + next.String()})
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		_, err := e.Rebind(ctx, next)
-		cancel()
-		if err != nil {
-			e.log.Warn("automatic rebind failed", "to", next, "err", err)
-		}
+		e.checkAddress(e.present)
+	}
+}
+
+// checkAddress moves the media if its address is no longer present.
+func (e *Endpoint) checkAddress(present func(netip.Addr) bool) {
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return
+	}
+	ip := e.mediaAddr()
+	if present(ip) {
+		return
+	}
+	next, ok := e.replacementAddr(ip, present)
+	if !ok {
+		e.log.Warn("media address is gone and no other address is usable", "ip", ip)
+		e.emit(Event{Type: "media.address-lost", Detail: ip.String() + " is gone; no replacement address"})
+		return
+	}
+	e.log.Warn("media address is gone; moving media", "from", ip, "to", next)
+	e.emit(Event{Type: "media.address-lost", Detail: ip.String() + " is gone; moving to " + next.String()})
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	_, err := e.Rebind(ctx, next)
+	cancel()
+	if err != nil {
+		e.log.Warn("automatic rebind failed", "to", next, "err", err)
 	}
 }

@@ -123,8 +123,10 @@ type StatusInfo struct {
 // Event is one entry of the endpoint's event stream (/v1/events): login,
 // presence and call state changes, with a timestamp.
 type Event struct {
-	Time   time.Time `json:"time"`
-	Type   string    `json:"type"` // e.g. "login", "presence", "call.ringing"
+	Time time.Time `json:"time"`
+	Type string    `json:"type"` // e.g. "login", "presence", "call.ringing"
+	// Kind is Type, typed (events.go); the JSON stream carries Type.
+	Kind   EventKind `json:"-"`
 	CallID string    `json:"call_id,omitempty"`
 	Peer   string    `json:"peer,omitempty"`
 	State  string    `json:"state,omitempty"`

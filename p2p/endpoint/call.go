@@ -278,14 +278,9 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	c.update()
 	c.log.Info("incoming call ringing", "codec", codec.Descriptor().Name)
 	e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "incoming"})
+	d := e.decideIncoming(c) // OnIncoming (incoming.go)
 	c.start()
-	if e.cfg.AutoAnswer {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			_ = c.command(e.ctx, cmdAnswer, "")
-		}()
-	}
+	e.actOnIncoming(c, d)
 }
 
 // abandon removes a call that was registered but never started (its

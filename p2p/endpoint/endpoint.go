@@ -82,6 +82,14 @@ type Config struct {
 	// gateway uses it to learn of incoming calls and call ends without the
 	// event bus's drop-when-slow rule.
 	OnEvent func(Event)
+	// OnIncoming, when set, is told of every incoming call once it rings
+	// here (the invite checked, Ringing sent, the call.ringing event
+	// emitted) and before any other event of the call, and decides what happens to it (incoming.go): the zero
+	// Decision does what AutoAnswer says. It runs on the goroutine that
+	// accepted the call, once per call (never dropped, unlike a slow
+	// subscriber's events), must not block and must not call back into
+	// the endpoint synchronously.
+	OnIncoming func(IncomingCall) Decision
 	// OnPush, when set, takes a call another device of this user pushes
 	// here, once the push is accepted (Policy allows the pull, a call slot
 	// is free). It must take the call with Pull (PullRequest.From:
@@ -265,6 +273,10 @@ type Endpoint struct {
 
 	ln      net.Listener
 	preAuth *connlimit.Gate // signaling connections not yet authenticated
+	// host, when set, is the Host whose listener reaches this endpoint
+	// (Host.Add); serverName is the TLS server name dialers ask it by.
+	host       *Host
+	serverName string
 
 	mu       sync.Mutex
 	client   access.Session
@@ -316,9 +328,13 @@ func New(cfg Config) (*Endpoint, error) {
 // Identity returns user/device.
 func (e *Endpoint) Identity() pki.Identity { return e.id }
 
-// Start opens the signaling listener, logs in (claim step 1), and keeps
-// the access session alive (re-login with backoff if it drops) until Close.
+// Start opens the signaling listener (an endpoint of a Host is reachable
+// on the host's instead), logs in (claim step 1), and keeps the access
+// session alive (re-login with backoff if it drops) until Close.
 func (e *Endpoint) Start(ctx context.Context) error {
+	if e.host != nil {
+		return e.startOnHost(ctx)
+	}
 	ln, err := net.Listen("tcp", e.cfg.SignalListen)
 	if err != nil {
 		return fmt.Errorf("endpoint: listen for signaling on %s: %w", e.cfg.SignalListen, err)
@@ -341,8 +357,44 @@ func (e *Endpoint) Start(ctx context.Context) error {
 	return nil
 }
 
-// SignalAddr returns the bound signaling address.
+// startOnHost is Start for an endpoint of a Host: no listener and no
+// address watcher of its own.
+func (e *Endpoint) startOnHost(ctx context.Context) error {
+	if err := e.host.attach(e); err != nil {
+		return fmt.Errorf("endpoint: start %s: %w", e.id, err)
+	}
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := e.login(ctx); err != nil {
+		e.cancel()
+		e.host.detach(e)
+		return err
+	}
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.accessLoop() }()
+	return nil
+}
+
+// enterConn admits a connection the host accepted for this endpoint to
+// serveConn, counted in wg, unless the endpoint is closing.
+func (e *Endpoint) enterConn() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || e.crashed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// Host returns the Host the endpoint is on, or nil for a standalone one.
+func (e *Endpoint) Host() *Host { return e.host }
+
+// SignalAddr returns the bound signaling address (the host's, for an
+// endpoint of a Host).
 func (e *Endpoint) SignalAddr() netip.AddrPort {
+	if e.host != nil {
+		return e.host.SignalAddr()
+	}
 	if e.ln == nil {
 		return netip.AddrPort{}
 	}
@@ -528,6 +580,7 @@ func (e *Endpoint) certificate() (*tls.Certificate, error) {
 }
 
 func (e *Endpoint) emit(ev Event) {
+	ev.typed()
 	if ev.Time.IsZero() {
 		ev.Time = e.cfg.Now()
 	}
@@ -683,6 +736,9 @@ func (e *Endpoint) Close() error {
 	if e.ln != nil {
 		_ = e.ln.Close()
 	}
+	if e.host != nil {
+		e.host.detach(e)
+	}
 	// Connections no call owns any more (a puller's idle handoff
 	// connection, a peer that has not sent its first message) end now.
 	e.mu.Lock()
@@ -737,6 +793,9 @@ func (e *Endpoint) crash() {
 	}
 	if e.ln != nil {
 		_ = e.ln.Close()
+	}
+	if e.host != nil {
+		e.host.detach(e)
 	}
 	// The access session is left as it is: a dead device goes offline by
 	// the access server's timeout. Close, at the end of a test, logs out.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/connlimit"
@@ -155,6 +156,11 @@ func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrP
 	if err != nil {
 		if errors.Is(err, pki.ErrIdentityMismatch) || errors.Is(err, pki.ErrUntrusted) {
 			return nil, fmt.Errorf("endpoint: dial %s at %s: %w", peer, addr, err)
+		}
+		if strings.Contains(err.Error(), "unrecognized name") {
+			// A Host answered that it serves no endpoint by that name
+			// (host.go): stale presence, or the device just went away.
+			return nil, fmt.Errorf("%w: %s at %s: the host there has no such endpoint (%w)", ErrUnreachable, peer, addr, err)
 		}
 		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
 	}

@@ -1,11 +1,46 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 )
+
+// serverNameSuffix ends every endpoint server name. ".invalid" is reserved
+// (RFC 6761 §6.4): the name is a routing key for a Host, never a DNS name.
+const serverNameSuffix = ".ep.baton.invalid"
+
+// ServerName is the TLS server name (SNI, RFC 6066 §3) a dialer sends to
+// reach the endpoint id: a Host serving many endpoints on one listener
+// picks the endpoint by it. It is a digest of the identity, not the
+// identity: user and device names may hold characters and lengths a host
+// name may not (an "_", a 64-character label, ".."), and SNI travels in
+// clear in the ClientHello, where the callee's name need not be shown.
+// The form is 32 lowercase hex digits, one DNS label, then
+// ".ep.baton.invalid". It is only a routing key: who the peer is is still
+// proved by its certificate (EndpointClientConfig's check).
+func ServerName(id Identity) string {
+	sum := sha256.Sum256([]byte("baton endpoint server name\x00" + id.String()))
+	return hex.EncodeToString(sum[:16]) + serverNameSuffix
+}
+
+// IsServerName reports whether name has the form ServerName makes.
+func IsServerName(name string) bool {
+	label, ok := strings.CutSuffix(name, serverNameSuffix)
+	if !ok || len(label) != 32 {
+		return false
+	}
+	for _, r := range label {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // VerifyEndpoint checks that chain[0] (raw DER certificates as presented in
 // a TLS handshake) is an endpoint certificate issued by roots and valid at
@@ -78,10 +113,12 @@ func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.
 
 // EndpointClientConfig is the TLS 1.3 configuration an endpoint uses to dial
 // another endpoint directly. The handshake fails unless the peer proves
-// exactly the identity expect.
+// exactly the identity expect. It asks for expect by ServerName(expect),
+// so a Host with many endpoints on one port routes the connection.
 func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, expect Identity, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
+		ServerName: ServerName(expect),
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return getCert()
 		},
