@@ -140,6 +140,9 @@ func (d *device) setOnline(online bool) {
 		// A transfer the P2P party asks for is a REFER to the phone
 		// (transferee.go).
 		OnTransfer: d.onTransfer,
+		// An attended transfer's invite-replaces for a SIP phone's call
+		// (transferee.go: not implemented, refused with the reason).
+		OnReplaces: d.onReplaces,
 		AddrWatch:  -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
