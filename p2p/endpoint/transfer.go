@@ -86,7 +86,7 @@ func (e *Endpoint) Transfer(ctx context.Context, callID, target string) (Transfe
 func (e *Endpoint) TransferAttended(ctx context.Context, callID, callID2 string) (TransferInfo, error) {
 	c2, err := e.lookup(callID2)
 	if err != nil {
-		return TransferInfo{CallID: callID, State: wire.TransferFailed, Replaces: callID2}, fmt.Errorf("%w: the call to replace: %w", ErrNoSuchCall, err)
+		return TransferInfo{CallID: callID, State: wire.TransferFailed, Replaces: callID2}, fmt.Errorf("the call to replace: %w", err)
 	}
 	ci2 := c2.snapshot()
 	info := TransferInfo{CallID: callID, Target: ci2.Peer, State: wire.TransferFailed, Replaces: ci2.ID}
