@@ -61,6 +61,11 @@ type referProgress struct {
 // target is an ordinary call through the gateway; once it is answered the
 // transferor hangs up, and the phone's original dialog gets BYE.
 func (d *device) onTransfer(ctx context.Context, offer endpoint.TransferOffer) (string, error) {
+	if d.trunk != nil {
+		// A provider's caller: the gateway is the transferee itself, and
+		// the trunk sees nothing (trunkxfer.go).
+		return d.g.transferTrunkCall(ctx, d, offer)
+	}
 	if offer.Replaces != nil {
 		// An attended transfer (`ctl transfer --attended`) with a SIP
 		// phone as the transferee would be a REFER whose Refer-To carries
@@ -86,12 +91,6 @@ func (d *device) onReplaces(_ context.Context, offer endpoint.ReplacesOffer) (en
 
 // referPhone sends the REFER and waits for the final NOTIFY (onTransfer).
 func (g *Gateway) referPhone(ctx context.Context, d *device, offer endpoint.TransferOffer) error {
-	if d.trunk != nil {
-		// A provider's caller: trunks rarely take REFER, and relaying
-		// the caller to the target at the gateway (as a phone's blind
-		// REFER does) is not done for ctl transfer.
-		return fmt.Errorf("%w: transferring a call of trunk %s is not implemented (the gateway sends no REFER to a trunk)", endpoint.ErrDeclined, d.trunk.cfg.Name)
-	}
 	d.mu.Lock()
 	b := d.calls[offer.CallID]
 	d.mu.Unlock()

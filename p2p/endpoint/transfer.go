@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/audio"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -568,3 +570,25 @@ func (e *Endpoint) signReplaces(r *wire.Replaces) ([]byte, error) {
 	}
 	return sig, nil
 }
+
+// KeepSink makes active or ringing call id leave its sink open when it
+// ends: the sink's owner keeps it for another call (a gateway moving a
+// trunk's SIP leg to the call a transfer placed). Errors: ErrNoSuchCall,
+// ErrBadState (the call has ended).
+func (e *Endpoint) KeepSink(ctx context.Context, id string) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.exec(ctx, func() error {
+		if c.sink != nil {
+			if _, ok := c.sink.(io.Closer); ok {
+				c.sink = keptSink{c.sink}
+			}
+		}
+		return nil
+	})
+}
+
+// keptSink hides a sink's Close (KeepSink).
+type keptSink struct{ audio.Sink }
