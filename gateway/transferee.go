@@ -61,32 +61,13 @@ type referProgress struct {
 // target is an ordinary call through the gateway; once it is answered the
 // transferor hangs up, and the phone's original dialog gets BYE.
 func (d *device) onTransfer(ctx context.Context, offer endpoint.TransferOffer) (string, error) {
-	if d.trunk != nil {
-		// A provider's caller: the gateway is the transferee itself, and
-		// the trunk sees nothing (trunkxfer.go).
-		return d.g.transferTrunkCall(ctx, d, offer)
-	}
-	if offer.Replaces != nil {
-		// An attended transfer (`ctl transfer --attended`) with a SIP
-		// phone as the transferee would be a REFER whose Refer-To carries
-		// Replaces, and the phone's INVITE with Replaces would have to be
-		// mapped to the P2P target's call: not done.
-		return "", fmt.Errorf("%w: attended transfer of SIP phone %s's call is not implemented (no REFER with Replaces toward a phone yet); a blind transfer works", errNotImplemented, d.identity())
+	if d.trunk != nil || offer.Replaces != nil {
+		// A provider's caller, or an attended transfer: the gateway is
+		// the transferee itself, and the SIP side sees nothing
+		// (trunkxfer.go).
+		return d.g.transferAnchored(ctx, d, offer)
 	}
 	return "", d.g.referPhone(ctx, d, offer)
-}
-
-// errNotImplemented classifies a transfer the gateway does not do: the
-// transferor sees it declined, with the reason.
-var errNotImplemented = endpoint.ErrDeclined
-
-// onReplaces is the device endpoint's Config.OnReplaces: an attended
-// transfer's invite-replaces for one of this SIP phone's calls (the phone
-// is the target). Answering it would mean moving the phone's SIP leg to
-// the new P2P call, or an INVITE with Replaces toward the phone: not done,
-// so it is refused with the reason and the phone keeps its call.
-func (d *device) onReplaces(_ context.Context, offer endpoint.ReplacesOffer) (endpoint.CallOptions, error) {
-	return endpoint.CallOptions{}, fmt.Errorf("%w: attended transfer to SIP phone %s (replacing its call %s) is not implemented", errNotImplemented, d.identity(), offer.OldCallID)
 }
 
 // referPhone sends the REFER and waits for the final NOTIFY (onTransfer).

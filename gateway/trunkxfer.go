@@ -13,7 +13,9 @@ import (
 
 // A trunk's caller transferred by its P2P party (`baton ctl transfer ID
 // --to TARGET`, or `--attended ID2`, from the softphone talking with the
-// trunk's device): the gateway is the transferee for the trunk party. A
+// trunk's device): the gateway is the transferee for the trunk party. The
+// same mechanism serves an attended transfer whose transferee (X) or
+// target (Y) is a SIP phone: the phone's leg moves to the new P2P call. A
 // provider's trunk is not asked anything (trunks rarely take REFER, and
 // the caller must not notice): the trunk's device places the P2P call to
 // the target (with the transferor's Replaces for an attended transfer),
@@ -33,40 +35,54 @@ var errTrunkToTrunk = fmt.Errorf("%w: a trunk's caller is never transferred to a
 // transfer at a time per call.
 var moving sync.Map // *bridge -> struct{}
 
-// transferTrunkCall is onTransfer for a trunk's device.
-func (g *Gateway) transferTrunkCall(ctx context.Context, d *device, offer endpoint.TransferOffer) (string, error) {
+// claimMove checks that b, device d's bridge of P2P call callID, is an
+// answered call that no transfer holds, and holds it: release gives it
+// back.
+func (g *Gateway) claimMove(d *device, callID string) (b *bridge, release func(), err error) {
+	d.mu.Lock()
+	b = d.calls[callID]
+	d.mu.Unlock()
+	if b == nil {
+		return nil, nil, fmt.Errorf("%w: call %s has no SIP dialog at %s", endpoint.ErrNoSuchCall, callID, d.identity())
+	}
+	b.mu.Lock()
+	ok := b.answered && b.p2pID == callID && !b.transferred
+	b.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: call %s is not an answered call of %s", endpoint.ErrBadState, callID, d.identity())
+	}
+	if _, busy := moving.LoadOrStore(b, struct{}{}); busy {
+		return nil, nil, fmt.Errorf("%w: call %s is being transferred already", endpoint.ErrBusy, callID)
+	}
+	return b, func() { moving.Delete(b) }, nil
+}
+
+// transferAnchored is onTransfer when the gateway is the transferee
+// itself: for a trunk's caller (blind or attended), and for a SIP phone's
+// call in an attended transfer (the phone is asked nothing either: its
+// dialog goes on, with Y's audio).
+func (g *Gateway) transferAnchored(ctx context.Context, d *device, offer endpoint.TransferOffer) (string, error) {
 	log := g.log.With("device", d.identity(), "p2p_call_id", offer.CallID, "transferor", offer.From, "target", offer.Target, "attended", offer.Replaces != nil)
-	if g.isTrunkTarget(offer.Target) {
+	if d.trunk != nil && g.isTrunkTarget(offer.Target) {
 		log.Info("trunk call transfer refused: the target is a trunk")
 		return "", errTrunkToTrunk
 	}
-	d.mu.Lock()
-	b := d.calls[offer.CallID]
-	d.mu.Unlock()
-	if b == nil {
-		return "", fmt.Errorf("%w: call %s has no SIP dialog at %s", endpoint.ErrNoSuchCall, offer.CallID, d.identity())
+	b, release, err := g.claimMove(d, offer.CallID)
+	if err != nil {
+		return "", err
 	}
-	b.mu.Lock()
-	ok := b.answered && b.p2pID == offer.CallID && !b.transferred
-	b.mu.Unlock()
-	if !ok {
-		return "", fmt.Errorf("%w: the trunk's call %s is not an answered call of %s", endpoint.ErrBadState, offer.CallID, d.identity())
-	}
-	if _, busy := moving.LoadOrStore(b, struct{}{}); busy {
-		return "", fmt.Errorf("%w: call %s is being transferred already", endpoint.ErrBusy, offer.CallID)
-	}
-	defer moving.Delete(b)
+	defer release()
 	ep := d.endpoint()
 	if ep == nil {
 		return "", fmt.Errorf("%w: %s is offline", endpoint.ErrOffline, d.identity())
 	}
 	// The new call's audio is the SIP leg, switched on only once it is
-	// answered: until then the trunk's caller keeps talking with the
+	// answered: until then the SIP party keeps talking with the
 	// transferor.
 	view := &legView{l: b.leg}
 	call2, err := ep.DialWith(ctx, offer.Target, endpoint.CallOptions{Source: view, Sink: view, Replaces: offer.Replaces})
 	if err != nil {
-		log.Info("trunk call transfer: the target could not be called; the call stays", "err", err)
+		log.Info("anchored transfer: the target could not be called; the call stays", "err", err)
 		return "", fmt.Errorf("call %s: %w", offer.Target, err)
 	}
 	log = log.With("new_call_id", call2.ID)
@@ -76,7 +92,7 @@ func (g *Gateway) transferTrunkCall(ctx context.Context, d *device, offer endpoi
 		case err != nil:
 			return call2.ID, fmt.Errorf("call %s: %w", offer.Target, err)
 		case ci.State == "ended":
-			log.Info("trunk call transfer: the target did not take the call; the call stays", "result", ci.Result, "reason", ci.EndReason)
+			log.Info("anchored transfer: the target did not take the call; the call stays", "result", ci.Result, "reason", ci.EndReason)
 			return call2.ID, fmt.Errorf("call %s %s: %s: %w", offer.Target, ci.Result, ci.EndReason, resultSentinel(ci.Result))
 		}
 		if ci.State == "active" {
@@ -87,23 +103,64 @@ func (g *Gateway) transferTrunkCall(ctx context.Context, d *device, offer endpoi
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = ep.Hangup(hctx, call2.ID)
 			cancel()
-			log.Info("trunk call transfer abandoned; the call stays", "err", ctx.Err())
+			log.Info("anchored transfer abandoned; the call stays", "err", ctx.Err())
 			return call2.ID, fmt.Errorf("call %s: no answer: %w", offer.Target, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	// Answered: the transferor's call lets go of the leg (silence in,
-	// its audio discarded, and its end no longer closes the leg) and the
-	// new call takes it, at the same packet boundary (leg.sendMu).
-	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	err = ep.KeepSink(kctx, offer.CallID)
-	kcancel()
-	if err != nil {
+	if err := g.switchLeg(ep, d, b, view, offer.CallID, call2.ID, call2.Peer); err != nil {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = ep.Hangup(hctx, call2.ID)
 		cancel()
-		log.Info("trunk call transfer: the transferor's call cannot give up the leg; the call stays", "err", err)
-		return call2.ID, fmt.Errorf("%w: the transferor's call %s: %w", endpoint.ErrBadState, offer.CallID, err)
+		log.Info("anchored transfer: the transferor's call cannot give up the leg; the call stays", "err", err)
+		return call2.ID, err
+	}
+	log.Info("call transferred: the SIP leg now carries the call to the target, nothing sent toward SIP")
+	return call2.ID, nil
+}
+
+// onReplaces is the device endpoint's Config.OnReplaces: an attended
+// transfer's invite-replaces for one of this device's calls (its SIP
+// party is the target). The new call gets the old call's SIP leg, switched
+// to it once it is active (before the endpoint ends the old call); the SIP
+// phone or trunk is told nothing and talks to the caller from then on.
+func (d *device) onReplaces(_ context.Context, offer endpoint.ReplacesOffer) (endpoint.ReplacesAnswer, error) {
+	g := d.g
+	if d.trunk != nil && g.isTrunkTarget(offer.From) {
+		return endpoint.ReplacesAnswer{}, errTrunkToTrunk
+	}
+	b, release, err := g.claimMove(d, offer.OldCallID)
+	if err != nil {
+		return endpoint.ReplacesAnswer{}, err
+	}
+	view := &legView{l: b.leg}
+	return endpoint.ReplacesAnswer{
+		Options: endpoint.CallOptions{Source: view, Sink: view},
+		OnActive: func() {
+			defer release()
+			ep := d.endpoint()
+			if ep == nil {
+				return
+			}
+			if err := g.switchLeg(ep, d, b, view, offer.OldCallID, offer.NewCallID, offer.From); err != nil {
+				g.log.Info("invite-replaces: the replaced call cannot give up its SIP leg", "device", d.identity(), "p2p_call_id", offer.OldCallID, "err", err)
+			}
+		},
+		OnFail: release,
+	}, nil
+}
+
+// switchLeg moves bridge b's SIP leg from P2P call oldID to newID (with
+// newPeer), once newID is active: oldID lets go of the leg (silence in,
+// its audio discarded, its end no longer closes the leg), view (newID's
+// audio) turns on at the same packet boundary (leg.sendMu), and the bridge
+// follows newID from then on (its events, its hangup).
+func (g *Gateway) switchLeg(ep *endpoint.Endpoint, d *device, b *bridge, view *legView, oldID, newID, newPeer string) error {
+	kctx, kcancel := context.WithTimeout(g.ctx, 5*time.Second)
+	err := ep.KeepSink(kctx, oldID)
+	kcancel()
+	if err != nil {
+		return fmt.Errorf("%w: call %s: %w", endpoint.ErrBadState, oldID, err)
 	}
 	rate := 8000
 	if c := b.leg.currentCodec(); c != nil {
@@ -111,23 +168,21 @@ func (g *Gateway) transferTrunkCall(ctx context.Context, d *device, offer endpoi
 	}
 	b.leg.relay(newPipe(rate), newPipe(rate))
 	view.on.Store(true)
-	// The bridge follows the new call: its events, its hangup.
 	b.mu.Lock()
-	b.p2pID, b.peer = call2.ID, call2.Peer
+	b.p2pID, b.peer = newID, newPeer
 	b.mu.Unlock()
-	d.release(call2.ID) // drop its early events (dialing, ringing, active): the SIP side knows them
-	d.claim(call2.ID, b)
-	d.release(offer.CallID)
+	d.release(newID) // drop its early events (dialing, ringing, active): the SIP side knows them
+	d.claim(newID, b)
+	d.release(oldID)
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		g.afterTrunkTransfer(ep, d, b, offer.CallID, call2.ID)
+		g.afterTrunkTransfer(ep, d, b, oldID, newID)
 	}()
-	log.Info("trunk call transferred: the trunk's SIP leg now carries the call to the target, nothing sent to the trunk")
-	return call2.ID, nil
+	return nil
 }
 
-// afterTrunkTransfer cleans up after a trunk call moved to call newID:
+// afterTrunkTransfer cleans up after a SIP leg moved to call newID:
 // the transferor's call oldID, once it ended (its events reach no bridge
 // now), and newID's claim once the bridge is over.
 func (g *Gateway) afterTrunkTransfer(ep *endpoint.Endpoint, d *device, b *bridge, oldID, newID string) {

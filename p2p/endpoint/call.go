@@ -292,6 +292,7 @@ func (e *Endpoint) handleInviteWith(wc *wire.Conn, peer pki.Identity, inv *wire.
 	if rep != nil {
 		e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "replaces " + rep.old})
 		c.start()
+		rep.started = true
 		e.wg.Add(1)
 		go func() { defer e.wg.Done(); e.completeReplacement(c, rep) }()
 		return

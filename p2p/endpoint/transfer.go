@@ -424,11 +424,24 @@ type ReplacesOffer struct {
 	Transferor string // the peer of OldCallID, who signed the Replaces
 }
 
+// ReplacesAnswer is how Config.OnReplaces takes an invite-replaces.
+type ReplacesAnswer struct {
+	// Options are what the new call is answered with.
+	Options CallOptions
+	// OnActive, when set, runs once the new call is active, before the
+	// old call is ended.
+	OnActive func()
+	// OnFail, when set, runs when the new call does not become active
+	// (the old call stays); exactly one of OnActive and OnFail runs.
+	OnFail func()
+}
+
 // replacement is an incoming call that replaces call old once answered
 // (handleInviteWith, completeReplacement).
 type replacement struct {
-	old  string
-	opts CallOptions
+	old     string
+	started bool // handleInviteWith started the call (else it refused it)
+	ReplacesAnswer
 }
 
 // serveInviteReplaces is an attended transfer's target: the transferee
@@ -483,7 +496,7 @@ func (e *Endpoint) serveInviteReplaces(wc *wire.Conn, peer pki.Identity, m *wire
 	}
 	rep := &replacement{old: r.CallID}
 	if e.cfg.OnReplaces != nil {
-		rep.opts, err = e.cfg.OnReplaces(ctx, ReplacesOffer{OldCallID: r.CallID, NewCallID: m.Invite.CallID, From: peer.String(), Transferor: r.From})
+		rep.ReplacesAnswer, err = e.cfg.OnReplaces(ctx, ReplacesOffer{OldCallID: r.CallID, NewCallID: m.Invite.CallID, From: peer.String(), Transferor: r.From})
 		if err != nil {
 			reject(transferCode(err), err.Error(), "replaces")
 			return
@@ -491,6 +504,9 @@ func (e *Endpoint) serveInviteReplaces(wc *wire.Conn, peer pki.Identity, m *wire
 	}
 	log.Info("invite-replaces verified; answering")
 	e.handleInviteWith(wc, peer, &m.Invite, log, rep)
+	if !rep.started && rep.OnFail != nil {
+		rep.OnFail() // refused as an invite (buddies, codec, busy...)
+	}
 }
 
 // verifyReplaces checks, on the call's goroutine, that r lets caller
@@ -528,9 +544,15 @@ func (c *call) verifyReplaces(caller pki.Identity, r *wire.Replaces) error {
 // dialog it replaced). A replacing call that does not become active
 // leaves the old call as it was.
 func (e *Endpoint) completeReplacement(c *call, rep *replacement) {
+	active := false
+	defer func() {
+		if !active && rep.OnFail != nil {
+			rep.OnFail()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	if err := e.AnswerWith(ctx, c.id, rep.opts); err != nil {
+	if err := e.AnswerWith(ctx, c.id, rep.Options); err != nil {
 		c.log.Info("invite-replaces: answer failed; the old call stays", "replaces", rep.old, "err", err)
 		return
 	}
@@ -538,6 +560,10 @@ func (e *Endpoint) completeReplacement(c *call, rep *replacement) {
 		ci := c.snapshot()
 		switch ci.State {
 		case CallActive.String():
+			active = true
+			if rep.OnActive != nil {
+				rep.OnActive()
+			}
 			old, err := e.lookup(rep.old)
 			if err != nil {
 				return
