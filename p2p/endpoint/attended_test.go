@@ -187,3 +187,24 @@ func TestInviteReplacesForged(t *testing.T) {
 		t.Errorf("replayed: bob's call ended %q (%s), want unknown-call", ended.Result, ended.EndReason)
 	}
 }
+
+// The target gone (carol's device crashed: no bye, its listener closed,
+// still listed online): bob cannot reach her, alice gets the error, and
+// her call with bob stays as it was.
+func TestTransferAttendedTargetGone(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	alice, bob, carol, toBob, toCarol := attendedSetup(t, n)
+	carol.crash()
+	info, err := alice.TransferAttended(context.Background(), toBob.ID, toCarol.ID)
+	if err == nil || info.State == "done" || !(errors.Is(err, ErrOffline) || errors.Is(err, ErrUnreachable)) {
+		t.Fatalf("attended transfer to a crashed target: %+v, %v; want ErrOffline or ErrUnreachable", info, err)
+	}
+	t.Logf("target gone: %v", err)
+	if ci, err := alice.Call(toBob.ID); err != nil || ci.State != "active" {
+		t.Fatalf("alice's call with bob after the failure: %+v, %v", ci, err)
+	}
+	if ci, err := bob.Call(toBob.ID); err != nil || ci.State != "active" {
+		t.Fatalf("bob's call with alice after the failure: %+v, %v", ci, err)
+	}
+}
