@@ -139,8 +139,11 @@ func (d *device) setOnline(online bool) {
 		// A call pushed to this device rings the phone first (push.go).
 		OnPush: d.onPush,
 		// A transfer the P2P party asks for is a REFER to the phone
-		// (transferee.go).
+		// (trunkxfer.go).
 		OnTransfer: d.onTransfer,
+		// An attended transfer's invite-replaces for a SIP phone's call
+		// (trunkxfer.go).
+		OnReplaces: d.onReplaces,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: 8,

@@ -70,10 +70,12 @@ type leg struct {
 	relayIn, relayOut *pipe
 	closed            bool
 
-	// sending state, owned by WriteFrame (one caller: the media engine)
-	pkt rtp.Packet
-	out []byte
-	enc []byte
+	// sending state, owned by WriteFrame (one caller: the media engine;
+	// sendMu held)
+	sendMu sync.Mutex
+	pkt    rtp.Packet
+	out    []byte
+	enc    []byte
 
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
 
@@ -264,6 +266,13 @@ func (l *leg) ReadFrame(pcm []int16) error {
 	if l.relayIn != nil {
 		return l.relayIn.ReadFrame(pcm)
 	}
+	return l.readFrameLocked(pcm)
+}
+
+// readFrameLocked is ReadFrame from the phone's audio, relay or not (a
+// trunk call's transfer reads it for the new call: trunkxfer.go). l.mu is
+// held.
+func (l *leg) readFrameLocked(pcm []int16) error {
 	if l.octet {
 		if !l.ready(len(l.octets), len(pcm)) {
 			clear(pcm)
@@ -333,15 +342,25 @@ func (l *leg) passes(call codecs.Codec) bool {
 // with the phone's codec and sent to it.
 func (l *leg) WriteFrame(pcm []int16) error {
 	l.mu.Lock()
-	codec, pt, remote, closed, sending := l.codec, l.pt, l.remote, l.closed, l.sending
 	out := l.relayOut
 	l.mu.Unlock()
 	if out != nil {
 		return out.WriteFrame(pcm)
 	}
+	return l.writeFrameDirect(pcm)
+}
+
+// writeFrameDirect is WriteFrame to the phone, relay or not
+// (trunkxfer.go).
+func (l *leg) writeFrameDirect(pcm []int16) error {
+	l.mu.Lock()
+	codec, pt, remote, closed, sending := l.codec, l.pt, l.remote, l.closed, l.sending
+	l.mu.Unlock()
 	if closed || !sending || codec == nil || !remote.IsValid() || remote.Port() == 0 {
 		return nil
 	}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	if l.writeEvent(remote, len(pcm), codec.Descriptor().ClockRate, codec.Descriptor().SampleRate) {
 		return nil // an RFC 4733 packet went in place of this frame (dtmf.go)
 	}
@@ -367,6 +386,8 @@ func (l *leg) WritePayload(codec codecs.Codec, samples int, payload []byte) (boo
 	if closed || !sending || !remote.IsValid() || remote.Port() == 0 {
 		return true, nil // taken: the phone wants nothing now
 	}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	if l.writeEvent(remote, samples, mine.Descriptor().ClockRate, mine.Descriptor().SampleRate) {
 		return true, nil // an RFC 4733 packet went in place of this frame (dtmf.go)
 	}
@@ -376,7 +397,9 @@ func (l *leg) WritePayload(codec codecs.Codec, samples int, payload []byte) (boo
 
 // send sends one payload of samples samples to the phone under the leg's
 // own SSRC, sequence numbers and timestamps. One caller at a time: the
-// media engine's timeline goroutine.
+// media engine's timeline goroutine; its callers hold sendMu, which
+// orders the two engines of a trunk call's transfer at the moment it
+// switches (trunkxfer.go).
 func (l *leg) send(codec codecs.Codec, pt uint8, remote netip.AddrPort, payload []byte, samples int) error {
 	l.pkt.PayloadType = pt
 	l.pkt.Payload = payload

@@ -61,17 +61,17 @@ type referProgress struct {
 // target is an ordinary call through the gateway; once it is answered the
 // transferor hangs up, and the phone's original dialog gets BYE.
 func (d *device) onTransfer(ctx context.Context, offer endpoint.TransferOffer) (string, error) {
+	if d.trunk != nil || offer.Replaces != nil {
+		// A provider's caller, or an attended transfer: the gateway is
+		// the transferee itself, and the SIP side sees nothing
+		// (trunkxfer.go).
+		return d.g.transferAnchored(ctx, d, offer)
+	}
 	return "", d.g.referPhone(ctx, d, offer)
 }
 
 // referPhone sends the REFER and waits for the final NOTIFY (onTransfer).
 func (g *Gateway) referPhone(ctx context.Context, d *device, offer endpoint.TransferOffer) error {
-	if d.trunk != nil {
-		// A provider's caller: trunks rarely take REFER, and relaying
-		// the caller to the target at the gateway (as a phone's blind
-		// REFER does) is not done for ctl transfer.
-		return fmt.Errorf("%w: transferring a call of trunk %s is not implemented (the gateway sends no REFER to a trunk)", endpoint.ErrDeclined, d.trunk.cfg.Name)
-	}
 	d.mu.Lock()
 	b := d.calls[offer.CallID]
 	d.mu.Unlock()

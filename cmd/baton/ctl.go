@@ -277,36 +277,56 @@ no answer) or its pull did not take the call; the call then stays here.`,
 
 func newCtlTransferCmd(client ctlClient) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "transfer ID --to TARGET",
-		Short: "Transfer a live call to another person (blind transfer)",
+		Use:   "transfer ID (--to TARGET | --attended ID2)",
+		Short: "Transfer a live call to another person (blind, or attended with --attended)",
 		Long: `Ask the far party of call ID to call TARGET (a user, or user/device) and take
 this device's place: once TARGET answers, the call here ends. A far party
 that is a SIP phone behind the gateway gets a REFER and calls TARGET itself.
+
+With --attended ID2 instead of --to, the transfer is attended (RFC 5589 §7):
+ID2 is this device's other active call, and its far party is the target. The
+far party of ID calls the far party of ID2 with a Replaces this device signed,
+the far party of ID2 takes that call in place of ID2, and both calls here end:
+the two far parties talk to each other.
+
 Exits non-zero with the reason when the far party refused (policy), or the
-call to TARGET failed (unknown, offline, busy, no answer); the call then
-stays as it was. The command waits until TARGET answers: give --timeout room
-(e.g. --timeout 60s) when a person has to pick up.`,
+call to TARGET failed (unknown, offline, busy, no answer, a Replaces refused);
+the call (both calls, for --attended) then stays as it was. The command waits
+until TARGET answers: give --timeout room (e.g. --timeout 60s) when a person
+has to pick up.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			to, _ := cmd.Flags().GetString("to")
+			attended, _ := cmd.Flags().GetString("attended")
+			if (to == "") == (attended == "") {
+				return fmt.Errorf("transfer %s: give exactly one of --to TARGET (blind) or --attended ID2 (attended)", args[0])
+			}
 			c, err := client(cmd)
 			if err != nil {
 				return err
 			}
-			info, err := c.Transfer(cmd.Context(), args[0], to)
-			if err != nil {
+			var info endpoint.TransferInfo
+			if attended != "" {
+				info, err = c.TransferAttended(cmd.Context(), args[0], attended)
+				if err != nil {
+					return fmt.Errorf("attended transfer of %s to the far party of %s: %w (both calls stay)", args[0], attended, err)
+				}
+			} else if info, err = c.Transfer(cmd.Context(), args[0], to); err != nil {
 				return fmt.Errorf("transfer %s to %s: %w (the call stays)", args[0], to, err)
 			}
 			line := fmt.Sprintf("transferred %s: %s now talks to %s", info.CallID, info.Peer, info.Target)
 			if info.NewCallID != "" {
 				line += " (call " + info.NewCallID + ")"
 			}
+			if info.Replaces != "" {
+				line += "; " + info.Replaces + " replaced"
+			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), line)
 			return err
 		},
 	}
-	cmd.Flags().String("to", "", "the `user` or user/device to transfer the call to (required)")
-	_ = cmd.MarkFlagRequired("to")
+	cmd.Flags().String("to", "", "the `user` or user/device to transfer the call to (blind transfer)")
+	cmd.Flags().String("attended", "", "this device's other active call `ID2`: its far party is the target, and ID2 is replaced (attended transfer)")
 	return cmd
 }
 

@@ -42,7 +42,7 @@ func TestE2ECtlTransferBetweenPhones(t *testing.T) {
 		{[]string{"transfer", id, "--to", "dave"}, "not a buddy"}, // alice's buddy, not bob's
 		{[]string{"transfer", id, "--to", "bob/mobile"}, "a party of the call"},
 		{[]string{"transfer", "c-0000000000000000", "--to", "carol"}, "no such call"},
-		{[]string{"transfer", id}, `"to" not set`},
+		{[]string{"transfer", id}, "exactly one of --to"},
 	} {
 		r := ctl(t, dir, laptop.admin, tc.args...)
 		if r.code == 0 || !strings.Contains(r.stdout+r.stderr, tc.want) {

@@ -202,6 +202,19 @@ func (c *Client) Transfer(ctx context.Context, id, to string) (endpoint.Transfer
 	return info, err
 }
 
+// TransferAttended joins the far parties of calls id and id2 (an
+// attended transfer): the far party of id calls the far party of id2,
+// replacing call id2; both calls here end when it is done. Errors are
+// Transfer's; both calls then stay.
+func (c *Client) TransferAttended(ctx context.Context, id, id2 string) (endpoint.TransferInfo, error) {
+	var info endpoint.TransferInfo
+	if id == "" || id2 == "" {
+		return info, fmt.Errorf("control: %w: empty call id", ErrInvalidArgument)
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/calls/"+url.PathEscape(id)+"/transfer", TransferRequest{Attended: id2}, http.StatusOK, &info)
+	return info, err
+}
+
 // Rebind moves the endpoint's media to a new local IP (mobility: the call
 // goes on from the new address with no re-login). Its result follows the
 // same rule as Pull: the info, and a *HandoffError unless it is done.

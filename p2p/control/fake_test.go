@@ -246,6 +246,21 @@ func (f *fakeAPI) Transfer(_ context.Context, id, target string) (endpoint.Trans
 	return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: target, State: "done", NewCallID: "c-00000000000000aa"}, nil
 }
 
+func (f *fakeAPI) TransferAttended(_ context.Context, id, id2 string) (endpoint.TransferInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastTransfer = [2]string{id, "attended " + id2}
+	ci, ok := f.calls[id]
+	ci2, ok2 := f.calls[id2]
+	if !ok || !ok2 {
+		return endpoint.TransferInfo{}, fmt.Errorf("%w: %q or %q", endpoint.ErrNoSuchCall, id, id2)
+	}
+	if f.transferErr != nil {
+		return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: ci2.Peer, Replaces: id2, State: "failed", Error: f.transferErr.Error()}, f.transferErr
+	}
+	return endpoint.TransferInfo{CallID: id, Peer: ci.Peer, Target: ci2.Peer, Replaces: id2, State: "done", NewCallID: "c-00000000000000ab"}, nil
+}
+
 func (f *fakeAPI) pushed() *endpoint.PushRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()

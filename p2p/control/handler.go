@@ -401,11 +401,16 @@ func (h *handler) push(w http.ResponseWriter, r *http.Request) {
 // TransferRequest is the body of POST /v1/calls/{id}/transfer.
 type TransferRequest struct {
 	// To is the transfer target: a user ("carol") or user/device.
-	To string `json:"to"`
+	To string `json:"to,omitempty"`
+	// Attended, instead of To, is this endpoint's other active call: its
+	// far party is the target, and that call is replaced (an attended
+	// transfer, RFC 5589 §7).
+	Attended string `json:"attended,omitempty"`
 }
 
 // transfer asks the far party of a call to call another person and take
-// this device's place (a blind transfer, issue 9 §2). The request context
+// this device's place (a blind transfer, issue 9 §2), or, with attended,
+// the far party of this device's other call, replacing that call. The request context
 // bounds the wait for the transferee's report. 200 with the TransferInfo
 // once it is done (the call here has ended); an error answer otherwise,
 // and the call stays.
@@ -419,11 +424,22 @@ func (h *handler) transfer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if strings.TrimSpace(req.To) == "" {
-		h.fail(w, r, fmt.Errorf("%w: missing \"to\" (the user or user/device to transfer the call to)", ErrBadRequest))
+	to, attended := strings.TrimSpace(req.To), strings.TrimSpace(req.Attended)
+	switch {
+	case to == "" && attended == "":
+		h.fail(w, r, fmt.Errorf("%w: missing \"to\" (the user or user/device to transfer the call to) or \"attended\" (the other call to join it with)", ErrBadRequest))
+		return
+	case to != "" && attended != "":
+		h.fail(w, r, fmt.Errorf("%w: \"to\" and \"attended\" together: a transfer is blind (to) or attended (the other call's far party is the target)", ErrBadRequest))
 		return
 	}
-	info, err := h.ep.Transfer(r.Context(), r.PathValue("id"), req.To)
+	var info endpoint.TransferInfo
+	var err error
+	if attended != "" {
+		info, err = h.ep.TransferAttended(r.Context(), r.PathValue("id"), attended)
+	} else {
+		info, err = h.ep.Transfer(r.Context(), r.PathValue("id"), to)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -72,7 +72,31 @@ func TestTransferRoute(t *testing.T) {
 			t.Errorf("Client.Transfer error %v, want ErrNoSuchCall", err)
 		}
 	})
-	for _, body := range []string{`{}`, `{"to":""}`, `{"to":"carol","call_id":"c-2"}`, `not json`} {
+	t.Run("attended", func(t *testing.T) {
+		t.Parallel()
+		f := withCall()
+		f.addCall(endpoint.CallInfo{ID: "c-2", Peer: "carol/laptop", State: "active"})
+		ts, c := serve(t, Options{Endpoint: f})
+		r := request(t, ts, "POST", "/v1/calls/c-1/transfer", `{"attended":"c-2"}`, "Content-Type", "application/json")
+		if r.status != 200 || !strings.Contains(r.body, `"replaces":"c-2"`) || !strings.Contains(r.body, `"target":"carol/laptop"`) {
+			t.Fatalf("status %d %s", r.status, r.body)
+		}
+		if got := f.transferred(); got != [2]string{"c-1", "attended c-2"} {
+			t.Errorf("TransferAttended got %v", got)
+		}
+		info, err := c.TransferAttended(ctx, "c-1", "c-2")
+		if err != nil || info.State != "done" || info.Replaces != "c-2" || info.Target != "carol/laptop" {
+			t.Fatalf("Client.TransferAttended = %+v, %v", info, err)
+		}
+		f.transferErr = fmt.Errorf("endpoint: carol/laptop refused: %w", endpoint.ErrForbidden)
+		if _, err := c.TransferAttended(ctx, "c-1", "c-2"); !errors.Is(err, endpoint.ErrForbidden) {
+			t.Errorf("Client.TransferAttended error %v, want ErrForbidden", err)
+		}
+		if _, err := c.TransferAttended(ctx, "c-1", "c-9"); !errors.Is(err, endpoint.ErrNoSuchCall) {
+			t.Errorf("Client.TransferAttended error %v, want ErrNoSuchCall", err)
+		}
+	})
+	for _, body := range []string{`{}`, `{"to":""}`, `{"to":"carol","call_id":"c-2"}`, `not json`, `{"to":"carol","attended":"c-2"}`, `{"attended":" "}`} {
 		t.Run("bad body "+body, func(t *testing.T) {
 			t.Parallel()
 			f := withCall()

@@ -170,6 +170,11 @@ type API interface {
 	// take this device's place (a blind transfer); the call here ends
 	// once target answers, and stays when the transfer fails.
 	Transfer(ctx context.Context, callID, target string) (TransferInfo, error)
+	// TransferAttended joins the far parties of two active calls of this
+	// device (an attended transfer, RFC 5589 §7): the far party of callID
+	// calls the far party of callID2, replacing callID2; both calls here
+	// end once that call is active, and both stay when it fails.
+	TransferAttended(ctx context.Context, callID, callID2 string) (TransferInfo, error)
 	// Sessions asks another device of this user which sessions it has.
 	Sessions(ctx context.Context, device string) ([]SessionInfo, error)
 	// Rebind moves this endpoint's media to a new local IP (mobility).

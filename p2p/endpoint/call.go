@@ -202,7 +202,11 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 		SignalAddr: e.SignalAddr().String(),
 		Number:     opts.Number,
 	}
-	if err := conn.Send(inv, sendTimeout); err != nil {
+	var msg wire.Message = inv
+	if opts.Replaces != nil { // an attended transfer's invite (transfer.go)
+		msg = &wire.InviteReplaces{Invite: *inv, Replaces: *opts.Replaces}
+	}
+	if err := conn.Send(msg, sendTimeout); err != nil {
 		c.closeMedia()
 		e.abandon(c)
 		_ = conn.Close()
@@ -221,6 +225,13 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 // handleInvite checks an incoming invite on an authenticated connection and
 // either rejects it or starts an incoming call.
 func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invite, log *slog.Logger) {
+	e.handleInviteWith(wc, peer, inv, log, nil)
+}
+
+// handleInviteWith is handleInvite; rep, when not nil, makes the call an
+// attended transfer's replacement of call rep.old (transfer.go): it takes
+// a transfer's extra call slot and is answered at once by rep.
+func (e *Endpoint) handleInviteWith(wc *wire.Conn, peer pki.Identity, inv *wire.Invite, log *slog.Logger, rep *replacement) {
 	reject := func(code wire.ErrorCode, reason, stat string) {
 		e.stats.rejected(stat)
 		log.Info("invite refused", "call_id", inv.CallID, "code", code, "reason", reason)
@@ -258,6 +269,7 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	c.invite = inv
 	c.codec = codec
 	c.peerSignal = inv.SignalAddr
+	c.transfer = rep != nil
 	if err := e.register(c); err != nil {
 		code := wire.CodeBusy
 		if errors.Is(err, ErrClosed) {
@@ -277,6 +289,14 @@ func (e *Endpoint) handleInvite(wc *wire.Conn, peer pki.Identity, inv *wire.Invi
 	c.info.Codec = codec.Descriptor().Name
 	c.update()
 	c.log.Info("incoming call ringing", "codec", codec.Descriptor().Name)
+	if rep != nil {
+		e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "replaces " + rep.old})
+		c.start()
+		rep.started = true
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.completeReplacement(c, rep) }()
+		return
+	}
 	e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "incoming"})
 	d := e.decideIncoming(c) // OnIncoming (incoming.go)
 	c.start()

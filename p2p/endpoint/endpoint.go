@@ -110,6 +110,14 @@ type Config struct {
 	// sends its SIP phone a REFER and waits for the NOTIFY. nil = call the
 	// target from this endpoint.
 	OnTransfer func(ctx context.Context, offer TransferOffer) (newCallID string, err error)
+	// OnReplaces, when set, decides an attended transfer's invite that
+	// replaces one of this endpoint's calls (invite-replaces, once its
+	// Replaces is verified): the options the new call is answered with
+	// and what to run once it is active (before the old call ends), or
+	// an error that refuses it (the old call stays). A gateway moves the
+	// SIP leg of the old call to the new one. nil = answer with the
+	// endpoint's factories.
+	OnReplaces func(ctx context.Context, offer ReplacesOffer) (ReplacesAnswer, error)
 	// Logger receives the endpoint's logs; nil = discard.
 	Logger *slog.Logger
 	// RingTimeout ends an unanswered call (default 60 s).

@@ -1,6 +1,9 @@
 package endpoint
 
-import "github.com/baton-voice/baton/p2p/audio"
+import (
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/wire"
+)
 
 // CallOptions are the per-call settings of DialWith and AnswerWith. A zero
 // value means the endpoint's defaults (Config.NewSource, Config.NewSink).
@@ -19,6 +22,10 @@ type CallOptions struct {
 	// (transfer.go), which may take one call slot past MaxCalls: the
 	// original call ends once it is answered.
 	transfer bool
+	// Replaces, for DialWith, makes the call an attended transfer's
+	// invite-replaces (transfer.go): a transferee passes on
+	// TransferOffer.Replaces, the transferor's signed permission.
+	Replaces *wire.Replaces
 }
 
 // CanCall reports whether Dial would find target now (valid, a buddy or

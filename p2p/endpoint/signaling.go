@@ -130,12 +130,15 @@ func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
 	case *wire.TransferRequest:
 		e.serveTransfer(wc, peer, m)
 		return
+	case *wire.InviteReplaces:
+		e.serveInviteReplaces(wc, peer, m, log)
+		return
 	}
 	inv, ok := m.(*wire.Invite)
 	if !ok {
 		e.stats.rejected("unexpected")
 		log.Info("signaling: first message is not an invite", "type", m.Type())
-		_ = wc.SendError(wire.CodeBadRequest, fmt.Sprintf("first message must be invite, session-query, reestablish, push-offer or transfer-request, got %s", m.Type()), "", sendTimeout)
+		_ = wc.SendError(wire.CodeBadRequest, fmt.Sprintf("first message must be invite, invite-replaces, session-query, reestablish, push-offer or transfer-request, got %s", m.Type()), "", sendTimeout)
 		_ = wc.Close()
 		return
 	}

@@ -2,10 +2,17 @@ package endpoint
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"time"
 
+	"github.com/baton-voice/baton/p2p/audio"
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/pki"
 	"github.com/baton-voice/baton/p2p/wire"
@@ -32,6 +39,10 @@ type TransferOffer struct {
 	CallID string // the call with the transferor
 	From   string // the transferor, user/device, as its certificate proved
 	Target string // "user" or "user/device"
+	// Replaces, for an attended transfer, is the transferor's signed
+	// permission to replace its call with Target (a device): the call to
+	// Target must be placed with CallOptions.Replaces set to it.
+	Replaces *wire.Replaces
 }
 
 // TransferInfo is how a transfer went, as the transferor sees it.
@@ -43,7 +54,10 @@ type TransferInfo struct {
 	// the original call has ended) or "failed" (the call stays).
 	State     string `json:"state"`
 	NewCallID string `json:"new_call_id,omitempty"` // the transferee's call to the target
-	Error     string `json:"error,omitempty"`
+	// Replaces, for an attended transfer, is this device's call with the
+	// target that the new call replaced (ended too when it is done).
+	Replaces string `json:"replaces,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // transferTimeout bounds the whole transfer: the target may ring for up to
@@ -61,9 +75,74 @@ func (e *Endpoint) transferTimeout() time.Duration {
 // target (ErrUnknownPeer, ErrOffline, ErrBusy, ErrDeclined...), in a
 // message that names the target. In every error the call stays as it was.
 func (e *Endpoint) Transfer(ctx context.Context, callID, target string) (TransferInfo, error) {
+	return e.transfer(ctx, callID, target, nil)
+}
+
+// TransferAttended joins the far parties of this device's active calls
+// callID (with X, the transferee) and callID2 (with Y, the target): an
+// attended transfer (RFC 5589 §7). It signs a Replaces naming callID2 for
+// X, and sends X a transfer-request with it; X calls Y with
+// invite-replaces, Y checks the Replaces against its call with this
+// device, answers at once and ends callID2. When X reports done, callID
+// ends here too. Errors are Transfer's; in every error both calls stay.
+func (e *Endpoint) TransferAttended(ctx context.Context, callID, callID2 string) (TransferInfo, error) {
+	c2, err := e.lookup(callID2)
+	if err != nil {
+		return TransferInfo{CallID: callID, State: wire.TransferFailed, Replaces: callID2}, fmt.Errorf("the call to replace: %w", err)
+	}
+	ci2 := c2.snapshot()
+	info := TransferInfo{CallID: callID, Target: ci2.Peer, State: wire.TransferFailed, Replaces: ci2.ID}
+	if callID == callID2 {
+		return info, fmt.Errorf("%w: %s twice: an attended transfer joins two different calls", ErrInvalidTarget, callID)
+	}
+	if ci2.State != CallActive.String() {
+		return info, fmt.Errorf("%w: call %s is %s; only an active call can be joined", ErrBadState, ci2.ID, ci2.State)
+	}
 	c, err := e.lookup(callID)
 	if err != nil {
-		return TransferInfo{}, err
+		return info, err
+	}
+	if c.peer == c2.peer {
+		return info, fmt.Errorf("%w: calls %s and %s are both with %s", ErrInvalidTarget, callID, callID2, c.peer)
+	}
+	r := wire.Replaces{
+		CallID:       ci2.ID,
+		From:         e.id.String(),
+		To:           c.peer.String(),
+		Target:       c2.peer.String(),
+		NotAfterUnix: e.cfg.Now().Add(e.transferTimeout()).Unix(),
+		Nonce:        make([]byte, wire.ReplacesNonceLen),
+	}
+	if _, err := rand.Read(r.Nonce); err != nil {
+		return info, fmt.Errorf("endpoint: replaces nonce: %w", err)
+	}
+	if r.Signature, err = e.signReplaces(&r); err != nil {
+		return info, err
+	}
+	info, err = e.transfer(ctx, callID, c2.peer.String(), &r)
+	info.Replaces = ci2.ID
+	if err != nil {
+		return info, err
+	}
+	// The target ends the replaced call itself (bye "replaced"); one that
+	// does not is hung up here, so that no call is left half-joined.
+	select {
+	case <-c2.done:
+	case <-time.After(5 * time.Second):
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := e.Hangup(hctx, ci2.ID); err != nil && !errors.Is(err, ErrNoSuchCall) && !errors.Is(err, ErrBadState) {
+			e.log.Info("attended transfer done; hanging up the replaced call failed", "call_id", ci2.ID, "err", err)
+		}
+		cancel()
+	}
+	return info, nil
+}
+
+// transfer is Transfer, attended when replaces is set.
+func (e *Endpoint) transfer(ctx context.Context, callID, target string, replaces *wire.Replaces) (TransferInfo, error) {
+	c, err := e.lookup(callID)
+	if err != nil {
+		return TransferInfo{CallID: callID, Target: target, State: wire.TransferFailed}, err
 	}
 	ci := c.snapshot()
 	info := TransferInfo{CallID: ci.ID, Peer: ci.Peer, Target: target, State: wire.TransferFailed}
@@ -93,7 +172,7 @@ func (e *Endpoint) Transfer(ctx context.Context, callID, target string) (Transfe
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
-	if err := conn.Send(&wire.TransferRequest{CallID: ci.ID, From: e.id.String(), Target: target}, sendTimeout); err != nil {
+	if err := conn.Send(&wire.TransferRequest{CallID: ci.ID, From: e.id.String(), Target: target, Replaces: replaces}, sendTimeout); err != nil {
 		return fail(fmt.Errorf("%w: transfer request to %s: %w", ErrUnreachable, peer, err))
 	}
 	e.log.Info("transfer requested", "call_id", ci.ID, "transferee", peer.String(), "target", target)
@@ -209,6 +288,10 @@ func (e *Endpoint) serveTransfer(wc *wire.Conn, peer pki.Identity, m *wire.Trans
 		reject(wire.CodeBadRequest, "the target is the transferee itself")
 		return
 	}
+	if m.Replaces != nil && m.Replaces.To != e.id.String() {
+		reject(wire.CodeBadRequest, "the replaces is for "+m.Replaces.To+", not "+e.id.String())
+		return
+	}
 	// The policy decides (handoff.KindTransfer): the default allows it (the
 	// transferor is a party of the call); an operator's may refuse some
 	// targets (a trunk: toll fraud). The transferor is told the reason:
@@ -223,7 +306,7 @@ func (e *Endpoint) serveTransfer(wc *wire.Conn, peer pki.Identity, m *wire.Trans
 		reject(wire.CodeForbidden, "refused by policy: "+reason)
 		return
 	}
-	offer := TransferOffer{CallID: m.CallID, From: peer.String(), Target: m.Target}
+	offer := TransferOffer{CallID: m.CallID, From: peer.String(), Target: m.Target, Replaces: m.Replaces}
 	log.Info("transfer requested; calling the target")
 	e.emit(Event{Type: "transfer.received", CallID: m.CallID, Peer: peer.String(), Detail: "calling " + m.Target + " for " + peer.String()})
 	ctx, cancel := context.WithTimeout(e.ctx, e.transferTimeout())
@@ -279,7 +362,7 @@ func (e *Endpoint) serveTransfer(wc *wire.Conn, peer pki.Identity, m *wire.Trans
 // call slot the transfer lends (the original call ends when it succeeds),
 // and waits until the target answers or the call fails.
 func (e *Endpoint) callTransferTarget(ctx context.Context, offer TransferOffer) (string, error) {
-	ci, err := e.DialWith(ctx, offer.Target, CallOptions{transfer: true})
+	ci, err := e.DialWith(ctx, offer.Target, CallOptions{transfer: true, Replaces: offer.Replaces})
 	if err != nil {
 		return "", fmt.Errorf("call %s: %w", offer.Target, err)
 	}
@@ -325,3 +408,213 @@ func resultError(result string) error {
 	}
 	return ErrUnreachable
 }
+
+// ErrReplaces means an attended transfer's Replaces does not let its
+// caller replace the call it names (not signed by the call's peer, for
+// another call or device, expired, or used before).
+var ErrReplaces = errors.New("endpoint: replaces refused")
+
+// ReplacesOffer is an attended transfer's invite as Config.OnReplaces
+// sees it, once verified: caller From asks to replace call OldCallID with
+// Transferor by its call NewCallID.
+type ReplacesOffer struct {
+	OldCallID  string // this endpoint's call with the transferor
+	NewCallID  string // the call that replaces it
+	From       string // the caller (the transferee), as its certificate proved
+	Transferor string // the peer of OldCallID, who signed the Replaces
+}
+
+// ReplacesAnswer is how Config.OnReplaces takes an invite-replaces.
+type ReplacesAnswer struct {
+	// Options are what the new call is answered with.
+	Options CallOptions
+	// OnActive, when set, runs once the new call is active, before the
+	// old call is ended.
+	OnActive func()
+	// OnFail, when set, runs when the new call does not become active
+	// (the old call stays); exactly one of OnActive and OnFail runs.
+	OnFail func()
+}
+
+// replacement is an incoming call that replaces call old once answered
+// (handleInviteWith, completeReplacement).
+type replacement struct {
+	old     string
+	started bool // handleInviteWith started the call (else it refused it)
+	ReplacesAnswer
+}
+
+// serveInviteReplaces is an attended transfer's target: the transferee
+// (peer) calls to replace this endpoint's call m.Replaces.CallID with the
+// transferor (RFC 3891 in P2P). The Replaces must name one of this
+// endpoint's active calls, with its signer as the call's peer, verify with
+// the key of the certificate that peer proved when that call was set up,
+// name peer as the device allowed, not be expired or replayed, and the
+// policy (handoff.KindTransfer) must allow it. Then the call is answered
+// at once and the old call ends; on any refusal the caller gets reject and
+// the old call stays.
+func (e *Endpoint) serveInviteReplaces(wc *wire.Conn, peer pki.Identity, m *wire.InviteReplaces, log *slog.Logger) {
+	r := m.Replaces
+	log = log.With("call_id", m.Invite.CallID, "replaces", r.CallID, "transferor", r.From)
+	reject := func(code wire.ErrorCode, reason, stat string) {
+		e.stats.rejected(stat)
+		log.Info("invite-replaces refused; the call it names stays", "code", code, "reason", reason)
+		e.emit(Event{Type: "transfer.refused", CallID: r.CallID, Peer: peer.String(), Detail: reason})
+		_ = wc.Send(&wire.Reject{CallID: m.Invite.CallID, Code: code, Reason: wire.TrimReason(reason)}, sendTimeout)
+		_ = wc.Close()
+	}
+	if m.Invite.From != peer.String() {
+		reject(wire.CodeIdentityMismatch, fmt.Sprintf("invite-replaces from %q but certificate is %s", m.Invite.From, peer), "identity")
+		return
+	}
+	// Which calls exist is told only to their own peer: a caller naming a
+	// call that is not the signer's gets the answer an unknown one gets.
+	old, err := e.lookup(r.CallID)
+	if err != nil || old.peer.String() != r.From {
+		reject(wire.CodeUnknownCall, "no call "+r.CallID+" with "+r.From+" to replace", "replaces")
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	err = old.exec(ctx, func() error { return old.verifyReplaces(peer, &r) })
+	if err != nil {
+		code := wire.CodeForbidden
+		if errors.Is(err, ErrBadState) {
+			code = wire.CodeUnknownCall
+		}
+		reject(code, err.Error(), "replaces")
+		return
+	}
+	d, err := e.cfg.Policy.Decide(e.ctx, handoff.Request{Kind: handoff.KindTransfer, Requester: r.From, Owner: e.id.String(), CallID: r.CallID, Peer: peer.String()})
+	if err != nil || !d.Allow {
+		reason := d.Reason
+		if err != nil {
+			reason = err.Error()
+		}
+		reject(wire.CodeForbidden, "refused by policy: "+reason, "policy")
+		return
+	}
+	rep := &replacement{old: r.CallID}
+	if e.cfg.OnReplaces != nil {
+		rep.ReplacesAnswer, err = e.cfg.OnReplaces(ctx, ReplacesOffer{OldCallID: r.CallID, NewCallID: m.Invite.CallID, From: peer.String(), Transferor: r.From})
+		if err != nil {
+			reject(transferCode(err), err.Error(), "replaces")
+			return
+		}
+	}
+	log.Info("invite-replaces verified; answering")
+	e.handleInviteWith(wc, peer, &m.Invite, log, rep)
+	if !rep.started && rep.OnFail != nil {
+		rep.OnFail() // refused as an invite (buddies, codec, busy...)
+	}
+}
+
+// verifyReplaces checks, on the call's goroutine, that r lets caller
+// replace this call: active, signed by its peer with the certificate it
+// proved, for this call and this endpoint, naming caller, not expired,
+// not seen before.
+func (c *call) verifyReplaces(caller pki.Identity, r *wire.Replaces) error {
+	if c.state != CallActive {
+		return fmt.Errorf("%w: call %s is %s, not active", ErrBadState, c.id, c.state)
+	}
+	nonce := "replaces:" + hex.EncodeToString(r.Nonce)
+	if _, seen := c.handoff().nonces[nonce]; seen {
+		return fmt.Errorf("%w: replaces already used (replay)", ErrReplaces)
+	}
+	switch {
+	case r.CallID != c.id || r.From != c.peer.String():
+		return fmt.Errorf("%w: replaces is for call %s with %s", ErrReplaces, r.CallID, r.From)
+	case r.Target != c.e.id.String():
+		return fmt.Errorf("%w: replaces names %s as the target, this is %s", ErrReplaces, r.Target, c.e.id)
+	case r.To != caller.String():
+		return fmt.Errorf("%w: replaces is for %s, presented by %s", ErrReplaces, r.To, caller)
+	case time.Unix(r.NotAfterUnix, 0).Before(c.e.cfg.Now()):
+		return fmt.Errorf("%w: replaces expired", ErrReplaces)
+	case c.peerCert == nil:
+		return fmt.Errorf("%w: no certificate of %s to verify with", ErrReplaces, c.peer)
+	case !verifySignature(c.peerCert.PublicKey, r.SigningBytes(), r.Signature):
+		return fmt.Errorf("%w: replaces signature does not verify with %s's key", ErrReplaces, c.peer)
+	}
+	c.handoff().nonces[nonce] = struct{}{}
+	return nil
+}
+
+// completeReplacement answers the replacing call c and, once it is
+// active, ends the call it replaces (RFC 3891 §3: the target ends the
+// dialog it replaced). A replacing call that does not become active
+// leaves the old call as it was.
+func (e *Endpoint) completeReplacement(c *call, rep *replacement) {
+	active := false
+	defer func() {
+		if !active && rep.OnFail != nil {
+			rep.OnFail()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	if err := e.AnswerWith(ctx, c.id, rep.Options); err != nil {
+		c.log.Info("invite-replaces: answer failed; the old call stays", "replaces", rep.old, "err", err)
+		return
+	}
+	for {
+		ci := c.snapshot()
+		switch ci.State {
+		case CallActive.String():
+			active = true
+			if rep.OnActive != nil {
+				rep.OnActive()
+			}
+			old, err := e.lookup(rep.old)
+			if err != nil {
+				return
+			}
+			c.log.Info("invite-replaces: active; ending the replaced call", "replaces", rep.old)
+			e.emit(Event{Type: "transfer.replaced", CallID: rep.old, Peer: old.peer.String(), Detail: "replaced by call " + c.id + " with " + c.peer.String()})
+			if err := old.command(ctx, cmdHangup, "replaced by call "+c.id+" with "+c.peer.String()); err != nil {
+				c.log.Info("invite-replaces: ending the replaced call failed", "replaces", rep.old, "err", err)
+			}
+			return
+		case CallEnded.String():
+			c.log.Info("invite-replaces: the new call ended before it was active; the old call stays", "replaces", rep.old)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// signReplaces signs r with this endpoint's key.
+func (e *Endpoint) signReplaces(r *wire.Replaces) ([]byte, error) {
+	digest := sha256.Sum256(r.SigningBytes())
+	sig, err := ecdsa.SignASN1(rand.Reader, e.key, digest[:])
+	if err != nil {
+		return nil, fmt.Errorf("endpoint: sign replaces: %w", err)
+	}
+	return sig, nil
+}
+
+// KeepSink makes active or ringing call id leave its sink open when it
+// ends: the sink's owner keeps it for another call (a gateway moving a
+// trunk's SIP leg to the call a transfer placed). Errors: ErrNoSuchCall,
+// ErrBadState (the call has ended).
+func (e *Endpoint) KeepSink(ctx context.Context, id string) error {
+	c, err := e.lookup(id)
+	if err != nil {
+		return err
+	}
+	return c.exec(ctx, func() error {
+		if c.sink != nil {
+			if _, ok := c.sink.(io.Closer); ok {
+				c.sink = keptSink{c.sink}
+			}
+		}
+		return nil
+	})
+}
+
+// keptSink hides a sink's Close (KeepSink).
+type keptSink struct{ audio.Sink }

@@ -71,6 +71,7 @@ var typeNames = map[Type]string{
 	TypeDTMF:            "dtmf",
 	TypeTransferRequest: "transfer-request",
 	TypeTransferResult:  "transfer-result",
+	TypeInviteReplaces:  "invite-replaces",
 	TypeGatewayLogin:    "gateway-login",
 	TypeGatewayWelcome:  "gateway-welcome",
 	TypeDeviceLogin:     "device-login",

@@ -105,8 +105,12 @@ func sampleMessages() map[Type]Message {
 		TypeDTMF:            &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
 		TypeTransferRequest: &TransferRequest{CallID: "c-7f3a9e", From: "alice/laptop", Target: "carol"},
 		TypeTransferResult:  &TransferResult{CallID: "c-7f3a9e", State: TransferDone, NewCallID: "c-0123456789abcdef"},
-		TypeGatewayLogin:    &GatewayLogin{Gateway: "gw1", Secret: "OzGZCH8u3DpaNGvD342Qybrs84FGWU-kytftAkjtVrg"},
-		TypeGatewayWelcome:  &GatewayWelcome{ObservedAddr: "127.0.0.5:50000", KeepaliveMS: 15000, Users: []string{"alice", "carol"}},
+		TypeInviteReplaces: &InviteReplaces{
+			Invite: Invite{CallID: "c-0123456789abcdef", From: "bob/phone", To: "carol/laptop", Codecs: []string{"opus"},
+				Media: Media{Addr: "127.0.0.2:40000", SSRC: 0xdeadbeef, PtimeMS: 20}},
+			Replaces: sampleReplaces()},
+		TypeGatewayLogin:   &GatewayLogin{Gateway: "gw1", Secret: "OzGZCH8u3DpaNGvD342Qybrs84FGWU-kytftAkjtVrg"},
+		TypeGatewayWelcome: &GatewayWelcome{ObservedAddr: "127.0.0.5:50000", KeepaliveMS: 15000, Users: []string{"alice", "carol"}},
 		TypeDeviceLogin: &DeviceLogin{ID: "alice/desk", PublicKey: bytes.Repeat([]byte{0x30, 0x59, 0x30, 0x13}, 23),
 			SignalAddr: "127.0.0.5:7070", Status: StatusOnline},
 		TypeDeviceWelcome: &DeviceWelcome{ID: "alice/desk", Certificate: bytes.Repeat([]byte{0x30, 0x82}, 250), ExpiresUnix: 1767225600,
@@ -118,6 +122,13 @@ func sampleMessages() map[Type]Message {
 		TypeDeviceRenew:    &DeviceRenew{ID: "alice/desk"},
 		TypeDeviceRenewed:  &DeviceRenewed{ID: "alice/desk", Certificate: bytes.Repeat([]byte{0x30, 0x82, 0x01}, 100), ExpiresUnix: 1767229200},
 	}
+}
+
+// sampleReplaces: alice/laptop lets bob/phone replace her call c-1b2c3d
+// with carol/laptop.
+func sampleReplaces() Replaces {
+	return Replaces{CallID: "c-1b2c3d", From: "alice/laptop", To: "bob/phone", Target: "carol/laptop",
+		NotAfterUnix: 1767229200, Nonce: bytes.Repeat([]byte{9}, ReplacesNonceLen), Signature: bytes.Repeat([]byte{0x30}, 71)}
 }
 
 func sampleGrant() Grant {
@@ -138,7 +149,7 @@ var allTypes = []Type{
 	TypeNewAddress, TypeNewAddressAck,
 	TypePushOffer, TypePushResult,
 	TypeDTMF,
-	TypeTransferRequest, TypeTransferResult,
+	TypeTransferRequest, TypeTransferResult, TypeInviteReplaces,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -184,7 +195,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypeNewAddress: 312, TypeNewAddressAck: 313,
 		TypePushOffer: 320, TypePushResult: 321,
 		TypeDTMF:            330,
-		TypeTransferRequest: 340, TypeTransferResult: 341,
+		TypeTransferRequest: 340, TypeTransferResult: 341, TypeInviteReplaces: 342,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
@@ -622,6 +633,22 @@ func TestValidate(t *testing.T) {
 		{"transfer-request: target a SIP URI", TypeTransferRequest, func(m Message) { m.(*TransferRequest).Target = "sip:carol@gw" }, false},
 
 		// TransferResult
+		{"transfer-request: attended", TypeTransferRequest, attended(nil), true},
+		{"transfer-request: replaces signed by another", TypeTransferRequest, attended(func(r *Replaces) { r.From = "alice/desk" }), false},
+		{"transfer-request: replaces for another target", TypeTransferRequest, attended(func(r *Replaces) { r.Target = "dave/laptop" }), false},
+		{"transfer-request: replaces the transferred call", TypeTransferRequest, attended(func(r *Replaces) { r.CallID = "c-7f3a9e" }), false},
+		{"transfer-request: replaces bad call id", TypeTransferRequest, attended(func(r *Replaces) { r.CallID = "c 1" }), false},
+		{"transfer-request: replaces to not an identity", TypeTransferRequest, attended(func(r *Replaces) { r.To = "bob" }), false},
+		{"transfer-request: replaces to is the target", TypeTransferRequest, attended(func(r *Replaces) { r.To = "carol/laptop" }), false},
+		{"transfer-request: replaces no expiry", TypeTransferRequest, attended(func(r *Replaces) { r.NotAfterUnix = 0 }), false},
+		{"transfer-request: replaces short nonce", TypeTransferRequest, attended(func(r *Replaces) { r.Nonce = r.Nonce[:8] }), false},
+		{"transfer-request: replaces no signature", TypeTransferRequest, attended(func(r *Replaces) { r.Signature = nil }), false},
+		{"transfer-request: replaces oversized signature", TypeTransferRequest, attended(func(r *Replaces) { r.Signature = make([]byte, MaxReplacesSignatureLen+1) }), false},
+		{"invite-replaces: caller is not the replaces' to", TypeInviteReplaces, func(m Message) { m.(*InviteReplaces).Invite.From = "dave/phone" }, false},
+		{"invite-replaces: callee is not the target", TypeInviteReplaces, func(m Message) { m.(*InviteReplaces).Invite.To = "carol/desk" }, false},
+		{"invite-replaces: replaces its own call", TypeInviteReplaces, func(m Message) { m.(*InviteReplaces).Replaces.CallID = "c-0123456789abcdef" }, false},
+		{"invite-replaces: bad invite", TypeInviteReplaces, func(m Message) { m.(*InviteReplaces).Invite.Codecs = nil }, false},
+		{"invite-replaces: bad replaces", TypeInviteReplaces, func(m Message) { m.(*InviteReplaces).Replaces.Nonce = nil }, false},
 		{"transfer-result: bad call id", TypeTransferResult, func(m Message) { m.(*TransferResult).CallID = "c 1" }, false},
 		{"transfer-result: unknown state", TypeTransferResult, func(m Message) { m.(*TransferResult).State = "ringing" }, false},
 		{"transfer-result: done with a code", TypeTransferResult, func(m Message) { m.(*TransferResult).Code = CodeBusy }, false},
@@ -793,5 +820,19 @@ func TestTrimText(t *testing.T) {
 				t.Errorf("TrimText(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 			}
 		})
+	}
+}
+
+// attended returns a TestValidate mutation that makes the sample
+// transfer-request attended (carol/laptop's call c-1b2c3d with alice
+// replaced), then applies mut to its Replaces (nil: none).
+func attended(mut func(r *Replaces)) func(m Message) {
+	return func(m Message) {
+		tr := m.(*TransferRequest)
+		r := sampleReplaces()
+		tr.Target, tr.Replaces = r.Target, &r
+		if mut != nil {
+			mut(&r)
+		}
 	}
 }
