@@ -91,6 +91,13 @@ type CallInfo struct {
 	// Number is the telephone number the call asks a gateway's trunk
 	// device to dial onward, when it does.
 	Number string `json:"number,omitempty"`
+	// MediaDirection is the call's audio direction from this party's
+	// view once a media update has set it (hold.go): sendrecv, sendonly
+	// (this party holds), recvonly (the peer holds), inactive (both).
+	MediaDirection string `json:"media_direction,omitempty"`
+	// HeldBy says who holds the call: "local", "remote", "both", or ""
+	// when nobody does.
+	HeldBy string `json:"held_by,omitempty"`
 }
 
 // DeviceInfo is one device's presence.
