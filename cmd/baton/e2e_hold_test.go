@@ -3,11 +3,15 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/audio"
 )
 
@@ -125,4 +129,202 @@ func TestE2EHoldResumeTwoPhones(t *testing.T) {
 	if r := ctl(t, dir, alice.admin, "hold", "c-nope"); r.code == 0 || !strings.Contains(r.stderr, "no-such-call") {
 		t.Errorf("ctl hold of no call:\n%s", r)
 	}
+}
+
+// soundingBetween counts the packets a SIP party heard between from and
+// to whose PCMU payload is not silence.
+func (m *sipMedia) soundingBetween(from, to time.Time) (sounding, all int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	frame := make([]int16, 160)
+	for _, p := range m.got {
+		if p.at.Before(from) || p.at.After(to) {
+			continue
+		}
+		all++
+		n, err := codecs.PCMU().Decode(frame, p.payload)
+		if err != nil {
+			continue
+		}
+		var sum float64
+		for _, s := range frame[:n] {
+			sum += float64(s) * float64(s)
+		}
+		if math.Sqrt(sum/float64(max(n, 1))) > 300 {
+			sounding++
+		}
+	}
+	return sounding, all
+}
+
+// startSipp runs a sipp scenario in the background; wait returns its
+// error (nil when the scenario passed) with its output.
+func startSipp(t *testing.T, sipp, dir, target, scenario string, args ...string) (wait func() error) {
+	t.Helper()
+	sf, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFile := filepath.Join(dir, scenario+".errors")
+	argv := append([]string{target, "-sf", sf, "-m", "1", "-timeout", "90s", "-nostdin", "-trace_err", "-error_file", errFile}, args...)
+	cmd := exec.Command(sipp, argv...)
+	cmd.Dir = dir
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return func() error {
+		select {
+		case err := <-done:
+			done <- err
+			if err != nil {
+				errs, _ := os.ReadFile(errFile)
+				return fmt.Errorf("sipp %s: %w\n%s\nerrors:\n%s", scenario, err, tail(out.String(), 3000), errs)
+			}
+			return nil
+		case <-time.After(2 * time.Minute):
+			return fmt.Errorf("sipp %s did not finish", scenario)
+		}
+	}
+}
+
+// Issue 8 §2, the SIP phone holds: alice's desk phone (sipp, call_hold.xml,
+// its RTP the test's sockets) calls bob's softphone through the gateway and
+// holds with a re-INVITE a=sendonly, then resumes from a second port. The
+// gateway passes both on as media-updates: bob's event stream shows
+// call.held (by the remote party, bob recvonly) and call.resumed; bob hears
+// the desk's first tone, silence while held (the gateway relays no music
+// on hold), then the second tone.
+func TestE2EGatewaySIPPhoneHoldsP2P(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	events := start(t, "events "+bob.admin, n.dir, "ctl", "--admin", bob.admin, "events", "call.")
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	first := startSIPMedia(t, "127.0.0.1", 660)
+	second := startSIPMedia(t, "127.0.0.1", 880)
+	runSipp(t, sipp, sdir, n.sipUDP, "call_hold.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(first.addr().Port), "-key", "rtpport2", fmt.Sprint(second.addr().Port),
+		"-i", "127.0.0.1", "-p", sipPort)
+	waitNoActiveCall(t, n.dir, bob.admin)
+	first.close()
+	second.close()
+	out := events.stdout.String()
+	t.Logf("bob's events:\n%s", out)
+	held, resumed := strings.Index(out, "call.held"), strings.Index(out, "call.resumed")
+	if held < 0 || resumed < held || !strings.Contains(out, "by=remote direction=recvonly held_by=remote") {
+		t.Errorf("bob's events show no call.held by the remote party (recvonly) followed by call.resumed")
+	}
+	runs := toneRuns(t, rec)
+	var order []string
+	for _, r := range runs {
+		switch {
+		case r.Silent() && r.Duration() >= 2*time.Second:
+			order = append(order, "silence")
+		case !r.Silent() && r.Duration() >= 500*time.Millisecond:
+			order = append(order, fmt.Sprint(r.Hz))
+		}
+	}
+	t.Logf("bob heard: %v", order)
+	if got := strings.Join(order, " "); !strings.Contains(got, "660 silence 880") {
+		t.Errorf("bob heard %q, want 660 Hz, at least 2 s of silence (the 3 s hold), 880 Hz", got)
+	}
+}
+
+// Issue 8 §2, the P2P party holds: alice's desk phone (sipp,
+// call_p2p_hold.xml) calls bob's softphone; bob runs `ctl hold` and later
+// `ctl resume`. The gateway re-INVITEs the phone a=sendonly (the scenario
+// checks it and answers a=recvonly), then a=sendrecv, the o= version one
+// up each time (RFC 3264 §8). The desk hears bob's tone, then silence while
+// held, then the tone again; bob hears the desk likewise.
+func TestE2EGatewayP2PHoldsSIPPhone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startGatewayNet(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	sdir := t.TempDir()
+	sipPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret", "-i", "127.0.0.1", "-p", sipPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	trace := filepath.Join(sdir, "p2phold.messages")
+	wait := startSipp(t, sipp, sdir, n.sipUDP, "call_p2p_hold.xml", "-s", "bob", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port), "-i", "127.0.0.1", "-p", sipPort,
+		"-trace_msg", "-message_file", trace)
+	var id string
+	eventually(t, pollTimeout, "bob's call to be active", func() (bool, string) {
+		r := ctl(t, n.dir, bob.admin, "calls")
+		for _, row := range table(t, r.stdout) {
+			if row["STATE"] == "active" {
+				id = row["ID"]
+				return true, ""
+			}
+		}
+		return false, r.stdout
+	})
+	time.Sleep(1500 * time.Millisecond)
+	r := mustCtl(t, n.dir, bob.admin, "hold", id)
+	if !strings.Contains(r.stdout, "direction sendonly, held by local") {
+		t.Errorf("ctl hold printed %q", r.stdout)
+	}
+	heldAt := time.Now()
+	time.Sleep(2500 * time.Millisecond)
+	resumeAt := time.Now()
+	mustCtl(t, n.dir, bob.admin, "resume", id)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoActiveCall(t, n.dir, bob.admin)
+	desk.close()
+
+	// The gateway's re-INVITEs: a=sendonly, then a=sendrecv, o= +1 each.
+	var dirs []string
+	var versions []uint64
+	for _, m := range readSippTrace(t, trace) {
+		if !m.received || !strings.HasPrefix(m.text, "INVITE ") {
+			continue
+		}
+		o := sdpOrigin.FindStringSubmatch(m.text)
+		d := sdpDir.FindStringSubmatch(m.text)
+		if o == nil || d == nil {
+			t.Fatalf("re-INVITE without o= or a= direction:\n%s", m.text)
+		}
+		v, _ := strconv.ParseUint(o[1], 10, 64)
+		dirs, versions = append(dirs, d[1]), append(versions, v)
+	}
+	t.Logf("the gateway's re-INVITEs: directions %v, o= versions %v", dirs, versions)
+	if strings.Join(dirs, ",") != "sendonly,sendrecv" || len(versions) != 2 || versions[1] != versions[0]+1 {
+		t.Errorf("re-INVITEs %v with versions %v, want sendonly then sendrecv, o= version +1", dirs, versions)
+	}
+
+	// The desk heard no tone while held (from 500 ms after ctl hold, for
+	// the re-INVITE's round trip, to ctl resume), and the tone before and
+	// after.
+	sounding, all := desk.soundingBetween(heldAt.Add(500*time.Millisecond), resumeAt)
+	before, _ := desk.soundingBetween(heldAt.Add(-time.Second), heldAt)
+	after, _ := desk.soundingBetween(resumeAt.Add(300*time.Millisecond), resumeAt.Add(1300*time.Millisecond))
+	t.Logf("desk: %d sounding packets in the second before hold, %d of %d while held, %d in the second after resume", before, sounding, all, after)
+	if sounding != 0 || before < 25 || after < 25 {
+		t.Errorf("desk heard %d sounding packets while held (want 0), %d before and %d after (want 25 or more)", sounding, before, after)
+	}
+	checkToneSilenceTone(t, rec, 660, 800*time.Millisecond, 1500*time.Millisecond)
 }
