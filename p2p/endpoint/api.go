@@ -98,6 +98,23 @@ type CallInfo struct {
 	// HeldBy says who holds the call: "local", "remote", "both", or ""
 	// when nobody does.
 	HeldBy string `json:"held_by,omitempty"`
+	// CodecChange is the call's last codec switch by media update
+	// (hold.go): `ctl codec`, or the fallback when a codec plugin died.
+	CodecChange *CodecChange `json:"codec_change,omitempty"`
+}
+
+// CodecChange describes a codec switch in a call.
+type CodecChange struct {
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"` // "codec-change", "codec-fallback"...
+	// ReceiveGapMS is how long no audio came from the peer around the
+	// switch: from its last packet in the old codec to its first in the
+	// new one (absent until that arrives).
+	ReceiveGapMS float64 `json:"receive_gap_ms,omitempty"`
+
+	lastOld time.Time // the peer's last packet in the old codec
 }
 
 // DeviceInfo is one device's presence.

@@ -914,7 +914,9 @@ func (c *call) snapshot() CallInfo {
 	info := c.info
 	c.mu.Unlock()
 	if s := c.currentSession(); s != nil {
-		info.Media = mediaInfo(s.Stats())
+		st := s.Stats()
+		info.Media = mediaInfo(st)
+		codecChangeGap(&info, st) // hold.go
 	}
 	return info
 }

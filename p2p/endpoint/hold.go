@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/p2p/wire"
 )
 
@@ -63,7 +64,9 @@ type pendingUpdate struct {
 	msg   wire.MediaUpdate
 	hold  bool         // the localHold it asks for
 	codec codecs.Codec // the codec it asks for; nil: unchanged
-	done  chan error   // the API caller waiting, buffered; nil for none
+	// reason is the update's reason for a codec change ("" = codec-change).
+	reason string
+	done   chan error // the API caller waiting, buffered; nil for none
 	// lostGlare: the peer's crossing update won; ours comes back refused
 	// with glare and is sent again.
 	lostGlare bool
@@ -143,6 +146,13 @@ func (e *Endpoint) Hold(ctx context.Context, id string, hold bool) error {
 // new SSRCs). It returns once the peer has acknowledged and this side
 // uses the codec.
 func (e *Endpoint) SetCodec(ctx context.Context, id, codec string) error {
+	return e.SwitchCodec(ctx, id, codec, "codec-change")
+}
+
+// SwitchCodec is SetCodec with the reason the update gives the peer
+// (and the call's CodecChange records): "codec-fallback" when a codec
+// plugin died (docs/plugins.md).
+func (e *Endpoint) SwitchCodec(ctx context.Context, id, codec, reason string) error {
 	return e.updateMedia(ctx, id, func(c *call) (*pendingUpdate, error) {
 		cd, err := c.offeredCodec(codec)
 		if err != nil {
@@ -151,7 +161,7 @@ func (e *Endpoint) SetCodec(ctx context.Context, id, codec string) error {
 		if cd.Descriptor().Name == c.codec.Descriptor().Name {
 			return nil, nil
 		}
-		return &pendingUpdate{hold: c.media().localHold, codec: cd}, nil
+		return &pendingUpdate{hold: c.media().localHold, codec: cd, reason: reason}, nil
 	})
 }
 
@@ -229,7 +239,10 @@ func (c *call) sendUpdate(p *pendingUpdate) error {
 	p.msg = wire.MediaUpdate{CallID: c.id, Version: mu.version, Direction: direction(p.hold, mu.peerDir.Holds())}
 	switch {
 	case p.codec != nil:
-		p.msg.Codec, p.msg.Reason = p.codec.Descriptor().Name, "codec-change"
+		p.msg.Codec, p.msg.Reason = p.codec.Descriptor().Name, p.reason
+		if p.reason == "" {
+			p.msg.Reason = "codec-change"
+		}
 	case p.hold:
 		p.msg.Reason = "hold"
 	default:
@@ -318,7 +331,7 @@ func (c *call) onMediaUpdate(m *wire.MediaUpdate) {
 	}
 	c.log.Info("media update accepted", "version", m.Version, "peer_direction", m.Direction, "direction", ack.Direction, "codec", name)
 	if codec != nil {
-		if err := c.switchCodec(codec); err != nil {
+		if err := c.switchCodec(codec, m.Reason); err != nil {
 			c.log.Warn("codec switch failed; hanging up", "err", err)
 			_ = c.conn.Send(&wire.Bye{CallID: c.id, Reason: err.Error()}, sendTimeout)
 			c.end(err.Error(), "failed")
@@ -357,7 +370,7 @@ func (c *call) onMediaUpdateAck(m *wire.MediaUpdateAck) bool {
 	if p.codec != nil {
 		if m.Codec != p.codec.Descriptor().Name {
 			err = fmt.Errorf("%w: %s answered codec %q, asked %q", ErrMediaRefused, c.peer, m.Codec, p.codec.Descriptor().Name)
-		} else if err = c.switchCodec(p.codec); err != nil {
+		} else if err = c.switchCodec(p.codec, p.msg.Reason); err != nil {
 			c.finishUpdate(err)
 			c.log.Warn("codec switch failed; hanging up", "err", err)
 			_ = c.conn.Send(&wire.Bye{CallID: c.id, Reason: err.Error()}, sendTimeout)
@@ -418,10 +431,11 @@ func (c *call) failPending() {
 // goroutine). The new session sends with a new SSRC (so the SRTP keystream
 // is new, RFC 3711 §9.1) and expects the peer's new stream from roll-over
 // counter 0.
-func (c *call) switchCodec(codec codecs.Codec) error {
+func (c *call) switchCodec(codec codecs.Codec, reason string) error {
 	local := c.sess.LocalAddr()
 	remote := c.remoteMedia()
 	old := c.codec.Descriptor().Name
+	lastOld := c.sess.Stats().LastPacket
 	c.closeMedia()
 	c.remoteROC = nil
 	if err := c.openMedia(c.e.ctx, codec, local, c.recvKeys); err != nil {
@@ -430,9 +444,12 @@ func (c *call) switchCodec(codec codecs.Codec) error {
 	c.codec = codec
 	c.aimMedia(c.sess, remote, c.conn, false)
 	c.sess.Start()
-	c.log.Info("codec switched", "from", old, "to", codec.Descriptor().Name)
+	c.mu.Lock()
+	c.info.CodecChange = &CodecChange{From: old, To: codec.Descriptor().Name, At: c.e.cfg.Now(), Reason: reason, lastOld: lastOld}
+	c.mu.Unlock()
+	c.log.Info("codec switched", "from", old, "to", codec.Descriptor().Name, "reason", reason)
 	c.e.emit(Event{Type: EventCodecChanged, CallID: c.id, Peer: c.peer.String(), State: c.state.String(),
-		Detail: fmt.Sprintf("codec=%s previous=%s", codec.Descriptor().Name, old)})
+		Detail: fmt.Sprintf("codec=%s previous=%s reason=%s", codec.Descriptor().Name, old, reason)})
 	return nil
 }
 
@@ -444,4 +461,16 @@ func (c *call) holdRefusesPull() error {
 		return fmt.Errorf("%w: call %s is on hold (%s); resume it before pulling it", ErrBadState, c.id, c.localDirection())
 	}
 	return nil
+}
+
+// codecChangeGap fills info's CodecChange.ReceiveGapMS once the peer's
+// first packet in the new codec has arrived (snapshot readers).
+func codecChangeGap(info *CallInfo, st media.Stats) {
+	cc := info.CodecChange
+	if cc == nil || cc.lastOld.IsZero() || st.FirstPacket.IsZero() {
+		return
+	}
+	c := *cc
+	c.ReceiveGapMS = float64(st.FirstPacket.Sub(cc.lastOld).Microseconds()) / 1000
+	info.CodecChange = &c
 }

@@ -115,6 +115,11 @@ func TestSetCodec(t *testing.T) {
 	if ac.Codec != "PCMU" {
 		t.Fatalf("codec %s at setup", ac.Codec)
 	}
+	eventually(t, "audio both ways in PCMU", func() bool {
+		a, _ := alice.Call(ac.ID)
+		b, _ := bob.Call(bc.ID)
+		return a.Media != nil && b.Media != nil && a.Media.PacketsReceived > 5 && b.Media.PacketsReceived > 5
+	})
 	// The callee asks: both switch.
 	if err := bob.SetCodec(ctx, bc.ID, "PCMA"); err != nil {
 		t.Fatalf("SetCodec: %v", err)
@@ -134,6 +139,18 @@ func TestSetCodec(t *testing.T) {
 	})
 	if a, _ = alice.Call(ac.ID); a.Media.AuthFailed != 0 || !a.SRTP {
 		t.Errorf("after the switch: srtp %v, auth failures %d", a.SRTP, a.Media.AuthFailed)
+	}
+	for _, p := range []struct {
+		who  string
+		info CallInfo
+	}{{"alice", a}, {"bob", b}} {
+		p.info, _ = map[string]*party{"alice": alice, "bob": bob}[p.who].Call(p.info.ID)
+		cc := p.info.CodecChange
+		if cc == nil || cc.From != "PCMU" || cc.To != "PCMA" || cc.Reason != "codec-change" || cc.ReceiveGapMS <= 0 {
+			t.Errorf("%s's codec change %+v, want PCMU -> PCMA, codec-change, a receive gap", p.who, cc)
+			continue
+		}
+		t.Logf("%s: no audio from the peer for %.1f ms around the switch", p.who, cc.ReceiveGapMS)
 	}
 
 	tests := []struct {
@@ -160,9 +177,8 @@ func TestSetCodec(t *testing.T) {
 	if err := alice.SetCodec(ctx, ac.ID, "PCMU"); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ = bob.Call(bc.ID); b.Codec != "PCMU" {
-		t.Errorf("bob's codec %s after switching back", b.Codec)
-	}
+	// The answerer switches right after its ack, so a moment after.
+	eventually(t, "bob back on PCMU", func() bool { b, _ = bob.Call(bc.ID); return b.Codec == "PCMU" })
 }
 
 // TestMediaUpdateGlare drives one side by hand so that both updates
