@@ -197,6 +197,14 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 	return c, nil
 }
 
+// Up reports whether the codec stream to the plugin is up (frames can
+// be served now).
+func (c *CodecClient) Up() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen != 0
+}
+
 // Codecs returns the plugin's codecs in its preference order. Each is a
 // codecs.Stateful; its stateless Encode and Decode return ErrStateful.
 func (c *CodecClient) Codecs() []codecs.Codec { return c.list }

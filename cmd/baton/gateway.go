@@ -144,7 +144,7 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 
 func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log)
+	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log, nil)
 	if err != nil {
 		return err
 	}

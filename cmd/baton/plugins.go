@@ -121,20 +121,37 @@ func loadPolicyPlugin(ctx context.Context, pl config.Plugins, log *slog.Logger) 
 // registry of the built-in codecs followed by the plugins' ones (each
 // registered from the descriptor the plugin sent, so it negotiates like a
 // built-in codec), and the closer that stops the plugins.
-func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger) (*codecs.Registry, io.Closer, error) {
+//
+// fb, when not nil, gets each plugin's outages and moves the calls of the
+// endpoint attached to it to the fallback codec (codecfallback.go); a
+// process without it (the gateway) refuses a fallback that is set
+// explicitly, rather than ignore it.
+func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger, fb *codecFallback) (*codecs.Registry, io.Closer, error) {
 	reg := codecs.DefaultRegistry()
 	var cl closers
 	for i, c := range pl.Codecs {
-		cs, closer, err := plugins.LoadCodecs(ctx, plugins.CodecConfig{
+		cc := plugins.CodecConfig{
 			Config:       plugins.Config{Path: pl.Resolve(c.Path), Args: c.Args, SHA256: strings.ToLower(c.SHA256), Logger: log},
 			FrameTimeout: c.FrameTimeout,
-		})
+		}
+		switch {
+		case fb != nil:
+			fb.log, fb.rules = log, pl.Codecs
+			cc.OnOutage = func(o plugins.Outage) { fb.onOutage(i, o) }
+		case c.Fallback != "" && c.Fallback != "off":
+			_ = cl.Close()
+			return nil, nil, fmt.Errorf("plugins.codecs[%d].fallback %q: not implemented here (only baton phone falls back; use off or leave it empty)", i, c.Fallback)
+		}
+		client, err := plugins.NewCodecClient(ctx, cc)
 		if err != nil {
 			_ = cl.Close()
 			return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)
 		}
-		cl = append(cl, closer)
-		for _, cd := range cs {
+		if fb != nil {
+			fb.setClient(i, client)
+		}
+		cl = append(cl, client)
+		for _, cd := range client.Codecs() {
 			if err := reg.Register(cd); err != nil {
 				_ = cl.Close()
 				return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)
