@@ -1,9 +1,13 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -105,4 +109,35 @@ func TestHoldNotImplemented(t *testing.T) {
 	if _, err := c.Resume(t.Context(), "c-1"); !errors.Is(err, ErrNotImplemented) {
 		t.Fatalf("Client.Resume = %v, want ErrNotImplemented", err)
 	}
+}
+
+// FuzzCodecRoute: any body to POST /v1/calls/{id}/codec is answered 200
+// (a codec the fake takes), 400 (malformed, unknown field, no codec) or
+// 409 (refused), always as a JSON error or call, never 500.
+func FuzzCodecRoute(f *testing.F) {
+	for _, s := range []string{`{"codec":"PCMA"}`, `{"codec":"opus"}`, `{}`, `{"codec":""}`, `{"codec":1}`,
+		`{"codec":"PCMA"} {}`, `{"Codec":"PCMU"}`, `null`, ``, `{"codec":"\u00e9"}`} {
+		f.Add([]byte(s))
+	}
+	fk := newFake()
+	fk.addCall(endpoint.CallInfo{ID: "c-1", Peer: "bob/mobile", State: "active", Codec: "PCMU"})
+	h := NewHandler(Options{Endpoint: holdingFake{fk}})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, "/v1/calls/c-1/codec", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(w, r)
+		switch w.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusConflict:
+		default:
+			t.Fatalf("body %q: status %d %s", body, w.Code, w.Body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+			t.Fatalf("body %q: answer is not JSON: %v %q", body, err, w.Body)
+		}
+		if w.Code != http.StatusOK && v["code"] == nil {
+			t.Fatalf("body %q: error without a code: %s", body, w.Body)
+		}
+	})
 }
