@@ -141,3 +141,19 @@ func FuzzCodecRoute(f *testing.F) {
 		}
 	})
 }
+
+func TestPrintCallsShowsHold(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	calls := []endpoint.CallInfo{
+		{ID: "c-1", Peer: "bob/mobile", State: "active", HeldBy: "local", MediaDirection: "sendonly", Media: &endpoint.MediaInfo{PacketsSent: 5}},
+		{ID: "c-2", Peer: "bob/mobile", State: "active", MediaDirection: "sendrecv", Media: &endpoint.MediaInfo{}},
+	}
+	if err := PrintCalls(&b, calls); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "on hold (local, sendonly); sent=5") || strings.Count(out, "on hold") != 1 {
+		t.Errorf("PrintCalls:\n%s", out)
+	}
+}
