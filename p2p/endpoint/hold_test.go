@@ -93,7 +93,8 @@ func TestHoldResume(t *testing.T) {
 		t.Fatalf("alice holds as well: %v", err)
 	}
 	a, _ = alice.Call(ac.ID)
-	b, _ = bob.Call(bc.ID)
+	// The answerer applies an update right after its ack: a moment later.
+	eventually(t, "bob inactive", func() bool { b, _ = bob.Call(bc.ID); return b.MediaDirection == "inactive" })
 	if a.MediaDirection != "inactive" || b.MediaDirection != "inactive" || a.HeldBy != "both" {
 		t.Errorf("both holding: alice %s/%s, bob %s", a.MediaDirection, a.HeldBy, b.MediaDirection)
 	}
