@@ -32,7 +32,8 @@ type CodecPlugin struct {
 	// FrameTimeout bounds one frame's round trip to the plugin; 0 means
 	// the default (20ms, one packet time).
 	FrameTimeout time.Duration `koanf:"frame_timeout"`
-	// Fallback is the built-in codec a phone's calls switch to, with an
+	// Fallback is the built-in codec the calls (a phone's, a gateway's
+	// devices') switch to, with an
 	// in-call media update, when this plugin dies (issue 10 §3,
 	// docs/plugins.md): "" or "PCMU" for G.711 u-law, "PCMA", or "off"
 	// to keep the calls on the plugin's codec until it is restarted.

@@ -12,8 +12,15 @@ import (
 	"github.com/baton-voice/baton/plugins"
 )
 
-// codecFallback moves a phone's calls off a codec plugin that died (issue
-// 10 §3, docs/plugins.md "Fallback"): on the plugin's outage
+// codecSwitcher is an endpoint whose calls can switch codec in the call
+// (*endpoint.Endpoint).
+type codecSwitcher interface {
+	Calls() []endpoint.CallInfo
+	SwitchCodec(ctx context.Context, id, codec, reason string) error
+}
+
+// codecFallback moves a phone's (or a gateway's devices') calls off a
+// codec plugin that died (issue 10 §3, docs/plugins.md "Fallback"): on the plugin's outage
 // (plugins.CodecConfig.OnOutage) every active call on one of its codecs
 // switches to the configured built-in codec (plugins.codecs[].fallback,
 // PCMU by default) with an in-call media update (docs/protocol.md §17),
@@ -25,14 +32,15 @@ type codecFallback struct {
 	rules []config.CodecPlugin
 
 	mu      sync.Mutex
-	ep      *endpoint.Endpoint
+	targets func() []codecSwitcher // the endpoints whose calls fall back
 	clients []*plugins.CodecClient // by plugins.codecs index
 }
 
-// attach sets the endpoint whose calls fall back.
-func (f *codecFallback) attach(ep *endpoint.Endpoint) {
+// attach sets the endpoints whose calls fall back: a phone's one, or a
+// gateway's devices as they are at the outage.
+func (f *codecFallback) attach(targets func() []codecSwitcher) {
 	f.mu.Lock()
-	f.ep = ep
+	f.targets = targets
 	f.mu.Unlock()
 }
 
@@ -65,11 +73,18 @@ func (f *codecFallback) onOutage(i int, o plugins.Outage) {
 		}
 	}
 	f.mu.Lock()
-	ep := f.ep
+	targets := f.targets
 	f.mu.Unlock()
-	if ep == nil {
+	if targets == nil {
 		return
 	}
+	for _, ep := range targets() {
+		f.fallBack(log, ep, o, to)
+	}
+}
+
+// fallBack switches ep's active calls on o's codecs to codec to.
+func (f *codecFallback) fallBack(log *slog.Logger, ep codecSwitcher, o plugins.Outage, to string) {
 	for _, ci := range ep.Calls() {
 		if ci.State != endpoint.CallActive.String() || !slices.Contains(o.Codecs, ci.Codec) {
 			continue

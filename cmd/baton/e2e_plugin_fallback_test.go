@@ -165,3 +165,94 @@ func TestE2ECodecPluginKilledFallback(t *testing.T) {
 		})
 	}
 }
+
+// Issue 10 §3 at the gateway: alice's sipp desk phone (PCMU) calls bob's
+// Opus softphone through `baton gateway`, whose P2P leg talks Opus through
+// its codec-opus plugin. The gateway's plugin is SIGKILLed mid-call: the
+// gateway's device alice/desk falls back to PCMU with a media update (its
+// SIP leg then relays PCMU as it is), bob's call shows PCMU with the
+// codec-fallback change, and both the desk and bob hear the other's tone.
+func TestE2EGatewayCodecPluginKilledFallback(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("pkg-config", "--exists", "opus").Run(); err != nil {
+		t.Skipf("codec-opus needs libopus: `pkg-config --exists opus` failed (%v); install libopus-dev", err)
+	}
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); string(out) == "0\n" {
+		t.Skip("codec-opus needs cgo: CGO_ENABLED=0")
+	}
+	sipp := needTool(t, "sipp")
+	bin := buildPlugin(t, t.TempDir(), "codec-opus")
+	opus := "codecs: [opus, PCMU]\nplugins:\n  codecs:\n    - path: " + bin + "\n      args: [\"-rate\", \"8000\"]\n"
+	n := startBridgeNetWith(t, func(string, map[string]string) string { return opus })
+	plug := childPIDs(t, n.gw.cmd.Process.Pid, "codec-opus")
+	if len(plug) != 1 {
+		t.Fatalf("the gateway runs %d codec-opus processes, want 1", len(plug))
+	}
+	cfg := writeFile(t, n.dir, "bob.yaml", opus)
+	bobRec := filepath.Join(n.dir, "bob.wav")
+	bobP := start(t, "bob/laptop", n.dir, "phone", "--config", cfg, "--access", n.srv.addr, "--ca", n.srv.ca, "--user", "bob", "--device", "laptop",
+		"--password-file", n.pw["bob"], "--admin", "127.0.0.1:0", "--tone", "440", "--record", bobRec, "--auto-answer")
+	bobAdmin := bobP.waitStdout(t, phoneReady)[3]
+
+	sdir := t.TempDir()
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	waitOnlineBuddy(t, n.dir, bobAdmin, "alice/desk")
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	call := make(chan error, 1)
+	go func() {
+		// call_external_media.xml offers PCMU, talks for 10 s, then BYE.
+		call <- sippRun(sipp, sdir, n.sipUDP, "call_external_media.xml", "-s", "bob", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk.addr().Port),
+			"-i", "127.0.0.1", "-p", deskPort)
+	}()
+	id := waitActiveWith(t, n.dir, bobAdmin, "alice/desk", call)
+	if ci := getCall(t, bobAdmin, id); ci.Codec != "opus" {
+		t.Fatalf("bob's call with the gateway: codec %q, want opus", ci.Codec)
+	}
+	time.Sleep(2 * time.Second)
+	killed := time.Now()
+	if err := syscall.Kill(plug[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var b endpoint.CallInfo
+	eventually(t, pollTimeout, "bob's call on PCMU", func() (bool, string) {
+		b = getCall(t, bobAdmin, id)
+		return b.Codec == "PCMU" && b.CodecChange != nil && b.CodecChange.ReceiveGapMS > 0, fmt.Sprintf("%+v", b)
+	})
+	cc := b.CodecChange
+	t.Logf("gateway fallback: bob's call switched %v after the kill, no audio from alice/desk for %.0f ms around it",
+		cc.At.Sub(killed).Round(time.Millisecond), cc.ReceiveGapMS)
+	if cc.From != "opus" || cc.Reason != "codec-fallback" || b.State != "active" {
+		t.Errorf("bob's call %s, codec change %+v, want active, opus -> PCMU for codec-fallback", b.State, cc)
+	}
+	if !strings.Contains(n.gw.stderr.String(), "call fell back to a built-in codec") {
+		t.Errorf("the gateway's log does not say the call fell back")
+	}
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the desk phone's call: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk phone's call did not end")
+	}
+	waitCallState(t, n.dir, bobAdmin, id, "ended")
+	desk.close()
+	rep := desk.report()
+	t.Logf("the desk heard %d packets, longest gap %v, %d SSRCs", rep.packets, rep.maxGap, rep.ssrcs)
+	checkHears(t, bobRec, 660, 2*time.Second)
+	deskRec := filepath.Join(n.dir, "desk.wav")
+	if err := writeWAV(deskRec, desk.pcm()); err != nil {
+		t.Fatal(err)
+	}
+	checkHears(t, deskRec, 440, 2*time.Second)
+	for _, rec := range []string{bobRec, deskRec} {
+		runs := toneRuns(t, rec)
+		var sb strings.Builder
+		for _, r := range runs {
+			fmt.Fprintf(&sb, " %s-%s:%.0fHz", r.Start.Round(10*time.Millisecond), r.End.Round(10*time.Millisecond), r.Hz)
+		}
+		t.Logf("%s heard:%s", filepath.Base(rec), sb.String())
+	}
+}

@@ -148,7 +148,7 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	if err != nil {
 		return err
 	}
-	fallback.attach(ep) // codecfallback.go
+	fallback.attach(func() []codecSwitcher { return []codecSwitcher{ep} }) // codecfallback.go
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := ep.Register(reg); err != nil {

@@ -123,9 +123,7 @@ func loadPolicyPlugin(ctx context.Context, pl config.Plugins, log *slog.Logger) 
 // built-in codec), and the closer that stops the plugins.
 //
 // fb, when not nil, gets each plugin's outages and moves the calls of the
-// endpoint attached to it to the fallback codec (codecfallback.go); a
-// process without it (the gateway) refuses a fallback that is set
-// explicitly, rather than ignore it.
+// endpoints attached to it to the fallback codec (codecfallback.go).
 func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger, fb *codecFallback) (*codecs.Registry, io.Closer, error) {
 	reg := codecs.DefaultRegistry()
 	var cl closers
@@ -134,13 +132,9 @@ func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger, 
 			Config:       plugins.Config{Path: pl.Resolve(c.Path), Args: c.Args, SHA256: strings.ToLower(c.SHA256), Logger: log},
 			FrameTimeout: c.FrameTimeout,
 		}
-		switch {
-		case fb != nil:
+		if fb != nil {
 			fb.log, fb.rules = log, pl.Codecs
 			cc.OnOutage = func(o plugins.Outage) { fb.onOutage(i, o) }
-		case c.Fallback != "" && c.Fallback != "off":
-			_ = cl.Close()
-			return nil, nil, fmt.Errorf("plugins.codecs[%d].fallback %q: not implemented here (only baton phone falls back; use off or leave it empty)", i, c.Fallback)
 		}
 		client, err := plugins.NewCodecClient(ctx, cc)
 		if err != nil {
