@@ -54,6 +54,9 @@ type mediaUpdates struct {
 	peerDir     wire.MediaDirection // "" until the peer states one: sendrecv
 	version     int64               // our last update's version
 	peerVersion int64               // the peer's last update we accepted
+	// peerConn is the connection peerVersion was counted on: after a pull
+	// the call signals with another device, whose versions start again.
+	peerConn *wire.Conn
 	// pending is our update awaiting its ack; nil when none.
 	pending *pendingUpdate
 	timer   *time.Timer // pending's ack timeout
@@ -294,6 +297,9 @@ func (c *call) onMediaUpdate(m *wire.MediaUpdate) {
 		c.log.Info("media update refused", "version", m.Version, "code", code, "reason", reason)
 		_ = c.conn.Send(&wire.MediaUpdateAck{CallID: c.id, Version: m.Version, Code: code, Reason: reason,
 			Direction: c.localDirection(), Codec: c.codec.Descriptor().Name}, sendTimeout)
+	}
+	if mu.peerConn != c.conn {
+		mu.peerConn, mu.peerVersion = c.conn, 0
 	}
 	if m.Version <= mu.peerVersion {
 		// A repeat (or older): answered with the state as it is.

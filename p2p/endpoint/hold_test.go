@@ -342,3 +342,42 @@ func TestHoldRefusals(t *testing.T) {
 		t.Errorf("desk's call after the refused pull: %+v", ci)
 	}
 }
+
+// TestHoldAfterPull: media updates follow the call through a handoff.
+// The desk holds and resumes (its versions 1 and 2), the laptop pulls the
+// call, and the laptop's own first update (version 1, a new device) holds
+// bob; bob's hold reaches the laptop, not the desk.
+func TestHoldAfterPull(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob := n.start("bob", "mobile", withTone(440), autoAnswer)
+	desk := n.start("alice", "desk", withTone(660))
+	dc, bc := establish(t, desk, bob)
+	ctx := context.Background()
+	for _, hold := range []bool{true, false} {
+		if err := desk.Hold(ctx, dc.ID, hold); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "bob off hold", func() bool { b, _ := bob.Call(bc.ID); return b.MediaDirection == "sendrecv" })
+	laptop := n.start("alice", "laptop", withTone(880))
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(ctx, PullRequest{From: "desk"})
+	if err != nil || h.State != "done" {
+		t.Fatalf("pull: %v (%+v)", err, h)
+	}
+	lc := laptop.waitState(t, dc.ID, "active")
+	if err := laptop.Hold(ctx, lc.ID, true); err != nil {
+		t.Fatalf("laptop's hold after the pull: %v", err)
+	}
+	eventually(t, "bob held by the laptop", func() bool {
+		b, _ := bob.Call(bc.ID)
+		return b.MediaDirection == "recvonly" && b.HeldBy == "remote"
+	})
+	if err := bob.Hold(ctx, bc.ID, true); err != nil {
+		t.Fatalf("bob's hold to the laptop: %v", err)
+	}
+	if l, _ := laptop.Call(lc.ID); l.MediaDirection != "inactive" || l.HeldBy != "both" {
+		t.Errorf("laptop's call %s/%s, want inactive, held by both", l.MediaDirection, l.HeldBy)
+	}
+}
