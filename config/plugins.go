@@ -32,6 +32,27 @@ type CodecPlugin struct {
 	// FrameTimeout bounds one frame's round trip to the plugin; 0 means
 	// the default (20ms, one packet time).
 	FrameTimeout time.Duration `koanf:"frame_timeout"`
+	// Fallback is the built-in codec the calls (a phone's, a gateway's
+	// devices') switch to, with an
+	// in-call media update, when this plugin dies (issue 10 §3,
+	// docs/plugins.md): "" or "PCMU" for G.711 u-law, "PCMA", or "off"
+	// to keep the calls on the plugin's codec until it is restarted.
+	Fallback string `koanf:"fallback"`
+	// FallbackAfter is how long an outage may last before the calls fall
+	// back; 0 means at once (a restart takes longer than 200 ms).
+	FallbackAfter time.Duration `koanf:"fallback_after"`
+}
+
+// FallbackCodec returns the codec Fallback names ("" = PCMU), or "" when
+// it is off.
+func (c CodecPlugin) FallbackCodec() string {
+	switch c.Fallback {
+	case "":
+		return "PCMU"
+	case "off":
+		return ""
+	}
+	return c.Fallback
 }
 
 // PolicyPlugin is a transfer policy plugin (plugins.LoadPolicy).
@@ -76,6 +97,14 @@ func (pl Plugins) validate(p *problems) {
 		}
 		if c.FrameTimeout != 0 {
 			p.durationRange(key+".frame_timeout", c.FrameTimeout, time.Millisecond, time.Second)
+		}
+		switch c.Fallback {
+		case "", "off", "PCMU", "PCMA":
+		default:
+			p.add(key+".fallback", c.Fallback, "want PCMU, PCMA (the built-in G.711 codecs) or off")
+		}
+		if c.FallbackAfter != 0 {
+			p.durationRange(key+".fallback_after", c.FallbackAfter, 0, 10*time.Second)
 		}
 	}
 	pp := pl.Policy

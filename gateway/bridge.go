@@ -133,6 +133,10 @@ func (b *bridge) post(ev endpoint.Event) {
 		b.dtmfFromP2P(ev) // dtmf.go
 		return
 	}
+	if ev.Type == endpoint.EventHeld || ev.Type == endpoint.EventResumed {
+		b.g.onP2PHold(b, ev) // dialog.go
+		return
+	}
 	b.evMu.Lock()
 	b.evq = append(b.evq, ev)
 	b.evMu.Unlock()
@@ -252,6 +256,9 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	// hold offer, or its answer to ours): RFC 3264 §6.1.
 	recvs := o.Direction == sdp.SendRecv || o.Direction == sdp.RecvOnly || o.Direction == sdp.DirectionUnknown
 	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal, recvs)
+	// A phone on hold (or holding with a=inactive) sends nothing: no
+	// media timeout for that (leg.expectMedia).
+	b.leg.expectMedia(o.Direction != sdp.RecvOnly && o.Direction != sdp.Inactive)
 	b.mu.Lock()
 	b.codec = codec.Descriptor().Name
 	b.mu.Unlock()

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/baton-voice/baton/p2p/endpoint"
 	"github.com/baton-voice/baton/sipbridge/sdp"
 )
 
@@ -51,6 +53,17 @@ type reInvites struct {
 	// dialog is confirmed.
 	uas *sipgo.DialogServerSession
 	uac *sipgo.DialogClientSession
+
+	// Hold mapped both ways (hold.go in spirit, kept here with the
+	// re-INVITEs it drives; guarded by mu): phoneHolds is what the
+	// phone's last re-INVITE asked (a=sendonly or a=inactive), p2pHeld
+	// what the P2P call was told; peerHolds is whether the P2P party
+	// holds (its media-update), sipHeld what the phone was told.
+	phoneHolds, p2pHeld bool
+	peerHolds, sipHeld  bool
+	// toP2P and toSIP serialize the work that brings the other side in
+	// line, one update at a time per direction.
+	toP2P, toSIP sync.Mutex
 }
 
 // Errors of Gateway.Hold.
@@ -105,8 +118,8 @@ const glareAttempts = 3
 // glareAttempts times. While ours is outstanding, a re-INVITE from the
 // phone gets 491.
 //
-// The P2P protocol has no hold of its own (docs/protocol.md), so nothing in
-// the gateway calls this yet; it is the gateway's API for it.
+// A P2P party's hold (its media-update, docs/protocol.md §17) calls it
+// (onP2PHold); so can the gateway's own API users.
 func (g *Gateway) Hold(ctx context.Context, sipCallID string, hold bool) error {
 	g.mu.Lock()
 	b := g.bridges[sipCallID]
@@ -300,6 +313,17 @@ func (g *Gateway) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	acked := make(chan struct{})
 	ri.acked = acked
 	log.Info("re-INVITE answered", "cseq", cseq, "direction", chosen.Direction, "version", b.sdp.Version())
+	// The phone holds with a=sendonly or a=inactive (RFC 3264 §8.4) and
+	// resumes with a=sendrecv or a=recvonly: the P2P party is told with a
+	// media-update.
+	if holds := offer.Direction == sdp.SendOnly || offer.Direction == sdp.Inactive; holds != ri.phoneHolds {
+		ri.phoneHolds = holds
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.syncP2PHold(b)
+		}()
+	}
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -437,4 +461,111 @@ func sameInvite(orig, req *sip.Request) bool {
 	ft, _ := orig.From().Params.Get("tag")
 	rt, _ := req.From().Params.Get("tag")
 	return ft == rt && orig.CSeq().SeqNo == req.CSeq().SeqNo && orig.Source() == req.Source()
+}
+
+// holdWorkTimeout bounds one side's catching up with the other's hold.
+const holdWorkTimeout = 30 * time.Second
+
+// syncP2PHold brings the P2P call's hold in line with what the phone
+// asked, one media-update at a time, until they agree.
+func (g *Gateway) syncP2PHold(b *bridge) {
+	ri := &b.reinv
+	ri.toP2P.Lock()
+	defer ri.toP2P.Unlock()
+	log := g.log.With("sip_call_id", b.sipCallID)
+	for {
+		ri.mu.Lock()
+		want, have := ri.phoneHolds, ri.p2pHeld
+		ri.mu.Unlock()
+		if want == have {
+			return
+		}
+		b.mu.Lock()
+		id := b.p2pID
+		b.mu.Unlock()
+		ep := b.dev.endpoint()
+		if ep == nil || id == "" {
+			log.Info("phone's hold not passed on: no P2P call", "hold", want)
+			return
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, holdWorkTimeout)
+		err := ep.Hold(ctx, id, want)
+		for i := 0; i < 20 && errors.Is(err, endpoint.ErrBadState) && strings.Contains(err.Error(), "in progress"); i++ {
+			// The P2P party's own update (glare) is being answered.
+			time.Sleep(100 * time.Millisecond)
+			err = ep.Hold(ctx, id, want)
+		}
+		cancel()
+		if err != nil {
+			log.Warn("phone's hold not passed on to the P2P party", "hold", want, "err", err)
+			return
+		}
+		log.Info("phone's hold passed on to the P2P party", "hold", want, "p2p_call_id", id)
+		ri.mu.Lock()
+		ri.p2pHeld = want
+		ri.mu.Unlock()
+	}
+}
+
+// onP2PHold takes a call.held or call.resumed event of the device's P2P
+// call: when the P2P party changed its hold (by=remote), the phone gets a
+// re-INVITE (Gateway.Hold: a=sendonly, or a=sendrecv to resume).
+func (g *Gateway) onP2PHold(b *bridge, ev endpoint.Event) {
+	if !strings.Contains(ev.Detail, "by=remote") {
+		return // the gateway's own update, made for the phone
+	}
+	holds := strings.Contains(ev.Detail, "held_by=remote") || strings.Contains(ev.Detail, "held_by=both")
+	ri := &b.reinv
+	ri.mu.Lock()
+	changed := holds != ri.peerHolds
+	ri.peerHolds = holds
+	ri.mu.Unlock()
+	if !changed {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.syncSIPHold(b)
+	}()
+}
+
+// syncSIPHold brings the phone's hold in line with the P2P party's, one
+// re-INVITE at a time, until they agree. A dialog not confirmed yet is
+// waited for (its ACK is on its way).
+func (g *Gateway) syncSIPHold(b *bridge) {
+	ri := &b.reinv
+	ri.toSIP.Lock()
+	defer ri.toSIP.Unlock()
+	log := g.log.With("sip_call_id", b.sipCallID)
+	ctx, cancel := context.WithTimeout(g.ctx, holdWorkTimeout)
+	defer cancel()
+	for {
+		ri.mu.Lock()
+		want, have := ri.peerHolds, ri.sipHeld
+		ri.mu.Unlock()
+		if want == have {
+			return
+		}
+		err := g.Hold(ctx, b.sipCallID, want)
+		if errors.Is(err, ErrNotConfirmed) || (errors.Is(err, ErrRequestPending) && !errors.Is(err, errGlare)) {
+			// The phone's exchange in progress ends with its ACK.
+			select {
+			case <-time.After(50 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+			case <-b.ended:
+				return
+			}
+			err = ctx.Err()
+		}
+		if err != nil {
+			log.Warn("P2P party's hold not passed on to the phone", "hold", want, "err", err)
+			return
+		}
+		log.Info("P2P party's hold passed on to the phone", "hold", want)
+		ri.mu.Lock()
+		ri.sipHeld = want
+		ri.mu.Unlock()
+	}
 }

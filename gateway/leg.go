@@ -78,6 +78,9 @@ type leg struct {
 	enc    []byte
 
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
+	// quiet: the phone's SDP says it sends nothing (a=recvonly or
+	// a=inactive: on hold), so its silence is no media timeout.
+	quiet atomic.Bool
 
 	stats legStats
 	dtmf  legDTMF // RFC 4733 both ways (dtmf.go)
@@ -177,7 +180,18 @@ func (l *leg) mayLatch(ip netip.Addr) bool {
 
 // silentFor is how long the phone has sent nothing.
 func (l *leg) silentFor(now time.Time) time.Duration {
+	if l.quiet.Load() {
+		return 0
+	}
 	return now.Sub(time.Unix(0, l.lastRecv.Load()))
+}
+
+// expectMedia says whether the phone sends RTP (its SDP direction); when
+// it starts again the media timeout counts from now.
+func (l *leg) expectMedia(sends bool) {
+	if l.quiet.Swap(!sends) && sends {
+		l.lastRecv.Store(time.Now().UnixNano())
+	}
 }
 
 func (l *leg) readLoop() {

@@ -28,6 +28,23 @@ type CodecConfig struct {
 	// grow with the load; lingering fills them at moderate load too, which
 	// halves the CPU per frame at 1,000 calls (docs/benchmarks.md).
 	Linger time.Duration
+	// OnOutage, when set, is told each time the codec stream to the plugin
+	// ends while the client runs (the plugin died, hung, or its restart
+	// failed): the frames of every call fail until a restarted plugin is
+	// up, which may take longer than a call can go without audio. It is
+	// the fallback trigger of issue 10 §3 (docs/plugins.md): a phone
+	// switches its calls to G.711 with a media update. It runs on its own
+	// goroutine, one call at a time; outages while it runs coalesce into
+	// one more call.
+	OnOutage func(Outage)
+}
+
+// Outage describes a codec plugin's stream ending.
+type Outage struct {
+	Plugin string   // the plugin's name
+	Codecs []string // the codecs it served, now unavailable
+	At     time.Time
+	Err    error // why the stream ended
 }
 
 // batchWindow is how many batches may be on their way to the plugin
@@ -70,6 +87,9 @@ type CodecClient struct {
 	gen     uint64 // stream generation; 0 while no stream is up
 	closed  bool
 	stats   CodecStats
+
+	onOutage func(Outage)
+	outages  chan Outage // capacity 1: to the outage notifier
 
 	up     chan struct{} // closed when the first stream is open
 	kick   chan struct{} // capacity 1: pending is not empty
@@ -121,6 +141,9 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 		kick:    make(chan struct{}, 1),
 		up:      make(chan struct{}),
 		down:    make(chan uint64, 4),
+
+		onOutage: cfg.OnOutage,
+		outages:  make(chan Outage, 1),
 	}
 	sup, err := supervise(ctx, cfg.Config, KindCodec, func(gen uint64) {
 		select {
@@ -161,6 +184,10 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 	c.wg.Add(2)
 	go c.run(rctx)
 	go c.reap(rctx)
+	if c.onOutage != nil {
+		c.wg.Add(1)
+		go c.notify(rctx)
+	}
 	select {
 	case <-c.up:
 	case <-lctx.Done():
@@ -168,6 +195,14 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 		return nil, fmt.Errorf("plugins: %s: codec stream: %w", sup.cfg.Name, ErrStartTimeout)
 	}
 	return c, nil
+}
+
+// Up reports whether the codec stream to the plugin is up (frames can
+// be served now).
+func (c *CodecClient) Up() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen != 0
 }
 
 // Codecs returns the plugin's codecs in its preference order. Each is a
@@ -472,6 +507,7 @@ func signal(st *codecState) {
 // until it breaks or the instance goes down, then waits for the next.
 func (c *CodecClient) run(ctx context.Context) {
 	defer c.wg.Done()
+	var reported uint64 // the instance whose outage was reported: once each
 	for ctx.Err() == nil {
 		inst, err := c.sup.current()
 		if err != nil {
@@ -492,11 +528,50 @@ func (c *CodecClient) run(ctx context.Context) {
 			return
 		}
 		c.sup.log.Warn("codec stream ended", "error", err)
+		if inst.gen != reported {
+			reported = inst.gen
+			c.outage(err)
+		}
 		c.sup.Check()
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// outage hands an outage to the notifier, replacing one not taken yet.
+func (c *CodecClient) outage(err error) {
+	if c.onOutage == nil {
+		return
+	}
+	o := Outage{Plugin: c.sup.cfg.Name, At: time.Now(), Err: err}
+	for _, cd := range c.list {
+		o.Codecs = append(o.Codecs, cd.Descriptor().Name)
+	}
+	for {
+		select {
+		case c.outages <- o:
+			return
+		default:
+		}
+		select {
+		case <-c.outages:
+		default:
+		}
+	}
+}
+
+// notify delivers outages to OnOutage, in order, one at a time.
+func (c *CodecClient) notify(ctx context.Context) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-c.outages:
+			c.onOutage(o)
 		}
 	}
 }

@@ -227,3 +227,44 @@ func TestCodecPluginKilledCallsSurvive(t *testing.T) {
 		t.Errorf("after restart: decode %v, exact %v", err, equalPCM(out[:k], pcm))
 	}
 }
+
+// TestCodecPluginOutageNotified: SIGKILL of the plugin is reported to
+// OnOutage (the fallback trigger), naming the plugin and its codecs, once
+// per outage; a client without OnOutage runs as before.
+func TestCodecPluginOutageNotified(t *testing.T) {
+	t.Parallel()
+	got := make(chan Outage, 4)
+	cfg := CodecConfig{Config: fastConfig(t, builds.Bin(t, pkgTest), "-mode", "codec"), FrameTimeout: 2 * time.Second,
+		OnOutage: func(o Outage) { got <- o }}
+	c, err := NewCodecClient(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	select {
+	case o := <-got:
+		t.Fatalf("outage %+v before anything died", o)
+	case <-time.After(100 * time.Millisecond):
+	}
+	pid := c.Supervisor().PID()
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var o Outage
+	select {
+	case o = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no outage reported after SIGKILL")
+	}
+	t.Logf("outage reported %v after the kill: %+v", o.At.Sub(killed), o)
+	if o.Plugin == "" || o.Err == nil || len(o.Codecs) != len(c.Codecs()) || o.At.Before(killed) {
+		t.Errorf("outage %+v, want the plugin's name, its %d codecs, an error, a time after the kill", o, len(c.Codecs()))
+	}
+	eventually(t, "the plugin restarted", func() bool { return c.Supervisor().PID() != pid && c.Stats().Streams >= 2 })
+	select {
+	case o := <-got:
+		t.Errorf("a second outage %+v for one kill", o)
+	case <-time.After(200 * time.Millisecond):
+	}
+}

@@ -51,6 +51,9 @@ func newCtlCmd() *cobra.Command {
 		newCtlSessionsCmd(client),
 		newCtlRebindCmd(client, printHandoff),
 		newCtlDTMFCmd(client),
+		newCtlHoldCmd(client, true),
+		newCtlHoldCmd(client, false),
+		newCtlCodecCmd(client),
 		&cobra.Command{
 			Use:   "handoffs",
 			Short: "List recent handoffs and rebinds with their steps",
@@ -404,6 +407,73 @@ number is what the gateway dials out through that trunk.`,
 	}
 	cmd.Flags().String("number", "", "telephone `number` for a trunk device to dial out (E.164, e.g. +15551234)")
 	return cmd
+}
+
+// newCtlHoldCmd is `ctl hold ID` (hold true) or `ctl resume ID`: an
+// in-call media update (docs/protocol.md §17) that returns once the far
+// party has acknowledged.
+func newCtlHoldCmd(client ctlClient, hold bool) *cobra.Command {
+	use, short, long := "hold ID", "Put an active call on hold",
+		`Put active call ID on hold: a media-update (sendonly) to the far party, which
+stops sending audio; this side stops too (Baton plays no music on hold). The
+SRTP state is kept. Through a gateway the SIP phone gets a re-INVITE with
+a=sendonly. A held call cannot be pulled to another device: resume it first.`
+	if !hold {
+		use, short, long = "resume ID", "Take a held call off hold",
+			`Take call ID off hold: a media-update (sendrecv) to the far party; audio flows
+both ways again (unless the far party holds the call too).`
+	}
+	return &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Long:    long,
+		Example: "  baton ctl " + use[:len(use)-3] + " c-00c1b475ad2d9629",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			op := c.Hold
+			if !hold {
+				op = c.Resume
+			}
+			info, err := op(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			held := info.HeldBy
+			if held == "" {
+				held = "nobody"
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "call %s with %s: direction %s, held by %s\n", info.ID, info.Peer, info.MediaDirection, held)
+			return err
+		},
+	}
+}
+
+// newCtlCodecCmd is `ctl codec ID NAME`: both parties switch codec.
+func newCtlCodecCmd(client ctlClient) *cobra.Command {
+	return &cobra.Command{
+		Use:   "codec ID NAME",
+		Short: "Switch an active call to another codec both parties offered",
+		Long: `Switch active call ID to codec NAME (one both parties offered at call setup):
+a media-update to the far party; both reopen their media on the same ports.`,
+		Example: "  baton ctl codec c-00c1b475ad2d9629 PCMA",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client(cmd)
+			if err != nil {
+				return err
+			}
+			info, err := c.SetCodec(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "call %s with %s: codec %s\n", info.ID, info.Peer, info.Codec)
+			return err
+		},
+	}
 }
 
 func newCtlDTMFCmd(client ctlClient) *cobra.Command {

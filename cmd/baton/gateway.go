@@ -144,7 +144,8 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 
 func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log)
+	fallback := &codecFallback{}
+	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log, fallback)
 	if err != nil {
 		return err
 	}
@@ -165,6 +166,20 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 	if err != nil {
 		return err
 	}
+	// A dead codec plugin moves the devices' P2P calls to G.711
+	// (codecfallback.go); the SIP legs follow, relaying or transcoding
+	// per frame.
+	fallback.attach(func() []codecSwitcher {
+		var out []codecSwitcher
+		for _, id := range gw.DeviceIDs() {
+			if api, err := gw.DeviceAPI(id); err == nil {
+				if s, ok := api.(codecSwitcher); ok {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := gw.Register(reg); err != nil {

@@ -128,7 +128,8 @@ func phoneEndpointConfig(cfg config.Phone, all *codecs.Registry, log *slog.Logge
 
 func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	log := newLogger(cmd.ErrOrStderr(), cfg.Log)
-	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log)
+	fallback := &codecFallback{}
+	all, closeCodecs, err := loadCodecPlugins(ctx, cfg.Plugins, log, fallback)
 	if err != nil {
 		return err
 	}
@@ -162,6 +163,7 @@ func runPhone(ctx context.Context, cmd *cobra.Command, cfg config.Phone) error {
 	if err != nil {
 		return err
 	}
+	fallback.attach(func() []codecSwitcher { return []codecSwitcher{ep} }) // codecfallback.go
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := ep.Register(reg); err != nil {

@@ -121,20 +121,31 @@ func loadPolicyPlugin(ctx context.Context, pl config.Plugins, log *slog.Logger) 
 // registry of the built-in codecs followed by the plugins' ones (each
 // registered from the descriptor the plugin sent, so it negotiates like a
 // built-in codec), and the closer that stops the plugins.
-func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger) (*codecs.Registry, io.Closer, error) {
+//
+// fb, when not nil, gets each plugin's outages and moves the calls of the
+// endpoints attached to it to the fallback codec (codecfallback.go).
+func loadCodecPlugins(ctx context.Context, pl config.Plugins, log *slog.Logger, fb *codecFallback) (*codecs.Registry, io.Closer, error) {
 	reg := codecs.DefaultRegistry()
 	var cl closers
 	for i, c := range pl.Codecs {
-		cs, closer, err := plugins.LoadCodecs(ctx, plugins.CodecConfig{
+		cc := plugins.CodecConfig{
 			Config:       plugins.Config{Path: pl.Resolve(c.Path), Args: c.Args, SHA256: strings.ToLower(c.SHA256), Logger: log},
 			FrameTimeout: c.FrameTimeout,
-		})
+		}
+		if fb != nil {
+			fb.log, fb.rules = log, pl.Codecs
+			cc.OnOutage = func(o plugins.Outage) { fb.onOutage(i, o) }
+		}
+		client, err := plugins.NewCodecClient(ctx, cc)
 		if err != nil {
 			_ = cl.Close()
 			return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)
 		}
-		cl = append(cl, closer)
-		for _, cd := range cs {
+		if fb != nil {
+			fb.setClient(i, client)
+		}
+		cl = append(cl, client)
+		for _, cd := range client.Codecs() {
 			if err := reg.Register(cd); err != nil {
 				_ = cl.Close()
 				return nil, nil, fmt.Errorf("plugins.codecs[%d]: %w", i, err)

@@ -116,6 +116,10 @@ func classify(err error) (status int, code string) {
 		return http.StatusBadRequest, CodeInvalidTarget
 	case errors.Is(err, endpoint.ErrInvalidDTMF):
 		return http.StatusBadRequest, CodeInvalidDTMF
+	case errors.Is(err, endpoint.ErrMediaRefused):
+		return http.StatusConflict, CodeMediaRefused
+	case errors.Is(err, ErrNotImplemented):
+		return http.StatusNotImplemented, CodeNotImplemented
 	case errors.Is(err, endpoint.ErrUnreachable):
 		return http.StatusBadGateway, CodeUnreachable
 	case errors.Is(err, endpoint.ErrNotLoggedIn):
@@ -177,6 +181,10 @@ func sentinelForCode(code string) error {
 		return endpoint.ErrInvalidTarget
 	case CodeInvalidDTMF:
 		return endpoint.ErrInvalidDTMF
+	case CodeMediaRefused:
+		return endpoint.ErrMediaRefused
+	case CodeNotImplemented:
+		return ErrNotImplemented
 	case CodeUnreachable:
 		return endpoint.ErrUnreachable
 	case CodeNotLoggedIn:

@@ -106,7 +106,10 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 	h.route(mux, "POST /v1/calls/{id}/answer", h.answer)
 	h.route(mux, "POST /v1/calls/{id}/hangup", h.hangup)
 	h.route(mux, "POST /v1/calls/{id}/push", h.push)
-	h.route(mux, "POST /v1/calls/{id}/dtmf", h.dtmf) // dtmf.go
+	h.route(mux, "POST /v1/calls/{id}/dtmf", h.dtmf)               // dtmf.go
+	h.route(mux, "POST /v1/calls/{id}/hold", h.holdRoute(true))    // hold.go
+	h.route(mux, "POST /v1/calls/{id}/resume", h.holdRoute(false)) // hold.go
+	h.route(mux, "POST /v1/calls/{id}/codec", h.codec)             // hold.go
 	h.route(mux, "POST /v1/calls/{id}/transfer", h.transfer)
 	h.route(mux, "GET /v1/events", h.events)
 	h.route(mux, "POST /v1/handoffs", h.pull)

@@ -165,6 +165,10 @@ func callInfo(c endpoint.CallInfo) string {
 	if c.EndReason != "" {
 		return via + c.EndReason
 	}
+	if c.HeldBy != "" {
+		// docs/protocol.md §17: who holds the call, and the direction.
+		via += fmt.Sprintf("on hold (%s, %s); ", c.HeldBy, c.MediaDirection)
+	}
 	if m := c.Media; m != nil {
 		return via + fmt.Sprintf("sent=%d recv=%d lost=%d jitter=%.1fms", m.PacketsSent, m.PacketsReceived, m.Lost, m.JitterMS)
 	}

@@ -91,6 +91,30 @@ type CallInfo struct {
 	// Number is the telephone number the call asks a gateway's trunk
 	// device to dial onward, when it does.
 	Number string `json:"number,omitempty"`
+	// MediaDirection is the call's audio direction from this party's
+	// view once a media update has set it (hold.go): sendrecv, sendonly
+	// (this party holds), recvonly (the peer holds), inactive (both).
+	MediaDirection string `json:"media_direction,omitempty"`
+	// HeldBy says who holds the call: "local", "remote", "both", or ""
+	// when nobody does.
+	HeldBy string `json:"held_by,omitempty"`
+	// CodecChange is the call's last codec switch by media update
+	// (hold.go): `ctl codec`, or the fallback when a codec plugin died.
+	CodecChange *CodecChange `json:"codec_change,omitempty"`
+}
+
+// CodecChange describes a codec switch in a call.
+type CodecChange struct {
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason,omitempty"` // "codec-change", "codec-fallback"...
+	// ReceiveGapMS is how long no audio came from the peer around the
+	// switch: from its last packet in the old codec to its first in the
+	// new one (absent until that arrives).
+	ReceiveGapMS float64 `json:"receive_gap_ms,omitempty"`
+
+	lastOld time.Time // the peer's last packet in the old codec
 }
 
 // DeviceInfo is one device's presence.

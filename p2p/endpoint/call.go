@@ -83,6 +83,7 @@ type call struct {
 	addrAck    chan struct{}       // a rebind waits for the peer's new-address-ack
 	remoteROC  *media.ROC          // the peer stream's SRTP roll-over counter, for a reopened session
 	deadConns  map[*wire.Conn]bool // connections whose stream has ended
+	mup        *mediaUpdates       // hold, resume, codec change (hold.go); nil until needed
 
 	mu   sync.Mutex
 	info CallInfo
@@ -545,6 +546,8 @@ func (c *call) run() {
 			c.onCTimeout()
 		case <-c.watchC():
 			c.onWatch()
+		case <-c.mupTimer():
+			c.onMediaUpdateTimeout() // hold.go
 		case cmd := <-c.cmds:
 			cmd.reply <- c.onCommand(cmd)
 		case <-ring.C:
@@ -625,6 +628,15 @@ func (c *call) onMessage(m wire.Message) {
 	case *wire.DTMF:
 		if c.state == CallActive {
 			c.onDTMF(m) // dtmf.go
+			return
+		}
+	case *wire.MediaUpdate:
+		if c.state == CallActive {
+			c.onMediaUpdate(m) // hold.go
+			return
+		}
+	case *wire.MediaUpdateAck:
+		if c.state == CallActive && c.onMediaUpdateAck(m) {
 			return
 		}
 	case *wire.NewAddressAck:
@@ -870,6 +882,7 @@ func (c *call) finish() {
 	if c.ho != nil && c.ho.watch != nil {
 		c.ho.watch.Stop()
 	}
+	c.failPending() // hold.go
 	c.closeMedia()
 	if cl, ok := c.sink.(io.Closer); ok {
 		if err := cl.Close(); err != nil {
@@ -916,7 +929,9 @@ func (c *call) snapshot() CallInfo {
 	info := c.info
 	c.mu.Unlock()
 	if s := c.currentSession(); s != nil {
-		info.Media = mediaInfo(s.Stats())
+		st := s.Stats()
+		info.Media = mediaInfo(st)
+		codecChangeGap(&info, st) // hold.go
 	}
 	return info
 }

@@ -160,7 +160,9 @@ func TestDTMFAfterPull(t *testing.T) {
 	if got != "7*" || evs[0].Peer != "alice/laptop" {
 		t.Fatalf("bob got %q (%+v), want 7* from alice/laptop", got, evs)
 	}
-	// The desk let go: it has no call to send DTMF on.
+	// The desk let go (the laptop's release reaches it a moment after the
+	// pull returned): it has no call to send DTMF on.
+	desk.waitState(t, dc.ID, "ended")
 	if err := desk.SendDTMF(ctx, dc.ID, DTMFRequest{Digits: "9"}); !isErr(err, ErrNoSuchCall) && !isErr(err, ErrBadState) {
 		t.Fatalf("desk SendDTMF after the pull = %v, want no such call", err)
 	}

@@ -53,4 +53,8 @@ var (
 	// ErrInvalidDTMF means DTMF digits (or their duration) were refused
 	// before sending: the error names the character that is not 0-9*#A-D.
 	ErrInvalidDTMF = errors.New("endpoint: invalid DTMF")
+	// ErrMediaRefused means the peer refused a media update (hold,
+	// resume, codec change): the error carries its code and reason; the
+	// call's media is unchanged.
+	ErrMediaRefused = errors.New("endpoint: media update refused")
 )

@@ -258,6 +258,9 @@ func (c *call) offer(requester pki.Identity, conn *wire.Conn) (wire.SessionParam
 	if c.state != CallActive || c.sess == nil {
 		return wire.SessionParams{}, fmt.Errorf("%w: call %s is %s", ErrBadState, c.id, c.state)
 	}
+	if err := c.holdRefusesPull(); err != nil { // hold.go
+		return wire.SessionParams{}, err
+	}
 	if c.peerSignal == "" {
 		// Another device could not reach C out of band (step 7).
 		return wire.SessionParams{}, fmt.Errorf("%w: %s did not say where it accepts signaling", ErrBadState, c.peer)

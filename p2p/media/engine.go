@@ -40,6 +40,8 @@ type engine struct {
 	samples     int // samples per frame
 	conn        *net.UDPConn
 	impair      *impairer // nil unless Config.Impairment
+	// mute: Session.SetPlaying(false), the sink gets silence.
+	mute bool
 
 	packetsSent, bytesSent, sendErrors uint64
 	sinkErrors, decodeErrors           uint64
@@ -129,6 +131,18 @@ func (e *engine) skipFrame() { e.send.skip(1) }
 // packet's playout time).
 func (e *engine) playout(at time.Time) {
 	f := e.jb.pop(at)
+	if e.mute && f.kind != frameNone {
+		// Held: what arrives is not played (nor concealed later).
+		e.lastEncoded, e.hasLast = false, false
+		clear(e.pcm)
+		if e.sink != nil {
+			if err := e.sink.WriteFrame(e.pcm); err != nil {
+				e.sinkErrors++
+				logCount(e.log, "audio sink failed", e.sinkErrors, err)
+			}
+		}
+		return
+	}
 	switch f.kind {
 	case frameNone:
 		return

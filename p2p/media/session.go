@@ -54,6 +54,7 @@ type Session struct {
 
 	peers       atomic.Pointer[peerSet]
 	sending     atomic.Bool
+	muted       atomic.Bool // SetPlaying(false): playout writes silence
 	wrongSource atomic.Uint64
 	latched     atomic.Uint64
 	latch       bool // Config.LatchAuthenticated with SRTP on
@@ -308,6 +309,14 @@ func (s *Session) Start() {
 // (RFC 3550 §5.1); the first packet after it carries the marker bit
 // (RFC 3551 §4.1). Sending is on after Open.
 func (s *Session) SetSending(on bool) { s.sending.Store(on) }
+
+// SetPlaying stops (false) or restarts (true) playing what is received,
+// for a call whose direction does not receive (sendonly or inactive, RFC
+// 3264 §6.1): received packets are still authenticated and buffered, so
+// the SRTP roll-over counter and the jitter buffer stay current, but the
+// sink gets silence, one frame per ptime as before. Playing is on after
+// Open.
+func (s *Session) SetPlaying(on bool) { s.muted.Store(!on) }
 
 // Rebind moves the session's media to a new local address (port 0: any
 // free port) and returns the bound address. It opens the new socket, then
@@ -612,6 +621,7 @@ func (s *Session) tick(at time.Time) {
 	} else {
 		s.eng.skipFrame()
 	}
+	s.eng.mute = s.muted.Load()
 	s.eng.playout(at)
 }
 

@@ -661,3 +661,58 @@ func TestRemoteROCCarriesOver(t *testing.T) {
 		t.Fatalf("with the ROC: %+v", st)
 	}
 }
+
+// TestSessionSetPlaying: while not playing, SRTP packets are still
+// received and authenticated (the SRTP state stays current), the sink gets
+// silence frames at the same pace, and nothing received is played; once
+// playing again the stream is heard with no authentication failure.
+func TestSessionSetPlaying(t *testing.T) {
+	t.Parallel()
+	keys := mustKeys(t)
+	sink := &recordingSink{}
+	s := openSession(t, Config{Local: addr("127.0.0.1:0"), Sink: sink, SendKeys: mustKeys(t), RecvKeys: keys})
+	peer := newRawPeer(t, "127.0.0.1", keys)
+	s.SetRemote(peer.addr)
+	s.Start()
+	to := s.LocalAddr()
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := peer.conn.WriteToUDPAddrPort(peer.packet(peer.ctx, testPT), to); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-sent }()
+	eventually(t, "stream played", func() bool { return sink.realCount() >= 5 })
+
+	s.SetPlaying(false)
+	time.Sleep(60 * time.Millisecond) // a tick in progress may still play
+	frames0, real0, _ := sink.snapshot()
+	recv0 := s.Stats().PacketsReceived
+	eventually(t, "silence frames while not playing", func() bool {
+		f, _, _ := sink.snapshot()
+		return f >= frames0+10
+	})
+	if _, real, _ := sink.snapshot(); len(real) != len(real0) {
+		t.Errorf("%d frames of the stream played while not playing", len(real)-len(real0))
+	}
+	if st := s.Stats(); st.PacketsReceived < recv0+5 {
+		t.Errorf("PacketsReceived %d -> %d: the stream is not received while not playing", recv0, st.PacketsReceived)
+	}
+
+	s.SetPlaying(true)
+	eventually(t, "stream played again", func() bool { return sink.realCount() >= len(real0)+5 })
+	if st := s.Stats(); st.AuthFailed != 0 || st.Replayed != 0 {
+		t.Errorf("auth failed %d, replayed %d after playing again", st.AuthFailed, st.Replayed)
+	}
+}

@@ -82,6 +82,9 @@ var typeNames = map[Type]string{
 	TypeDeviceLogout:    "device-logout",
 	TypeDeviceRenew:     "device-renew",
 	TypeDeviceRenewed:   "device-renewed",
+
+	TypeMediaUpdate:    "media-update",
+	TypeMediaUpdateAck: "media-update-ack",
 }
 
 func (t Type) String() string {
@@ -376,6 +379,9 @@ func New(t Type) Message {
 		return m
 	}
 	if m := newGatewayMux(t); m != nil {
+		return m
+	}
+	if m := newMediaUpdate(t); m != nil {
 		return m
 	}
 	return newPush(t)

@@ -103,6 +103,8 @@ func sampleMessages() map[Type]Message {
 			Steps: []PushStep{{Step: 1, Title: "A logs in", SinceStartUS: 0, Detail: "logged in"}}},
 
 		TypeDTMF:            &DTMF{CallID: "c-7f3a9e", Digits: "123#", DurationMS: 120},
+		TypeMediaUpdate:     &MediaUpdate{CallID: "c-7f3a9e", Version: 2, Direction: MediaSendOnly, Codec: "PCMU", Reason: "hold"},
+		TypeMediaUpdateAck:  &MediaUpdateAck{CallID: "c-7f3a9e", Version: 2, Direction: MediaRecvOnly, Codec: "PCMU"},
 		TypeTransferRequest: &TransferRequest{CallID: "c-7f3a9e", From: "alice/laptop", Target: "carol"},
 		TypeTransferResult:  &TransferResult{CallID: "c-7f3a9e", State: TransferDone, NewCallID: "c-0123456789abcdef"},
 		TypeInviteReplaces: &InviteReplaces{
@@ -150,6 +152,7 @@ var allTypes = []Type{
 	TypePushOffer, TypePushResult,
 	TypeDTMF,
 	TypeTransferRequest, TypeTransferResult, TypeInviteReplaces,
+	TypeMediaUpdate, TypeMediaUpdateAck,
 }
 
 func TestSampleMessagesCoverEveryType(t *testing.T) {
@@ -196,6 +199,7 @@ func TestTypeNumbers(t *testing.T) {
 		TypePushOffer: 320, TypePushResult: 321,
 		TypeDTMF:            330,
 		TypeTransferRequest: 340, TypeTransferResult: 341, TypeInviteReplaces: 342,
+		TypeMediaUpdate: 350, TypeMediaUpdateAck: 351,
 	}
 	for typ, n := range want {
 		if uint16(typ) != n {
