@@ -84,6 +84,9 @@ const (
 	KindCallEnded
 	KindCallSignalingLost
 	KindCallDTMF
+	KindCallHeld
+	KindCallResumed
+	KindCallCodecChanged
 	KindHandoffStep
 	KindHandoffOffered
 	KindHandoffRefused
@@ -113,6 +116,7 @@ const (
 	KindTransferRefused
 	KindTransferDone
 	KindTransferFailed
+	KindTransferReplaced
 	numEventKinds
 )
 
@@ -128,6 +132,9 @@ var eventKindNames = [numEventKinds]string{
 	KindCallEnded:            "call.ended",
 	KindCallSignalingLost:    "call.signaling-lost",
 	KindCallDTMF:             EventDTMF,
+	KindCallHeld:             EventHeld,
+	KindCallResumed:          EventResumed,
+	KindCallCodecChanged:     EventCodecChanged,
 	KindHandoffStep:          "handoff.step",
 	KindHandoffOffered:       "handoff.offered",
 	KindHandoffRefused:       "handoff.refused",
@@ -157,6 +164,7 @@ var eventKindNames = [numEventKinds]string{
 	KindTransferRefused:      "transfer.refused",
 	KindTransferDone:         "transfer.done",
 	KindTransferFailed:       "transfer.failed",
+	KindTransferReplaced:     "transfer.replaced",
 }
 
 // String returns the event's Type string ("call.ringing").

@@ -164,6 +164,12 @@ func TestEventKinds(t *testing.T) {
 			}
 		}
 	}
+	// Emit sites with a named constant type (EventDTMF, EventHeld...).
+	for _, typ := range []string{EventDTMF, EventHeld, EventResumed, EventCodecChanged} {
+		if ParseEventKind(typ) == KindUnknown {
+			t.Errorf("%q is no EventKind", typ)
+		}
+	}
 	if found < 20 {
 		t.Errorf("found only %d emit sites; the pattern no longer matches the code", found)
 	}
