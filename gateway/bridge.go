@@ -622,11 +622,16 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		}
 		req.AppendHeader(&sip.ToHeader{Address: to, Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("\"%s\" <sip:%s@%s>", b.peer, sipUser(b.peer), g.contact.Address.Host)))
+		reused := false
+		if d.trunk == nil {
+			reused = g.routeToPhone(d.acct.SIPUser, c, req) // flow.go
+		}
 		dc, err := g.outbound.WriteInvite(g.ctx, req)
 		if err != nil {
 			log.Info("INVITE to a contact failed", "contact", c, "err", err)
 			continue
 		}
+		pinFlow(dc, reused)
 		fctx, fcancel := context.WithCancel(ringCtx)
 		defer fcancel()
 		f := &fork{dc: dc, cancel: fcancel}

@@ -241,7 +241,10 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	bridges map[string]*bridge // by SIP Call-ID
-	addrs   map[string]string  // "udp"/"tcp"/"tls" -> bound address
+	// flows are the TCP/TLS connections phones registered over, by
+	// binding (flow.go): calls to a phone reuse them.
+	flows map[string]flow
+	addrs map[string]string // "udp"/"tcp"/"tls" -> bound address
 	// listeners are the SIP sockets (sipgo's Close does not close
 	// sockets handed to ServeUDP/ServeTCP).
 	listeners []io.Closer
@@ -448,6 +451,7 @@ func (g *Gateway) expireLoop() {
 			return
 		case <-t.C:
 			g.bindings.Expire()
+			g.pruneFlows()
 		}
 	}
 }
@@ -502,6 +506,10 @@ type Registration struct {
 	// although its phone is registered (e.g. its user is not delegated to
 	// the gateway's credential); "" when it is, or was never tried.
 	LoginError string `json:"login_error,omitempty"`
+	// Flow is the open connection the contact registered over ("tls
+	// 127.0.0.1:40312"), which calls to the phone reuse (flow.go); "" for
+	// UDP or once it closed.
+	Flow string `json:"flow,omitempty"`
 }
 
 // Registrations lists every account with its live contacts.
@@ -517,7 +525,11 @@ func (g *Gateway) Registrations() []Registration {
 			out = append(out, Registration{SIPUser: user, Device: d.identity()})
 		}
 		for _, c := range contacts {
-			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()})
+			r := Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()}
+			if f, ok := g.openFlow(user, c); ok {
+				r.Flow = strings.ToLower(f.network) + " " + f.source
+			}
+			out = append(out, r)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SIPUser < out[j].SIPUser })
@@ -646,6 +658,7 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 			g.bindings.RemoveAll(user)
+			g.pruneFlows()
 			continue
 		}
 		if exp > 0 && exp < g.cfg.MinExpires {
@@ -657,6 +670,7 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			exp = g.cfg.MaxExpires
 		}
 		g.bindings.Set(user, c.Address.String(), exp)
+		g.rememberFlow(user, c.Address.String(), req, exp == 0)
 	}
 	g.stats.registers.Add(1)
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
