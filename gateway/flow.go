@@ -99,8 +99,8 @@ func (g *Gateway) routeToPhone(aor, contact string, req *sip.Request) (reused bo
 	}
 	if c, ok := g.contacts[network]; ok {
 		hdr := c.Clone()
-		if req.Recipient.IsEncrypted() {
-			hdr.Address.Scheme = "sips"
+		if req.Recipient.IsEncrypted() && network == "TLS" {
+			hdr = sipsContact(c)
 		}
 		req.AppendHeader(hdr)
 		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: network,

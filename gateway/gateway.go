@@ -383,21 +383,21 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.inbound = sipgo.NewDialogServerCache(g.cli, g.contact)
 	g.outbound = sipgo.NewDialogClientCache(g.cli, g.contact)
 
-	g.srv.OnRegister(g.onRegister)
-	g.srv.OnOptions(g.onOptions)
-	g.srv.OnInvite(g.onInvite)
-	g.srv.OnAck(g.onAck)
-	g.srv.OnBye(g.onBye)
-	g.srv.OnRefer(g.onRefer)
-	g.srv.OnNotify(g.onNotify)
-	g.srv.OnSubscribe(g.onSubscribe)
-	g.srv.OnInfo(g.onInfo) // DTMF by SIP INFO (dtmf.go)
-	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	g.srv.OnRegister(g.sipsOverTLS(g.onRegister))
+	g.srv.OnOptions(g.sipsOverTLS(g.onOptions))
+	g.srv.OnInvite(g.sipsOverTLS(g.onInvite))
+	g.srv.OnAck(g.sipsOverTLS(g.onAck))
+	g.srv.OnBye(g.sipsOverTLS(g.onBye))
+	g.srv.OnRefer(g.sipsOverTLS(g.onRefer))
+	g.srv.OnNotify(g.sipsOverTLS(g.onNotify))
+	g.srv.OnSubscribe(g.sipsOverTLS(g.onSubscribe))
+	g.srv.OnInfo(g.sipsOverTLS(g.onInfo)) // DTMF by SIP INFO (dtmf.go)
+	g.srv.OnCancel(g.sipsOverTLS(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE transaction was handled by the
 		// transaction layer (the dialog ends, see inboundCall); one that
 		// matched nothing gets 481 (RFC 3261 §9.2).
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-	})
+	}))
 	for _, s := range serve {
 		g.wg.Add(1)
 		go func() {
@@ -415,8 +415,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 }
 
 // contactFor is our Contact for responses to req: the one of the
-// transport req came over.
+// transport req came over, a sips: one for a sips: request.
 func (g *Gateway) contactFor(req *sip.Request) *sip.ContactHeader {
+	if c, ok := g.contacts["TLS"]; ok && dialogWantsSIPS(req) && strings.EqualFold(req.Transport(), "TLS") {
+		return sipsContact(c) // RFC 3261 §12.1.1 (sips.go)
+	}
 	if c, ok := g.contacts[strings.ToUpper(req.Transport())]; ok {
 		return c
 	}

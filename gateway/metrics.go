@@ -9,6 +9,7 @@ var (
 	descRegisters  = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
 	descAuthFailed = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
 	descAuthLimit  = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
+	descSIPSRefused = prometheus.NewDesc("baton_gateway_sips_refused_total", "Requests for a sips: URI refused (416) because they did not come over TLS.", nil, nil)
 	descLegPackets = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
 	descLegDropped = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
 )
@@ -16,7 +17,7 @@ var (
 type collector struct{ g *Gateway }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descLegPackets, descLegDropped} {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descSIPSRefused, descLegPackets, descLegDropped} {
 		ch <- d
 	}
 }
@@ -49,6 +50,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRegisters, prometheus.CounterValue, float64(g.stats.registers.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthFailed, prometheus.CounterValue, float64(g.stats.authFailed.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthLimit, prometheus.CounterValue, float64(g.stats.authLimited.Load()))
+	ch <- prometheus.MustNewConstMetric(descSIPSRefused, prometheus.CounterValue, float64(g.stats.sipsRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(in), "received")
 	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(out), "sent")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(wrong), "wrong-source")

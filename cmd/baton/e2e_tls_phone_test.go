@@ -100,9 +100,7 @@ func newStreamPhone(t *testing.T, network, scheme, gwAddr string, pool *x509.Cer
 	p := &streamPhone{t: t, network: network, scheme: scheme, gw: gwAddr, ua: ua, cli: cli,
 		invites: make(chan *sip.Request, 4), sessions: make(chan *sipgo.DialogServerSession, 4)}
 	p.contact = sip.ContactHeader{Address: sip.Uri{Scheme: scheme, User: "alice", Host: "127.0.0.1", Port: deadPort, UriParams: sip.NewParams()}}
-	if scheme == "sip" {
-		p.contact.Address.UriParams.Add("transport", network)
-	}
+	p.contact.Address.UriParams.Add("transport", uriTransport(scheme, network))
 	p.dialogs = sipgo.NewDialogServerCache(cli, p.contact)
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.invites <- req
@@ -120,15 +118,22 @@ func newStreamPhone(t *testing.T, network, scheme, gwAddr string, pool *x509.Cer
 }
 
 // gwURI is a URI of the gateway for user ("" for the registrar) in the
-// phone's scheme, with transport= for sip:.
+// phone's scheme.
 func (p *streamPhone) gwURI(user string) sip.Uri {
 	host, port, _ := net.SplitHostPort(p.gw)
 	n, _ := strconv.Atoi(port)
 	u := sip.Uri{Scheme: p.scheme, User: user, Host: host, Port: n, UriParams: sip.NewParams()}
-	if p.scheme == "sip" {
-		u.UriParams.Add("transport", p.network)
-	}
+	u.UriParams.Add("transport", uriTransport(p.scheme, p.network))
 	return u
+}
+
+// uriTransport is the transport parameter of a URI: tcp for sips: (TLS
+// over TCP, RFC 3261 §26.2.2; transport=tls is deprecated), else network.
+func uriTransport(scheme, network string) string {
+	if scheme == "sips" {
+		return "tcp"
+	}
+	return network
 }
 
 // register REGISTERs alice with digest and returns the final response.
@@ -253,4 +258,120 @@ func TestE2EGatewayCallsStreamPhone(t *testing.T) {
 			waitCallState(t, n.dir, bob.admin, id, "ended")
 		})
 	}
+}
+
+// Issue 8 §2, sips: URIs (RFC 3261 §26.2.2, §12.1.1). Over TLS: a REGISTER
+// to sips:GATEWAY binding a sips: contact gets 200 with that contact; an
+// INVITE to sips:bob@GATEWAY is answered with a sips: Contact; a P2P call
+// to the phone comes as INVITE to its sips: contact with a sips: Contact;
+// audio flows. The same sips: REGISTER and INVITE over TCP get 416
+// Unsupported URI Scheme naming the transport, and count in
+// baton_gateway_sips_refused_total.
+func TestE2EGatewaySIPS(t *testing.T) {
+	t.Parallel()
+	n := startStreamGateway(t)
+	rec := filepath.Join(n.dir, "bob.wav")
+	bob := startPhone(t, n.dir, n.srv, "bob", "laptop", n.pw["bob"], phoneOpts{tone: 440, record: rec, autoAnswer: true})
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+
+	// Over TCP: refused, whatever the credentials.
+	tcp := newStreamPhone(t, "tcp", "sips", n.addrs["tcp"], n.pool)
+	for _, method := range []sip.RequestMethod{sip.REGISTER, sip.INVITE} {
+		req := sip.NewRequest(method, tcp.gwURI("bob"))
+		if method == sip.REGISTER {
+			req.Recipient = tcp.gwURI("")
+		}
+		req.SetTransport("TCP")
+		req.AppendHeader(&sip.FromHeader{Address: tcp.gwURI("alice"), Params: sip.NewParams()})
+		req.From().Params.Add("tag", sip.GenerateTagN(8))
+		req.AppendHeader(&sip.ToHeader{Address: tcp.gwURI("alice"), Params: sip.NewParams()})
+		req.AppendHeader(&tcp.contact)
+		res, err := tcp.cli.Do(ctx, req)
+		if err != nil {
+			t.Fatalf("sips: %s over TCP: %v", method, err)
+		}
+		if res.StatusCode != 416 || !strings.Contains(res.Reason, "TLS") || !strings.Contains(res.Reason, "TCP") {
+			t.Errorf("sips: %s over TCP: %d %q, want 416 naming TLS and TCP", method, res.StatusCode, res.Reason)
+		}
+	}
+	metrics := httpGet(t, "http://"+n.gwAdmin+"/metrics")
+	if !strings.Contains(metrics, "baton_gateway_sips_refused_total 2") {
+		t.Errorf("metrics do not count the two refused sips: requests:\n%s", linesWith(metrics, "sips"))
+	}
+
+	// Over TLS: taken, with sips: contacts.
+	p := newStreamPhone(t, "tls", "sips", n.addrs["tls"], n.pool)
+	res := p.register(ctx)
+	if res.StatusCode != sip.StatusOK {
+		t.Fatalf("sips: REGISTER over TLS: %d %s", res.StatusCode, res.Reason)
+	}
+	if c := res.Contact(); c == nil || c.Address.Scheme != "sips" {
+		t.Fatalf("the 200 to a sips: REGISTER binds %v, want the phone's sips: contact", c)
+	}
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+
+	// The phone calls bob at sips:bob@GATEWAY.
+	media := startSIPMedia(t, "127.0.0.1", 660)
+	offer := fmt.Sprintf("v=0\r\no=e2e 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n", media.addr().Port)
+	dialogs := sipgo.NewDialogClientCache(p.cli, p.contact)
+	inv := sip.NewRequest(sip.INVITE, p.gwURI("bob"))
+	inv.AppendHeader(&sip.FromHeader{Address: p.gwURI("alice"), Params: sip.NewParams()})
+	inv.From().Params.Add("tag", sip.GenerateTagN(8))
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody([]byte(offer))
+	dc, err := dialogs.WriteInvite(ctx, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "alice", Password: "desk-secret"}); err != nil {
+		t.Fatalf("sips: INVITE over TLS: %v", err)
+	}
+	if c := dc.InviteResponse.Contact(); c == nil || c.Address.Scheme != "sips" || c.Address.Port == 0 {
+		t.Fatalf("the gateway's 200 to a sips: INVITE has Contact %v, want a sips: one (RFC 3261 §12.1.1)", c)
+	}
+	if err := dc.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := waitActiveWith(t, n.dir, bob.admin, "alice/desk", nil)
+	time.Sleep(2 * time.Second)
+	if err := dc.Bye(ctx); err != nil {
+		t.Fatalf("BYE to the gateway's sips: Contact: %v", err)
+	}
+	waitCallState(t, n.dir, bob.admin, id, "ended")
+	checkHears(t, rec, 660, time.Second)
+	if rep := media.report(); rep.packets < 25 {
+		t.Errorf("the sips: phone heard only %d packets of bob", rep.packets)
+	}
+
+	// bob calls the phone: INVITE to its sips: contact, a sips: Contact.
+	media2 := startSIPMedia(t, "127.0.0.1", 660)
+	id = dial(t, n.dir, bob.admin, "alice/desk")
+	req, ds := p.answer(ctx, media2)
+	if req.Recipient.Scheme != "sips" {
+		t.Errorf("the gateway's INVITE to a sips: contact has Request-URI %s", req.Recipient.String())
+	}
+	if c := req.Contact(); c == nil || c.Address.Scheme != "sips" {
+		t.Errorf("the gateway's INVITE to a sips: contact has Contact %v, want a sips: one", c)
+	}
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	eventually(t, pollTimeout, "the sips: phone to hear bob", func() (bool, string) {
+		r := media2.report()
+		return r.packets >= 25, fmt.Sprint(r.packets)
+	})
+	if err := ds.Bye(ctx); err != nil {
+		t.Fatalf("the sips: phone's BYE: %v", err)
+	}
+	waitCallState(t, n.dir, bob.admin, id, "ended")
+}
+
+// linesWith keeps the lines of s that contain sub.
+func linesWith(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
