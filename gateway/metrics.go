@@ -3,15 +3,15 @@ package gateway
 import "github.com/prometheus/client_golang/prometheus"
 
 var (
-	descRegistered = prometheus.NewDesc("baton_gateway_registered_devices", "SIP accounts with a live registration.", nil, nil)
-	descOnline     = prometheus.NewDesc("baton_gateway_online_devices", "Bridged devices logged in to the access server.", nil, nil)
-	descCalls      = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
-	descRegisters  = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
-	descAuthFailed = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
-	descAuthLimit  = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
+	descRegistered  = prometheus.NewDesc("baton_gateway_registered_devices", "SIP accounts with a live registration.", nil, nil)
+	descOnline      = prometheus.NewDesc("baton_gateway_online_devices", "Bridged devices logged in to the access server.", nil, nil)
+	descCalls       = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
+	descRegisters   = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
+	descAuthFailed  = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
+	descAuthLimit   = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
 	descSIPSRefused = prometheus.NewDesc("baton_gateway_sips_refused_total", "Requests for a sips: URI refused (416) because they did not come over TLS.", nil, nil)
-	descLegPackets = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
-	descLegDropped = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
+	descLegPackets  = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
+	descLegDropped  = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
 )
 
 type collector struct{ g *Gateway }
