@@ -65,6 +65,9 @@ type LegInfo struct {
 	SRTP           string `json:"srtp,omitempty"`
 	SRTPAuthFailed uint64 `json:"srtp_auth_failed"`
 	SRTPReplayed   uint64 `json:"srtp_replayed"`
+	// RTCP is the leg's RTCP/SRTCP (rtcp.go): counters and the far
+	// end's reports.
+	RTCP *RTCPInfo `json:"rtcp,omitempty"`
 }
 
 // bridge is one call between a SIP dialog and a P2P call of a device.
@@ -210,6 +213,7 @@ func (b *bridge) info() CallInfo {
 	ci.SIPLeg.SRTP = l.srtpSuite()
 	ci.SIPLeg.SRTPAuthFailed = l.stats.SRTPAuthFailed.Load()
 	ci.SIPLeg.SRTPReplayed = l.stats.SRTPReplayed.Load()
+	ci.SIPLeg.RTCP = l.rtcpInfo()
 	if ep := b.dev.endpoint(); ep != nil && ci.P2PCallID != "" {
 		if c, err := ep.Call(ci.P2PCallID); err == nil {
 			ci.P2PLeg = c.Media
@@ -225,7 +229,7 @@ func (b *bridge) local() sdp.Local {
 		ip = a
 	}
 	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.sipCodecs, PTime: 20, DTMF: true, Direction: sdp.SendRecv,
-		SRTP: b.g.cfg.SIPSRTP, Key: b.leg.srtpKey()}
+		SRTP: b.g.cfg.SIPSRTP, Key: b.leg.srtpKey(), RTCPPort: b.leg.rtcpPort(), RTCPMux: true}
 }
 
 // useAnswer points the SIP leg at what the far SDP chose (the answer to
@@ -252,6 +256,7 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	// hold offer, or its answer to ours): RFC 3264 §6.1.
 	recvs := o.Direction == sdp.SendRecv || o.Direction == sdp.RecvOnly || o.Direction == sdp.DirectionUnknown
 	b.leg.setRemote(codec, chosen.PT, o.TelephoneEventPT, remote, signal, recvs)
+	b.leg.setRTCP(o, codec.Descriptor().ClockRate) // rtcp.go
 	b.mu.Lock()
 	b.codec = codec.Descriptor().Name
 	b.mu.Unlock()

@@ -11,13 +11,14 @@ var (
 	descAuthLimit   = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
 	descSIPSRefused = prometheus.NewDesc("baton_gateway_sips_refused_total", "Requests for a sips: URI refused (416) because they did not come over TLS.", nil, nil)
 	descLegPackets  = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
+	descLegRTCP     = prometheus.NewDesc("baton_gateway_sip_rtcp_packets_total", "RTCP compound packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
 	descLegDropped  = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
 )
 
 type collector struct{ g *Gateway }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descSIPSRefused, descLegPackets, descLegDropped} {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descSIPSRefused, descLegPackets, descLegRTCP, descLegDropped} {
 		ch <- d
 	}
 }
@@ -35,6 +36,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	calls := g.Calls()
 	var in, out, wrong, malformed, pt, srtpAuth, srtpReplay uint64
+	var rtcpIn, rtcpOut, rtcpWrong, rtcpMalformed, srtcpAuth uint64
 	for _, ci := range calls {
 		in += ci.SIPLeg.Received
 		out += ci.SIPLeg.Sent
@@ -43,6 +45,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		pt += ci.SIPLeg.WrongPT
 		srtpAuth += ci.SIPLeg.SRTPAuthFailed
 		srtpReplay += ci.SIPLeg.SRTPReplayed
+		if r := ci.SIPLeg.RTCP; r != nil {
+			rtcpIn, rtcpOut, rtcpWrong, rtcpMalformed, srtcpAuth = rtcpIn+r.Received, rtcpOut+r.Sent, rtcpWrong+r.WrongSource, rtcpMalformed+r.Malformed, srtcpAuth+r.SRTCPAuthFailed
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, float64(registered))
 	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
@@ -58,6 +63,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(pt), "wrong-payload-type")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpAuth), "srtp-auth-failed")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpReplay), "srtp-replayed")
+	ch <- prometheus.MustNewConstMetric(descLegRTCP, prometheus.CounterValue, float64(rtcpIn), "received")
+	ch <- prometheus.MustNewConstMetric(descLegRTCP, prometheus.CounterValue, float64(rtcpOut), "sent")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(rtcpWrong), "rtcp-wrong-source")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(rtcpMalformed), "rtcp-malformed")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtcpAuth), "srtcp-auth-failed")
 }
 
 // Register adds the gateway's metrics to reg.
