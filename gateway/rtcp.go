@@ -29,9 +29,10 @@ import (
 // keys as the leg's SRTP, in contexts of their own.
 //
 // Like RTP (RFC 4961 symmetric RTP), RTCP is taken only from the latched
-// peer: its host, and with rtcp-mux its RTP address; without mux the
-// first RTCP packet from that host latches the port, and packets from
-// anywhere else are dropped and counted (RTCPWrongSource). The phone's
+// peer: its host (before RTP has latched, a host RTP may latch onto), and
+// with rtcp-mux its RTP address; without mux the first RTCP packet from
+// that host latches the port, and packets from anywhere else are dropped
+// and counted (RTCPWrongSource). The phone's
 // reports about our stream (fraction lost, cumulative loss, jitter, and
 // the round trip from LSR/DLSR, §6.4.1) are kept for the control API.
 type legRTCP struct {
@@ -239,14 +240,17 @@ func (l *leg) rtcpReadLoop() {
 func (l *leg) handleRTCP(data []byte, from netip.AddrPort, muxed bool) {
 	l.mu.Lock()
 	rtpPeer, rtpLatched := l.remote, l.latched
+	// Before RTP has latched (a phone may report first), the hosts RTP
+	// may latch onto: the SDP's and the one the phone signals from.
+	hostOK := (rtpLatched && from.Addr() == rtpPeer.Addr()) || (!rtpLatched && l.mayLatch(from.Addr()) && from != l.left)
 	ourSSRC := l.pkt.SSRC
 	l.mu.Unlock()
 	r := &l.rtcp
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Only the latched RTP peer's host; with mux its very address, without
-	// it the RTCP address latched by its first packet.
-	ok := rtpLatched && from.Addr() == rtpPeer.Addr() && (!muxed || from == rtpPeer) &&
+	// Only the latched RTP peer's host; with mux its very RTP address,
+	// without it the RTCP address latched by its first packet.
+	ok := hostOK && (!muxed || (rtpLatched && from == rtpPeer)) &&
 		(muxed || !r.latched || from == r.dest)
 	if !ok {
 		r.stats.WrongSource.Add(1)
