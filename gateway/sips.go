@@ -18,16 +18,18 @@ const statusUnsupportedURIScheme = 416
 // up for it. The request is refused with 416 Unsupported URI Scheme
 // (§21.4.16, §8.2.2.1: the scheme is not one we take over this
 // transport), the reason phrase naming the transport, rather than served
-// as if it were sip:. An ACK has no response: it is dropped.
+// as if it were sip:. An ACK has no response: it is dropped, uncounted
+// (the ACK of our 416 to an INVITE is one).
 func (g *Gateway) sipsOverTLS(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if wantsSIPS(req) && !strings.EqualFold(req.Transport(), "TLS") {
+			if req.Method == sip.ACK {
+				return // e.g. the ACK of our 416: nothing to answer, not counted again
+			}
 			g.stats.sipsRefused.Add(1)
 			g.log.Info("sips: request over a transport other than TLS refused", "method", req.Method,
 				"transport", req.Transport(), "source", req.Source(), "request_uri", req.Recipient.String())
-			if req.Method != sip.ACK {
-				respond(tx, req, statusUnsupportedURIScheme, "Unsupported URI Scheme: sips needs TLS, this request came over "+strings.ToUpper(req.Transport()))
-			}
+			respond(tx, req, statusUnsupportedURIScheme, "Unsupported URI Scheme: sips needs TLS, this request came over "+strings.ToUpper(req.Transport()))
 			return
 		}
 		h(req, tx)

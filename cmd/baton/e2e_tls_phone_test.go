@@ -297,7 +297,7 @@ func TestE2EGatewaySIPS(t *testing.T) {
 	}
 	metrics := httpGet(t, "http://"+n.gwAdmin+"/metrics")
 	if !strings.Contains(metrics, "baton_gateway_sips_refused_total 2") {
-		t.Errorf("metrics do not count the two refused sips: requests:\n%s", linesWith(metrics, "sips"))
+		t.Errorf("metrics do not count the two refused sips: requests:\n%s\n%s", linesWith(metrics, "sips"), tail(metrics, 1500))
 	}
 
 	// Over TLS: taken, with sips: contacts.
