@@ -206,3 +206,25 @@ func FuzzLegRTCP(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRTCPHooks is the per-packet cost RTCP adds to the leg's hot
+// path: the reception statistics readLoop keeps per RTP packet (A.1,
+// A.8) and the SR counters the send path keeps.
+func BenchmarkRTCPHooks(b *testing.B) {
+	b.Run("on-rtp", func(b *testing.B) {
+		l := &leg{}
+		l.rtcp.clock = 8000
+		now := time.Now()
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			l.rtcpOnRTP(5, uint16(i), uint32(160*i), now.Add(time.Duration(i)*20*time.Millisecond))
+		}
+	})
+	b.Run("on-send", func(b *testing.B) {
+		l := &leg{}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			l.rtcpOnSend(uint32(160*i), 160)
+		}
+	})
+}
