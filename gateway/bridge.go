@@ -493,7 +493,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 						_ = ds.Respond(code, reason, nil)
 					} else if ds.LoadState() != sip.DialogStateEnded {
 						bctx, bcancel := context.WithTimeout(g.ctx, 5*time.Second)
-						_ = ds.Bye(bctx)
+						_ = byeServer(bctx, ds) // over the phone's connection on TCP/TLS (flow.go)
 						bcancel()
 					}
 					log.Info("call ended", "reason", ev.Detail)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -123,4 +124,23 @@ func pinFlow(dc *sipgo.DialogClientSession, reused bool) {
 	ua := *dc.UA
 	ua.RewriteContact = true
 	dc.UA = &ua
+}
+
+// byeServer sends BYE in a dialog the phone's INVITE made, as sipgo's
+// DialogServerSession.Bye does, but on TCP and TLS (with no Record-Route)
+// over the connection that INVITE came on (to its source) rather than to
+// the phone's Contact, which a phone behind NAT or with no listener
+// cannot take (the flow rule above, for the dialogs the phone created).
+func byeServer(ctx context.Context, ds *sipgo.DialogServerSession) error {
+	inv := ds.InviteRequest
+	c := inv.Contact()
+	if c == nil {
+		return ds.Bye(ctx)
+	}
+	bye := sip.NewRequest(sip.BYE, *c.Address.Clone())
+	bye.SetTransport(inv.Transport())
+	if network := strings.ToUpper(inv.Transport()); (network == "TCP" || network == "TLS") && inv.RecordRoute() == nil {
+		bye.SetDestination(inv.Source())
+	}
+	return ds.WriteBye(ctx, bye)
 }

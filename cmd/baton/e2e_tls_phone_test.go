@@ -74,7 +74,8 @@ type streamPhone struct {
 	ua       *sipgo.UserAgent
 	cli      *sipgo.Client
 	contact  sip.ContactHeader
-	dialogs  *sipgo.DialogServerCache
+	dialogs  *sipgo.DialogServerCache // calls the gateway places
+	calls    *sipgo.DialogClientCache // calls the phone places
 	invites  chan *sip.Request
 	sessions chan *sipgo.DialogServerSession
 }
@@ -112,7 +113,13 @@ func newStreamPhone(t *testing.T, network, scheme, gwAddr string, pool *x509.Cer
 		<-ds.Context().Done()
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadAck(req, tx) })
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadBye(req, tx) })
+	p.calls = sipgo.NewDialogClientCache(cli, p.contact)
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A BYE in a call the gateway placed, or in one the phone placed.
+		if err := p.dialogs.ReadBye(req, tx); err != nil {
+			_ = p.calls.ReadBye(req, tx)
+		}
+	})
 	t.Cleanup(func() { _ = srv.Close(); _ = ua.Close() })
 	return p
 }
@@ -314,13 +321,12 @@ func TestE2EGatewaySIPS(t *testing.T) {
 	// The phone calls bob at sips:bob@GATEWAY.
 	media := startSIPMedia(t, "127.0.0.1", 660)
 	offer := fmt.Sprintf("v=0\r\no=e2e 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n", media.addr().Port)
-	dialogs := sipgo.NewDialogClientCache(p.cli, p.contact)
 	inv := sip.NewRequest(sip.INVITE, p.gwURI("bob"))
 	inv.AppendHeader(&sip.FromHeader{Address: p.gwURI("alice"), Params: sip.NewParams()})
 	inv.From().Params.Add("tag", sip.GenerateTagN(8))
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody([]byte(offer))
-	dc, err := dialogs.WriteInvite(ctx, inv)
+	dc, err := p.calls.WriteInvite(ctx, inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,6 +346,33 @@ func TestE2EGatewaySIPS(t *testing.T) {
 	}
 	waitCallState(t, n.dir, bob.admin, id, "ended")
 	checkHears(t, rec, 660, time.Second)
+
+	// The phone calls again and bob hangs up: the gateway's BYE in the
+	// phone's dialog reaches it over its connection (its Contact names a
+	// port nobody listens on).
+	media3 := startSIPMedia(t, "127.0.0.1", 660)
+	inv2 := sip.NewRequest(sip.INVITE, p.gwURI("bob"))
+	inv2.AppendHeader(&sip.FromHeader{Address: p.gwURI("alice"), Params: sip.NewParams()})
+	inv2.From().Params.Add("tag", sip.GenerateTagN(8))
+	inv2.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv2.SetBody([]byte(fmt.Sprintf("v=0\r\no=e2e 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n", media3.addr().Port)))
+	dc2, err := p.calls.WriteInvite(ctx, inv2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dc2.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "alice", Password: "desk-secret"}); err != nil {
+		t.Fatalf("second sips: INVITE: %v", err)
+	}
+	if err := dc2.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id = waitActiveWith(t, n.dir, bob.admin, "alice/desk", nil)
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	select {
+	case <-dc2.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("the phone got no BYE from the gateway in the dialog it created")
+	}
 	if rep := media.report(); rep.packets < 25 {
 		t.Errorf("the sips: phone heard only %d packets of bob", rep.packets)
 	}
