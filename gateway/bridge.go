@@ -65,6 +65,9 @@ type LegInfo struct {
 	SRTP           string `json:"srtp,omitempty"`
 	SRTPAuthFailed uint64 `json:"srtp_auth_failed"`
 	SRTPReplayed   uint64 `json:"srtp_replayed"`
+	// RTCP is the leg's RTCP/SRTCP (rtcp.go): counters and the far
+	// end's reports.
+	RTCP *RTCPInfo `json:"rtcp,omitempty"`
 }
 
 // bridge is one call between a SIP dialog and a P2P call of a device.
@@ -214,6 +217,7 @@ func (b *bridge) info() CallInfo {
 	ci.SIPLeg.SRTP = l.srtpSuite()
 	ci.SIPLeg.SRTPAuthFailed = l.stats.SRTPAuthFailed.Load()
 	ci.SIPLeg.SRTPReplayed = l.stats.SRTPReplayed.Load()
+	ci.SIPLeg.RTCP = l.rtcpInfo()
 	if ep := b.dev.endpoint(); ep != nil && ci.P2PCallID != "" {
 		if c, err := ep.Call(ci.P2PCallID); err == nil {
 			ci.P2PLeg = c.Media
@@ -229,7 +233,7 @@ func (b *bridge) local() sdp.Local {
 		ip = a
 	}
 	return sdp.Local{Addr: ip, Port: int(b.leg.LocalAddr().Port()), Codecs: b.g.sipCodecs, PTime: 20, DTMF: true, Direction: sdp.SendRecv,
-		SRTP: b.g.cfg.SIPSRTP, Key: b.leg.srtpKey()}
+		SRTP: b.g.cfg.SIPSRTP, Key: b.leg.srtpKey(), RTCPPort: b.leg.rtcpPort(), RTCPMux: true}
 }
 
 // useAnswer points the SIP leg at what the far SDP chose (the answer to
@@ -259,6 +263,7 @@ func (b *bridge) useSDP(o *sdp.Offer, chosen sdp.Codec, signal netip.Addr) error
 	// A phone on hold (or holding with a=inactive) sends nothing: no
 	// media timeout for that (leg.expectMedia).
 	b.leg.expectMedia(o.Direction != sdp.RecvOnly && o.Direction != sdp.Inactive)
+	b.leg.setRTCP(o, codec.Descriptor().ClockRate) // rtcp.go
 	b.mu.Lock()
 	b.codec = codec.Descriptor().Name
 	b.mu.Unlock()
@@ -495,7 +500,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 						_ = ds.Respond(code, reason, nil)
 					} else if ds.LoadState() != sip.DialogStateEnded {
 						bctx, bcancel := context.WithTimeout(g.ctx, 5*time.Second)
-						_ = ds.Bye(bctx)
+						_ = byeServer(bctx, ds) // over the phone's connection on TCP/TLS (flow.go)
 						bcancel()
 					}
 					log.Info("call ended", "reason", ev.Detail)
@@ -629,11 +634,16 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		}
 		req.AppendHeader(&sip.ToHeader{Address: to, Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("\"%s\" <sip:%s@%s>", b.peer, sipUser(b.peer), g.contact.Address.Host)))
+		reused := false
+		if d.trunk == nil {
+			reused = g.routeToPhone(d.acct.SIPUser, c, req) // flow.go
+		}
 		dc, err := g.outbound.WriteInvite(g.ctx, req)
 		if err != nil {
 			log.Info("INVITE to a contact failed", "contact", c, "err", err)
 			continue
 		}
+		pinFlow(dc, reused)
 		fctx, fcancel := context.WithCancel(ringCtx)
 		defer fcancel()
 		f := &fork{dc: dc, cancel: fcancel}

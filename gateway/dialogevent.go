@@ -37,9 +37,13 @@ import (
 //     sessions (an early dialog is never published, so a Replaces naming
 //     one matches nothing and gets 481, as RFC 3891 §3 asks for early
 //     dialogs this UA did not initiate);
-//   - direction is left out (RFC 4235 §4.1.2 makes it optional): the
-//     session parameters of the P2P protocol do not say which side placed
-//     the call.
+//   - direction (RFC 4235 §4.1.2) is "initiator" when the owner's side
+//     placed the call and "recipient" when the far party did, from the
+//     session list's initiator field (wire SessionParams.Initiator: the
+//     device knows whether its call was outgoing or incoming, a pulled
+//     call keeps what it was pulled with; the gateway's own devices answer
+//     for the calls it bridges the same way); left out when the device
+//     does not say (an endpoint older than the field), as §4.1.2 allows.
 //
 // The P2P protocol has no push of session changes, so each subscription
 // polls the watched devices with session queries (steps 2-3 of the
@@ -170,6 +174,9 @@ type dialogView struct {
 	Owner  string // the device that has the call (user/device): the local side
 	Peer   string // the far party (user/device): the remote side
 	State  string // confirmed, or early
+	// Direction is RFC 4235's: initiator (the owner's side placed the
+	// call), recipient, or "" unknown.
+	Direction string
 	// Ours says the gateway initiated the dialog (for an early dialog,
 	// RFC 3891 §3); P2P sessions are never ours.
 	Ours bool
@@ -213,12 +220,25 @@ func sessionsOf(ctx context.Context, ep *endpoint.Endpoint, skip, only string) (
 				continue
 			}
 			for _, s := range sessions {
-				views = append(views, dialogView{CallID: s.CallID, Owner: id, Peer: s.Peer, State: "confirmed"})
+				views = append(views, dialogView{CallID: s.CallID, Owner: id, Peer: s.Peer, State: "confirmed", Direction: dialogDirection(s.Initiator)})
 			}
 		}
 	}
 	slices.SortFunc(views, func(a, b dialogView) int { return strings.Compare(a.CallID+a.Owner, b.CallID+b.Owner) })
 	return views, failed
+}
+
+// dialogDirection maps the session list's initiator to RFC 4235 §4.1.2:
+// the owner's side placed it (initiator), the far party did (recipient),
+// or "" when the device did not say.
+func dialogDirection(initiator string) string {
+	switch initiator {
+	case wire.InitiatorSelf:
+		return "initiator"
+	case wire.InitiatorPeer:
+		return "recipient"
+	}
+	return ""
 }
 
 // notifier holds the live dialog-event subscriptions.
@@ -642,7 +662,7 @@ func (s *subscription) document(version uint32, views, gone []dialogView) *Dialo
 	doc := &DialogInfo{Version: version, State: "full", Entity: s.entity}
 	add := func(v dialogView, state string) {
 		doc.Dialogs = append(doc.Dialogs, Dialog{
-			ID: v.localTag(), CallID: v.CallID, LocalTag: v.localTag(), RemoteTag: v.remoteTag(),
+			ID: v.localTag(), CallID: v.CallID, LocalTag: v.localTag(), RemoteTag: v.remoteTag(), Direction: v.Direction,
 			State:  DialogState{Value: state},
 			Local:  &Participant{Identity: s.g.identityURI(v.Owner)},
 			Remote: &Participant{Identity: s.g.identityURI(v.Peer)},

@@ -244,7 +244,10 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	bridges map[string]*bridge // by SIP Call-ID
-	addrs   map[string]string  // "udp"/"tcp"/"tls" -> bound address
+	// flows are the TCP/TLS connections phones registered over, by
+	// binding (flow.go): calls to a phone reuse them.
+	flows map[string]flow
+	addrs map[string]string // "udp"/"tcp"/"tls" -> bound address
 	// listeners are the SIP sockets (sipgo's Close does not close
 	// sockets handed to ServeUDP/ServeTCP).
 	listeners []io.Closer
@@ -397,21 +400,21 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.inbound = sipgo.NewDialogServerCache(g.cli, g.contact)
 	g.outbound = sipgo.NewDialogClientCache(g.cli, g.contact)
 
-	g.srv.OnRegister(g.onRegister)
-	g.srv.OnOptions(g.onOptions)
-	g.srv.OnInvite(g.onInvite)
-	g.srv.OnAck(g.onAck)
-	g.srv.OnBye(g.onBye)
-	g.srv.OnRefer(g.onRefer)
-	g.srv.OnNotify(g.onNotify)
-	g.srv.OnSubscribe(g.onSubscribe)
-	g.srv.OnInfo(g.onInfo) // DTMF by SIP INFO (dtmf.go)
-	g.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	g.srv.OnRegister(g.sipsOverTLS(g.onRegister))
+	g.srv.OnOptions(g.sipsOverTLS(g.onOptions))
+	g.srv.OnInvite(g.sipsOverTLS(g.onInvite))
+	g.srv.OnAck(g.sipsOverTLS(g.onAck))
+	g.srv.OnBye(g.sipsOverTLS(g.onBye))
+	g.srv.OnRefer(g.sipsOverTLS(g.onRefer))
+	g.srv.OnNotify(g.sipsOverTLS(g.onNotify))
+	g.srv.OnSubscribe(g.sipsOverTLS(g.onSubscribe))
+	g.srv.OnInfo(g.sipsOverTLS(g.onInfo)) // DTMF by SIP INFO (dtmf.go)
+	g.srv.OnCancel(g.sipsOverTLS(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL that matched an INVITE transaction was handled by the
 		// transaction layer (the dialog ends, see inboundCall); one that
 		// matched nothing gets 481 (RFC 3261 §9.2).
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-	})
+	}))
 	for _, s := range serve {
 		g.wg.Add(1)
 		go func() {
@@ -429,8 +432,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 }
 
 // contactFor is our Contact for responses to req: the one of the
-// transport req came over.
+// transport req came over, a sips: one for a sips: request.
 func (g *Gateway) contactFor(req *sip.Request) *sip.ContactHeader {
+	if c, ok := g.contacts["TLS"]; ok && dialogWantsSIPS(req) && strings.EqualFold(req.Transport(), "TLS") {
+		return sipsContact(c) // RFC 3261 §12.1.1 (sips.go)
+	}
 	if c, ok := g.contacts[strings.ToUpper(req.Transport())]; ok {
 		return c
 	}
@@ -465,6 +471,7 @@ func (g *Gateway) expireLoop() {
 			return
 		case <-t.C:
 			g.bindings.Expire()
+			g.pruneFlows()
 		}
 	}
 }
@@ -520,6 +527,10 @@ type Registration struct {
 	// although its phone is registered (e.g. its user is not delegated to
 	// the gateway's credential); "" when it is, or was never tried.
 	LoginError string `json:"login_error,omitempty"`
+	// Flow is the open connection the contact registered over ("tls
+	// 127.0.0.1:40312"), which calls to the phone reuse (flow.go); "" for
+	// UDP or once it closed.
+	Flow string `json:"flow,omitempty"`
 }
 
 // Registrations lists every account with its live contacts.
@@ -535,7 +546,11 @@ func (g *Gateway) Registrations() []Registration {
 			out = append(out, Registration{SIPUser: user, Device: d.identity()})
 		}
 		for _, c := range contacts {
-			out = append(out, Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()})
+			r := Registration{SIPUser: user, Device: d.identity(), Contact: c, Online: d.isOnline(), LoginError: d.loginError()}
+			if f, ok := g.openFlow(user, c); ok {
+				r.Flow = strings.ToLower(f.network) + " " + f.source
+			}
+			out = append(out, r)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SIPUser < out[j].SIPUser })
@@ -664,6 +679,7 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 				return
 			}
 			g.bindings.RemoveAll(user)
+			g.pruneFlows()
 			continue
 		}
 		if exp > 0 && exp < g.cfg.MinExpires {
@@ -675,6 +691,7 @@ func (g *Gateway) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 			exp = g.cfg.MaxExpires
 		}
 		g.bindings.Set(user, c.Address.String(), exp)
+		g.rememberFlow(user, c.Address.String(), req, exp == 0)
 	}
 	g.stats.registers.Add(1)
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)

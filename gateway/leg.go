@@ -85,6 +85,7 @@ type leg struct {
 	stats legStats
 	dtmf  legDTMF // RFC 4733 both ways (dtmf.go)
 	srtp  legSRTP // SDES-SRTP both ways (srtp.go)
+	rtcp  legRTCP // RTCP/SRTCP (rtcp.go)
 	done  chan struct{}
 }
 
@@ -117,6 +118,10 @@ func openLeg(ip netip.Addr) (*leg, error) {
 	_, _ = rand.Read(b[:])
 	l.pkt.Header = rtp.Header{Version: 2, SSRC: binary.BigEndian.Uint32(b[:4]), SequenceNumber: binary.BigEndian.Uint16(b[4:6]), Timestamp: binary.BigEndian.Uint32(b[4:8])}
 	l.lastRecv.Store(time.Now().UnixNano())
+	if err := l.openRTCP(ip); err != nil { // rtcp.go
+		_ = conn.Close()
+		return nil, err
+	}
 	go l.readLoop()
 	return l, nil
 }
@@ -212,6 +217,9 @@ func (l *leg) readLoop() {
 			continue
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if l.rtcpMuxed(buf[:n], from) { // RTCP with rtcp-mux (rtcp.go)
+			continue
+		}
 		data, ok := l.unprotect(buf[:n]) // SRTP: decrypted and authenticated (srtp.go)
 		if !ok {
 			continue
@@ -241,6 +249,7 @@ func (l *leg) readLoop() {
 			l.stats.WrongSource.Add(1)
 			continue
 		}
+		l.rtcpOnRTP(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, time.Now()) // reception stats (rtcp.go)
 		if int(pkt.PayloadType) == l.dtmfPT {
 			l.mu.Unlock()
 			l.stats.Events.Add(1)
@@ -422,6 +431,7 @@ func (l *leg) send(codec codecs.Codec, pt uint8, remote netip.AddrPort, payload 
 		return fmt.Errorf("gateway: marshal RTP: %w", err)
 	}
 	d := codec.Descriptor()
+	l.rtcpOnSend(l.pkt.Timestamp, len(payload)) // SR sender info (rtcp.go)
 	l.pkt.SequenceNumber++
 	l.pkt.Timestamp += uint32(int64(samples) * int64(d.ClockRate) / int64(d.SampleRate))
 	wire, err := l.protect(l.out[:m]) // SRTP (srtp.go)
@@ -480,6 +490,7 @@ func (l *leg) Close() error {
 	l.mu.Unlock()
 	err := l.conn.Close()
 	<-l.done
+	l.closeRTCP()
 	return err
 }
 

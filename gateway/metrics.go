@@ -3,20 +3,22 @@ package gateway
 import "github.com/prometheus/client_golang/prometheus"
 
 var (
-	descRegistered = prometheus.NewDesc("baton_gateway_registered_devices", "SIP accounts with a live registration.", nil, nil)
-	descOnline     = prometheus.NewDesc("baton_gateway_online_devices", "Bridged devices logged in to the access server.", nil, nil)
-	descCalls      = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
-	descRegisters  = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
-	descAuthFailed = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
-	descAuthLimit  = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
-	descLegPackets = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
-	descLegDropped = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
+	descRegistered  = prometheus.NewDesc("baton_gateway_registered_devices", "SIP accounts with a live registration.", nil, nil)
+	descOnline      = prometheus.NewDesc("baton_gateway_online_devices", "Bridged devices logged in to the access server.", nil, nil)
+	descCalls       = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
+	descRegisters   = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
+	descAuthFailed  = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
+	descAuthLimit   = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
+	descSIPSRefused = prometheus.NewDesc("baton_gateway_sips_refused_total", "Requests for a sips: URI refused (416) because they did not come over TLS.", nil, nil)
+	descLegPackets  = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
+	descLegRTCP     = prometheus.NewDesc("baton_gateway_sip_rtcp_packets_total", "RTCP compound packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
+	descLegDropped  = prometheus.NewDesc("baton_gateway_sip_dropped_packets_total", "RTP packets dropped on the SIP legs of calls in progress, by reason.", []string{"reason"}, nil)
 )
 
 type collector struct{ g *Gateway }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descLegPackets, descLegDropped} {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descSIPSRefused, descLegPackets, descLegRTCP, descLegDropped} {
 		ch <- d
 	}
 }
@@ -34,6 +36,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	calls := g.Calls()
 	var in, out, wrong, malformed, pt, srtpAuth, srtpReplay uint64
+	var rtcpIn, rtcpOut, rtcpWrong, rtcpMalformed, srtcpAuth uint64
 	for _, ci := range calls {
 		in += ci.SIPLeg.Received
 		out += ci.SIPLeg.Sent
@@ -42,6 +45,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		pt += ci.SIPLeg.WrongPT
 		srtpAuth += ci.SIPLeg.SRTPAuthFailed
 		srtpReplay += ci.SIPLeg.SRTPReplayed
+		if r := ci.SIPLeg.RTCP; r != nil {
+			rtcpIn, rtcpOut, rtcpWrong, rtcpMalformed, srtcpAuth = rtcpIn+r.Received, rtcpOut+r.Sent, rtcpWrong+r.WrongSource, rtcpMalformed+r.Malformed, srtcpAuth+r.SRTCPAuthFailed
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descRegistered, prometheus.GaugeValue, float64(registered))
 	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
@@ -49,6 +55,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRegisters, prometheus.CounterValue, float64(g.stats.registers.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthFailed, prometheus.CounterValue, float64(g.stats.authFailed.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthLimit, prometheus.CounterValue, float64(g.stats.authLimited.Load()))
+	ch <- prometheus.MustNewConstMetric(descSIPSRefused, prometheus.CounterValue, float64(g.stats.sipsRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(in), "received")
 	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(out), "sent")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(wrong), "wrong-source")
@@ -56,6 +63,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(pt), "wrong-payload-type")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpAuth), "srtp-auth-failed")
 	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtpReplay), "srtp-replayed")
+	ch <- prometheus.MustNewConstMetric(descLegRTCP, prometheus.CounterValue, float64(rtcpIn), "received")
+	ch <- prometheus.MustNewConstMetric(descLegRTCP, prometheus.CounterValue, float64(rtcpOut), "sent")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(rtcpWrong), "rtcp-wrong-source")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(rtcpMalformed), "rtcp-malformed")
+	ch <- prometheus.MustNewConstMetric(descLegDropped, prometheus.CounterValue, float64(srtcpAuth), "srtcp-auth-failed")
 }
 
 // Register adds the gateway's metrics to reg.

@@ -139,11 +139,13 @@ func (g *Gateway) ringPhone(ctx context.Context, d *device, b *bridge, contacts 
 		req.AppendHeader(from)
 		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: d.acct.SIPUser, Host: g.contact.Address.Host, Port: g.contact.Address.Port}, Params: sip.NewParams()})
 		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("\"%s\" <sip:%s@%s>", b.peer, sipUser(b.peer), g.contact.Address.Host)))
+		reused := g.routeToPhone(d.acct.SIPUser, c, req) // flow.go
 		dc, err := g.outbound.WriteInvite(g.ctx, req)
 		if err != nil {
 			log.Info("INVITE to a contact failed", "contact", c, "err", err)
 			continue
 		}
+		pinFlow(dc, reused)
 		fctx, fcancel := context.WithCancel(ringCtx)
 		defer fcancel()
 		f := &fork{dc: dc, cancel: fcancel}

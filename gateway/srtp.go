@@ -38,9 +38,14 @@ type legSRTP struct {
 	th  rtp.Header // the send path's header scratch
 }
 
-// srtpDir is one direction's context and what it was keyed with.
+// srtpDir is one direction's context and what it was keyed with. rtcp is
+// a second context from the same master key for that direction's SRTCP
+// (RFC 3711 §3.4, §4.3.2), used only by the RTCP paths (rtcp.go) under
+// their lock, so that RTP and RTCP never share a pion context across
+// goroutines.
 type srtpDir struct {
 	ctx   *srtp.Context
+	rtcp  *srtp.Context
 	suite sdp.Suite
 	key   []byte
 }
@@ -86,6 +91,7 @@ func (l *leg) setSRTP(far sdp.Crypto, secure bool) error {
 	if !secure {
 		s.rx.Store(nil)
 		s.tx.Store(nil)
+		l.setSRTCP(nil, nil)
 		return nil
 	}
 	if s.key == nil {
@@ -95,7 +101,7 @@ func (l *leg) setSRTP(far sdp.Crypto, secure bool) error {
 		return fmt.Errorf("gateway: %w: %s", sdp.ErrNoUsableCrypto, far.Suite)
 	}
 	if cur := s.rx.Load(); cur == nil || cur.suite != far.Suite || !bytes.Equal(cur.key, far.Key) {
-		d, err := newSRTPDir(far.Suite, far.Key, srtp.SRTPReplayProtection(srtpReplayWindow))
+		d, err := newSRTPDir(far.Suite, far.Key, srtp.SRTPReplayProtection(srtpReplayWindow), srtp.SRTCPReplayProtection(srtpReplayWindow))
 		if err != nil {
 			return err
 		}
@@ -108,6 +114,7 @@ func (l *leg) setSRTP(far sdp.Crypto, secure bool) error {
 		}
 		s.tx.Store(d)
 	}
+	l.setSRTCP(s.rx.Load(), s.tx.Load()) // SRTCP from the same keys (rtcp.go)
 	return nil
 }
 
@@ -126,7 +133,11 @@ func newSRTPDir(suite sdp.Suite, key []byte, opts ...srtp.ContextOption) (*srtpD
 	if err != nil {
 		return nil, fmt.Errorf("gateway: SRTP context %s: %w", suite, err)
 	}
-	return &srtpDir{ctx: ctx, suite: suite, key: k}, nil
+	rctx, err := srtp.CreateContext(k[:sdp.MasterKeyLen], k[sdp.MasterKeyLen:], profile, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: SRTCP context %s: %w", suite, err)
+	}
+	return &srtpDir{ctx: ctx, rtcp: rctx, suite: suite, key: k}, nil
 }
 
 // unprotect is readLoop's hook: the plaintext RTP of a packet from the

@@ -6,4 +6,6 @@ import "sync/atomic"
 // P2P legs).
 type stats struct {
 	registers, authFailed, authLimited atomic.Uint64
+	// sipsRefused counts sips: requests that came over UDP or TCP (sips.go).
+	sipsRefused atomic.Uint64
 }

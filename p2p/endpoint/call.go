@@ -50,12 +50,15 @@ type inbound struct {
 // reader and the API talk to it through channels. info is a snapshot that
 // readers take under mu.
 type call struct {
-	e    *Endpoint
-	id   string
-	dir  string
-	peer pki.Identity
-	conn *wire.Conn // current signaling connection with the peer
-	log  *slog.Logger
+	e   *Endpoint
+	id  string
+	dir string
+	// placedBy is wire.InitiatorSelf or InitiatorPeer for a pulled call
+	// (what its session list said; "" unknown); see initiator.
+	placedBy string
+	peer     pki.Identity
+	conn     *wire.Conn // current signaling connection with the peer
+	log      *slog.Logger
 
 	inbox chan inbound // from the signaling readers
 	cmds  chan command
@@ -88,6 +91,19 @@ type call struct {
 	mu   sync.Mutex
 	info CallInfo
 	live *media.Session // c.sess, for snapshot readers
+}
+
+// initiator says who placed the call, for the session list (wire
+// SessionParams.Initiator): this user for an outgoing call, the peer for
+// an incoming one, and for a pulled call what the device it came from said.
+func (c *call) initiator() string {
+	switch c.dir {
+	case dirOutgoing:
+		return wire.InitiatorSelf
+	case dirIncoming:
+		return wire.InitiatorPeer
+	}
+	return c.placedBy
 }
 
 func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *call {

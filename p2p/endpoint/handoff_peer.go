@@ -302,6 +302,7 @@ func (c *call) sendSessionParams(handoff.Transition) {
 		PeerSSRC:   c.sess.Stats().RemoteSSRC,
 		LocalSSRC:  c.sess.SSRC(),
 		Grant:      grant,
+		Initiator:  c.initiator(),
 	}
 	if c.sendKeys != nil && c.recvKeys != nil {
 		p.SendKey, p.RecvKey = c.sendKeys.Bytes(), c.recvKeys.Bytes()

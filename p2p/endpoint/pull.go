@@ -72,6 +72,9 @@ type SessionInfo struct {
 	Direction string `json:"direction"`
 	Codec     string `json:"codec"`
 	PeerMedia string `json:"peer_media"`
+	// Initiator is who placed the call (wire SessionParams.Initiator:
+	// "self", "peer", or "" when the device did not say).
+	Initiator string `json:"initiator,omitempty"`
 }
 
 // handoffRun records one handoff. Its owner is the goroutine running it.
@@ -313,7 +316,7 @@ func (e *Endpoint) Sessions(ctx context.Context, device string) ([]SessionInfo, 
 	_ = conn.Close()
 	out := make([]SessionInfo, 0, len(list.Sessions))
 	for _, s := range list.Sessions {
-		out = append(out, SessionInfo{CallID: s.CallID, Peer: s.Peer, Direction: s.Direction, Codec: s.Codec, PeerMedia: s.PeerMedia})
+		out = append(out, SessionInfo{CallID: s.CallID, Peer: s.Peer, Direction: s.Direction, Codec: s.Codec, PeerMedia: s.PeerMedia, Initiator: s.Initiator})
 	}
 	return out, nil
 }
@@ -869,6 +872,7 @@ func (x *handoffExec) releaseB(tr handoff.Transition) (handoff.Event, string) {
 	c.codec, c.sess, c.live, c.sink, c.src = a.codec, sess, sess, a.sink, a.src
 	c.sendKeys, c.recvKeys = a.send, a.recv
 	c.peerSignal = p.PeerSignal
+	c.placedBy = p.Initiator // who placed it stays true on this device
 	c.state = CallActive
 	now := e.cfg.Now()
 	c.info.Codec = a.codec.Descriptor().Name

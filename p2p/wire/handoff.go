@@ -99,7 +99,19 @@ type SessionParams struct {
 	SendKey    []byte `json:"send_key,omitempty"` // SRTP key of B's stream to C, which C decrypts with
 	RecvKey    []byte `json:"recv_key,omitempty"` // SRTP key of C's stream
 	Grant      Grant  `json:"grant"`
+	// Initiator says which side placed the call: InitiatorSelf (B's
+	// user, so the dialog's local side: RFC 4235 "initiator"),
+	// InitiatorPeer (C), or "" when B does not know (an endpoint older
+	// than this field). A pulled call keeps what the list it was pulled
+	// with said.
+	Initiator string `json:"initiator,omitempty"`
 }
+
+// Values of SessionParams.Initiator.
+const (
+	InitiatorSelf = "self"
+	InitiatorPeer = "peer"
+)
 
 // SessionList answers a SessionQuery: B's sessions that A may take.
 type SessionList struct {
@@ -224,6 +236,9 @@ func (m *SessionList) Validate() error {
 		}
 		if s.Direction != DirectionSendRecv {
 			return malformed(t, "session direction %q: want %s", s.Direction, DirectionSendRecv)
+		}
+		if s.Initiator != "" && s.Initiator != InitiatorSelf && s.Initiator != InitiatorPeer {
+			return malformed(t, "session initiator %q: want %s, %s or none", s.Initiator, InitiatorSelf, InitiatorPeer)
 		}
 		if err := checkAddr(t, "peer_signal", s.PeerSignal, false); err != nil {
 			return err

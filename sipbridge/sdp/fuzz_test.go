@@ -14,6 +14,8 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte(srtpOffer))
 	f.Add([]byte(strings.Replace(srtpOffer, "RTP/SAVP", "RTP/AVP", 1)))
 	f.Add([]byte(strings.Replace(srtpOffer, "|2^31", "|2^31|7:2 UNENCRYPTED_SRTCP", 1)))
+	f.Add([]byte(rtcpBase + "a=rtcp:5005 IN IP4 198.51.100.7\r\na=rtcp-mux\r\n"))
+	f.Add([]byte(rtcpBase + "a=rtcp:5005 IN IP6 2001:db8::7\r\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		o, err := ParseOffer(body)
 		if err != nil {

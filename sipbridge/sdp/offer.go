@@ -37,6 +37,58 @@ type Offer struct {
 	// Crypto are the m= line's a=crypto attributes in order (RFC 4568),
 	// nil when none.
 	Crypto []Crypto
+	// RTCPPort is the a=rtcp port (RFC 3605 §2.1), 0 when absent: RTCP
+	// then goes to the RTP port + 1 (RFC 3550 §11). RTCPAddr is its
+	// optional address, the zero Addr when the attribute names none (the
+	// c= address then). RTCPMux is a=rtcp-mux (RFC 5761 §5.1.1): RTCP on
+	// the RTP port.
+	RTCPPort int
+	RTCPAddr netip.Addr
+	RTCPMux  bool
+}
+
+// RTCPDest is where the far side takes RTCP: the RTP address with
+// rtcp-mux, the a=rtcp port (and address) when given, else the RTP port
+// + 1 (RFC 3550 §11). Invalid when the stream is rejected.
+func (o *Offer) RTCPDest() netip.AddrPort {
+	if o.Port <= 0 || !o.Addr.IsValid() || o.Addr.IsUnspecified() {
+		return netip.AddrPort{}
+	}
+	switch {
+	case o.RTCPMux:
+		return netip.AddrPortFrom(o.Addr, uint16(o.Port))
+	case o.RTCPPort > 0:
+		addr := o.Addr
+		if o.RTCPAddr.IsValid() {
+			addr = o.RTCPAddr
+		}
+		return netip.AddrPortFrom(addr, uint16(o.RTCPPort))
+	case o.Port < 65535:
+		return netip.AddrPortFrom(o.Addr, uint16(o.Port+1))
+	}
+	return netip.AddrPort{}
+}
+
+// parseRTCP parses an a=rtcp value (RFC 3605 §2.1: port [nettype addrtype
+// connection-address]).
+func parseRTCP(v string) (int, netip.Addr, error) {
+	bad := fmt.Errorf("%w: rtcp %q", ErrInvalid, v)
+	f := strings.Fields(v)
+	if len(f) != 1 && len(f) != 4 {
+		return 0, netip.Addr{}, bad
+	}
+	port, err := strconv.Atoi(f[0])
+	if err != nil || port <= 0 || port > 65535 || strconv.Itoa(port) != f[0] {
+		return 0, netip.Addr{}, bad
+	}
+	if len(f) == 1 {
+		return port, netip.Addr{}, nil
+	}
+	addr, err := netip.ParseAddr(f[3])
+	if f[1] != "IN" || (f[2] != "IP4" && f[2] != "IP6") || err != nil || addr.Zone() != "" || addr.Is4() != (f[2] == "IP4") || addr.Is4In6() {
+		return 0, netip.Addr{}, bad
+	}
+	return port, addr, nil
 }
 
 // Codec returns the offered codec with the name (case-insensitive).
@@ -152,6 +204,26 @@ func ParseOffer(body []byte) (*Offer, error) {
 	}
 	if err := attrs(md.Attributes); err != nil {
 		return nil, err
+	}
+	// a=rtcp (RFC 3605 §2.1) and a=rtcp-mux (RFC 5761 §5.1.1) are
+	// media-level attributes.
+	for _, a := range md.Attributes {
+		switch a.Key {
+		case "rtcp":
+			if o.RTCPPort != 0 {
+				return nil, fmt.Errorf("%w: a=rtcp given twice", ErrInvalid)
+			}
+			port, addr, err := parseRTCP(a.Value)
+			if err != nil {
+				return nil, err
+			}
+			o.RTCPPort, o.RTCPAddr = port, addr
+		case "rtcp-mux":
+			if a.Value != "" {
+				return nil, fmt.Errorf("%w: rtcp-mux %q takes no value", ErrInvalid, a.Value)
+			}
+			o.RTCPMux = true
+		}
 	}
 	// a=crypto is a media-level attribute (RFC 4568 §9.1); tags are
 	// unique within the m= line (§6.1).
@@ -292,6 +364,20 @@ func (o *Offer) Marshal() ([]byte, error) {
 	md.WithPropertyAttribute(dir.String())
 	for i := range o.Crypto {
 		md.WithValueAttribute("crypto", o.Crypto[i].String())
+	}
+	if o.RTCPPort > 0 {
+		v := strconv.Itoa(o.RTCPPort)
+		if a := o.RTCPAddr; a.IsValid() {
+			t := "IP4"
+			if a.Is6() {
+				t = "IP6"
+			}
+			v += " IN " + t + " " + a.String()
+		}
+		md.WithValueAttribute("rtcp", v)
+	}
+	if o.RTCPMux {
+		md.WithPropertyAttribute("rtcp-mux")
 	}
 	sd := &psdp.SessionDescription{
 		Origin: psdp.Origin{

@@ -38,6 +38,23 @@ type Local struct {
 	// SRTP is SRTPOptional or SRTPRequired.
 	SRTP SRTPMode
 	Key  []byte
+	// RTCPPort is our RTCP port, put in a=rtcp (RFC 3605) when it is not
+	// Port+1; 0 leaves it out. RTCPMux offers rtcp-mux (RFC 5761 §5.1.1)
+	// and accepts it when offered; the answer to an offer without it
+	// keeps RTCP on RTCPPort.
+	RTCPPort int
+	RTCPMux  bool
+}
+
+// rtcpAttrs sets o's a=rtcp and a=rtcp-mux from l: mux when wanted, and
+// a=rtcp naming our RTCP port when it is not the RTP port + 1, in an offer
+// also next to rtcp-mux (RFC 5761 §5.1.1: the fallback when the answerer
+// does not multiplex), in an answer only without it.
+func (l *Local) rtcpAttrs(o *Offer, mux, offering bool) {
+	o.RTCPMux = mux
+	if l.RTCPPort > 0 && l.RTCPPort != l.Port+1 && (offering || !mux) {
+		o.RTCPPort = l.RTCPPort
+	}
 }
 
 // secureLocal checks that l can key SRTP.
@@ -102,6 +119,7 @@ func (s *Session) Offer(l Local) ([]byte, *Offer, error) {
 	if len(o.Codecs) == 0 {
 		return nil, nil, fmt.Errorf("sipbridge/sdp: offer: %w: empty preference list", ErrNoCommonCodec)
 	}
+	l.rtcpAttrs(o, l.RTCPMux, true)
 	if l.DTMF {
 		o.Codecs = append(o.Codecs, Codec{PT: telephoneEventPT, Name: "telephone-event", ClockRate: 8000, Fmtp: "0-16"})
 		o.TelephoneEventPT = telephoneEventPT
@@ -170,6 +188,9 @@ func (s *Session) Answer(offer *Offer, l Local) ([]byte, *Offer, error) {
 	if offer.Port == 0 {
 		// A rejected stream is answered rejected (RFC 3264 §6).
 		a.Port = 0
+	} else {
+		// RFC 5761 §5.1.3: rtcp-mux in the answer only when offered.
+		l.rtcpAttrs(a, l.RTCPMux && offer.RTCPMux, false)
 	}
 	body, err := s.render(a)
 	if err != nil {
