@@ -96,7 +96,7 @@ func (ri *reInvites) session() (inDialog, sip.Uri) {
 	switch {
 	case ri.uas != nil:
 		if c := ri.uas.InviteRequest.Contact(); c != nil {
-			return ri.uas, *c.Address.Clone()
+			return flowDialog{ri.uas}, *c.Address.Clone()
 		}
 	case ri.uac != nil && ri.uac.InviteResponse != nil:
 		if c := ri.uac.InviteResponse.Contact(); c != nil {

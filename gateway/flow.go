@@ -138,9 +138,34 @@ func byeServer(ctx context.Context, ds *sipgo.DialogServerSession) error {
 		return ds.Bye(ctx)
 	}
 	bye := sip.NewRequest(sip.BYE, *c.Address.Clone())
-	bye.SetTransport(inv.Transport())
-	if network := strings.ToUpper(inv.Transport()); (network == "TCP" || network == "TLS") && inv.RecordRoute() == nil {
-		bye.SetDestination(inv.Source())
-	}
+	overInviteFlow(inv, bye)
 	return ds.WriteBye(ctx, bye)
+}
+
+// overInviteFlow makes req, a request of ours in the dialog that the
+// phone's INVITE inv created, go the way inv came: its transport, and on
+// TCP and TLS with no Record-Route the connection inv came on (its
+// source) rather than the phone's Contact.
+func overInviteFlow(inv, req *sip.Request) {
+	req.SetTransport(inv.Transport())
+	if network := strings.ToUpper(inv.Transport()); (network == "TCP" || network == "TLS") && inv.RecordRoute() == nil {
+		req.SetDestination(inv.Source())
+	}
+}
+
+// flowDialog is a dialog the phone's INVITE created, whose requests
+// (re-INVITE and its ACK, INFO, NOTIFY, REFER) go over the phone's
+// connection (overInviteFlow), as its BYE does.
+type flowDialog struct {
+	ds *sipgo.DialogServerSession
+}
+
+func (f flowDialog) Do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	overInviteFlow(f.ds.InviteRequest, req)
+	return f.ds.Do(ctx, req)
+}
+
+func (f flowDialog) WriteRequest(req *sip.Request) error {
+	overInviteFlow(f.ds.InviteRequest, req)
+	return f.ds.WriteRequest(req)
 }

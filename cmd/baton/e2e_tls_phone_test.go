@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,6 +79,10 @@ type streamPhone struct {
 	calls    *sipgo.DialogClientCache // calls the phone places
 	invites  chan *sip.Request
 	sessions chan *sipgo.DialogServerSession
+	// reinvites gets the gateway's re-INVITEs (an INVITE with a To tag);
+	// each is answered 200 with a=recvonly on reinvitePort.
+	reinvites    chan *sip.Request
+	reinvitePort atomic.Int32
 }
 
 func newStreamPhone(t *testing.T, network, scheme, gwAddr string, pool *x509.CertPool) *streamPhone {
@@ -99,11 +104,21 @@ func newStreamPhone(t *testing.T, network, scheme, gwAddr string, pool *x509.Cer
 	_, dead, _ := net.SplitHostPort(freeAddr(t))
 	deadPort, _ := strconv.Atoi(dead)
 	p := &streamPhone{t: t, network: network, scheme: scheme, gw: gwAddr, ua: ua, cli: cli,
-		invites: make(chan *sip.Request, 4), sessions: make(chan *sipgo.DialogServerSession, 4)}
+		invites: make(chan *sip.Request, 4), sessions: make(chan *sipgo.DialogServerSession, 4),
+		reinvites: make(chan *sip.Request, 4)}
 	p.contact = sip.ContactHeader{Address: sip.Uri{Scheme: scheme, User: "alice", Host: "127.0.0.1", Port: deadPort, UriParams: sip.NewParams()}}
 	p.contact.Address.UriParams.Add("transport", uriTransport(scheme, network))
 	p.dialogs = sipgo.NewDialogServerCache(cli, p.contact)
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if tag, _ := req.To().Params.Get("tag"); tag != "" {
+			body := fmt.Sprintf("v=0\r\no=e2e 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=recvonly\r\n", p.reinvitePort.Load())
+			res := sip.NewResponseFromRequest(req, 200, "OK", []byte(body))
+			res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			res.AppendHeader(&p.contact)
+			_ = tx.Respond(res)
+			p.reinvites <- req
+			return
+		}
 		p.invites <- req
 		ds, err := p.dialogs.ReadInvite(req, tx)
 		if err != nil {
@@ -367,6 +382,18 @@ func TestE2EGatewaySIPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	id = waitActiveWith(t, n.dir, bob.admin, "alice/desk", nil)
+	// bob holds: the gateway's re-INVITE in the phone's dialog reaches it
+	// over its connection too (flowDialog), not at its dead Contact.
+	p.reinvitePort.Store(int32(media3.addr().Port))
+	mustCtl(t, n.dir, bob.admin, "hold", id)
+	select {
+	case re := <-p.reinvites:
+		if !strings.Contains(string(re.Body()), "a=sendonly") {
+			t.Errorf("the gateway's hold re-INVITE offers no a=sendonly:\n%s", re.Body())
+		}
+	case <-time.After(pollTimeout):
+		t.Fatal("the phone got no re-INVITE for bob's hold in the dialog it created")
+	}
 	mustCtl(t, n.dir, bob.admin, "hangup", id)
 	select {
 	case <-dc2.Context().Done():
