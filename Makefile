@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: allocs bench-bridge-pull all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
+.PHONY: allocs bench-register bench-bridge-pull all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -42,6 +42,12 @@ bench:
 # needs sipp and kamailio; see docs/benchmarks.md for the knobs.
 bench-gateway:
 	BATON_BENCH_GATEWAY=1 $(GO) test -run='^TestBenchGatewayCPS$$' -count=1 -v -timeout 30m ./cmd/baton
+
+# 10,000 phones register with digest through `baton gateway` (sipp), logged
+# in to `baton access` over the gateway's one session (issue 8 §7); needs
+# sipp; see docs/benchmarks.md §24 for the knobs.
+bench-register:
+	BATON_BENCH_REGISTER=1 $(GO) test -run='^TestBenchRegisterStorm$$' -count=1 -v -timeout 30m ./cmd/baton
 
 # Relayed G.711 calls through the gateway's relay next to rtpengine-daemon
 # (userspace); needs rtpengine; see docs/benchmarks.md for the knobs.

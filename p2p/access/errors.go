@@ -81,6 +81,11 @@ var (
 	// not delegated to it (CodeNotDelegated); NotDelegatedError names both.
 	ErrNotDelegated = errors.New("user not delegated to this gateway")
 
+	// ErrImport means ImportUsers or ParseUserCSV refused an import file;
+	// nothing was written. ImportError lists the problems, each with its
+	// line and field.
+	ErrImport = errors.New("user import refused")
+
 	// ErrConnectionLost means the connection to the access server ended
 	// without Close: the server closed it, timed it out, or the network
 	// failed. Client.Err wraps it with the cause.

@@ -61,7 +61,8 @@ func NewGatewaySecret() string {
 }
 
 // AddGateway creates a gateway credential with secret, delegated the given
-// users (each must exist). ErrGatewayExists if the name is taken.
+// users (each must exist; none is allowed). ErrGatewayExists if the name
+// is taken.
 func (u *UserDB) AddGateway(ctx context.Context, name, secret string, users []string) error {
 	op := "add gateway " + name
 	if err := u.check(op); err != nil {
@@ -73,9 +74,8 @@ func (u *UserDB) AddGateway(ctx context.Context, name, secret string, users []st
 	if err := checkPassword(op+": secret", secret); err != nil {
 		return err
 	}
-	if len(users) == 0 {
-		return fmt.Errorf("access: %s: %w: delegate at least one user", op, ErrNoSuchUser)
-	}
+	// users may be empty: users are then delegated later (Delegate, or
+	// ImportUsers with a gateway column).
 	for _, user := range users {
 		if err := checkName(op+": user", user); err != nil {
 			return err

@@ -43,7 +43,6 @@ func TestUserDBGateways(t *testing.T) {
 	}{
 		{"taken name", "gw1", []string{"alice"}, "x", ErrGatewayExists},
 		{"unknown user", "gw2", []string{"alice", "bob"}, "x", ErrNoSuchUser},
-		{"no users", "gw3", nil, "x", ErrNoSuchUser},
 		{"bad name", "GW", []string{"alice"}, "x", ErrInvalidName},
 		{"empty secret", "gw4", []string{"alice"}, "", ErrInvalidPassword},
 	} {
@@ -55,6 +54,17 @@ func TestUserDBGateways(t *testing.T) {
 	gws, err := db.ListGateways(ctx)
 	if err != nil || len(gws) != 1 || gws[0].Name != "gw1" || !slices.Equal(gws[0].Users, []string{"alice", "carol"}) {
 		t.Fatalf("ListGateways = %+v, %v; want gw1 with alice,carol", gws, err)
+	}
+	// A credential may start with no users (they are delegated later, by
+	// Delegate or by an import's gateway column).
+	if err := db.AddGateway(ctx, "gw3", "x", nil); err != nil {
+		t.Fatalf("AddGateway with no users: %v", err)
+	}
+	if users, err := db.GatewayUsers(ctx, "gw3"); err != nil || len(users) != 0 {
+		t.Fatalf("GatewayUsers(gw3) = %v, %v; want none", users, err)
+	}
+	if err := db.DeleteGateway(ctx, "gw3"); err != nil {
+		t.Fatal(err)
 	}
 	// The secret is stored hashed, like a password.
 	var stored string
