@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"sync"
 	"time"
@@ -143,7 +144,7 @@ func (d *device) setOnline(online bool) {
 		AddrWatch:  -1,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
-		MaxCalls: 8,
+		MaxCalls: cmp.Or(d.acct.MaxCalls, DefaultMaxCalls),
 	}
 	if d.g.access != nil {
 		// One shared session for every device (no connection, TLS state

@@ -127,7 +127,7 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 			}
 		}
 		user, dev, _ := strings.Cut(a.Device, "/")
-		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw})
+		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw, MaxCalls: a.MaxCalls})
 	}
 	for i, tc := range cfg.Trunks {
 		t, err := gatewayTrunk(tc)
