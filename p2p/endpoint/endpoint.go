@@ -265,6 +265,10 @@ type Endpoint struct {
 
 	ln      net.Listener
 	preAuth *connlimit.Gate // signaling connections not yet authenticated
+	// tlsSessions holds the TLS 1.3 session tickets of peers this
+	// endpoint dialled, filed by peer identity (pki.IdentitySessionCache),
+	// so the next call to the same peer skips the certificate signatures.
+	tlsSessions tls.ClientSessionCache
 
 	mu       sync.Mutex
 	client   access.Session
@@ -310,6 +314,8 @@ func New(cfg Config) (*Endpoint, error) {
 		calls:    make(map[string]*call),
 		mediaIP:  cfg.MediaIP,
 		preAuth:  connlimit.NewGate(cfg.MaxPreAuthPerSource, cfg.MaxPreAuth),
+		// A ticket is ~1 KiB; 256 peers bound it to a few hundred KiB.
+		tlsSessions: tls.NewLRUClientSessionCache(256),
 	}, nil
 }
 

@@ -104,3 +104,36 @@ func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.
 		Time: now,
 	}
 }
+
+// IdentitySessionCache returns a view of cache, for the client config of
+// one dial that expects the peer identity expect (EndpointClientConfig),
+// that files TLS 1.3 session tickets under that identity as well as the
+// address crypto/tls keys them by. A ticket is then only ever offered to
+// a peer at the same address that proved expect in a full handshake.
+//
+// Resumption keeps the checks of a full handshake: crypto/tls restores
+// the peer's certificates from the ticket and calls VerifyConnection on
+// resumed connections too (both sides), so the chain is verified against
+// roots at the current time and the identity compared with expect on
+// every connection; what a resumed handshake skips is the two
+// CertificateVerify signatures, the proof of key possession being the
+// PSK that the full, mutually authenticated handshake between the same
+// two certificates established (RFC 8446 §2.2, §4.6.1). Resumption is
+// psk_dhe_ke only (crypto/tls), so each connection still has a fresh
+// (EC)DHE key exchange and forward secrecy.
+func IdentitySessionCache(cache tls.ClientSessionCache, expect Identity) tls.ClientSessionCache {
+	return identityCache{cache: cache, prefix: expect.String() + " "}
+}
+
+type identityCache struct {
+	cache  tls.ClientSessionCache
+	prefix string
+}
+
+func (c identityCache) Get(key string) (*tls.ClientSessionState, bool) {
+	return c.cache.Get(c.prefix + key)
+}
+
+func (c identityCache) Put(key string, cs *tls.ClientSessionState) {
+	c.cache.Put(c.prefix+key, cs)
+}
