@@ -269,6 +269,9 @@ type Endpoint struct {
 	// endpoint dialled, filed by peer identity (pki.IdentitySessionCache),
 	// so the next call to the same peer skips the certificate signatures.
 	tlsSessions tls.ClientSessionCache
+	// verified remembers the peer chains already verified (exact: same
+	// bytes, same roots, inside their validity; pki.VerifyCache).
+	verified *pki.VerifyCache
 
 	mu       sync.Mutex
 	client   access.Session
@@ -316,6 +319,7 @@ func New(cfg Config) (*Endpoint, error) {
 		preAuth:  connlimit.NewGate(cfg.MaxPreAuthPerSource, cfg.MaxPreAuth),
 		// A ticket is ~1 KiB; 256 peers bound it to a few hundred KiB.
 		tlsSessions: tls.NewLRUClientSessionCache(256),
+		verified:    pki.NewVerifyCache(1024),
 	}, nil
 }
 
@@ -336,7 +340,7 @@ func (e *Endpoint) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	tlsLn := tls.NewListener(ln, pki.EndpointServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
+	tlsLn := tls.NewListener(ln, e.verified.ServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.acceptLoop(tlsLn) }()
 	go func() { defer e.wg.Done(); e.accessLoop() }()

@@ -11,14 +11,20 @@ import (
 // a TLS handshake) is an endpoint certificate issued by roots and valid at
 // now, and returns the identity it binds.
 func VerifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Identity, *x509.Certificate, error) {
+	id, leaf, _, err := verifyEndpoint(rawCerts, roots, now)
+	return id, leaf, err
+}
+
+// verifyEndpoint is VerifyEndpoint, also returning the verified chains.
+func verifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Identity, *x509.Certificate, [][]*x509.Certificate, error) {
 	if len(rawCerts) == 0 {
-		return Identity{}, nil, fmt.Errorf("%w: no certificate presented", ErrUntrusted)
+		return Identity{}, nil, nil, fmt.Errorf("%w: no certificate presented", ErrUntrusted)
 	}
 	certs := make([]*x509.Certificate, 0, len(rawCerts))
 	for _, r := range rawCerts {
 		c, err := x509.ParseCertificate(r)
 		if err != nil {
-			return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+			return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 		}
 		certs = append(certs, c)
 	}
@@ -26,19 +32,20 @@ func VerifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Ide
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{
+	chains, err := certs[0].Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}); err != nil {
-		return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	})
+	if err != nil {
+		return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
 	id, err := IdentityFromCert(certs[0])
 	if err != nil {
-		return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+		return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
-	return id, certs[0], nil
+	return id, certs[0], chains, nil
 }
 
 // PeerIdentity returns the verified identity of the peer of a completed
@@ -56,6 +63,12 @@ func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
 // the access CA. getCert returns the endpoint's current certificate (it is
 // renewed while the endpoint runs). now is the clock (time.Now in production).
 func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, now func() time.Time) *tls.Config {
+	return (*VerifyCache)(nil).ServerConfig(getCert, roots, now)
+}
+
+// ServerConfig is EndpointServerConfig verifying through the cache c (nil:
+// no cache).
+func (c *VerifyCache) ServerConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -69,7 +82,7 @@ func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			_, _, err := VerifyEndpoint(raw, roots, now())
+			_, _, err := c.Verify(raw, roots, now())
 			return err
 		},
 		Time: now,
@@ -80,6 +93,12 @@ func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.
 // another endpoint directly. The handshake fails unless the peer proves
 // exactly the identity expect.
 func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, expect Identity, now func() time.Time) *tls.Config {
+	return (*VerifyCache)(nil).ClientConfig(getCert, roots, expect, now)
+}
+
+// ClientConfig is EndpointClientConfig verifying through the cache c (nil:
+// no cache).
+func (c *VerifyCache) ClientConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, expect Identity, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -92,7 +111,7 @@ func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			id, _, err := VerifyEndpoint(raw, roots, now())
+			id, _, err := c.Verify(raw, roots, now())
 			if err != nil {
 				return err
 			}
