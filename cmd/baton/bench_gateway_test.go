@@ -256,7 +256,7 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 			prof = make(chan error, 1)
 			secs := b.calls/r + 1
 			path := filepath.Join(b.profiles, fmt.Sprintf("%s-%d.pprof", shape, r))
-			go func() { prof <- fetchProfile(pprofAddr, secs, path) }()
+			go func() { prof <- fetchPprof(pprofAddr, "profile", secs, path) }()
 		}
 		g0, p0, a0 := cpuTicks(gw...), cpuTicks(phonePids...), cpuTicks(n.srv.proc.cmd.Process.Pid)
 		st := sippStep(t, b.sipp, sdir, n.sipUDP, fmt.Sprintf("%s%d", shape, r), r, b.calls,
@@ -273,6 +273,11 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 			if err := <-prof; err != nil {
 				t.Logf("gateway %s rate %d: no CPU profile: %v", shape, r, err)
 			}
+			// Allocations since the gateway started (go tool pprof
+			// -sample_index=alloc_space), after this step.
+			if err := fetchPprof(pprofAddr, "allocs", 0, filepath.Join(b.profiles, fmt.Sprintf("%s-%d.allocs.pprof", shape, r))); err != nil {
+				t.Logf("gateway %s rate %d: no allocation profile: %v", shape, r, err)
+			}
 		}
 		if st.failed == 0 && st.ok > 0 {
 			best = r
@@ -284,10 +289,15 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 	return best
 }
 
-// fetchProfile saves secs seconds of the gateway's CPU profile to path.
-func fetchProfile(addr string, secs int, path string) error {
+// fetchPprof saves the gateway's profile name (secs seconds of it for
+// "profile", the CPU profile) to path.
+func fetchPprof(addr, name string, secs int, path string) error {
 	c := http.Client{Timeout: time.Duration(secs+30) * time.Second}
-	res, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	u := fmt.Sprintf("http://%s/debug/pprof/%s", addr, name)
+	if secs > 0 {
+		u += fmt.Sprintf("?seconds=%d", secs)
+	}
+	res, err := c.Get(u)
 	if err != nil {
 		return err
 	}
