@@ -375,6 +375,14 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	st.ok, _ = strconv.Atoi(col("SuccessfulCall(C)"))
 	st.failed, _ = strconv.Atoi(col("FailedCall(C)"))
 	if st.failed > 0 {
+		// Which kind of failure (sipp's Failed* columns that are not 0).
+		var kinds []string
+		for i, h := range head {
+			if strings.HasPrefix(h, "Failed") && strings.HasSuffix(h, "(C)") && h != "FailedCall(C)" && i < len(last) && last[i] != "0" {
+				kinds = append(kinds, strings.TrimSuffix(strings.TrimPrefix(h, "Failed"), "(C)")+" "+last[i])
+			}
+		}
+		t.Logf("sipp %s: failed calls by kind: %s", name, strings.Join(kinds, ", "))
 		if errs, err := os.ReadFile(errFile); err == nil {
 			t.Logf("sipp %s: first failures:\n%s", name, tail(firstLines(string(errs), 6), 1500))
 		}
