@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,6 +188,9 @@ sip:
 accounts:
 %s`, srv.addr, srv.ca, accounts.String()))
 	args := []string{"gateway", "--config", cfg}
+	if lv := os.Getenv("BATON_BENCH_LOG_LEVEL"); lv != "" {
+		args = append(args, "--log-level", lv) // e.g. debug, to see why calls fail
+	}
 	pprofAddr := ""
 	if b.profiles != "" {
 		pprofAddr = freeAddr(t)
@@ -279,6 +283,9 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 				t.Logf("gateway %s rate %d: no allocation profile: %v", shape, r, err)
 			}
 		}
+		if st.failed > 0 {
+			logGatewayFailures(t, shape, r, n.gw.stderr.String())
+		}
 		if st.failed == 0 && st.ok > 0 {
 			best = r
 		} else if i == 0 && st.ok == 0 {
@@ -287,6 +294,45 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 		gatewayIdle(t, n.dir, n.gwAdmin)
 	}
 	return best
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// logGatewayFailures logs why the gateway failed calls: its log lines
+// about failed dials and refused signaling, counted by message and error.
+func logGatewayFailures(t *testing.T, shape string, rate int, stderr string) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, "level=") || strings.Contains(line, "level=DEBUG") && !strings.Contains(line, "refused") {
+			continue
+		}
+		msg, rest := "", line
+		if i := strings.Index(line, "msg="); i >= 0 {
+			msg, rest = line[i+4:], line[i+4:]
+			if strings.HasPrefix(msg, `"`) {
+				if j := strings.Index(msg[1:], `"`); j >= 0 {
+					msg = msg[1 : j+1]
+				}
+			} else if j := strings.IndexByte(msg, ' '); j >= 0 {
+				msg = msg[:j]
+			}
+		}
+		if msg == "call ended" || msg == "device online" || msg == "registration" {
+			continue
+		}
+		errText := ""
+		if i := strings.Index(rest, "err="); i >= 0 {
+			errText = rest[i+4:]
+			if len(errText) > 160 {
+				errText = errText[:160]
+			}
+		}
+		counts[msg+" | "+digits.ReplaceAllString(errText, "N")]++
+	}
+	for k, v := range counts {
+		t.Logf("gateway %s rate %d log (cumulative): %5d x %s", shape, rate, v, k)
+	}
 }
 
 // fetchPprof saves the gateway's profile name (secs seconds of it for
