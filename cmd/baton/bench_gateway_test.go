@@ -88,7 +88,7 @@ func TestBenchGatewayCPS(t *testing.T) {
 			what = "sipp UAC -> gateway -> sipp UAS"
 		case "softphone":
 			phones := envInt(t, "BATON_BENCH_PHONES", 4)
-			best = b.softphones(t, phones)
+			best = b.softphones(t, phones, envInt(t, "BATON_BENCH_MAX_CALLS", 512))
 			what = fmt.Sprintf("sipp UAC -> gateway -> %d softphones", phones)
 		default:
 			t.Fatalf("BATON_BENCH_SHAPES: unknown shape %q (want sip or softphone)", shape)
@@ -226,8 +226,10 @@ func (b *cpsBench) sipToSIP(t *testing.T, maxCalls int) int {
 }
 
 // softphones is the second shape: the desk phone calls P2P softphones.
-func (b *cpsBench) softphones(t *testing.T, phones int) int {
-	n, pprofAddr := b.startCPSGateway(t, 8)
+func (b *cpsBench) softphones(t *testing.T, phones, maxCalls int) int {
+	// The desk phone's device takes maxCalls calls at once, so only the
+	// softphones (one call each) bound the calls in progress.
+	n, pprofAddr := b.startCPSGateway(t, maxCalls)
 	var phonePids []int
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
