@@ -150,6 +150,9 @@ type SIPAccount struct {
 	// PasswordFile holds the P2P password the device logs in with;
 	// required unless the gateway has a credential.
 	PasswordFile string `koanf:"password_file"`
+	// MaxCalls bounds the device's calls at once (0: the gateway's
+	// default, 8); the phone itself refuses what it cannot take (486).
+	MaxCalls int `koanf:"max_calls"`
 }
 
 // DefaultGateway returns the defaults: SIP on loopback UDP and TCP 5060.
@@ -255,6 +258,9 @@ func (g Gateway) Validate() error {
 		}
 		if own {
 			p.required(key+".password_file", a.PasswordFile)
+		}
+		if a.MaxCalls < 0 || a.MaxCalls > 1024 {
+			p.add(key+".max_calls", a.MaxCalls, "want 1 to 1024 (0 or unset: 8)")
 		}
 	}
 	trunks := map[string]bool{}

@@ -215,6 +215,8 @@ func TestValidateGateway(t *testing.T) {
 		{"ha1 not hex", func(c *Gateway) { c.Accounts[0].HA1 = strings.Repeat("zz", 16) }, "accounts[0].ha1"},
 		{"device without slash", func(c *Gateway) { c.Accounts[0].Device = "alice" }, "accounts[0].device"},
 		{"sip_user twice", func(c *Gateway) { c.Accounts = append(c.Accounts, c.Accounts[0]) }, "accounts[1].sip_user"},
+		{"max_calls negative", func(c *Gateway) { c.Accounts[0].MaxCalls = -1 }, "accounts[0].max_calls"},
+		{"max_calls too high", func(c *Gateway) { c.Accounts[0].MaxCalls = 1025 }, "accounts[0].max_calls"},
 		{"fail_burst 0", func(c *Gateway) { c.SIP.FailBurst = 0 }, "sip.fail_burst"},
 		{"max below min expires", func(c *Gateway) { c.SIP.MaxExpires = c.SIP.MinExpires - 1 }, "sip.max_expires"},
 		{"trunk", func(c *Gateway) { c.Trunks = []SIPTrunk{validTrunk()} }, ""},

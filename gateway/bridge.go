@@ -466,7 +466,9 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 		b.post(endpoint.Event{Type: "call.active", CallID: call.ID})
 	}
 	log = log.With("p2p_call_id", call.ID, "peer", call.Peer)
-	log.Info("bridging SIP call to P2P")
+	// Per-call steps at debug, so that info costs one line per call end
+	// (docs/benchmarks.md §16: logging was a few % of a call's CPU).
+	log.Debug("bridging SIP call to P2P")
 
 	acked := make(chan error, 1)
 	answered := false
@@ -673,7 +675,7 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 		return
 	}
 	b.sipCallID = forks[0].dc.InviteRequest.CallID().Value()
-	log.Info("ringing SIP phones", "contacts", len(forks))
+	log.Debug("ringing SIP phones", "contacts", len(forks))
 	b.setState("ringing")
 
 	var winner *fork
@@ -766,7 +768,7 @@ func (g *Gateway) runOutbound(ep *endpoint.Endpoint, b *bridge) {
 	b.answered = true
 	b.state = "active"
 	b.mu.Unlock()
-	log.Info("SIP phone answered; call bridged", "codec", chosen.Name)
+	log.Debug("SIP phone answered; call bridged", "codec", chosen.Name)
 	g.carryDialog(b, dc, log)
 }
 

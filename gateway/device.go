@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"sync"
 	"time"
@@ -146,7 +147,7 @@ func (d *device) setOnline(online bool) {
 		OnReplaces: d.onReplaces,
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
-		MaxCalls: 8,
+		MaxCalls: cmp.Or(d.acct.MaxCalls, DefaultMaxCalls),
 	}
 	if d.g.access != nil {
 		// One shared session for every device (no connection, TLS state

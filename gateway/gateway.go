@@ -41,7 +41,14 @@ type Account struct {
 	// Password logs the device into the access server when the gateway
 	// has no Credential; with one it is not used (and may be empty).
 	Password string
+	// MaxCalls bounds the device's P2P calls at once (0: DefaultMaxCalls).
+	MaxCalls int
 }
+
+// DefaultMaxCalls is a device's bound on calls at once when its Account
+// sets none: a SIP account may have several phones and calls, and the
+// phones themselves refuse what they cannot take (486).
+const DefaultMaxCalls = 8
 
 // Credential is the gateway's own credential at the access server (`baton
 // gateway add NAME --users ...`, issue 8 §1): every bridged device logs in

@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,32 +25,106 @@ import (
 // when a side cannot complete a single step at its lowest rate, i.e. when
 // the setup itself is broken.
 //
-// Gateway side: sipp as a registered desk phone (carol/desk, digest on
-// REGISTER and INVITE, bench_call.xml) -> gateway -> one of several
-// auto-answering P2P softphones alice/p1..pN, round robin through an -inf
-// file; a softphone takes one call at a time (endpoint MaxCalls 1), so N
-// bounds the calls in progress. Kamailio side: sipp -sn uac -> kamailio
-// (testdata/kamailio/bench_proxy.cfg, tm, t_relay) -> sipp -sn uas.
+// Kamailio: sipp -sn uac -> kamailio (testdata/kamailio/bench_proxy.cfg,
+// tm, t_relay) -> sipp as a UAS (bench_uas.xml: -sn uas without the 180).
+//
+// Gateway, two shapes (BATON_BENCH_SHAPES, default "sip,softphone"):
+//   - sip, the issue's shape: sipp UAC -> gateway -> sipp UAS. sipp
+//     registers as alice's desk phone (alice/desk) and calls "carol"
+//     (bench_call.xml, digest on REGISTER and INVITE); carol's desk
+//     phone is `sipp -sn uas`, registered as carol/desk. The gateway
+//     bridges the two dialogs through its two devices' P2P endpoints: a
+//     full P2P call between alice/desk and carol/desk (TLS signaling,
+//     SRTP keys, media sessions), as TestE2EDeskPhoneCallsDeskPhone.
+//     Both accounts have max_calls BATON_BENCH_MAX_CALLS (default 512),
+//     so nothing but the gateway bounds the calls in progress.
+//   - softphone: the same desk phone calls one of several auto-answering
+//     P2P softphones alice/p1..pN (`baton phone`), round robin through an
+//     -inf file; a softphone takes one call at a time (MaxCalls 1), so N
+//     bounds the calls in progress.
 //
 // Knobs: BATON_BENCH_RATES (comma list, default 5,10,20,40,80,120,160),
-// BATON_BENCH_KAM_RATES (default 250,500,1000,1500,2000,3000),
-// BATON_BENCH_CALLS (calls per step, default 200), BATON_BENCH_PHONES
-// (default 4).
+// BATON_BENCH_KAM_RATES (default 250,500,1000,1500,2000,3000; "0" skips
+// kamailio), BATON_BENCH_CALLS (calls per step, default 200),
+// BATON_BENCH_PHONES (default 4), BATON_BENCH_PROFILE (a directory: the
+// gateway runs with --pprof and each gateway step's CPU profile is saved
+// there as SHAPE-RATE.pprof, for `go tool pprof -top`).
 func TestBenchGatewayCPS(t *testing.T) {
 	if os.Getenv("BATON_BENCH_GATEWAY") != "1" {
 		t.Skip("benchmark: set BATON_BENCH_GATEWAY=1 (make bench-gateway)")
 	}
 	sipp := needTool(t, "sipp")
-	kam := needTool(t, "kamailio")
-	calls := envInt(t, "BATON_BENCH_CALLS", 200)
-	phones := envInt(t, "BATON_BENCH_PHONES", 4)
-	gwRates := envInts(t, "BATON_BENCH_RATES", []int{5, 10, 20, 40, 80, 120, 160})
-	kamRates := envInts(t, "BATON_BENCH_KAM_RATES", []int{250, 500, 1000, 1500, 2000, 3000})
+	b := cpsBench{
+		sipp:     sipp,
+		calls:    envInt(t, "BATON_BENCH_CALLS", 200),
+		rates:    envInts(t, "BATON_BENCH_RATES", []int{5, 10, 20, 40, 80, 120, 160}),
+		profiles: os.Getenv("BATON_BENCH_PROFILE"),
+	}
+	kamRates := []int{250, 500, 1000, 1500, 2000, 3000}
+	if os.Getenv("BATON_BENCH_KAM_RATES") != "0" {
+		kamRates = envInts(t, "BATON_BENCH_KAM_RATES", kamRates)
+	} else {
+		kamRates = nil
+	}
+	if b.profiles != "" {
+		if err := os.MkdirAll(b.profiles, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shapes := strings.Split(os.Getenv("BATON_BENCH_SHAPES"), ",")
+	if os.Getenv("BATON_BENCH_SHAPES") == "" {
+		shapes = []string{"sip", "softphone"}
+	}
 
-	// Kamailio first: it is the reference.
+	kamBest := 0
+	if len(kamRates) > 0 {
+		kamBest = benchKamailio(t, sipp, b.calls, kamRates)
+	}
+	for _, shape := range shapes {
+		var best int
+		var what string
+		switch strings.TrimSpace(shape) {
+		case "sip":
+			best = b.sipToSIP(t, envInt(t, "BATON_BENCH_MAX_CALLS", 512))
+			what = "sipp UAC -> gateway -> sipp UAS"
+		case "none": // kamailio only
+			continue
+		case "softphone":
+			phones := envInt(t, "BATON_BENCH_PHONES", 4)
+			best = b.softphones(t, phones, envInt(t, "BATON_BENCH_MAX_CALLS", 512))
+			what = fmt.Sprintf("sipp UAC -> gateway -> %d softphones", phones)
+		default:
+			t.Fatalf("BATON_BENCH_SHAPES: unknown shape %q (want sip or softphone)", shape)
+		}
+		ratio := 0.0
+		if kamBest > 0 {
+			ratio = float64(best) / float64(kamBest)
+		}
+		t.Logf("RESULT max rate with 0 failed calls: gateway %d cps (%s), kamailio %d cps, ratio %.4f, target 1500 cps", best, what, kamBest, ratio)
+	}
+}
+
+// cpsBench is one run's settings for the gateway's steps.
+type cpsBench struct {
+	sipp     string
+	calls    int
+	rates    []int
+	profiles string // directory for CPU profiles, "" = none
+}
+
+// benchKamailio runs the reference steps and returns the highest rate with
+// no failed call.
+func benchKamailio(t *testing.T, sipp string, calls int, rates []int) int {
+	kam := needTool(t, "kamailio")
 	kdir := t.TempDir()
 	uasPort := freeUDPPort(t)
-	uas := exec.Command(sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", uasPort, "-nostdin")
+	// bench_uas.xml: the built-in uas without its 180, which kamailio's
+	// workers can reorder behind the 200 (sipp's uac then fails the call).
+	uasSF, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", "bench_uas.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uas := exec.Command(sipp, "-sf", uasSF, "-i", "127.0.0.1", "-p", uasPort, "-nostdin")
 	uas.Dir = kdir
 	if err := uas.Start(); err != nil {
 		t.Fatalf("sipp uas: %v", err)
@@ -69,15 +147,16 @@ func TestBenchGatewayCPS(t *testing.T) {
 	}
 	// SIGTERM: kamailio's main process then stops its forked workers (a
 	// SIGKILL would leave them running).
-	t.Cleanup(func() { _ = kcmd.Process.Signal(syscall.SIGTERM); _ = kcmd.Wait() })
+	stop := func() { _ = kcmd.Process.Signal(syscall.SIGTERM); _ = kcmd.Wait() }
+	defer stop()
 	time.Sleep(time.Second)
 	// Warm-up, not counted: the first calls after start can be lost while
 	// kamailio's workers and the UAS come up.
 	w := sippStep(t, sipp, kdir, "127.0.0.1:"+kamPort, "kamwarm", 10, 20, "-sn", "uac")
 	t.Logf("kamailio  warm-up: %d ok, %d failed (not counted)", w.ok, w.failed)
 
-	kamBest := 0
-	for i, r := range kamRates {
+	best := 0
+	for i, r := range rates {
 		c0 := cpuTicks(treePids(kcmd.Process.Pid)...)
 		st := sippStep(t, sipp, kdir, "127.0.0.1:"+kamPort, fmt.Sprintf("kam%d", r), r, calls*5,
 			"-sn", "uac")
@@ -85,53 +164,213 @@ func TestBenchGatewayCPS(t *testing.T) {
 		t.Logf("kamailio  rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, kamailio CPU %.3f ms/call, load %s",
 			r, calls*5, st.ok, st.failed, st.cps, perCall(cpu, st.ok), st.load)
 		if st.failed == 0 && st.ok > 0 {
-			kamBest = r
+			best = r
 		} else if i == 0 && st.ok == 0 {
 			t.Fatalf("kamailio: no call completed at %d cps; log %s", r, filepath.Join(kdir, "kamailio.log"))
 		}
 	}
+	return best
+}
 
-	// The gateway.
-	n := startBridgeNet(t)
-	pids := []int{n.gw.cmd.Process.Pid}
+// startCPSGateway starts an access server and a gateway for the benchmark
+// (users alice and carol, buddies; accounts alice/desk and carol/desk with
+// maxCalls), with --pprof when profiles are asked for.
+func (b *cpsBench) startCPSGateway(t *testing.T, maxCalls int) (*bridgeNet, string) {
+	t.Helper()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	srv := startAccess(t, "access", dir, data, "127.0.0.1:0")
+	pw := addUsers(t, dir, data, "alice", "carol")
+	mustBaton(t, dir, "buddy", "add", "alice", "carol", "--data-dir", data)
+	var accounts strings.Builder
+	for _, user := range []string{"carol", "alice"} {
+		sipPw := writeFile(t, dir, user+"-sip.pw", user+"-sip-secret\n")
+		ha1 := strings.TrimSpace(mustBaton(t, dir, "gateway", "ha1", "--user", user, "--realm", "baton", "--password-file", sipPw).stdout)
+		fmt.Fprintf(&accounts, "  - sip_user: %s\n    ha1: %s\n    device: %s/desk\n    password_file: %s\n    max_calls: %d\n", user, ha1, user, pw[user], maxCalls)
+	}
+	cfg := writeFile(t, dir, "gateway.yaml", fmt.Sprintf(`access: %s
+ca: %s
+sip:
+  udp: 127.0.0.1:0
+  tcp: ""
+  realm: baton
+accounts:
+%s`, srv.addr, srv.ca, accounts.String()))
+	args := []string{"gateway", "--config", cfg}
+	if lv := os.Getenv("BATON_BENCH_LOG_LEVEL"); lv != "" {
+		args = append(args, "--log-level", lv) // e.g. debug, to see why calls fail
+	}
+	pprofAddr := ""
+	if b.profiles != "" {
+		pprofAddr = freeAddr(t)
+		args = append(args, "--pprof", pprofAddr)
+	}
+	gw := start(t, "gateway", dir, args...)
+	m := gw.waitStdout(t, gatewayReady)
+	return &bridgeNet{dir: dir, srv: srv, gw: gw, sipUDP: m[1], gwAdmin: m[4], pw: pw}, pprofAddr
+}
+
+// sipToSIP is the issue's shape: sipp UAC (alice's desk phone) -> gateway
+// -> sipp UAS (carol's desk phone), the gateway's two devices calling each
+// other over P2P in between.
+func (b *cpsBench) sipToSIP(t *testing.T, maxCalls int) int {
+	n, pprofAddr := b.startCPSGateway(t, maxCalls)
+	sdir := t.TempDir()
+	carolPort := freeUDPPort(t)
+	runSipp(t, b.sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", carolPort)
+	uas := exec.Command(b.sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", carolPort, "-nostdin")
+	uas.Dir = sdir
+	if err := uas.Start(); err != nil {
+		t.Fatalf("sipp uas: %v", err)
+	}
+	defer func() { _ = uas.Process.Kill(); _ = uas.Wait() }()
+	alicePort := freeUDPPort(t)
+	runSipp(t, b.sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", alicePort)
+	eventually(t, pollTimeout, "both desk phones online", func() (bool, string) {
+		st := mustCtl(t, n.dir, n.gwAdmin, "status").stdout
+		return strings.Count(st, "true") >= 2 && strings.Contains(st, "alice/desk") && strings.Contains(st, "carol/desk"), st
+	})
+	inf := writeFile(t, sdir, "callees.csv", "SEQUENTIAL\ncarol;\n")
+	return b.gatewaySteps(t, "sip", n, pprofAddr, nil, sdir, inf, alicePort, "alice")
+}
+
+// softphones is the second shape: the desk phone calls P2P softphones.
+func (b *cpsBench) softphones(t *testing.T, phones, maxCalls int) int {
+	// The desk phone's device takes maxCalls calls at once, so only the
+	// softphones (one call each) bound the calls in progress.
+	n, pprofAddr := b.startCPSGateway(t, maxCalls)
 	var phonePids []int
 	var inf strings.Builder
 	inf.WriteString("SEQUENTIAL\n")
 	for i := 1; i <= phones; i++ {
 		dev := fmt.Sprintf("p%d", i)
-		p := startPhone(t, n.dir, n.srv, "alice", dev, n.pw["alice"], phoneOpts{tone: 440, autoAnswer: true})
+		p := startPhone(t, n.dir, n.srv, "carol", dev, n.pw["carol"], phoneOpts{tone: 440, autoAnswer: true})
 		phonePids = append(phonePids, p.cmd.Process.Pid)
-		fmt.Fprintf(&inf, "alice+%s;\n", dev)
+		fmt.Fprintf(&inf, "carol+%s;\n", dev)
 	}
 	sdir := t.TempDir()
 	infFile := writeFile(t, sdir, "callees.csv", inf.String())
 	sipPort := freeUDPPort(t)
-	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	runSipp(t, b.sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", sipPort)
+	return b.gatewaySteps(t, "softphone", n, pprofAddr, phonePids, sdir, infFile, sipPort, "alice")
+}
+
+// gatewaySteps runs the rate steps of one shape: the desk phone sipUser on
+// sipPort calls the -inf file's callees through the gateway. It returns
+// the highest rate with no failed call.
+func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofAddr string, phonePids []int, sdir, inf, sipPort, sipUser string) int {
 	sf, err := filepath.Abs(filepath.Join("..", "..", "gateway", "testdata", "sipp", "bench_call.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwBest := 0
-	for i, r := range gwRates {
-		g0, p0, a0 := cpuTicks(pids...), cpuTicks(phonePids...), cpuTicks(n.srv.proc.cmd.Process.Pid)
-		st := sippStep(t, sipp, sdir, n.sipUDP, fmt.Sprintf("gw%d", r), r, calls,
-			"-sf", sf, "-inf", infFile, "-key", "deskuser", "carol", "-au", "carol", "-ap", "carol-sip-secret",
+	gw := []int{n.gw.cmd.Process.Pid}
+	best := 0
+	for i, r := range b.rates {
+		var prof chan error
+		if pprofAddr != "" {
+			prof = make(chan error, 1)
+			secs := b.calls/r + 1
+			path := filepath.Join(b.profiles, fmt.Sprintf("%s-%d.pprof", shape, r))
+			go func() { prof <- fetchPprof(pprofAddr, "profile", secs, path) }()
+		}
+		g0, p0, a0 := cpuTicks(gw...), cpuTicks(phonePids...), cpuTicks(n.srv.proc.cmd.Process.Pid)
+		st := sippStep(t, b.sipp, sdir, n.sipUDP, fmt.Sprintf("%s%d", shape, r), r, b.calls,
+			"-sf", sf, "-inf", inf, "-key", "deskuser", sipUser, "-au", sipUser, "-ap", sipUser+"-sip-secret",
 			"-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
-		g, p, a := cpuTicks(pids...)-g0, cpuTicks(phonePids...)-p0, cpuTicks(n.srv.proc.cmd.Process.Pid)-a0
-		t.Logf("gateway   rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f phones %.2f access %.2f, load %s",
-			r, calls, st.ok, st.failed, st.cps, perCall(g, st.ok), perCall(p, st.ok), perCall(a, st.ok), st.load)
+		g, p, a := cpuTicks(gw...)-g0, cpuTicks(phonePids...)-p0, cpuTicks(n.srv.proc.cmd.Process.Pid)-a0
+		phones := ""
+		if len(phonePids) > 0 {
+			phones = fmt.Sprintf(" phones %.2f", perCall(p, st.ok))
+		}
+		t.Logf("gateway %-9s rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f%s access %.2f, load %s",
+			shape, r, b.calls, st.ok, st.failed, st.cps, perCall(g, st.ok), phones, perCall(a, st.ok), st.load)
+		if prof != nil {
+			if err := <-prof; err != nil {
+				t.Logf("gateway %s rate %d: no CPU profile: %v", shape, r, err)
+			}
+			// Allocations since the gateway started (go tool pprof
+			// -sample_index=alloc_space), after this step.
+			if err := fetchPprof(pprofAddr, "allocs", 0, filepath.Join(b.profiles, fmt.Sprintf("%s-%d.allocs.pprof", shape, r))); err != nil {
+				t.Logf("gateway %s rate %d: no allocation profile: %v", shape, r, err)
+			}
+		}
+		if st.failed > 0 {
+			logGatewayFailures(t, shape, r, n.gw.stderr.String())
+		}
 		if st.failed == 0 && st.ok > 0 {
-			gwBest = r
+			best = r
 		} else if i == 0 && st.ok == 0 {
-			t.Fatalf("gateway: no call completed at %d cps; sipp errors in %s", r, sdir)
+			t.Fatalf("gateway %s: no call completed at %d cps; sipp errors in %s", shape, r, sdir)
 		}
 		gatewayIdle(t, n.dir, n.gwAdmin)
 	}
-	ratio := 0.0
-	if kamBest > 0 {
-		ratio = float64(gwBest) / float64(kamBest)
+	return best
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// logGatewayFailures logs why the gateway failed calls: its log lines
+// about failed dials and refused signaling, counted by message and error.
+func logGatewayFailures(t *testing.T, shape string, rate int, stderr string) {
+	t.Helper()
+	counts := map[string]int{}
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, "level=") || strings.Contains(line, "level=DEBUG") && !strings.Contains(line, "refused") {
+			continue
+		}
+		msg, rest := "", line
+		if i := strings.Index(line, "msg="); i >= 0 {
+			msg, rest = line[i+4:], line[i+4:]
+			if strings.HasPrefix(msg, `"`) {
+				if j := strings.Index(msg[1:], `"`); j >= 0 {
+					msg = msg[1 : j+1]
+				}
+			} else if j := strings.IndexByte(msg, ' '); j >= 0 {
+				msg = msg[:j]
+			}
+		}
+		if msg == "call ended" || msg == "device online" || msg == "registration" {
+			continue
+		}
+		errText := ""
+		if i := strings.Index(rest, "err="); i >= 0 {
+			errText = rest[i+4:]
+			if len(errText) > 160 {
+				errText = errText[:160]
+			}
+		}
+		counts[msg+" | "+digits.ReplaceAllString(errText, "N")]++
 	}
-	t.Logf("RESULT max rate with 0 failed calls: gateway %d cps (%d softphones), kamailio %d cps, ratio %.4f, target 1500 cps", gwBest, phones, kamBest, ratio)
+	for k, v := range counts {
+		t.Logf("gateway %s rate %d log (cumulative): %5d x %s", shape, rate, v, k)
+	}
+}
+
+// fetchPprof saves the gateway's profile name (secs seconds of it for
+// "profile", the CPU profile) to path.
+func fetchPprof(addr, name string, secs int, path string) error {
+	c := http.Client{Timeout: time.Duration(secs+30) * time.Second}
+	u := fmt.Sprintf("http://%s/debug/pprof/%s", addr, name)
+	if secs > 0 {
+		u += fmt.Sprintf("?seconds=%d", secs)
+	}
+	res, err := c.Get(u)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", res.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // gatewayIdle waits until the gateway lists no call that has not ended
@@ -154,6 +393,7 @@ func gatewayIdle(t *testing.T, dir, admin string) {
 
 type sippStat struct {
 	ok, failed int
+	hung       bool // killed by the watchdog: cps counts its wait too
 	cps        float64
 	load       string
 }
@@ -166,9 +406,21 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	errFile := filepath.Join(dir, name+".errors")
 	argv := append([]string{target, "-i", "127.0.0.1", "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
 		"-timeout", "60s", "-nostdin", "-trace_stat", "-stf", stf, "-fd", "1", "-trace_err", "-error_file", errFile}, args...)
+	// sipp's -timeout does not always end a run whose calls are stuck
+	// (seen with kamailio at 1,000 cps): kill it after the calls' time
+	// plus a minute, and count what its statistics file holds by then.
+	limit := time.Duration(calls/rate+60) * time.Second
 	cmd := exec.Command(sipp, argv...)
 	cmd.Dir = dir
+	cmd.WaitDelay = 5 * time.Second
+	var killed atomic.Bool
+	watchdog := time.AfterFunc(limit, func() {
+		killed.Store(true)
+		t.Logf("sipp %s: still running after %v; killed", name, limit)
+		_ = cmd.Process.Kill()
+	})
 	out, err := cmd.CombinedOutput()
+	watchdog.Stop()
 	load := loadAvg()
 	st := sippStat{load: load}
 	data, rerr := os.ReadFile(stf)
@@ -192,7 +444,24 @@ func sippStep(t *testing.T, sipp, dir, target, name string, rate, calls int, arg
 	}
 	st.ok, _ = strconv.Atoi(col("SuccessfulCall(C)"))
 	st.failed, _ = strconv.Atoi(col("FailedCall(C)"))
+	if killed.Load() {
+		// Calls that never completed (a lost message sipp did not
+		// recover from) count as failed.
+		if lost := calls - st.ok - st.failed; lost > 0 {
+			t.Logf("sipp %s: %d calls never completed; counted as failed", name, lost)
+			st.failed += lost
+		}
+		st.hung = true
+	}
 	if st.failed > 0 {
+		// Which kind of failure (sipp's Failed* columns that are not 0).
+		var kinds []string
+		for i, h := range head {
+			if strings.HasPrefix(h, "Failed") && strings.HasSuffix(h, "(C)") && h != "FailedCall(C)" && i < len(last) && last[i] != "0" {
+				kinds = append(kinds, strings.TrimSuffix(strings.TrimPrefix(h, "Failed"), "(C)")+" "+last[i])
+			}
+		}
+		t.Logf("sipp %s: failed calls by kind: %s", name, strings.Join(kinds, ", "))
 		if errs, err := os.ReadFile(errFile); err == nil {
 			t.Logf("sipp %s: first failures:\n%s", name, tail(firstLines(string(errs), 6), 1500))
 		}

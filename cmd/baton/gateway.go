@@ -45,6 +45,10 @@ docs/sip.md shows how to connect baresip, linphone or a desk phone.`,
 		},
 	}
 	config.GatewayFlags(cmd.Flags())
+	// Opt-in CPU and heap profiles for benchmarks (pprof.go); not a config
+	// key, so that no file or environment turns it on by accident.
+	cmd.Flags().String("pprof", "", "serve net/http/pprof on this loopback `host:port` (benchmarks only)")
+	_ = cmd.Flags().MarkHidden("pprof")
 	cmd.AddCommand(newHA1Cmd())
 	addGatewayCredentialCmds(cmd)
 	return cmd
@@ -127,7 +131,7 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 			}
 		}
 		user, dev, _ := strings.Cut(a.Device, "/")
-		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw})
+		gc.Accounts = append(gc.Accounts, gateway.Account{SIPUser: a.SIPUser, HA1: a.HA1, User: user, Device: dev, Password: pw, MaxCalls: a.MaxCalls})
 	}
 	for i, tc := range cfg.Trunks {
 		t, err := gatewayTrunk(tc)
@@ -156,6 +160,14 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 		return err
 	}
 	gc.Logger = log
+	if a, _ := cmd.Flags().GetString("pprof"); a != "" {
+		bound, stop, err := servePprof(ctx, a, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(cmd.OutOrStdout(), "gateway pprof %s\n", bound)
+	}
 	policy, closePolicy, err := loadPolicyPlugin(ctx, cfg.Plugins, log)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -512,7 +513,13 @@ func (c *call) readLoop(conn *wire.Conn, log *slog.Logger) {
 				_ = conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 				continue
 			}
-			if !errors.Is(err, io.EOF) {
+			// EOF is the peer closing, net.ErrClosed this side closing the
+			// connection at the call's end: both normal, so not logged at
+			// info (one line per call was a few % of a gateway call's CPU,
+			// docs/benchmarks.md §16).
+			if errors.Is(err, net.ErrClosed) {
+				log.Debug("signaling stream closed")
+			} else if !errors.Is(err, io.EOF) {
 				log.Info("signaling stream ended", "err", err)
 			}
 			select {

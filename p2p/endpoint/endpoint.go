@@ -285,6 +285,13 @@ type Endpoint struct {
 	// (Host.Add); serverName is the TLS server name dialers ask it by.
 	host       *Host
 	serverName string
+	// tlsSessions holds the TLS 1.3 session tickets of peers this
+	// endpoint dialled, filed by peer identity (pki.IdentitySessionCache),
+	// so the next call to the same peer skips the certificate signatures.
+	tlsSessions tls.ClientSessionCache
+	// verified remembers the peer chains already verified (exact: same
+	// bytes, same roots, inside their validity; pki.VerifyCache).
+	verified *pki.VerifyCache
 
 	mu       sync.Mutex
 	client   access.Session
@@ -330,6 +337,9 @@ func New(cfg Config) (*Endpoint, error) {
 		calls:    make(map[string]*call),
 		mediaIP:  cfg.MediaIP,
 		preAuth:  connlimit.NewGate(cfg.MaxPreAuthPerSource, cfg.MaxPreAuth),
+		// A ticket is ~1 KiB; 256 peers bound it to a few hundred KiB.
+		tlsSessions: tls.NewLRUClientSessionCache(256),
+		verified:    pki.NewVerifyCache(1024),
 	}, nil
 }
 
@@ -354,7 +364,7 @@ func (e *Endpoint) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	tlsLn := tls.NewListener(ln, pki.EndpointServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
+	tlsLn := tls.NewListener(ln, e.verified.ServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.acceptLoop(tlsLn) }()
 	go func() { defer e.wg.Done(); e.accessLoop() }()

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -82,6 +83,13 @@ type Host struct {
 	ln     net.Listener
 	byName map[string]*Endpoint // by pki.ServerName of the identity
 	closed bool
+	// tickets are the TLS session ticket keys of every connection of the
+	// host (newest first), so that a dialer's resumption (pki.
+	// IdentitySessionCache) works across connections although each
+	// connection's config is built for it; rotated as crypto/tls rotates
+	// its own (ticketKeys).
+	tickets   [][32]byte
+	ticketsAt time.Time
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -300,6 +308,30 @@ func (h *Host) acceptLoop(ln net.Listener) {
 	}
 }
 
+// Ticket keys rotate daily and a ticket is accepted for up to a week
+// after its key was made current, like crypto/tls's own automatic keys.
+const (
+	ticketKeyRotation = 24 * time.Hour
+	ticketKeysKept    = 7
+)
+
+// ticketKeys returns the host's session ticket keys, newest first,
+// rotating them when the newest is older than ticketKeyRotation.
+func (h *Host) ticketKeys() [][32]byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.tickets) == 0 || time.Since(h.ticketsAt) >= ticketKeyRotation {
+		var k [32]byte
+		_, _ = rand.Read(k[:]) // crypto/rand.Read never fails
+		h.tickets = append([][32]byte{k}, h.tickets...)
+		if len(h.tickets) > ticketKeysKept {
+			h.tickets = h.tickets[:ticketKeysKept]
+		}
+		h.ticketsAt = time.Now()
+	}
+	return h.tickets
+}
+
 // serveConn runs the TLS handshake as the endpoint the client names, then
 // hands the connection to that endpoint's serveConn. A name no endpoint of
 // the host has is refused before any endpoint work.
@@ -308,6 +340,8 @@ func (h *Host) serveConn(nc net.Conn, src netip.Addr, deadline time.Time) {
 	refused := false
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
+		// The ticket keys of the config GetConfigForClient returns are
+		// this one's (crypto/tls), so they must be the host's.
 		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 			ep = h.lookup(hi.ServerName)
 			if ep == nil {
@@ -317,9 +351,10 @@ func (h *Host) serveConn(nc net.Conn, src netip.Addr, deadline time.Time) {
 			}
 			// Built per connection, not kept per endpoint: a gateway's
 			// thousands of idle devices would each hold one.
-			return pki.EndpointServerConfig(ep.certificate, ep.cfg.Roots, ep.cfg.Now), nil
+			return ep.verified.ServerConfig(ep.certificate, ep.cfg.Roots, ep.cfg.Now), nil
 		},
 	}
+	cfg.SetSessionTicketKeys(h.ticketKeys())
 	tc := tls.Server(nc, cfg)
 	_ = tc.SetDeadline(deadline)
 	if err := tc.HandshakeContext(h.ctx); err != nil {

@@ -335,3 +335,46 @@ func TestHostWatchesEveryEndpointsAddress(t *testing.T) {
 		t.Errorf("bob/desk's media moved to %s; its address is still here", got)
 	}
 }
+
+// A dialer's second signaling connection to an endpoint on a Host resumes
+// the TLS session of the first (the host's ticket keys are shared by its
+// connections although each one's config is built for it), and a ticket
+// for one endpoint of the host is not offered to another.
+func TestHostResumesSignalingSessions(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	h := n.newHost()
+	desk := n.startOn(h, "alice", "desk", autoAnswer)
+	carol := n.startOn(h, "carol", "desk", autoAnswer)
+	bob := n.start("bob", "laptop", autoAnswer)
+	bob.waitOnline(t, "alice/desk")
+	bob.waitOnline(t, "carol/desk")
+	resumed := func(to *party) bool {
+		t.Helper()
+		id, addr, err := bob.resolve(to.Identity().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wc, err := bob.dial(context.Background(), id, addr)
+		if err != nil {
+			t.Fatalf("dial %s: %v", id, err)
+		}
+		defer wc.Close()
+		tc := wc.NetConn().(*tracked).Conn.(*tls.Conn)
+		// TLS 1.3 tickets come after the handshake: the client files one
+		// when it reads the server's NewSessionTicket, so read once
+		// (nothing else arrives; the read times out).
+		_ = tc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _ = tc.Read(make([]byte, 1))
+		return tc.ConnectionState().DidResume
+	}
+	if resumed(desk) {
+		t.Fatal("the first connection to alice/desk resumed")
+	}
+	if !resumed(desk) {
+		t.Error("the second connection to alice/desk did not resume")
+	}
+	if resumed(carol) {
+		t.Error("the first connection to carol/desk (same host, same address) resumed alice/desk's session")
+	}
+}

@@ -149,9 +149,14 @@ func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
 // peer at addr. The handshake fails unless the peer proves exactly that
 // identity.
 func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrPort) (*wire.Conn, error) {
+	cfg := e.verified.ClientConfig(e.certificate, e.cfg.Roots, peer, e.cfg.Now)
+	// Resume with a ticket from an earlier call to the same identity: the
+	// chain and identity checks still run (VerifyConnection), see
+	// pki.IdentitySessionCache.
+	cfg.ClientSessionCache = pki.IdentitySessionCache(e.tlsSessions, peer)
 	d := tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: e.cfg.DialTimeout},
-		Config:    pki.EndpointClientConfig(e.certificate, e.cfg.Roots, peer, e.cfg.Now),
+		Config:    cfg,
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()

@@ -25,7 +25,7 @@ import (
 var testNow = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // newTestCA creates a CA in a fresh directory.
-func newTestCA(t *testing.T) *CA {
+func newTestCA(t testing.TB) *CA {
 	t.Helper()
 	ca, err := LoadOrCreateCA(t.TempDir(), testNow)
 	if err != nil {
@@ -47,7 +47,7 @@ func (e *endpoint) tlsCert() *tls.Certificate {
 }
 
 // issue creates a key for id and has ca certify it at now for ttl.
-func issue(t *testing.T, ca *CA, id Identity, now time.Time, ttl time.Duration) *endpoint {
+func issue(t testing.TB, ca *CA, id Identity, now time.Time, ttl time.Duration) *endpoint {
 	t.Helper()
 	key, err := NewKey()
 	if err != nil {

@@ -46,14 +46,20 @@ func IsServerName(name string) bool {
 // a TLS handshake) is an endpoint certificate issued by roots and valid at
 // now, and returns the identity it binds.
 func VerifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Identity, *x509.Certificate, error) {
+	id, leaf, _, err := verifyEndpoint(rawCerts, roots, now)
+	return id, leaf, err
+}
+
+// verifyEndpoint is VerifyEndpoint, also returning the verified chains.
+func verifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Identity, *x509.Certificate, [][]*x509.Certificate, error) {
 	if len(rawCerts) == 0 {
-		return Identity{}, nil, fmt.Errorf("%w: no certificate presented", ErrUntrusted)
+		return Identity{}, nil, nil, fmt.Errorf("%w: no certificate presented", ErrUntrusted)
 	}
 	certs := make([]*x509.Certificate, 0, len(rawCerts))
 	for _, r := range rawCerts {
 		c, err := x509.ParseCertificate(r)
 		if err != nil {
-			return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+			return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 		}
 		certs = append(certs, c)
 	}
@@ -61,19 +67,20 @@ func VerifyEndpoint(rawCerts [][]byte, roots *x509.CertPool, now time.Time) (Ide
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{
+	chains, err := certs[0].Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}); err != nil {
-		return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+	})
+	if err != nil {
+		return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
 	id, err := IdentityFromCert(certs[0])
 	if err != nil {
-		return Identity{}, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
+		return Identity{}, nil, nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
-	return id, certs[0], nil
+	return id, certs[0], chains, nil
 }
 
 // PeerIdentity returns the verified identity of the peer of a completed
@@ -91,6 +98,12 @@ func PeerIdentity(cs tls.ConnectionState) (Identity, error) {
 // the access CA. getCert returns the endpoint's current certificate (it is
 // renewed while the endpoint runs). now is the clock (time.Now in production).
 func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, now func() time.Time) *tls.Config {
+	return (*VerifyCache)(nil).ServerConfig(getCert, roots, now)
+}
+
+// ServerConfig is EndpointServerConfig verifying through the cache c (nil:
+// no cache).
+func (c *VerifyCache) ServerConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -104,7 +117,7 @@ func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			_, _, err := VerifyEndpoint(raw, roots, now())
+			_, _, err := c.Verify(raw, roots, now())
 			return err
 		},
 		Time: now,
@@ -116,6 +129,12 @@ func EndpointServerConfig(getCert func() (*tls.Certificate, error), roots *x509.
 // exactly the identity expect. It asks for expect by ServerName(expect),
 // so a Host with many endpoints on one port routes the connection.
 func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, expect Identity, now func() time.Time) *tls.Config {
+	return (*VerifyCache)(nil).ClientConfig(getCert, roots, expect, now)
+}
+
+// ClientConfig is EndpointClientConfig verifying through the cache c (nil:
+// no cache).
+func (c *VerifyCache) ClientConfig(getCert func() (*tls.Certificate, error), roots *x509.CertPool, expect Identity, now func() time.Time) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		ServerName: ServerName(expect),
@@ -129,7 +148,7 @@ func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.
 			for i, c := range cs.PeerCertificates {
 				raw[i] = c.Raw
 			}
-			id, _, err := VerifyEndpoint(raw, roots, now())
+			id, _, err := c.Verify(raw, roots, now())
 			if err != nil {
 				return err
 			}
@@ -140,4 +159,37 @@ func EndpointClientConfig(getCert func() (*tls.Certificate, error), roots *x509.
 		},
 		Time: now,
 	}
+}
+
+// IdentitySessionCache returns a view of cache, for the client config of
+// one dial that expects the peer identity expect (EndpointClientConfig),
+// that files TLS 1.3 session tickets under that identity as well as the
+// address crypto/tls keys them by. A ticket is then only ever offered to
+// a peer at the same address that proved expect in a full handshake.
+//
+// Resumption keeps the checks of a full handshake: crypto/tls restores
+// the peer's certificates from the ticket and calls VerifyConnection on
+// resumed connections too (both sides), so the chain is verified against
+// roots at the current time and the identity compared with expect on
+// every connection; what a resumed handshake skips is the two
+// CertificateVerify signatures, the proof of key possession being the
+// PSK that the full, mutually authenticated handshake between the same
+// two certificates established (RFC 8446 §2.2, §4.6.1). Resumption is
+// psk_dhe_ke only (crypto/tls), so each connection still has a fresh
+// (EC)DHE key exchange and forward secrecy.
+func IdentitySessionCache(cache tls.ClientSessionCache, expect Identity) tls.ClientSessionCache {
+	return identityCache{cache: cache, prefix: expect.String() + " "}
+}
+
+type identityCache struct {
+	cache  tls.ClientSessionCache
+	prefix string
+}
+
+func (c identityCache) Get(key string) (*tls.ClientSessionState, bool) {
+	return c.cache.Get(c.prefix + key)
+}
+
+func (c identityCache) Put(key string, cs *tls.ClientSessionState) {
+	c.cache.Put(c.prefix+key, cs)
 }

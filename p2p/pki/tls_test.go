@@ -413,7 +413,8 @@ func BenchmarkEndpointHandshake(b *testing.B) {
 	clock := fixedClock(testNow)
 	server := EndpointServerConfig(func() (*tls.Certificate, error) { return bc, nil }, ca.Pool(), clock)
 	// net.Pipe is unbuffered: a session ticket written after the client's
-	// Handshake returned would block forever, and endpoints never resume.
+	// Handshake returned would block forever (resumption over TCP:
+	// BenchmarkEndpointHandshakeResume).
 	server.SessionTicketsDisabled = true
 	client := EndpointClientConfig(func() (*tls.Certificate, error) { return ac, nil }, ca.Pool(), bob, clock)
 	b.ReportAllocs()
