@@ -123,11 +123,14 @@ func TestResumptionKeepsChecks(t *testing.T) {
 			cfg.ClientSessionCache = IdentitySessionCache(cache, carol)
 			return cfg
 		}, ErrIdentityMismatch, false},
-		// A cache keyed by address only (no identity) offers bob's ticket
-		// to a dial expecting carol: the resumed handshake still checks
-		// the identity and refuses.
+		// A cache keyed by address only (no identity) and a server name
+		// that is not carol's (crypto/tls files tickets by server name:
+		// ServerName(carol) alone would find none) offer bob's ticket to
+		// a dial expecting carol: the resumed handshake still checks the
+		// identity and refuses.
 		{"the identity is checked on a resumed connection", func(cache tls.ClientSessionCache) *tls.Config {
 			cfg := EndpointClientConfig(certOf(a), ca.Pool(), carol, fixedClock(testNow))
+			cfg.ServerName = ServerName(bob)                          // wrong on purpose
 			cfg.ClientSessionCache = IdentitySessionCache(cache, bob) // wrong on purpose
 			return cfg
 		}, ErrIdentityMismatch, true},
