@@ -64,23 +64,31 @@ func (e *Endpoint) localTarget(peer pki.Identity, addr netip.AddrPort) *Endpoint
 // authenticated before it exists.
 func (e *Endpoint) dialLocal(peer pki.Identity, addr netip.AddrPort, callee *Endpoint) (*wire.Conn, error) {
 	h := e.host
-	mine, err := e.certificate()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
-	}
+	// In the order of the TLS 1.3 handshake: the callee's certificate,
+	// the dialer's check of it, then the dialer's certificate and the
+	// callee's check.
 	theirs, err := callee.certificate()
 	if err != nil {
-		// Not logged in (yet, or any more): on the TLS path the handshake
-		// would fail for want of a certificate.
+		// Not logged in (yet, or any more), or its certificate expired:
+		// on the TLS path the callee's handshake fails for want of one.
+		callee.stats.rejected("handshake")
 		return nil, fmt.Errorf("%w: %s at %s: in-process peer has no certificate: %w", ErrUnreachable, peer, addr, err)
 	}
 	// The dialer's check (pki ClientConfig's VerifyConnection).
 	id, theirLeaf, err := e.verified.Verify(theirs.Certificate, e.cfg.Roots, e.cfg.Now())
+	if err == nil && id != peer {
+		err = fmt.Errorf("%w: expected %s, peer proved %s", pki.ErrIdentityMismatch, peer, id)
+	}
 	if err != nil {
+		// Counted at the callee too, as the dialer's alert ends the
+		// callee's handshake on the TLS path.
+		callee.stats.rejected("handshake")
 		return nil, fmt.Errorf("endpoint: dial %s at %s: %w", peer, addr, err)
 	}
-	if id != peer {
-		return nil, fmt.Errorf("endpoint: dial %s at %s: %w: expected %s, peer proved %s", peer, addr, pki.ErrIdentityMismatch, peer, id)
+	mine, err := e.certificate()
+	if err != nil {
+		callee.stats.rejected("handshake")
+		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
 	}
 	// The callee's check (pki ServerConfig's VerifyConnection).
 	caller, myLeaf, err := callee.verified.Verify(mine.Certificate, callee.cfg.Roots, callee.cfg.Now())
