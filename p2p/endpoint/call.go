@@ -451,7 +451,8 @@ func (c *call) startReader(conn *wire.Conn) {
 	go func() { defer c.e.wg.Done(); c.readLoop(conn, log) }()
 }
 
-// peerCertificate returns the certificate the TLS peer of conn proved.
+// peerCertificate returns the certificate the TLS peer of conn proved
+// (for an in-process connection, localconn.go, the one this side verified).
 func peerCertificate(conn *wire.Conn) *x509.Certificate {
 	if conn == nil {
 		return nil
@@ -459,6 +460,9 @@ func peerCertificate(conn *wire.Conn) *x509.Certificate {
 	nc := conn.NetConn()
 	if t, ok := nc.(*tracked); ok {
 		nc = t.Conn
+	}
+	if lc, ok := nc.(*localConn); ok {
+		return lc.peer
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
