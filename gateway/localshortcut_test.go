@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/sipbridge"
@@ -101,10 +102,38 @@ func TestDeskPhoneCallsDeskPhoneInProcess(t *testing.T) {
 			if got := n.gw.host.LocalConnections(); got != want {
 				t.Errorf("in-process connections %d, want %d", got, want)
 			}
+			// The host's counters are on the gateway's /metrics too.
+			reg := prometheus.NewRegistry()
+			if err := n.gw.Register(reg); err != nil {
+				t.Fatal(err)
+			}
+			if got := gathered(t, reg, "baton_host_local_connections_total"); got != float64(want) {
+				t.Errorf("baton_host_local_connections_total = %v, want %d", got, want)
+			}
 			if err := dc.Bye(ctx); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, "the gateway to forget the calls", func() bool { return len(n.gw.Calls()) == 0 })
 		})
 	}
+}
+
+// gathered is the value of the unlabelled counter or gauge name in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("%s not gathered", name)
+	return 0
 }
