@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,11 +38,13 @@ func TestE2EBridgePullerDiesMidPull(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	killedAt := make(chan int, 1)
+	var killTime atomic.Int64
 	go func() {
 		c := control.NewClient(mobile.admin, 0)
 		_ = c.Events(ctx, "handoff.step", func(ev endpoint.Event) error {
 			if ev.Step >= 5 {
 				_ = mobile.cmd.Process.Kill()
+				killTime.Store(time.Now().UnixNano())
 				killedAt <- ev.Step
 				return errors.New("killed")
 			}
@@ -81,6 +84,7 @@ func TestE2EBridgePullerDiesMidPull(t *testing.T) {
 	media.close()
 	rep := media.report()
 	order, gap := heardToneOrder(media.pcm())
+	logGaps(t, media, time.Unix(0, killTime.Load()))
 	t.Logf("carol heard %d packets, %d lost, %d SSRCs, %d timestamp jumps, longest gap %v; tones %v, longest silence %v",
 		rep.packets, rep.lost, rep.ssrcs, rep.tsJumps, rep.maxGap, order, gap)
 	if rep.ssrcs != 1 || rep.lost != 0 {
@@ -96,5 +100,26 @@ func TestE2EBridgePullerDiesMidPull(t *testing.T) {
 	// for seconds fails.
 	if gap > time.Second || rep.maxGap > 2*time.Second {
 		t.Errorf("carol heard %v of silence, and %v without a packet, when the puller died", gap, rep.maxGap)
+	}
+}
+
+// logGaps logs every stretch of more than 60 ms without a packet at the
+// SIP party, where it was relative to ref (the kill), and how many
+// packets arrived in the 20 ms after it (a burst: the sender caught up).
+func logGaps(t *testing.T, m *sipMedia, ref time.Time) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := 1; i < len(m.got); i++ {
+		g := m.got[i].at.Sub(m.got[i-1].at)
+		if g <= 60*time.Millisecond {
+			continue
+		}
+		burst := 0
+		for j := i; j < len(m.got) && m.got[j].at.Sub(m.got[i].at) < 20*time.Millisecond; j++ {
+			burst++
+		}
+		t.Logf("gap %v at the SIP party, %v after the kill (seq %d->%d), %d packets in the 20 ms after it",
+			g, m.got[i-1].at.Sub(ref), m.got[i-1].seq, m.got[i].seq, burst)
 	}
 }
