@@ -783,6 +783,9 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 		Impairment:    c.e.cfg.Impairment,
 		FirstSequence: c.e.cfg.firstSeq,
 	}
+	// A replaced stream plays again a few packet times after its
+	// replacement went silent (handoff_peer.go, staleSource).
+	cfg.StaleSourceTimeout = staleSource(c.e.timeouts, c.e.cfg.Ptime)
 	// Keys are installed in pairs: before the answer only our send key is
 	// known, and nothing is sent or received before the answer anyway.
 	if c.sendKeys != nil && recv != nil {

@@ -93,6 +93,18 @@ func switchSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
 	return t.NoAudio + 2*ptime
 }
 
+// staleSource is the media layer's stale-source window at this endpoint
+// (media.Config.StaleSourceTimeout): once the stream that replaced
+// another has been silent this long, the replaced one plays again. It is
+// switchSilence, so that C hears B again after a puller died after step
+// 4 (its stream reached C, no step 7) as soon as after one that died
+// after step 7: B resumes muteConsent after step 5 (checkMute), and C
+// must not hold B's stream off for the media default's 250 ms (issue 9
+// §3, the softphone dies mid-pull).
+func staleSource(t handoff.Timeouts, ptime time.Duration) time.Duration {
+	return switchSilence(t, ptime)
+}
+
 // maxHandoffSilence is the longest silence C hears when a handoff does
 // not happen, with prompt scheduling: C going back to B after
 // switchSilence, plus half a packet time for C's check, one for C's next
