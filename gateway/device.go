@@ -150,6 +150,13 @@ func (d *device) setOnline(online bool) {
 		// or goroutine per phone at the access server).
 		cfg.AccessSession = d.g.access
 	}
+	if d.trunk != nil {
+		// A trunk carries many callers at once: its P2P device is limited
+		// by the provider (which refuses what it cannot take), not by a
+		// phone's handful of lines (issue 9 §6, 200 concurrent pulls: the
+		// 9th trunk call was refused busy).
+		cfg.MaxCalls = trunkMaxCalls
+	}
 	ep, err := endpoint.New(cfg)
 	if err != nil {
 		log.Error("device endpoint", "err", err)
@@ -255,3 +262,6 @@ func (d *device) retryLogin(log interface{ Info(string, ...any) }) {
 		}
 	}()
 }
+
+// trunkMaxCalls bounds the simultaneous calls of a trunk's P2P device.
+const trunkMaxCalls = 4096
