@@ -156,6 +156,14 @@ func (d *device) setOnline(online bool) {
 		// phone's handful of lines (issue 9 §6, 200 concurrent pulls: the
 		// 9th trunk call was refused busy).
 		cfg.MaxCalls = trunkMaxCalls
+		// Its calls' other parties reach it from few addresses: the
+		// gateway's own devices when a desk phone takes a trunk call
+		// (the gateway is A and C), an office's softphones behind one
+		// NAT. A source may have as many handshakes in progress as the
+		// whole endpoint (200 concurrent pulls: the per-source default of
+		// 32 closed the 33rd re-establish, "EOF", and the pull rolled
+		// back).
+		cfg.MaxPreAuthPerSource = endpoint.DefaultMaxPreAuth
 	}
 	ep, err := endpoint.New(cfg)
 	if err != nil {
