@@ -871,6 +871,10 @@ func (c *call) finish() {
 		_ = oc.Close()
 	}
 	now := c.e.cfg.Now()
+	// The call shows ended only once its slot is free: under e.mu, so no
+	// one sees it ended while it still counts against MaxCalls (a pull
+	// right after the last move ended was refused, docs/benchmarks.md §23).
+	c.e.mu.Lock()
 	c.mu.Lock()
 	c.info.State = CallEnded.String()
 	c.info.Ended = &now
@@ -878,7 +882,6 @@ func (c *call) finish() {
 	c.info.Result = c.result
 	info := c.info
 	c.mu.Unlock()
-	c.e.mu.Lock()
 	if c.e.calls[c.id] == c {
 		delete(c.e.calls, c.id)
 	}
