@@ -114,7 +114,7 @@ func staleSource(t handoff.Timeouts, ptime time.Duration) time.Duration {
 // (AddressAck): going back to B sooner only makes A's step 11 fail and the
 // pull roll back. With 200 concurrent pulls through one gateway on two
 // loaded cores, C handled A's restarted stream and its new address 110-140
-// ms after step 8, past switchSilence's 100 ms, and rolled back 25-60 % of
+// ms after step 8, past switchSilence's 100 ms, and rolled back 36-42 % of
 // the pulls (docs/benchmarks.md §25). A device that never streams (issue 11
 // §1.3) still gets switchSilence.
 func streamedSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
