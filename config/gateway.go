@@ -22,6 +22,9 @@ type Gateway struct {
 	Credential GatewayCredential `koanf:"credential"`
 	SIP        SIP               `koanf:"sip"`
 	Media      GatewayMedia      `koanf:"media"`
+	// Signal caps the P2P signaling connections to the gateway's devices
+	// that have not authenticated yet (one listener for all of them).
+	Signal GatewaySignal `koanf:"signal"`
 	// Codecs are the codecs offered and accepted on both sides, in order
 	// of preference.
 	Codecs []string `koanf:"codecs"`
@@ -90,6 +93,18 @@ type GatewayMedia struct {
 	SRTP bool `koanf:"srtp"`
 	// Timeout ends a call whose SIP leg has sent nothing this long.
 	Timeout time.Duration `koanf:"timeout"`
+}
+
+// GatewaySignal caps the P2P signaling listener the gateway's devices
+// share (endpoint.Host): connections that have not finished TLS and sent
+// their first message, per source address and in total, and the time they
+// have. A gateway's devices are called by many softphones, often from few
+// addresses (an office behind one NAT), so the caps are higher than a
+// phone's (signal.* of `baton phone`: 32 and 1,024).
+type GatewaySignal struct {
+	MaxPreAuthPerSource int           `koanf:"max_preauth_per_source"`
+	MaxPreAuth          int           `koanf:"max_preauth"`
+	PreAuthTimeout      time.Duration `koanf:"preauth_timeout"`
 }
 
 // SIPTrunk is a SIP provider (PSTN trunk). Its calls come in without
@@ -164,6 +179,7 @@ func DefaultGateway() Gateway {
 			MinExpires: 60 * time.Second, MaxExpires: time.Hour, FailBurst: 10, FailEvery: 6 * time.Second, PickupCode: "*8",
 			SRTP: "off"},
 		Media:  GatewayMedia{IP: "127.0.0.1", SRTP: true, Timeout: 30 * time.Second},
+		Signal: GatewaySignal{MaxPreAuthPerSource: 256, MaxPreAuth: 4096, PreAuthTimeout: 5 * time.Second},
 		Codecs: []string{"PCMU", "PCMA"},
 		Admin:  "127.0.0.1:0",
 
@@ -237,6 +253,13 @@ func (g Gateway) Validate() error {
 	}
 	p.mediaIP("media.ip", g.Media.IP)
 	p.durationRange("media.timeout", g.Media.Timeout, time.Second, time.Hour)
+	if g.Signal.MaxPreAuthPerSource < 1 || g.Signal.MaxPreAuthPerSource > 65536 {
+		p.add("signal.max_preauth_per_source", g.Signal.MaxPreAuthPerSource, "want 1 to 65536")
+	}
+	if g.Signal.MaxPreAuth < g.Signal.MaxPreAuthPerSource || g.Signal.MaxPreAuth > 1<<20 {
+		p.add("signal.max_preauth", g.Signal.MaxPreAuth, "want signal.max_preauth_per_source to 1048576")
+	}
+	p.durationRange("signal.preauth_timeout", g.Signal.PreAuthTimeout, 100*time.Millisecond, time.Minute)
 	p.list("codecs", g.Codecs)
 	seen := map[string]bool{}
 	for i, a := range g.Accounts {

@@ -199,6 +199,9 @@ func TestValidateGateway(t *testing.T) {
 	runValidate(t, validGateway, Gateway.Validate, []vcase[Gateway]{
 		{"ca empty", func(c *Gateway) { c.CA = "" }, "ca"},
 		{"no sip listener", func(c *Gateway) { c.SIP.UDP, c.SIP.TCP = "", "" }, "sip.udp and sip.tcp"},
+		{"signal preauth per source 0", func(c *Gateway) { c.Signal.MaxPreAuthPerSource = 0 }, "signal.max_preauth_per_source"},
+		{"signal preauth total below per source", func(c *Gateway) { c.Signal.MaxPreAuth = 100 }, "signal.max_preauth"},
+		{"signal preauth timeout", func(c *Gateway) { c.Signal.PreAuthTimeout = time.Hour }, "signal.preauth_timeout"},
 		{"codec plugins at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{Path: "codec-opus"}} }, ""},
 		{"codec plugin without path at the gateway", func(c *Gateway) { c.Plugins.Codecs = []CodecPlugin{{}} }, "plugins.codecs[0].path"},
 		{"udp only", func(c *Gateway) { c.SIP.TCP = "" }, ""},

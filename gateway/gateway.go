@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,6 +45,15 @@ type Account struct {
 	// MaxCalls bounds the device's P2P calls at once (0: DefaultMaxCalls).
 	MaxCalls int
 }
+
+// Defaults of the P2P signaling listener's pre-authentication caps
+// (Config.MaxPreAuthPerSource, MaxPreAuth): higher than one phone's
+// (endpoint.DefaultMaxPreAuthPerSource, 32), since all the gateway's
+// devices share the listener and a source may be an office's NAT.
+const (
+	DefaultMaxPreAuthPerSource = 256
+	DefaultMaxPreAuth          = 4096
+)
 
 // DefaultMaxCalls is a device's bound on calls at once when its Account
 // sets none: a SIP account may have several phones and calls, and the
@@ -115,6 +125,13 @@ type Config struct {
 	// in process (endpoint.HostConfig.NoLocalShortcut; benchmarks and
 	// tests of that path).
 	NoLocalShortcut bool
+	// MaxPreAuthPerSource, MaxPreAuth and PreAuthTimeout cap the P2P
+	// signaling connections to the devices that have not authenticated
+	// yet, per source and in total (endpoint.HostConfig); zero: the
+	// gateway defaults, 256, 4,096 and 5 s.
+	MaxPreAuthPerSource int
+	MaxPreAuth          int
+	PreAuthTimeout      time.Duration
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration
@@ -313,7 +330,11 @@ func New(cfg Config) (*Gateway, error) {
 		SignalListen:    cfg.MediaIP.String() + ":0",
 		AddrWatch:       -1,
 		NoLocalShortcut: cfg.NoLocalShortcut,
-		Logger:          cfg.Logger.With("part", "p2p-host"),
+		// Many softphones call a gateway's devices, often from one NAT.
+		MaxPreAuthPerSource: cmp.Or(cfg.MaxPreAuthPerSource, DefaultMaxPreAuthPerSource),
+		MaxPreAuth:          cmp.Or(cfg.MaxPreAuth, DefaultMaxPreAuth),
+		PreAuthTimeout:      cfg.PreAuthTimeout,
+		Logger:              cfg.Logger.With("part", "p2p-host"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: p2p host: %w", err)

@@ -110,7 +110,9 @@ func gatewayConfig(cfg config.Gateway, all *codecs.Registry) (gateway.Config, er
 		NonceTTL: cfg.SIP.NonceTTL, MinExpires: cfg.SIP.MinExpires, MaxExpires: cfg.SIP.MaxExpires,
 		FailBurst: cfg.SIP.FailBurst, FailEvery: cfg.SIP.FailEvery, PickupCode: cfg.SIP.PickupCode,
 		MediaIP: ip, SRTP: cfg.Media.SRTP, MediaTimeout: cfg.Media.Timeout, Codecs: reg,
-		SIPSRTP: sipSRTP,
+		SIPSRTP:             sipSRTP,
+		MaxPreAuthPerSource: cfg.Signal.MaxPreAuthPerSource, MaxPreAuth: cfg.Signal.MaxPreAuth,
+		PreAuthTimeout: cfg.Signal.PreAuthTimeout,
 	}
 	if cfg.SIP.TLS != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.SIP.TLSCert, cfg.SIP.TLSKey)

@@ -305,6 +305,15 @@ func TestHostPreAuthCap(t *testing.T) {
 		held = append(held, nc)
 	}
 	eventually(t, "5 connections over the cap to be refused", func() bool { return h.Rejected("pre-auth-cap") == 5 })
+	// A dialer over the cap is told why, not just "EOF".
+	bob.waitOnline(t, "alice/desk")
+	id, addr, err := bob.resolve("alice/desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.dial(context.Background(), id, addr); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "too many connections not yet authenticated") {
+		t.Errorf("dial over the host's cap: %v, want ErrUnreachable naming the cap", err)
+	}
 	for _, nc := range held {
 		_ = nc.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/connlimit"
@@ -190,6 +191,12 @@ func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrP
 			// A Host answered that it serves no endpoint by that name
 			// (host.go): stale presence, or the device just went away.
 			return nil, fmt.Errorf("%w: %s at %s: the host there has no such endpoint (%w)", ErrUnreachable, peer, addr, err)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// Closed before the handshake: over the peer's (or its
+			// host's) caps on connections not yet authenticated, or it
+			// is going away (signaling.go acceptLoop, host.go).
+			return nil, fmt.Errorf("%w: %s at %s: the peer closed the connection before the TLS handshake (too many connections not yet authenticated there, or it is shutting down): %w", ErrUnreachable, peer, addr, err)
 		}
 		return nil, fmt.Errorf("%w: %s at %s: %w", ErrUnreachable, peer, addr, err)
 	}
