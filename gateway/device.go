@@ -192,6 +192,7 @@ func (d *device) onEvent(ev endpoint.Event) {
 	if ev.CallID == "" {
 		return
 	}
+	d.g.hlog.onEvent(d.identity(), ev) // handofflog.go
 	d.mu.Lock()
 	b := d.calls[ev.CallID]
 	if b == nil {
@@ -223,6 +224,7 @@ func (d *device) onIncoming(in endpoint.IncomingCall) endpoint.Decision {
 func (d *device) claim(id string, b *bridge) {
 	d.mu.Lock()
 	d.calls[id] = b
+	d.g.hlog.link(d.identity(), id, "", b.leg) // handofflog.go
 	early := d.pending[id]
 	delete(d.pending, id)
 	d.mu.Unlock()
