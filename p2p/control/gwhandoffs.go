@@ -1,6 +1,10 @@
 package control
 
 import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/endpoint"
@@ -48,4 +52,65 @@ type GatewayHandoff struct {
 	// SIPMessages are the messages on SIPCallIDs inside the handoff's
 	// window (docs/control-api.md); for role C none, which is the point.
 	SIPMessages []SIPMessage `json:"sip_messages"`
+}
+
+// PrintHandoffRecord writes a handoff as PrintHandoff does, then what a
+// gateway adds: the device and role, the timings and the SIP messages,
+// one a line:
+//
+//	gateway: alice/desk as B  commit after 41.20 ms
+//	  sip  +52.10 ms  sent      BYE          1 BYE    udp:127.0.0.1:5070  call 8a1f...
+//	  sip  +53.00 ms  received  200          1 BYE    udp:127.0.0.1:5070  call 8a1f...
+func PrintHandoffRecord(w io.Writer, h GatewayHandoff) error {
+	if err := PrintHandoff(w, h.HandoffInfo); err != nil {
+		return err
+	}
+	if h.Role == "" && h.Device == "" {
+		return nil // an endpoint's own handoff
+	}
+	var b strings.Builder
+	b.WriteString("gateway: ")
+	b.WriteString(dash(h.Device))
+	b.WriteString(" as ")
+	b.WriteString(dash(h.Role))
+	if h.TimeToCommitMS != 0 {
+		fmt.Fprintf(&b, "  commit after %.2f ms", h.TimeToCommitMS)
+	}
+	if h.GapHeardByCMS != nil {
+		fmt.Fprintf(&b, "  longest gap heard by C %.2f ms", *h.GapHeardByCMS)
+	}
+	b.WriteByte('\n')
+	if len(h.SIPMessages) == 0 {
+		b.WriteString("  no SIP messages\n")
+	}
+	for _, m := range h.SIPMessages {
+		what := m.Method
+		if what == "" {
+			what = strconv.Itoa(m.Status)
+		}
+		fmt.Fprintf(&b, "  sip  %+.2f ms  %-8s  %-9s  %-12s  %s  call %s\n",
+			float64(m.Time.Sub(h.Started).Microseconds())/1000, clean(m.Dir), clean(what), clean(m.CSeq), clean(m.Remote), clean(m.CallID))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// PrintHandoffRecords writes handoffs with PrintHandoffRecord, a blank line
+// between two.
+func PrintHandoffRecords(w io.Writer, list []GatewayHandoff) error {
+	if len(list) == 0 {
+		_, err := io.WriteString(w, "no handoffs\n")
+		return err
+	}
+	for i, h := range list {
+		if i > 0 {
+			if _, err := io.WriteString(w, "\n"); err != nil {
+				return err
+			}
+		}
+		if err := PrintHandoffRecord(w, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }

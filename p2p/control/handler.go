@@ -46,6 +46,13 @@ type Options struct {
 	// many (a gateway's devices) under /v1/endpoints/{user}/{device}/...:
 	// every route of the one-endpoint API, for that endpoint.
 	Endpoints Endpoints
+	// Handoffs and Handoff, when set, serve GET /v1/handoffs and
+	// /v1/handoffs/{id} of a process without an Endpoint (a gateway: the
+	// handoffs and transfers of all its devices, GatewayHandoff). Their
+	// results must marshal to JSON; Handoff's error decides the status
+	// (wrap endpoint.ErrNoSuchHandoff for 404).
+	Handoffs func() any
+	Handoff  func(id string) (any, error)
 }
 
 // Endpoints is the set of endpoints a multi-endpoint process serves.
@@ -68,6 +75,9 @@ type handler struct {
 	mux     *http.ServeMux
 	done    <-chan struct{}
 	eps     Endpoints
+	// handoffs and handoff serve /v1/handoffs without an endpoint.
+	handoffs func() any
+	handoff  func(id string) (any, error)
 }
 
 // NewHandler returns the control API as an http.Handler, for mounting on a
@@ -86,6 +96,9 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 		log:    log.With("component", "control"),
 		done:   done,
 		eps:    opts.Endpoints,
+
+		handoffs: opts.Handoffs,
+		handoff:  opts.Handoff,
 	}
 	if opts.Gatherer != nil {
 		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
@@ -503,6 +516,10 @@ func (h *handler) handoffCreated(w http.ResponseWriter, r *http.Request, info en
 }
 
 func (h *handler) getHandoffs(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.handoffs != nil {
+		h.reply(w, r, http.StatusOK, h.handoffs())
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
@@ -518,6 +535,15 @@ func (h *handler) getHandoffs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getHandoff(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.handoff != nil {
+		info, err := h.handoff(r.PathValue("id"))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.reply(w, r, http.StatusOK, info)
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
