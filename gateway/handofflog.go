@@ -31,8 +31,8 @@ import (
 // lost its call follows the commit by the P2P release; the INVITE of a
 // phone that dials the pickup code comes before the pull starts.
 const (
-	SIPWindowBefore = 2 * time.Second
-	SIPWindowAfter  = 2 * time.Second
+	SIPWindowBefore = 500 * time.Millisecond
+	SIPWindowAfter  = 500 * time.Millisecond
 )
 
 // callHistorySize bounds the P2P-to-SIP call history; recordsSize the
@@ -59,8 +59,11 @@ type handoffLog struct {
 
 	mu      sync.Mutex
 	addrs   []string
-	calls   map[string]*callLink // by P2P call id
-	order   []string             // P2P call ids, oldest first
+	// calls are by device and P2P call id (linkKey): a call keeps its id
+	// across handoffs, and each device's side of it has its own dialogs
+	// (the trunk's, the desk phone's first and second).
+	calls   map[string]*callLink
+	order   []string // keys of calls, oldest first
 	records []*gwRecord          // oldest first
 	seq     int
 }
@@ -108,13 +111,14 @@ func (h *handoffLog) link(device, id, sipID string, l *leg) {
 	if id == "" {
 		return
 	}
+	key := linkKey(device, id)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c := h.calls[id]
+	c := h.calls[key]
 	if c == nil {
 		c = &callLink{p2pID: id, device: device}
-		h.calls[id] = c
-		h.order = append(h.order, id)
+		h.calls[key] = c
+		h.order = append(h.order, key)
 		if len(h.order) > callHistorySize {
 			delete(h.calls, h.order[0])
 			h.order = h.order[1:]
@@ -154,6 +158,8 @@ func (h *handoffLog) linkBridge(sipID string, b *bridge) {
 	h.link(b.dev.identity(), id, sipID, b.leg)
 }
 
+func linkKey(device, id string) string { return device + "\x00" + id }
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -163,10 +169,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (h *handoffLog) linkOf(id string) (sipIDs []string, l *leg) {
+func (h *handoffLog) linkOf(device, id string) (sipIDs []string, l *leg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c := h.calls[id]; c != nil {
+	if c := h.calls[linkKey(device, id)]; c != nil {
 		return append([]string(nil), c.sipIDs...), c.leg
 	}
 	return nil, nil
@@ -401,7 +407,7 @@ func (h *handoffLog) complete(r control.GatewayHandoff, committed time.Time) con
 	if r.Finished != nil {
 		end = *r.Finished
 	}
-	ids, l := h.linkOf(r.CallID)
+	ids, l := h.linkOf(r.Device, r.CallID)
 	r.SIPCallIDs = ids
 	r.SIPMessages = h.sip.between(ids, r.Started.Add(-SIPWindowBefore), end.Add(SIPWindowAfter))
 	if r.Role == "C" && l != nil {

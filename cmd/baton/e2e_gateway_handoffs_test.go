@@ -1,0 +1,247 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-voice/baton/p2p/control"
+)
+
+// Issue 9 §5: the gateway's GET /v1/handoffs. A trunk caller reaches
+// alice's desk phone (sipp); alice's laptop pulls the call (the gateway is
+// B for alice/desk, C for the trunk's pstn/trunk1); the desk phone takes it
+// back with *8 (the gateway is A for alice/desk, C again for the trunk).
+// The records say so: B's sip_messages hold the BYE to the desk phone
+// after the commit and its 200; A's hold the pickup's INVITE, 200 and ACK;
+// the trunk's (C) hold nothing, with the longest send gap toward the trunk
+// measured on the leg, which cannot exceed what the trunk's own receiver
+// saw. `baton ctl handoffs` against the gateway prints the same.
+func TestE2EGatewayHandoffsRoles(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	sdir := t.TempDir()
+	n := startBridgeNetWith(t, func(dir string, pw map[string]string) string {
+		return fmt.Sprintf(`trunks:
+  - name: pstn
+    device: pstn/trunk1
+    password_file: %s
+    allow: [127.0.0.6]
+    numbers:
+      - {number: "+15551230", to: alice/desk}
+`, pw["pstn"])
+	})
+	eventually(t, pollTimeout, "the trunk's device online", func() (bool, string) {
+		ts := trunkStatus(t, n.dir, n.gwAdmin, "pstn")
+		return ts["online"] == true, fmt.Sprint(ts)
+	})
+	gw := control.NewClient(n.gwAdmin, 0)
+	if list, err := gw.HandoffRecords(t.Context()); err != nil || len(list) != 0 {
+		t.Fatalf("before any call: %v, %v; want an empty list", list, err)
+	}
+
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	desk1 := startSIPMedia(t, "127.0.0.1", 440)
+	deskAnswers := sippServe(t, sipp, sdir, "answer_until_bye.xml", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk1.addr().Port),
+		"-i", "127.0.0.1", "-p", deskPort)
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 660})
+
+	trunk := startSIPMedia(t, "127.0.0.1", 350)
+	call := make(chan error, 1)
+	go func() {
+		call <- sippRun(sipp, sdir, n.sipUDP, "trunk_call.xml", "-s", "+15551230", "-key", "deskuser", "+14155550100",
+			"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(trunk.addr().Port), "-i", "127.0.0.6", "-p", freeUDPPort(t))
+	}()
+	eventually(t, pollTimeout, "the trunk's call answered by the desk phone", func() (bool, string) {
+		select {
+		case err := <-call:
+			t.Fatalf("the trunk's call ended before it was answered: %v", err)
+		default:
+		}
+		r := status(t, n.dir, n.gwAdmin)
+		calls, _ := r["calls"].([]any)
+		for _, c := range calls {
+			if m, ok := c.(map[string]any); ok && m["state"] == "active" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(r["calls"])
+	})
+	time.Sleep(1500 * time.Millisecond)
+
+	if r := mustCtl(t, n.dir, laptop.admin, "pull", "--from", "desk"); !strings.Contains(r.stdout, "done") {
+		t.Fatalf("the laptop's pull did not report done:\n%s", r.stdout)
+	}
+	select {
+	case err := <-deskAnswers:
+		if err != nil {
+			t.Fatalf("the desk phone's first dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after the laptop's pull")
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	desk2 := startSIPMedia(t, "127.0.0.1", 550)
+	takeBack := make(chan error, 1)
+	go func() {
+		takeBack <- sippRun(sipp, sdir, n.sipUDP, "call_until_bye.xml", "-s", "*8", "-key", "deskuser", "alice",
+			"-au", "alice", "-ap", "alice-sip-secret", "-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(desk2.addr().Port),
+			"-i", "127.0.0.1", "-p", deskPort)
+	}()
+	// Both moves are recorded: B and A for alice/desk, C twice for the trunk.
+	var list []control.GatewayHandoff
+	eventually(t, pollTimeout, "the gateway's handoffs", func() (bool, string) {
+		var err error
+		list, err = gw.HandoffRecords(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		var b, a, c int
+		for _, h := range list {
+			switch {
+			case h.Role == "B" && h.State == "done":
+				b++
+			case h.Role == "A" && h.State == "done":
+				a++
+			case h.Role == "C" && h.State == "done":
+				c++
+			}
+		}
+		return b == 1 && a == 1 && c == 2, fmt.Sprintf("%d B, %d A, %d C done: %+v", b, a, c, list)
+	})
+	select {
+	case err := <-call:
+		if err != nil {
+			t.Fatalf("the trunk's SIP dialog saw something during the moves: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the trunk's call did not end")
+	}
+	select {
+	case err := <-takeBack:
+		if err != nil {
+			t.Fatalf("the desk phone's second dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the desk phone got no BYE when the trunk hung up")
+	}
+	trunk.close()
+	rep := trunk.report()
+
+	list, err := gw.HandoffRecords(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range list {
+		gap := "-"
+		if h.GapHeardByCMS != nil {
+			gap = fmt.Sprintf("%.2f", *h.GapHeardByCMS)
+		}
+		t.Logf("%s %s %s as %s: %s, commit after %.2f ms, gap heard by C %s ms, %d SIP messages on %v",
+			h.ID, h.Kind, h.Device, h.Role, h.State, h.TimeToCommitMS, gap, len(h.SIPMessages), h.SIPCallIDs)
+		for _, m := range h.SIPMessages {
+			t.Logf("    %+8.2f ms %-8s %-6s %3d %-10s %s", float64(m.Time.Sub(h.Started).Microseconds())/1000, m.Dir, m.Method, m.Status, m.CSeq, m.Remote)
+		}
+	}
+	var bRec, aRec *control.GatewayHandoff
+	var cRecs []control.GatewayHandoff
+	for i := range list {
+		switch h := &list[i]; {
+		case h.Role == "B" && h.State == "done":
+			bRec = h
+		case h.Role == "A" && h.State == "done":
+			aRec = h
+		case h.Role == "C" && h.State == "done":
+			cRecs = append(cRecs, *h)
+		}
+	}
+
+	// B: the BYE to the desk phone after the commit, and its 200.
+	if bRec.Device != "alice/desk" || bRec.To != "alice/laptop" || bRec.TimeToCommitMS <= 0 || len(bRec.Steps) < 2 {
+		t.Errorf("B: %+v", bRec.HandoffInfo)
+	}
+	commit := bRec.Started.Add(time.Duration(bRec.TimeToCommitMS * float64(time.Millisecond)))
+	if m, ok := findSIP(bRec.SIPMessages, "sent", "BYE", 0); !ok {
+		t.Errorf("B: no BYE sent to the desk phone in %+v", bRec.SIPMessages)
+	} else if m.Time.Before(commit.Add(-time.Millisecond)) {
+		t.Errorf("B: BYE at %v, before the commit at %v", m.Time, commit)
+	}
+	if _, ok := findSIP(bRec.SIPMessages, "received", "", 200); !ok {
+		t.Errorf("B: no 200 for the BYE in %+v", bRec.SIPMessages)
+	}
+	for _, m := range bRec.SIPMessages {
+		if m.Method == "INVITE" {
+			t.Errorf("B: an INVITE in the pull's window: %+v", m)
+		}
+	}
+
+	// A: the pickup's INVITE, the gateway's 200 once the pull committed, the ACK.
+	if aRec.Device != "alice/desk" || aRec.Kind != "pull" || aRec.From != "alice/laptop" && aRec.From != "laptop" {
+		t.Errorf("A: %+v", aRec.HandoffInfo)
+	}
+	// (The phone's first INVITE is challenged: INVITE, 407, ACK first.)
+	ok, ok2 := findSIP(aRec.SIPMessages, "sent", "", 200)
+	inv, ok1 := findSIPCSeq(aRec.SIPMessages, "received", "INVITE", strings.Fields(ok.CSeq + " x")[0]+" INVITE")
+	ack, ok3 := findSIPCSeq(aRec.SIPMessages, "received", "ACK", strings.Fields(ok.CSeq + " x")[0]+" ACK")
+	if !ok1 || !ok2 || !ok3 || ok.Time.Before(inv.Time) || ack.Time.Before(ok.Time) || !strings.HasSuffix(ok.CSeq, "INVITE") {
+		t.Errorf("A: want INVITE, 200 (INVITE), ACK in order, got %+v", aRec.SIPMessages)
+	}
+
+	// C: the trunk's dialog saw nothing; the gap toward it is measured.
+	if len(cRecs) != 2 {
+		t.Fatalf("want 2 C records, got %d", len(cRecs))
+	}
+	for _, c := range cRecs {
+		if c.Device != "pstn/trunk1" || len(c.SIPCallIDs) != 1 || c.TimeToCommitMS <= 0 {
+			t.Errorf("C: %+v", c)
+		}
+		if len(c.SIPMessages) != 0 {
+			t.Errorf("C: SIP messages on the trunk's dialog during the handoff: %+v", c.SIPMessages)
+		}
+		if c.GapHeardByCMS == nil {
+			t.Errorf("C: no gap_heard_by_c_ms")
+			continue
+		}
+		// The trunk's receiver saw every pause the gateway sent, plus
+		// loopback jitter.
+		if limit := float64(rep.maxGap.Milliseconds()) + 50; *c.GapHeardByCMS > limit {
+			t.Errorf("C: gap_heard_by_c_ms %.2f, but the trunk's longest gap was %v", *c.GapHeardByCMS, rep.maxGap)
+		}
+	}
+	t.Logf("the trunk's receiver: longest packet gap %v, %d lost", rep.maxGap, rep.lost)
+
+	// One by id, and ctl against the gateway.
+	if one, err := gw.HandoffRecord(t.Context(), bRec.ID); err != nil || one.Role != "B" {
+		t.Errorf("GET /v1/handoffs/%s: %+v, %v", bRec.ID, one, err)
+	}
+	r := mustCtl(t, n.dir, n.gwAdmin, "handoffs")
+	for _, want := range []string{"gateway: alice/desk as B", "gateway: alice/desk as A", "gateway: pstn/trunk1 as C", "no SIP messages", "sent      BYE"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("ctl handoffs: no %q in:\n%s", want, r.stdout)
+		}
+	}
+	if r := ctl(t, n.dir, n.gwAdmin, "handoff", "g-nope"); r.code == 0 || !strings.Contains(r.stderr+r.stdout, "no-such-handoff") && !strings.Contains(r.stderr+r.stdout, "not a handoff") {
+		t.Errorf("ctl handoff g-nope: %s", r)
+	}
+}
+
+func findSIP(list []control.SIPMessage, dir, method string, status int) (control.SIPMessage, bool) {
+	for _, m := range list {
+		if m.Dir == dir && m.Method == method && m.Status == status {
+			return m, true
+		}
+	}
+	return control.SIPMessage{}, false
+}
+
+func findSIPCSeq(list []control.SIPMessage, dir, method, cseq string) (control.SIPMessage, bool) {
+	for _, m := range list {
+		if m.Dir == dir && m.Method == method && m.CSeq == cseq {
+			return m, true
+		}
+	}
+	return control.SIPMessage{}, false
+}
