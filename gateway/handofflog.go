@@ -57,14 +57,14 @@ type handoffLog struct {
 	g   *Gateway
 	sip *sipLog
 
-	mu      sync.Mutex
-	addrs   []string
+	mu    sync.Mutex
+	addrs []string
 	// calls are by device and P2P call id (linkKey): a call keeps its id
 	// across handoffs, and each device's side of it has its own dialogs
 	// (the trunk's, the desk phone's first and second).
 	calls   map[string]*callLink
-	order   []string // keys of calls, oldest first
-	records []*gwRecord          // oldest first
+	order   []string    // keys of calls, oldest first
+	records []*gwRecord // oldest first
 	seq     int
 }
 
