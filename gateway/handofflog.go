@@ -272,6 +272,37 @@ func (h *handoffLog) onEvent(device string, ev endpoint.Event) {
 	}
 }
 
+// referProgress records a REFER from a SIP phone (blind or attended,
+// refer.go and attended.go): the gateway is the transferee, every sipfrag
+// it reports to the phone a step, the final one its outcome. Every REFER
+// outcome passes through notifyRefer, which calls this first.
+func (h *handoffLog) referProgress(b *bridge, frag string, final bool) {
+	b.mu.Lock()
+	callID := b.p2pID
+	peer := b.peer
+	b.mu.Unlock()
+	device := b.dev.identity()
+	h.link(device, callID, b.sipCallID, b.leg)
+	at := h.g.cfg.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.runningKind(device, "refer", callID)
+	if r == nil {
+		r = h.open(device, "transferee", "refer", callID, at)
+		r.info.Peer = peer
+	}
+	h.step(r, endpoint.Event{Type: "refer.notify", Detail: frag}, at)
+	if !final {
+		return
+	}
+	state := "failed"
+	if strings.HasPrefix(frag, "SIP/2.0 2") {
+		state = "done"
+		r.committed = at
+	}
+	h.finish(r, state, frag, at)
+}
+
 func (h *handoffLog) open(device, role, kind, callID string, at time.Time) *gwRecord {
 	h.seq++
 	r := &gwRecord{info: control.GatewayHandoff{

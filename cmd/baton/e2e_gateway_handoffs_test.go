@@ -245,3 +245,61 @@ func findSIPCSeq(list []control.SIPMessage, dir, method, cseq string) (control.S
 	}
 	return control.SIPMessage{}, false
 }
+
+// Issue 9 §5, a transfer from a SIP phone: alice's desk phone (sipp)
+// REFERs bob to carol (TestE2EGatewayBlindTransfer's call). The gateway's
+// /v1/handoffs holds it: alice/desk as the transferee, done, a step per
+// sipfrag it reported (100, then 200), and the REFER, its 202 and the
+// NOTIFYs among its SIP messages.
+func TestE2EGatewayHandoffsBlindTransfer(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440, autoAnswer: true})
+	startPhone(t, n.dir, n.srv, "carol", "laptop", n.pw["carol"], phoneOpts{tone: 880, autoAnswer: true})
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	if frag := referRun(t, sipp, n, "bob", "carol", desk.addr().Port); frag != "SIP/2.0 200" {
+		t.Fatalf("the final NOTIFY said %q, want SIP/2.0 200", frag)
+	}
+	gw := control.NewClient(n.gwAdmin, 0)
+	list, err := gw.HandoffRecords(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *control.GatewayHandoff
+	for i := range list {
+		h := &list[i]
+		t.Logf("%s %s %s as %s: %s, %d steps, %d SIP messages", h.ID, h.Kind, h.Device, h.Role, h.State, len(h.Steps), len(h.SIPMessages))
+		for _, m := range h.SIPMessages {
+			t.Logf("    %+8.2f ms %-8s %-6s %3d %-12s %s", float64(m.Time.Sub(h.Started).Microseconds())/1000, m.Dir, m.Method, m.Status, m.CSeq, m.Remote)
+		}
+		if h.Kind == "refer" {
+			rec = h
+		}
+	}
+	if rec == nil {
+		t.Fatalf("no refer record in %+v", list)
+	}
+	if rec.Device != "alice/desk" || rec.Role != "transferee" || rec.State != "done" || rec.Peer != "bob/softphone" || rec.TimeToCommitMS <= 0 {
+		t.Errorf("refer record: %+v", rec.HandoffInfo)
+	}
+	var frags []string
+	for _, s := range rec.Steps {
+		frags = append(frags, s.Title)
+	}
+	if len(frags) != 2 || !strings.Contains(frags[0], "SIP/2.0 100") || !strings.Contains(frags[1], "SIP/2.0 200") {
+		t.Errorf("refer steps %q, want the 100 then the 200 sipfrag", frags)
+	}
+	if _, ok := findSIP(rec.SIPMessages, "received", "REFER", 0); !ok {
+		t.Errorf("no REFER in %+v", rec.SIPMessages)
+	}
+	if _, ok := findSIPCSeq(rec.SIPMessages, "sent", "", func() string {
+		m, _ := findSIP(rec.SIPMessages, "received", "REFER", 0)
+		return m.CSeq
+	}()); !ok {
+		t.Errorf("no answer to the REFER in %+v", rec.SIPMessages)
+	}
+	if _, ok := findSIP(rec.SIPMessages, "sent", "NOTIFY", 0); !ok {
+		t.Errorf("no NOTIFY in %+v", rec.SIPMessages)
+	}
+}
