@@ -189,10 +189,10 @@ func (d *device) setOnline(online bool) {
 // arriving is onIncoming's). It runs on the endpoint's goroutines and must
 // not block.
 func (d *device) onEvent(ev endpoint.Event) {
+	d.g.hlog.onEvent(d.identity(), ev) // handofflog.go
 	if ev.CallID == "" {
 		return
 	}
-	d.g.hlog.onEvent(d.identity(), ev) // handofflog.go
 	d.mu.Lock()
 	b := d.calls[ev.CallID]
 	if b == nil {

@@ -66,6 +66,67 @@ type handoffLog struct {
 	order   []string    // keys of calls, oldest first
 	records []*gwRecord // oldest first
 	seq     int
+
+	// subscribers of the gateway's event stream (SubscribeEvents)
+	subMu sync.Mutex
+	subs  map[chan control.DeviceEvent]struct{}
+}
+
+// eventBuffer is how many events a subscriber may lag behind before it is
+// dropped (its channel closed), as an endpoint's.
+const eventBuffer = 256
+
+// SubscribeEvents is the gateway's GET /v1/events: the handoff.*, push.*,
+// transfer.* and media.peer-moved events of every device, with the
+// device, and a transfer.refer event per sipfrag of a SIP phone's REFER.
+// The channel is closed if the subscriber falls behind; cancel ends it.
+func (g *Gateway) SubscribeEvents() (<-chan control.DeviceEvent, func()) {
+	h := g.hlog
+	ch := make(chan control.DeviceEvent, eventBuffer)
+	h.subMu.Lock()
+	h.subs[ch] = struct{}{}
+	h.subMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			h.subMu.Lock()
+			if _, ok := h.subs[ch]; ok {
+				delete(h.subs, ch)
+				close(ch)
+			}
+			h.subMu.Unlock()
+		})
+	}
+}
+
+// streamed says whether a device event goes on the gateway's stream.
+func streamed(typ string) bool {
+	for _, p := range []string{"handoff.", "push.", "transfer.", "media.peer-moved"} {
+		if strings.HasPrefix(typ, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *handoffLog) publish(device string, ev endpoint.Event) {
+	if !streamed(ev.Type) {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = h.g.cfg.Now()
+	}
+	de := control.DeviceEvent{Device: device, Event: ev}
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- de:
+		default:
+			delete(h.subs, ch) // fell behind
+			close(ch)
+		}
+	}
 }
 
 // gwRecord is a handoff or transfer built from a device's events.
@@ -75,7 +136,8 @@ type gwRecord struct {
 }
 
 func newHandoffLog(g *Gateway) *handoffLog {
-	return &handoffLog{g: g, sip: newSIPLog(sipLogSize, g.cfg.Now), calls: map[string]*callLink{}}
+	return &handoffLog{g: g, sip: newSIPLog(sipLogSize, g.cfg.Now), calls: map[string]*callLink{},
+		subs: map[chan control.DeviceEvent]struct{}{}}
 }
 
 // listen files the SIP messages crossing addr (a listener's address)
@@ -181,6 +243,7 @@ func (h *handoffLog) linkOf(device, id string) (sipIDs []string, l *leg) {
 // onEvent builds the B, C and transfer records from a device's events.
 // It runs on the endpoint's goroutines: no blocking.
 func (h *handoffLog) onEvent(device string, ev endpoint.Event) {
+	h.publish(device, ev)
 	at := ev.Time
 	if at.IsZero() {
 		at = h.g.cfg.Now()
@@ -284,6 +347,7 @@ func (h *handoffLog) referProgress(b *bridge, frag string, final bool) {
 	device := b.dev.identity()
 	h.link(device, callID, b.sipCallID, b.leg)
 	at := h.g.cfg.Now()
+	h.publish(device, endpoint.Event{Time: at, Type: "transfer.refer", CallID: callID, Peer: peer, Detail: frag})
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := h.runningKind(device, "refer", callID)

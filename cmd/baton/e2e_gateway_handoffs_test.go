@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +46,7 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 	if list, err := gw.HandoffRecords(t.Context()); err != nil || len(list) != 0 {
 		t.Fatalf("before any call: %v, %v; want an empty list", list, err)
 	}
+	events := gatewayEvents(t, n.gwAdmin)
 
 	deskPort := freeUDPPort(t)
 	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
@@ -213,6 +220,15 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 	}
 	t.Logf("the trunk's receiver: longest packet gap %v, %d lost", rep.maxGap, rep.lost)
 
+	// The gateway's event stream carried each role's events, with the device.
+	for _, want := range []string{"alice/desk handoff.offered", "alice/desk handoff.muted", "pstn/trunk1 handoff.reestablished",
+		"pstn/trunk1 media.peer-moved", "alice/desk handoff.step", "alice/desk handoff.done"} {
+		eventually(t, pollTimeout, "event "+want, func() (bool, string) {
+			got := events()
+			return slices.Contains(got, want), fmt.Sprint(got)
+		})
+	}
+
 	// One by id, and ctl against the gateway.
 	if one, err := gw.HandoffRecord(t.Context(), bRec.ID); err != nil || one.Role != "B" {
 		t.Errorf("GET /v1/handoffs/%s: %+v, %v", bRec.ID, one, err)
@@ -225,6 +241,42 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 	}
 	if r := ctl(t, n.dir, n.gwAdmin, "handoff", "g-nope"); r.code == 0 || !strings.Contains(r.stderr+r.stdout, "no-such-handoff") && !strings.Contains(r.stderr+r.stdout, "not a handoff") {
 		t.Errorf("ctl handoff g-nope: %s", r)
+	}
+}
+
+// gatewayEvents reads the gateway's GET /v1/events until the test ends;
+// the returned func lists "device type" of the events so far.
+func gatewayEvents(t *testing.T, admin string) func() []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/events at the gateway: %s", resp.Status)
+	}
+	var mu sync.Mutex
+	var got []string
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var ev control.DeviceEvent
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				continue
+			}
+			mu.Lock()
+			got = append(got, ev.Device+" "+ev.Type)
+			mu.Unlock()
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }
 

@@ -203,7 +203,8 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 			Endpoints: gatewayEndpoints{gw},
 			// The handoffs and transfers of every device (gateway/handofflog.go).
 			Handoffs: func() any { return gw.Handoffs() },
-			Handoff:  func(id string) (any, error) { return gw.Handoff(id) }})
+			Handoff:  func(id string) (any, error) { return gw.Handoff(id) },
+			Events:   gw.SubscribeEvents})
 		if err != nil {
 			return err
 		}

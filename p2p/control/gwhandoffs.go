@@ -114,3 +114,10 @@ func PrintHandoffRecords(w io.Writer, list []GatewayHandoff) error {
 	}
 	return nil
 }
+
+// DeviceEvent is one event on a gateway's GET /v1/events: a device's
+// handoff, push or transfer event with the device it happened at.
+type DeviceEvent struct {
+	Device string `json:"device"`
+	endpoint.Event
+}

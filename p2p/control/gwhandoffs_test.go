@@ -80,3 +80,28 @@ func TestPrintHandoffRecord(t *testing.T) {
 		t.Errorf("endpoint handoff printed gateway lines:\n%s", b.String())
 	}
 }
+
+// A process without an endpoint streams Options.Events (a gateway's device
+// events, each with its device), filtered by ?type= like an endpoint's.
+func TestGatewayEventsRoute(t *testing.T) {
+	t.Parallel()
+	ch := make(chan DeviceEvent, 4)
+	cancelled := make(chan struct{})
+	ts, _ := serve(t, Options{Events: func() (<-chan DeviceEvent, func()) {
+		return ch, func() { close(cancelled) }
+	}})
+	ch <- DeviceEvent{Device: "pstn/trunk1", Event: endpoint.Event{Type: "media.peer-moved", CallID: "c-1"}}
+	ch <- DeviceEvent{Device: "alice/desk", Event: endpoint.Event{Type: "handoff.offered", CallID: "c-1", Step: 3}}
+	close(ch) // the subscriber "fell behind": the stream ends
+	r := request(t, ts, "GET", "/v1/events?type=handoff.", "")
+	if r.status != 200 || strings.Count(r.body, "\n") != 1 || !strings.Contains(r.body, `"device":"alice/desk"`) || !strings.Contains(r.body, `"type":"handoff.offered"`) {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscription was not cancelled when the stream ended")
+	}
+	bare, _ := serve(t, Options{})
+	wantError(t, request(t, bare, "GET", "/v1/events", ""), 404, CodeNoEndpoint)
+}

@@ -53,6 +53,11 @@ type Options struct {
 	// (wrap endpoint.ErrNoSuchHandoff for 404).
 	Handoffs func() any
 	Handoff  func(id string) (any, error)
+	// Events, when set, serves GET /v1/events of a process without an
+	// Endpoint (a gateway: its devices' handoff, push and transfer events,
+	// each with its device). The channel is closed when the subscriber
+	// fell behind; cancel ends the subscription.
+	Events func() (<-chan DeviceEvent, func())
 }
 
 // Endpoints is the set of endpoints a multi-endpoint process serves.
@@ -76,8 +81,9 @@ type handler struct {
 	done    <-chan struct{}
 	eps     Endpoints
 	// handoffs and handoff serve /v1/handoffs without an endpoint.
-	handoffs func() any
-	handoff  func(id string) (any, error)
+	handoffs  func() any
+	handoff   func(id string) (any, error)
+	devEvents func() (<-chan DeviceEvent, func())
 }
 
 // NewHandler returns the control API as an http.Handler, for mounting on a
@@ -97,8 +103,9 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 		done:   done,
 		eps:    opts.Endpoints,
 
-		handoffs: opts.Handoffs,
-		handoff:  opts.Handoff,
+		handoffs:  opts.Handoffs,
+		handoff:   opts.Handoff,
+		devEvents: opts.Events,
 	}
 	if opts.Gatherer != nil {
 		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
@@ -592,6 +599,10 @@ func (h *handler) getSessions(w http.ResponseWriter, r *http.Request) {
 // flushed after each, until the client goes away, the subscription is
 // dropped (a subscriber that fell behind) or the server closes.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.devEvents != nil {
+		h.deviceEvents(w, r)
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
@@ -645,6 +656,55 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 			}
 			if err := rc.Flush(); err != nil {
 				h.log.Debug("events: client gone", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// deviceEvents streams a gateway's device events (Options.Events) as
+// events streams an endpoint's: NDJSON, ?type= a prefix filter.
+func (h *handler) deviceEvents(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	filter := r.URL.Query().Get("type")
+	ch, cancel := h.devEvents()
+	defer cancel()
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	enc := newEventEncoder()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				h.log.Warn("events: subscriber fell behind, stream ended", "remote", r.RemoteAddr)
+				return
+			}
+			if !strings.HasPrefix(ev.Type, filter) {
+				continue
+			}
+			enc.buf.Reset()
+			if err := enc.enc.Encode(ev); err != nil {
+				h.log.Error("events: encode", "type", ev.Type, "err", err)
+				continue
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+			if _, err := w.Write(enc.buf.Bytes()); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
 				return
 			}
 		}
