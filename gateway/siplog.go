@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +35,9 @@ type sipEntry struct {
 	status int
 	callID string
 	cseq   string
-	remote string
+	// transport ("UDP") and raddr are sipgo's strings, joined only when
+	// read (message).
+	transport, raddr string
 }
 
 // sipLog is a gateway's ring of SIP messages.
@@ -67,7 +68,7 @@ func (l *sipLog) record(sent bool, transport, raddr string, msg []byte) {
 			return
 		}
 		e.at, e.sent = now, sent
-		e.remote = strings.ToLower(transport) + ":" + raddr
+		e.transport, e.raddr = transport, raddr
 		l.mu.Lock()
 		l.ring[l.next] = e
 		l.next++
@@ -108,7 +109,7 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 }
 
 func (e *sipEntry) message() control.SIPMessage {
-	m := control.SIPMessage{Time: e.at, Dir: "received", Method: e.method, Status: e.status, CallID: e.callID, CSeq: e.cseq, Remote: e.remote}
+	m := control.SIPMessage{Time: e.at, Dir: "received", Method: e.method, Status: e.status, CallID: e.callID, CSeq: e.cseq, Remote: strings.ToLower(e.transport) + ":" + e.raddr}
 	if e.sent {
 		m.Dir = "sent"
 	}
@@ -135,8 +136,8 @@ func parseSIPHead(msg []byte) (e sipEntry, rest []byte, ok bool) {
 		if len(code) < 3 {
 			return e, nil, false
 		}
-		n, err := strconv.Atoi(string(code[:3]))
-		if err != nil || n < 100 || n > 699 {
+		n, ok := atoi(code[:3])
+		if !ok || n < 100 || n > 699 {
 			return e, nil, false
 		}
 		e.status = n
@@ -172,7 +173,9 @@ func parseSIPHead(msg []byte) (e sipEntry, rest []byte, ok bool) {
 		case headerIs(name, "cseq", ""):
 			e.cseq = string(val)
 		case headerIs(name, "content-length", "l"):
-			length, _ = strconv.Atoi(string(val))
+			if n, ok := atoi(val); ok {
+				length = n
+			}
 		}
 	}
 	if body < 0 {
@@ -183,6 +186,21 @@ func parseSIPHead(msg []byte) (e sipEntry, rest []byte, ok bool) {
 		return e, nil, true
 	}
 	return e, msg[body+length:], true
+}
+
+// atoi parses a short unsigned decimal without allocating.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 func headerIs(name []byte, long, compact string) bool {

@@ -131,3 +131,13 @@ func BenchmarkSIPTracerOtherUA(b *testing.B) {
 		tracer.SIPTraceRead("UDP", "127.0.0.1:59996", "127.0.0.1:5070", msg)
 	}
 }
+
+// BenchmarkSendGaps is what the send-gap ring adds to each RTP packet sent
+// to a phone (leg.send): a clock read and a short critical section.
+func BenchmarkSendGaps(b *testing.B) {
+	var s sendGaps
+	b.ReportAllocs()
+	for b.Loop() {
+		s.sent(time.Now())
+	}
+}
