@@ -107,3 +107,31 @@ func TestGatewayEventStream(t *testing.T) {
 	}
 	cancel() // after the drop: no double close
 }
+
+// Transfers from the devices' events: a ctl transfer the device asked for
+// (transferor), one asked of it (transferee) that fails, and the target of
+// an attended transfer's invite-replaces.
+func TestHandoffLogTransfers(t *testing.T) {
+	g, now := testHandoffLog(t)
+	h := g.hlog
+	t0 := *now
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	h.onEvent("alice/desk", ev(at(0), "transfer.requested", "c-1", "bob/softphone", 0))
+	h.onEvent("alice/desk", ev(at(40), "transfer.done", "c-1", "bob/softphone", 0))
+	h.onEvent("pstn/trunk1", ev(at(100), "transfer.received", "c-2", "alice/laptop", 0))
+	h.onEvent("pstn/trunk1", ev(at(130), "transfer.failed", "c-2", "alice/laptop", 0))
+	h.onEvent("carol/desk", ev(at(200), "transfer.replaced", "c-3", "bob/softphone", 0))
+	list := g.Handoffs()
+	if len(list) != 3 {
+		t.Fatalf("%d records: %+v", len(list), list)
+	}
+	if r := list[0]; r.Role != "transferor" || r.Kind != "transfer" || r.State != "done" || r.TimeToCommitMS != 40 || len(r.Steps) != 2 {
+		t.Errorf("transferor: %+v", r)
+	}
+	if r := list[1]; r.Role != "transferee" || r.State != "failed" || r.TimeToCommitMS != 0 || r.Finished == nil {
+		t.Errorf("transferee: %+v", r)
+	}
+	if r := list[2]; r.Role != "target" || r.State != "done" || r.Device != "carol/desk" {
+		t.Errorf("target: %+v", r)
+	}
+}
