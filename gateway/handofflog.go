@@ -496,7 +496,8 @@ func (h *handoffLog) fromEndpoint(device string, info endpoint.HandoffInfo) cont
 // complete adds the SIP side and the timings.
 func (h *handoffLog) complete(r control.GatewayHandoff, committed time.Time) control.GatewayHandoff {
 	if !committed.IsZero() {
-		r.TimeToCommitMS = ms(committed.Sub(r.Started))
+		c := ms(committed.Sub(r.Started))
+		r.TimeToCommitMS = &c
 	}
 	end := h.g.cfg.Now()
 	if r.Finished != nil {
@@ -505,9 +506,31 @@ func (h *handoffLog) complete(r control.GatewayHandoff, committed time.Time) con
 	ids, l := h.linkOf(r.Device, r.CallID)
 	r.SIPCallIDs = ids
 	r.SIPMessages = h.sip.between(ids, r.Started.Add(-SIPWindowBefore), end.Add(SIPWindowAfter))
-	if r.Role == "C" && l != nil {
+	if r.Role != "C" && r.Kind != "rebind" {
+		// C may be another device of this gateway (a trunk's caller
+		// whose call moves between alice's devices): the gateway relays
+		// to C on that device's leg.
+		l = h.otherLeg(r.Device, r.CallID)
+	}
+	if l != nil {
 		gap := ms(l.longestGap(r.Started, end))
 		r.GapHeardByCMS = &gap
 	}
 	return r
+}
+
+// otherLeg is the SIP leg of another device of this gateway on the same
+// P2P call (C behind the gateway), nil when there is none.
+func (h *handoffLog) otherLeg(device, id string) *leg {
+	if id == "" {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.calls {
+		if c.p2pID == id && c.device != device && c.leg != nil {
+			return c.leg
+		}
+	}
+	return nil
 }

@@ -147,8 +147,8 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 		if h.GapHeardByCMS != nil {
 			gap = fmt.Sprintf("%.2f", *h.GapHeardByCMS)
 		}
-		t.Logf("%s %s %s as %s: %s, commit after %.2f ms, gap heard by C %s ms, %d SIP messages on %v",
-			h.ID, h.Kind, h.Device, h.Role, h.State, h.TimeToCommitMS, gap, len(h.SIPMessages), h.SIPCallIDs)
+		t.Logf("%s %s %s as %s: %s, commit after %.2f ms (-1: none), gap heard by C %s ms, %d SIP messages on %v",
+			h.ID, h.Kind, h.Device, h.Role, h.State, commitMS(h.TimeToCommitMS), gap, len(h.SIPMessages), h.SIPCallIDs)
 		for _, m := range h.SIPMessages {
 			t.Logf("    %+8.2f ms %-8s %-6s %3d %-10s %s", float64(m.Time.Sub(h.Started).Microseconds())/1000, m.Dir, m.Method, m.Status, m.CSeq, m.Remote)
 		}
@@ -167,10 +167,10 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 	}
 
 	// B: the BYE to the desk phone after the commit, and its 200.
-	if bRec.Device != "alice/desk" || bRec.To != "alice/laptop" || bRec.TimeToCommitMS <= 0 || len(bRec.Steps) < 2 {
+	if bRec.Device != "alice/desk" || bRec.To != "alice/laptop" || bRec.TimeToCommitMS == nil || len(bRec.Steps) < 2 {
 		t.Errorf("B: %+v", bRec.HandoffInfo)
 	}
-	commit := bRec.Started.Add(time.Duration(bRec.TimeToCommitMS * float64(time.Millisecond)))
+	commit := bRec.Started.Add(time.Duration(commitMS(bRec.TimeToCommitMS) * float64(time.Millisecond)))
 	if m, ok := findSIP(bRec.SIPMessages, "sent", "BYE", 0); !ok {
 		t.Errorf("B: no BYE sent to the desk phone in %+v", bRec.SIPMessages)
 	} else if m.Time.Before(commit.Add(-time.Millisecond)) {
@@ -197,12 +197,22 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 		t.Errorf("A: want INVITE, 200 (INVITE), ACK in order, got %+v", aRec.SIPMessages)
 	}
 
+	// A and B relay to C (the trunk, behind this gateway): their gap is
+	// the trunk leg's too.
+	for _, h := range []*control.GatewayHandoff{aRec, bRec} {
+		if h.GapHeardByCMS == nil {
+			t.Errorf("%s as %s: no gap_heard_by_c_ms, but C is the gateway's trunk", h.Device, h.Role)
+		} else if limit := float64(rep.maxGap.Milliseconds()) + 50; *h.GapHeardByCMS > limit {
+			t.Errorf("%s as %s: gap_heard_by_c_ms %.2f, but the trunk's longest gap was %v", h.Device, h.Role, *h.GapHeardByCMS, rep.maxGap)
+		}
+	}
+
 	// C: the trunk's dialog saw nothing; the gap toward it is measured.
 	if len(cRecs) != 2 {
 		t.Fatalf("want 2 C records, got %d", len(cRecs))
 	}
 	for _, c := range cRecs {
-		if c.Device != "pstn/trunk1" || len(c.SIPCallIDs) != 1 || c.TimeToCommitMS <= 0 {
+		if c.Device != "pstn/trunk1" || len(c.SIPCallIDs) != 1 || c.TimeToCommitMS == nil || !hasStep(c, 7) || !hasStep(c, 11) {
 			t.Errorf("C: %+v", c)
 		}
 		if len(c.SIPMessages) != 0 {
@@ -332,7 +342,7 @@ func TestE2EGatewayHandoffsBlindTransfer(t *testing.T) {
 	if rec == nil {
 		t.Fatalf("no refer record in %+v", list)
 	}
-	if rec.Device != "alice/desk" || rec.Role != "transferee" || rec.State != "done" || rec.Peer != "bob/softphone" || rec.TimeToCommitMS <= 0 {
+	if rec.Device != "alice/desk" || rec.Role != "transferee" || rec.State != "done" || rec.Peer != "bob/softphone" || commitMS(rec.TimeToCommitMS) <= 0 {
 		t.Errorf("refer record: %+v", rec.HandoffInfo)
 	}
 	var frags []string
@@ -354,4 +364,20 @@ func TestE2EGatewayHandoffsBlindTransfer(t *testing.T) {
 	if _, ok := findSIP(rec.SIPMessages, "sent", "NOTIFY", 0); !ok {
 		t.Errorf("no NOTIFY in %+v", rec.SIPMessages)
 	}
+}
+
+func commitMS(p *float64) float64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+func hasStep(h control.GatewayHandoff, step int) bool {
+	for _, s := range h.Steps {
+		if s.Step == step {
+			return true
+		}
+	}
+	return false
 }

@@ -44,10 +44,11 @@ type GatewayHandoff struct {
 	SIPCallIDs []string `json:"sip_call_ids,omitempty"`
 	// TimeToCommitMS is the time from the start to the commit (the step
 	// after which the call is on its new device), when it committed.
-	TimeToCommitMS float64 `json:"time_to_commit_ms,omitempty"`
+	TimeToCommitMS *float64 `json:"time_to_commit_ms,omitempty"`
 	// GapHeardByCMS is the longest interval between two RTP packets the
-	// gateway sent toward C during the handoff, when the gateway is C or
-	// relays to C (nil otherwise).
+	// gateway sent toward C during the handoff, when the gateway is C, or
+	// relays to C because C is another of its devices (a trunk's caller);
+	// nil otherwise.
 	GapHeardByCMS *float64 `json:"gap_heard_by_c_ms,omitempty"`
 	// SIPMessages are the messages on SIPCallIDs inside the handoff's
 	// window (docs/control-api.md); for role C none, which is the point.
@@ -73,8 +74,8 @@ func PrintHandoffRecord(w io.Writer, h GatewayHandoff) error {
 	b.WriteString(dash(h.Device))
 	b.WriteString(" as ")
 	b.WriteString(dash(h.Role))
-	if h.TimeToCommitMS != 0 {
-		fmt.Fprintf(&b, "  commit after %.2f ms", h.TimeToCommitMS)
+	if h.TimeToCommitMS != nil {
+		fmt.Fprintf(&b, "  commit after %.2f ms", *h.TimeToCommitMS)
 	}
 	if h.GapHeardByCMS != nil {
 		fmt.Fprintf(&b, "  longest gap heard by C %.2f ms", *h.GapHeardByCMS)

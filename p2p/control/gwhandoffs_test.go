@@ -13,12 +13,12 @@ import (
 func sampleGatewayHandoff() GatewayHandoff {
 	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	fin := t0.Add(60 * time.Millisecond)
-	gap := 21.5
+	gap, commit := 21.5, 41.2
 	return GatewayHandoff{
 		HandoffInfo: endpoint.HandoffInfo{ID: "g-B-1", Kind: "pull", From: "alice/desk", To: "alice/laptop", CallID: "c-1",
 			State: "done", Started: t0, Finished: &fin,
 			Steps: []endpoint.StepInfo{{Step: 3, Title: "handoff.offered", At: t0, SinceStartMS: 0}}},
-		Device: "alice/desk", Role: "B", TimeToCommitMS: 41.2, GapHeardByCMS: &gap, SIPCallIDs: []string{"sip-1"},
+		Device: "alice/desk", Role: "B", TimeToCommitMS: &commit, GapHeardByCMS: &gap, SIPCallIDs: []string{"sip-1"},
 		SIPMessages: []SIPMessage{
 			{Time: t0.Add(52 * time.Millisecond), Dir: "sent", Method: "BYE", CallID: "sip-1", CSeq: "2 BYE", Remote: "udp:127.0.0.1:5070"},
 			{Time: t0.Add(53 * time.Millisecond), Dir: "received", Status: 200, CallID: "sip-1", CSeq: "2 BYE", Remote: "udp:127.0.0.1:5070"},
@@ -41,7 +41,7 @@ func TestGatewayHandoffRoutes(t *testing.T) {
 	})
 	list, err := c.HandoffRecords(t.Context())
 	if err != nil || len(list) != 1 || list[0].Role != "B" || len(list[0].SIPMessages) != 2 || list[0].SIPMessages[0].Method != "BYE" ||
-		list[0].GapHeardByCMS == nil || *list[0].GapHeardByCMS != 21.5 || list[0].TimeToCommitMS != 41.2 || len(list[0].Steps) != 1 {
+		list[0].GapHeardByCMS == nil || *list[0].GapHeardByCMS != 21.5 || list[0].TimeToCommitMS == nil || *list[0].TimeToCommitMS != 41.2 || len(list[0].Steps) != 1 {
 		t.Fatalf("HandoffRecords = %+v, %v", list, err)
 	}
 	one, err := c.HandoffRecord(t.Context(), "g-B-1")
