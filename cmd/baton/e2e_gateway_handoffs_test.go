@@ -381,3 +381,66 @@ func hasStep(h control.GatewayHandoff, step int) bool {
 	}
 	return false
 }
+
+// Issue 9 §5, `baton ctl transfer` of a SIP phone's call: bob transfers
+// alice's desk phone (sipp) to nobody; the gateway REFERs the phone, whose
+// final NOTIFY says 404 (TestE2ECtlTransferSIPPhoneTargetNotFound's call).
+// The gateway's record: alice/desk as the transferee, failed, with the
+// REFER it sent, the phone's 202 and its NOTIFYs.
+func TestE2EGatewayHandoffsCtlTransferSIPPhone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 440})
+	desk := startSIPMedia(t, "127.0.0.1", 660)
+	sdir, _, logFile, id, first := startReferredDesk(t, sipp, n, bob, desk.addr().Port)
+
+	xfer := make(chan result, 1)
+	go func() { xfer <- ctl(t, n.dir, bob.admin, "--timeout", "60s", "transfer", id, "--to", "nobody") }()
+	d := referredLog(t, logFile, first)
+	if err := sippRun(sipp, sdir, n.sipUDP, "refer_target_404.xml", "-s", d.referto, "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", "40000",
+		"-key", "notifyuri", d.gwcontact, "-key", "notifyfrom", d.us, "-key", "notifyto", d.gw, "-key", "notifycallid", d.callid,
+		"-key", "notifycseq", "2", "-i", "127.0.0.1", "-p", freeUDPPort(t)); err != nil {
+		t.Fatalf("the desk's call to nobody: %v", err)
+	}
+	if r := <-xfer; r.code == 0 {
+		t.Fatalf("ctl transfer to nobody succeeded:\n%s", r)
+	}
+	gw := control.NewClient(n.gwAdmin, 0)
+	var rec control.GatewayHandoff
+	eventually(t, pollTimeout, "the transfer's record", func() (bool, string) {
+		list, err := gw.HandoffRecords(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, h := range list {
+			if h.Kind == "transfer" && h.State != "running" {
+				rec = h
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", list)
+	})
+	t.Logf("%s %s %s as %s: %s (%s), %d steps", rec.ID, rec.Kind, rec.Device, rec.Role, rec.State, rec.Error, len(rec.Steps))
+	for _, m := range rec.SIPMessages {
+		t.Logf("    %+8.2f ms %-8s %-6s %3d %-12s %s", float64(m.Time.Sub(rec.Started).Microseconds())/1000, m.Dir, m.Method, m.Status, m.CSeq, m.Remote)
+	}
+	if rec.Device != "alice/desk" || rec.Role != "transferee" || rec.State != "failed" || !strings.Contains(rec.Error, "404") || rec.TimeToCommitMS != nil {
+		t.Errorf("transfer record: %+v", rec)
+	}
+	refer, ok := findSIP(rec.SIPMessages, "sent", "REFER", 0)
+	if !ok {
+		t.Fatalf("no REFER sent in %+v", rec.SIPMessages)
+	}
+	if _, ok := findSIPCSeq(rec.SIPMessages, "received", "", refer.CSeq); !ok {
+		t.Errorf("no answer to the REFER in %+v", rec.SIPMessages)
+	}
+	if _, ok := findSIP(rec.SIPMessages, "received", "NOTIFY", 0); !ok {
+		t.Errorf("no NOTIFY from the phone in %+v", rec.SIPMessages)
+	}
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	if err := <-first; err != nil {
+		t.Fatalf("the desk's dialog with bob: %v", err)
+	}
+}
