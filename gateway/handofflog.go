@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-voice/baton/p2p/control"
 	"github.com/baton-voice/baton/p2p/endpoint"
+	"github.com/baton-voice/baton/p2p/handoff"
 )
 
 // The handoff log (issue 9 §5, docs/control-api.md "The gateway's
@@ -252,7 +253,12 @@ func (h *handoffLog) onEvent(device string, ev endpoint.Event) {
 	defer h.mu.Unlock()
 	switch ev.Type {
 	case "handoff.offered": // B, step 3
-		r := h.open(device, "B", "pull", ev.CallID, at)
+		// Another query in the same round (BOffered + query) is a step of
+		// the round's record, not a new one.
+		r := h.running(device, "B", ev.CallID)
+		if r == nil {
+			r = h.open(device, "B", "pull", ev.CallID, at)
+		}
 		r.info.To = ev.Peer
 		h.step(r, ev, at)
 	case "handoff.muted": // B, step 5
@@ -367,6 +373,39 @@ func (h *handoffLog) referProgress(b *bridge, frag string, final bool) {
 	h.finish(r, state, frag, at)
 }
 
+// offerTimeout is B's offer timer (handoff.TimerOffer): a round that
+// offered the session and got no stop-audio within it goes back to active
+// without an event.
+var offerTimeout = handoff.DefaultTimeouts(0).Offer
+
+// expireOffers ends the B records whose round only offered the session (a
+// session query, `ctl sessions`, or a pull that took another call: B's
+// offer timer ran out without a stop-audio), and the C records of a pull
+// that never reached step 7 within as long. h.mu held.
+func (h *handoffLog) expireOffers(now time.Time) {
+	for _, r := range h.records {
+		if r.info.State != "running" || now.Sub(r.info.Started) <= offerTimeout {
+			continue
+		}
+		need, why := 0, ""
+		switch r.info.Role {
+		case "B":
+			need, why = 5, "session offered, no stop-audio within B's offer timer (a session query, or another session was pulled)"
+		case "C":
+			need, why = 7, "the new device's stream was played, but it never re-established with C (its pull rolled back)"
+		default:
+			continue
+		}
+		reached := false
+		for _, s := range r.info.Steps {
+			reached = reached || s.Step == need
+		}
+		if !reached {
+			h.finish(r, "not-taken", why, r.info.Started.Add(offerTimeout))
+		}
+	}
+}
+
 func (h *handoffLog) open(device, role, kind, callID string, at time.Time) *gwRecord {
 	h.seq++
 	r := &gwRecord{info: control.GatewayHandoff{
@@ -441,6 +480,7 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 		}
 	}
 	g.hlog.mu.Lock()
+	g.hlog.expireOffers(g.cfg.Now())
 	recs := make([]gwRecord, 0, len(g.hlog.records))
 	for _, r := range g.hlog.records {
 		c := *r

@@ -145,3 +145,21 @@ func commitMS(p *float64) float64 {
 	}
 	return *p
 }
+
+// A session query alone (no stop-audio follows): B's record ends as
+// not-taken once B's offer timer has run out, and a second query in the
+// same round is a step of the same record.
+func TestHandoffLogQueryOnly(t *testing.T) {
+	g, now := testHandoffLog(t)
+	t0 := *now
+	g.hlog.onEvent("alice/desk", ev(t0, "handoff.offered", "c-1", "alice/laptop", 3))
+	g.hlog.onEvent("alice/desk", ev(t0.Add(time.Second), "handoff.offered", "c-1", "alice/mobile", 3))
+	if list := g.Handoffs(); len(list) != 1 || list[0].State != "running" || len(list[0].Steps) != 2 {
+		t.Fatalf("within the offer timer: %+v", list)
+	}
+	*now = t0.Add(offerTimeout + time.Second)
+	list := g.Handoffs()
+	if len(list) != 1 || list[0].State != "not-taken" || list[0].Finished == nil || !list[0].Finished.Equal(t0.Add(offerTimeout)) {
+		t.Fatalf("after the offer timer: %+v", list)
+	}
+}
