@@ -449,7 +449,7 @@ func (h *handoffLog) step(r *gwRecord, ev endpoint.Event, at time.Time) {
 		title += ": " + ev.Detail
 	}
 	r.info.Steps = append(r.info.Steps, endpoint.StepInfo{Step: ev.Step, Title: title, At: at,
-		SinceStartMS: ms(at.Sub(r.info.Started)), Detail: ev.Peer})
+		SinceStartMS: ms(at.Sub(r.info.Started))})
 }
 
 func (h *handoffLog) finish(r *gwRecord, state, why string, at time.Time) {
