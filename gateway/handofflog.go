@@ -553,7 +553,7 @@ func (h *handoffLog) complete(r control.GatewayHandoff, committed time.Time) con
 		l = h.otherLeg(r.Device, r.CallID)
 	}
 	if l != nil {
-		gap := ms(l.longestGap(r.Started, end))
+		gap := ms(l.longestGap(r.Started, end, r.Finished == nil))
 		r.GapHeardByCMS = &gap
 	}
 	return r

@@ -475,9 +475,11 @@ func (s *sendGaps) sent(now time.Time) {
 }
 
 // longestGap is the longest pause between two packets sent to the phone
-// that overlaps [from, to]; the pause still running at to counts up to
-// to. 0 when every pause was within gapHeard, or nothing was sent.
-func (l *leg) longestGap(from, to time.Time) time.Duration {
+// that overlaps [from, to]; while the handoff runs (running), a pause
+// still going on counts up to to. 0 when every pause was within gapHeard,
+// or nothing was sent. (A finished handoff counts only pauses that ended:
+// the stream of a call that ended after it stops for good.)
+func (l *leg) longestGap(from, to time.Time, running bool) time.Duration {
 	s := &l.gaps
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -488,7 +490,7 @@ func (l *leg) longestGap(from, to time.Time) time.Duration {
 		}
 		longest = max(longest, g.gap)
 	}
-	if now := time.Now(); !s.last.IsZero() && s.last.After(from) && s.last.Before(to) {
+	if now := time.Now(); running && !s.last.IsZero() && s.last.After(from) && s.last.Before(to) {
 		// Nothing sent since s.last: the pause runs to the window's end.
 		end := to
 		if now.Before(end) {

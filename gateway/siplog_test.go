@@ -77,14 +77,18 @@ func TestSendGaps(t *testing.T) {
 		l.gaps.sent(at.Add(120*time.Millisecond + time.Duration(i)*20*time.Millisecond))
 	}
 	last := at.Add(200 * time.Millisecond)
-	if g := l.longestGap(t0, last); g != 120*time.Millisecond {
+	if g := l.longestGap(t0, last, false); g != 120*time.Millisecond {
 		t.Fatalf("longest gap %v, want 120ms", g)
 	}
-	// Nothing sent after last: the pause runs to the window's end.
-	if g := l.longestGap(t0, last.Add(time.Second)); g != time.Second {
-		t.Fatalf("stopped stream: gap %v, want 1s", g)
+	// Nothing sent after last: while the handoff runs the pause counts
+	// to the window's end; once it finished only ended pauses count.
+	if g := l.longestGap(t0, last.Add(time.Second), true); g != time.Second {
+		t.Fatalf("stopped stream, running: gap %v, want 1s", g)
 	}
-	if g := l.longestGap(t0, t0.Add(100*time.Millisecond)); g != 0 {
+	if g := l.longestGap(t0, last.Add(time.Second), false); g != 120*time.Millisecond {
+		t.Fatalf("stopped stream, finished: gap %v, want 120ms", g)
+	}
+	if g := l.longestGap(t0, t0.Add(100*time.Millisecond), false); g != 0 {
 		t.Fatalf("gap outside the window counted: %v", g)
 	}
 }
