@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: allocs bench-register bench-bridge-pull all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
+.PHONY: allocs bench-register bench-bridge-pull bench-concurrent-pulls all build test deps tidy vet unit demo bench bench-gateway bench-relay fuzz generate fmt clean tools generate-proto check-proto
 
 all: build
 
@@ -52,7 +52,10 @@ bench-register:
 # Relayed G.711 calls through the gateway's relay next to rtpengine-daemon
 # (userspace); needs rtpengine; see docs/benchmarks.md for the knobs.
 bench-bridge-pull:
-	BATON_BENCH_BRIDGE_PULL=1 $(GO) test -count=1 -timeout 60m -run '^TestBenchBridgePull$$' -v ./gateway
+	BATON_BENCH_BRIDGE_PULL=1 $(GO) test -count=1 -timeout 60m -run '^TestBench(Bridge|Trunk)Pull$$' -v ./gateway
+
+bench-concurrent-pulls:
+	BATON_BENCH_CONCURRENT_PULLS=200 $(GO) test -count=1 -timeout 30m -run '^TestBenchConcurrentPulls$$' -v ./gateway
 
 bench-relay:
 	BATON_BENCH_RELAY=1 $(GO) test -p 1 -run='^TestBenchRelay(Gateway)?$$' -count=1 -v -timeout 60m ./gateway ./cmd/baton

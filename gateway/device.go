@@ -154,6 +154,20 @@ func (d *device) setOnline(online bool) {
 		// or goroutine per phone at the access server).
 		cfg.AccessSession = d.g.access
 	}
+	if d.trunk != nil {
+		// A trunk carries many callers at once: its P2P device is limited
+		// by the provider (which refuses what it cannot take), not by a
+		// phone's handful of lines (issue 9 §6, 200 concurrent pulls: the
+		// 9th trunk call was refused busy).
+		cfg.MaxCalls = trunkMaxCalls
+		// Its calls' other parties often reach it from few addresses:
+		// the gateway's own devices when a desk phone takes a trunk call
+		// (the gateway is A and C) connect in process, without the
+		// host's pre-authentication caps (host.go); other sources count
+		// against the host's per-source cap (200 concurrent pulls, before
+		// the Host: the per-source default of 32 closed the 33rd
+		// re-establish, "EOF", and the pull rolled back).
+	}
 	// Every device is reached on the gateway's one P2P signaling port
 	// (the host's); the host's address watcher is off.
 	ep, err := d.g.host.Add(cfg)
@@ -272,3 +286,6 @@ func (d *device) retryLogin(log interface{ Info(string, ...any) }) {
 		}
 	}()
 }
+
+// trunkMaxCalls bounds the simultaneous calls of a trunk's P2P device.
+const trunkMaxCalls = 4096

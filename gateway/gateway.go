@@ -110,6 +110,11 @@ type Config struct {
 	// SUBSCRIBE) and take (INVITE with Replaces) a user's calls; nil is
 	// the same-user rule.
 	Policy handoff.Policy
+	// NoLocalShortcut makes a P2P call between two devices of this
+	// gateway go over TCP and TLS to its own signaling listener instead of
+	// in process (endpoint.HostConfig.NoLocalShortcut; benchmarks and
+	// tests of that path).
+	NoLocalShortcut bool
 	// MediaTimeout ends a call whose SIP leg has been silent this long
 	// (default 30 s).
 	MediaTimeout time.Duration
@@ -309,9 +314,10 @@ func New(cfg Config) (*Gateway, error) {
 	// The address watcher stays off as before: the gateway's MediaIP is
 	// configured, not a roaming laptop's.
 	host, err := endpoint.NewHost(endpoint.HostConfig{
-		SignalListen: cfg.MediaIP.String() + ":0",
-		AddrWatch:    -1,
-		Logger:       cfg.Logger.With("part", "p2p-host"),
+		SignalListen:    cfg.MediaIP.String() + ":0",
+		AddrWatch:       -1,
+		NoLocalShortcut: cfg.NoLocalShortcut,
+		Logger:          cfg.Logger.With("part", "p2p-host"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: p2p host: %w", err)

@@ -71,7 +71,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Register adds the gateway's metrics to reg.
-func (g *Gateway) Register(reg prometheus.Registerer) error { return reg.Register(collector{g}) }
+func (g *Gateway) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(collector{g}); err != nil {
+		return err
+	}
+	// The P2P host's own counters: refusals before an endpoint is chosen,
+	// endpoints on its listener, in-process connections (docs/host.md).
+	return g.host.Register(reg)
+}
 
 // Status is the gateway's view for the control API's /v1/status.
 type Status struct {

@@ -46,7 +46,9 @@ import (
 // Knobs: BATON_BENCH_RATES (comma list, default 5,10,20,40,80,120,160),
 // BATON_BENCH_KAM_RATES (default 250,500,1000,1500,2000,3000; "0" skips
 // kamailio), BATON_BENCH_CALLS (calls per step, default 200),
-// BATON_BENCH_PHONES (default 4), BATON_BENCH_PROFILE (a directory: the
+// BATON_BENCH_PHONES (default 4), BATON_BENCH_LOCAL_SHORTCUT ("0": the
+// gateway's devices call each other over TLS to its own listener, not in
+// process; docs/host.md), BATON_BENCH_PROFILE (a directory: the
 // gateway runs with --pprof and each gateway step's CPU profile is saved
 // there as SHAPE-RATE.pprof, for `go tool pprof -top`).
 func TestBenchGatewayCPS(t *testing.T) {
@@ -199,6 +201,9 @@ accounts:
 	args := []string{"gateway", "--config", cfg}
 	if lv := os.Getenv("BATON_BENCH_LOG_LEVEL"); lv != "" {
 		args = append(args, "--log-level", lv) // e.g. debug, to see why calls fail
+	}
+	if os.Getenv("BATON_BENCH_LOCAL_SHORTCUT") == "0" {
+		args = append(args, "--no-local-shortcut") // the TLS path between the gateway's devices
 	}
 	pprofAddr := ""
 	if b.profiles != "" {

@@ -72,10 +72,16 @@ func (m *sipMedia) close() {
 func (m *sipMedia) receive() {
 	defer m.wg.Done()
 	buf := make([]byte, 1500)
+	oob := make([]byte, 128)
+	stamped := enableRxTimestamps(m.conn) // arrival times from the kernel, not this goroutine
 	for {
-		n, from, err := m.conn.ReadFromUDP(buf)
+		n, oobn, _, from, err := m.conn.ReadMsgUDP(buf, oob)
 		if err != nil {
 			return
+		}
+		at := time.Now()
+		if k, ok := rxTimestamp(oob[:oobn]); stamped && ok {
+			at = k
 		}
 		var p rtp.Packet
 		if p.Unmarshal(buf[:n]) != nil {
@@ -85,7 +91,7 @@ func (m *sipMedia) receive() {
 		if m.peer == nil {
 			m.peer = from
 		}
-		m.got = append(m.got, heardPacket{at: time.Now(), ssrc: p.SSRC, seq: p.SequenceNumber, ts: p.Timestamp,
+		m.got = append(m.got, heardPacket{at: at, ssrc: p.SSRC, seq: p.SequenceNumber, ts: p.Timestamp,
 			payload: append([]byte(nil), p.Payload...)})
 		m.mu.Unlock()
 	}

@@ -49,6 +49,10 @@ docs/sip.md shows how to connect baresip, linphone or a desk phone.`,
 	// key, so that no file or environment turns it on by accident.
 	cmd.Flags().String("pprof", "", "serve net/http/pprof on this loopback `host:port` (benchmarks only)")
 	_ = cmd.Flags().MarkHidden("pprof")
+	// The TLS path between two devices of the gateway, for benchmarks
+	// that compare it with the in-process one (docs/host.md).
+	cmd.Flags().Bool("no-local-shortcut", false, "P2P calls between two devices of this gateway go over TLS to its own listener (benchmarks only)")
+	_ = cmd.Flags().MarkHidden("no-local-shortcut")
 	cmd.AddCommand(newHA1Cmd())
 	addGatewayCredentialCmds(cmd)
 	return cmd
@@ -160,6 +164,7 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 		return err
 	}
 	gc.Logger = log
+	gc.NoLocalShortcut, _ = cmd.Flags().GetBool("no-local-shortcut")
 	if a, _ := cmd.Flags().GetString("pprof"); a != "" {
 		bound, stop, err := servePprof(ctx, a, log)
 		if err != nil {

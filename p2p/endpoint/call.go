@@ -451,7 +451,8 @@ func (c *call) startReader(conn *wire.Conn) {
 	go func() { defer c.e.wg.Done(); c.readLoop(conn, log) }()
 }
 
-// peerCertificate returns the certificate the TLS peer of conn proved.
+// peerCertificate returns the certificate the TLS peer of conn proved
+// (for an in-process connection, localconn.go, the one this side verified).
 func peerCertificate(conn *wire.Conn) *x509.Certificate {
 	if conn == nil {
 		return nil
@@ -459,6 +460,9 @@ func peerCertificate(conn *wire.Conn) *x509.Certificate {
 	nc := conn.NetConn()
 	if t, ok := nc.(*tracked); ok {
 		nc = t.Conn
+	}
+	if lc, ok := nc.(*localConn); ok {
+		return lc.peer
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
@@ -833,6 +837,9 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 		Impairment:    c.e.cfg.Impairment,
 		FirstSequence: c.e.cfg.firstSeq,
 	}
+	// A replaced stream plays again a few packet times after its
+	// replacement went silent (handoff_peer.go, staleSource).
+	cfg.StaleSourceTimeout = staleSource(c.e.timeouts, c.e.cfg.Ptime)
 	// Keys are installed in pairs: before the answer only our send key is
 	// known, and nothing is sent or received before the answer anyway.
 	if c.sendKeys != nil && recv != nil {
@@ -919,6 +926,10 @@ func (c *call) finish() {
 		_ = oc.Close()
 	}
 	now := c.e.cfg.Now()
+	// The call shows ended only once its slot is free: under e.mu, so no
+	// one sees it ended while it still counts against MaxCalls (a pull
+	// right after the last move ended was refused, docs/benchmarks.md §23).
+	c.e.mu.Lock()
 	c.mu.Lock()
 	c.info.State = CallEnded.String()
 	c.info.Ended = &now
@@ -926,7 +937,6 @@ func (c *call) finish() {
 	c.info.Result = c.result
 	info := c.info
 	c.mu.Unlock()
-	c.e.mu.Lock()
 	if c.e.calls[c.id] == c {
 		delete(c.e.calls, c.id)
 	}

@@ -486,3 +486,33 @@ func TestPullWithoutTheCallsCodec(t *testing.T) {
 	}
 	stillUp(t, bob, id, "alice/desk")
 }
+
+// A slow A between steps 8 and 11 (200 concurrent pulls through one
+// gateway on two cores: C handled A's new address 110-140 ms after step
+// 8): A's provisional stream reached C before step 7, so C waits for A's
+// new address as long as A waits for C's acknowledgement (AddressAck)
+// instead of going back to B after NoAudio + 2 packet times, and the pull
+// completes (docs/benchmarks.md §25). Before, C reverted to B at 100 ms,
+// ignored A's new address, and A rolled back.
+func TestPullSlowAAfterStep8Completes(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, _, id := deskCall(t, n)
+	pause := 300 * time.Millisecond
+	laptop := n.start("alice", "laptop", withTone(880), func(c *Config) {
+		c.stepHook = func(step int) {
+			if step == 8 {
+				time.Sleep(pause) // A's steps 9-11 run late
+			}
+		}
+	})
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if err != nil || h.State != "done" {
+		t.Fatalf("a pull whose A paused %v after step 8: %s %v, want done", pause, h.State, err)
+	}
+	if lc := laptop.waitState(t, id, "active"); lc.Peer != "bob/mobile" {
+		t.Fatalf("laptop's call %+v", lc)
+	}
+	stillUp(t, bob, id, "alice/laptop")
+}

@@ -64,8 +64,10 @@ type handoffState struct {
 		remote netip.AddrPort
 	}
 	newAddr netip.AddrPort
-	// switchedAt is when C took A as its peer (step 7).
+	// switchedAt is when C took A as its peer (step 7); streamed says
+	// A's provisional stream had reached C before that (step 4).
 	switchedAt time.Time
+	streamed   bool
 
 	// watch ticks every half packet time while B is muted or C has just
 	// switched to A: the checks that bound the silence C can be left in
@@ -91,6 +93,32 @@ func muteConsent(t handoff.Timeouts, ptime time.Duration) time.Duration { return
 // steps 8 and 10.
 func switchSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
 	return t.NoAudio + 2*ptime
+}
+
+// staleSource is the media layer's stale-source window at this endpoint
+// (media.Config.StaleSourceTimeout): once the stream that replaced
+// another has been silent this long, the replaced one plays again. It is
+// switchSilence, so that C hears B again after a puller died after step
+// 4 (its stream reached C, no step 7) as soon as after one that died
+// after step 7: B resumes muteConsent after step 5 (checkMute), and C
+// must not hold B's stream off for the media default's 250 ms (issue 9
+// §3, the softphone dies mid-pull).
+func staleSource(t handoff.Timeouts, ptime time.Duration) time.Duration {
+	return switchSilence(t, ptime)
+}
+
+// streamedSilence is switchSilence for an A whose provisional stream
+// reached C before step 7: a device that is really taking the call, whose
+// audio pauses between steps 8 and 10 and whose new address (step 11) is
+// on its way. C gives it as long as A gives C to acknowledge that address
+// (AddressAck): going back to B sooner only makes A's step 11 fail and the
+// pull roll back. With 200 concurrent pulls through one gateway on two
+// loaded cores, C handled A's restarted stream and its new address 110-140
+// ms after step 8, past switchSilence's 100 ms, and rolled back 36-42 % of
+// the pulls (docs/benchmarks.md §25). A device that never streams (issue 11
+// §1.3) still gets switchSilence.
+func streamedSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
+	return max(switchSilence(t, ptime), t.AddressAck)
 }
 
 // maxHandoffSilence is the longest silence C hears when a handoff does
@@ -165,7 +193,11 @@ func (c *call) checkSwitched() bool {
 	if last.Before(h.switchedAt) && now.Sub(h.switchedAt) < c.e.cfg.Ptime {
 		return true // give A at least one packet time after step 7
 	}
-	if now.Sub(last) <= switchSilence(c.e.timeouts, c.e.cfg.Ptime) {
+	window := switchSilence(c.e.timeouts, c.e.cfg.Ptime)
+	if h.streamed {
+		window = streamedSilence(c.e.timeouts, c.e.cfg.Ptime)
+	}
+	if now.Sub(last) <= window {
 		return true
 	}
 	if tr, err := c.fire(h.c, handoff.EvAStreamLost); err == nil {
@@ -517,7 +549,8 @@ func (c *call) reestablish(conn *wire.Conn, from pki.Identity, m *wire.Reestabli
 	}
 	// If A's stream already reached us (step 4), the media layer switched
 	// to it: the machine records the overlap first.
-	if h.c.State() == handoff.CActive && c.sess.Stats().SourceSwitches > h.switches {
+	h.streamed = c.sess.Stats().SourceSwitches > h.switches
+	if h.c.State() == handoff.CActive && h.streamed {
 		if tr, err := c.fire(h.c, handoff.EvAudioFromA); err == nil {
 			c.doC(tr)
 		}

@@ -47,6 +47,11 @@ type HostConfig struct {
 	// media address of each endpoint (mobility, addrwatch.go): 0 = every
 	// second, negative = never. It replaces the endpoints' AddrWatch.
 	AddrWatch time.Duration
+	// NoLocalShortcut turns off the in-process connection between two
+	// endpoints of this host (localconn.go): a dial from one to another
+	// then goes over TCP and TLS to the host's own listener, as a dial
+	// from another process does (for tests and benchmarks of that path).
+	NoLocalShortcut bool
 	// Logger receives the host's logs; nil = discard.
 	Logger *slog.Logger
 
@@ -78,6 +83,13 @@ type Host struct {
 	// lastNameLog rate-limits the log line of refused server names.
 	lastNameLog atomic.Int64
 	quietNames  atomic.Int64
+	// local counts the signaling connections made in process between two
+	// endpoints of the host (localconn.go).
+	local atomic.Uint64
+	// serveLocal is (*Endpoint).serveSignaling, reached through a field:
+	// a direct call from dialLocal would close an initialization cycle
+	// through the handoff table (aHandlers -> dial -> ... -> aHandlers).
+	serveLocal func(e *Endpoint, nc net.Conn, peer pki.Identity, deadline time.Time, authenticated func(), log *slog.Logger)
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -127,6 +139,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		byName:  map[string]*Endpoint{},
 
 		refuseName: &tls.Config{MinVersion: tls.VersionTLS13},
+		serveLocal: (*Endpoint).serveSignaling,
 	}, nil
 }
 
@@ -240,6 +253,23 @@ func (h *Host) Rejected(reason string) uint64 {
 	h.stats.mu.Lock()
 	defer h.stats.mu.Unlock()
 	return h.stats.rejects[reason]
+}
+
+// LocalConnections returns how many signaling connections between two
+// endpoints of the host were made in process, without TCP or TLS
+// (HostConfig.NoLocalShortcut).
+func (h *Host) LocalConnections() uint64 { return h.local.Load() }
+
+// enterLocal counts the goroutine serving the callee end of an in-process
+// connection in the host's wg, unless the host is closing.
+func (h *Host) enterLocal() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
 }
 
 // Close closes every endpoint still on the host, then the listener, and
@@ -434,8 +464,9 @@ func (h *Host) watchAddresses() {
 }
 
 var hostDescs = struct {
-	rejected, endpoints, pending *prometheus.Desc
+	rejected, endpoints, pending, local *prometheus.Desc
 }{
+	local:     prometheus.NewDesc("baton_host_local_connections_total", "Signaling connections between two endpoints of the host made in process, without TCP or TLS.", nil, nil),
 	rejected:  prometheus.NewDesc("baton_host_signaling_rejected_total", "Signaling connections the host refused before choosing an endpoint, by reason: pre-auth-cap, unknown-name, no-name, handshake.", []string{"reason"}, nil),
 	endpoints: prometheus.NewDesc("baton_host_endpoints", "Endpoints reachable on the host's signaling listener.", nil, nil),
 	pending:   prometheus.NewDesc("baton_host_preauth_pending", "Signaling connections not yet authenticated.", nil, nil),
@@ -456,6 +487,7 @@ func (c hostCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- hostDescs.rejected
 	ch <- hostDescs.endpoints
 	ch <- hostDescs.pending
+	ch <- hostDescs.local
 }
 
 func (c hostCollector) Collect(ch chan<- prometheus.Metric) {
@@ -470,4 +502,5 @@ func (c hostCollector) Collect(ch chan<- prometheus.Metric) {
 	h.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(hostDescs.endpoints, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(hostDescs.pending, prometheus.GaugeValue, float64(h.preAuth.Pending()))
+	ch <- prometheus.MustNewConstMetric(hostDescs.local, prometheus.CounterValue, float64(h.local.Load()))
 }

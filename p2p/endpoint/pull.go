@@ -713,7 +713,8 @@ func (x *handoffExec) startAudioToC(handoff.Transition) (handoff.Event, string) 
 		Local: netip.AddrPortFrom(e.mediaAddr(), 0), Codec: codec, Ptime: e.cfg.Ptime,
 		SSRC:     randomSSRC(p.LocalSSRC, p.PeerSSRC),
 		SendKeys: a.send, RecvKeys: a.recv, LatchAuthenticated: true, RemoteROC: peerROC,
-		JitterDelay: e.cfg.JitterDelay, Source: a.src, Sink: a.sink, Logger: e.log,
+		JitterDelay: e.cfg.JitterDelay, StaleSourceTimeout: staleSource(e.timeouts, e.cfg.Ptime),
+		Source: a.src, Sink: a.sink, Logger: e.log,
 		Impairment: e.cfg.Impairment,
 	}
 	prov, err := media.Open(a.ctx, a.mcfg)

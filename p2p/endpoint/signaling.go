@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -96,8 +97,18 @@ func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
 		_ = tc.Close()
 		return
 	}
+	e.serveSignaling(tc, peer, deadline, authenticated, log)
+}
+
+// serveSignaling serves a connection whose peer is authenticated as peer
+// (after the TLS handshake, or an in-process connection from an endpoint
+// of the same Host, localconn.go): its first message must arrive by
+// deadline, then authenticated is called (the connection leaves the
+// pre-authentication caps) and the message is dispatched.
+func (e *Endpoint) serveSignaling(nc net.Conn, peer pki.Identity, deadline time.Time, authenticated func(), log *slog.Logger) {
 	log = log.With("peer", peer.String())
-	wc := wire.NewConn(e.track(tc), signalMaxPayload)
+	_ = nc.SetDeadline(deadline)
+	wc := wire.NewConn(e.track(nc), signalMaxPayload)
 	m, err := wc.Recv()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		e.stats.rejected("pre-auth-timeout")
@@ -115,7 +126,7 @@ func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
 		_ = wc.Close()
 		return
 	}
-	_ = tc.SetDeadline(time.Time{})
+	_ = nc.SetDeadline(time.Time{})
 	authenticated()
 	switch m := m.(type) {
 	case *wire.SessionQuery:
@@ -148,7 +159,17 @@ func (e *Endpoint) serveConn(tc *tls.Conn, src netip.Addr, deadline time.Time) {
 // dial opens a mutually authenticated signaling connection to the device
 // peer at addr. The handshake fails unless the peer proves exactly that
 // identity.
+//
+// A peer that is an endpoint of the same Host, at the host's own address,
+// is connected in process instead (localconn.go): same checks, no TCP or
+// TLS.
 func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrPort) (*wire.Conn, error) {
+	if callee := e.localTarget(peer, addr); callee != nil {
+		conn, err := e.dialLocal(peer, addr, callee)
+		if !errors.Is(err, errNoSocketpair) {
+			return conn, err
+		}
+	}
 	cfg := e.verified.ClientConfig(e.certificate, e.cfg.Roots, peer, e.cfg.Now)
 	// Resume with a ticket from an earlier call to the same identity: the
 	// chain and identity checks still run (VerifyConnection), see

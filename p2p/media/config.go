@@ -24,6 +24,8 @@ const (
 	DefaultJitterDelay = 40 * time.Millisecond
 	// MaxJitterDelay is the longest playout delay accepted.
 	MaxJitterDelay = 2 * time.Second
+	// DefaultStaleSourceTimeout is Config.StaleSourceTimeout when zero.
+	DefaultStaleSourceTimeout = 250 * time.Millisecond
 	// DefaultConsentTimeout is how long a remote keeps its consent to
 	// receive without proving it again (an authenticated packet from it):
 	// RFC 7675 §5.1's 30 seconds.
@@ -58,6 +60,15 @@ type Config struct {
 	// JitterDelay is the fixed playout delay, measured from the arrival of
 	// the first packet of a source; DefaultJitterDelay when zero.
 	JitterDelay time.Duration
+	// StaleSourceTimeout bounds how long a replaced source stays stale:
+	// while the current source has delivered a packet within this time,
+	// packets of a source it replaced are stragglers and are dropped
+	// (RFC 3550 §8.2; handoff step 4: play exactly one source). Once the
+	// current source has been silent that long, a replaced one may take
+	// over again (a handoff that does not happen: B resumes). Zero means
+	// DefaultStaleSourceTimeout; the P2P endpoint derives it from the
+	// handoff's step 6 timer, a few packet times. Negative is an error.
+	StaleSourceTimeout time.Duration
 	// Source provides the audio to send; nil sends silence.
 	//
 	// Source and Sink are called on the session's timeline goroutine. They
@@ -154,6 +165,12 @@ func (c Config) settings() (settings, error) {
 	}
 	if c.JitterDelay < 0 || c.JitterDelay > MaxJitterDelay {
 		return settings{}, fmt.Errorf("media: config: jitter delay %v not in (0, %v]: %w", c.JitterDelay, MaxJitterDelay, ErrInvalidJitterDelay)
+	}
+	if c.StaleSourceTimeout == 0 {
+		c.StaleSourceTimeout = DefaultStaleSourceTimeout
+	}
+	if c.StaleSourceTimeout < 0 {
+		return settings{}, fmt.Errorf("media: config: stale source timeout %v is negative: %w", c.StaleSourceTimeout, ErrInvalidStaleTimeout)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

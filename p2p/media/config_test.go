@@ -33,6 +33,7 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		{name: "ptime below one sample", cfg: Config{Local: local, Codec: testCodec(), Ptime: 100 * time.Microsecond}, want: ErrInvalidPtime},
 		{name: "negative jitter delay", cfg: Config{Local: local, Codec: testCodec(), JitterDelay: -time.Millisecond}, want: ErrInvalidJitterDelay},
 		{name: "jitter delay too long", cfg: Config{Local: local, Codec: testCodec(), JitterDelay: time.Minute}, want: ErrInvalidJitterDelay},
+		{name: "negative stale source timeout", cfg: Config{Local: local, Codec: testCodec(), StaleSourceTimeout: -time.Millisecond}, want: ErrInvalidStaleTimeout},
 		{name: "codec without sample rate", cfg: Config{Local: local, Codec: badCodec{}}, want: ErrInvalidCodec},
 	}
 	for _, tt := range tests {
@@ -67,6 +68,9 @@ func TestOpenDefaults(t *testing.T) {
 	}
 	if s.eng.jb.cfg.delay != DefaultJitterDelay {
 		t.Errorf("jitter delay %v, want %v", s.eng.jb.cfg.delay, DefaultJitterDelay)
+	}
+	if s.eng.jb.cfg.stale != DefaultStaleSourceTimeout {
+		t.Errorf("stale source timeout %v, want %v", s.eng.jb.cfg.stale, DefaultStaleSourceTimeout)
 	}
 	if s.SSRC() == 0 {
 		t.Error("random SSRC is 0")

@@ -61,6 +61,7 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 		step:       s.step,
 		clockRate:  s.desc.ClockRate,
 		payloadCap: s.payloadCap,
+		stale:      s.StaleSourceTimeout,
 	})
 	rcv, err := newReceiver(s, jb)
 	if err != nil {

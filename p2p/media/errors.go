@@ -24,6 +24,9 @@ var (
 	// than MaxJitterDelay.
 	ErrInvalidJitterDelay = errors.New("invalid jitter delay")
 
+	// ErrInvalidStaleTimeout means Config.StaleSourceTimeout is negative.
+	ErrInvalidStaleTimeout = errors.New("invalid stale source timeout")
+
 	// ErrInvalidAddress means a local address to bind is not a valid
 	// IP:port.
 	ErrInvalidAddress = errors.New("invalid address")

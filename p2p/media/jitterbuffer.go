@@ -10,12 +10,6 @@ const (
 	// by repeating the last received frame at decreasing gain (3/4, 2/4,
 	// 1/4) before the playout falls back to silence.
 	maxConcealFrames = 3
-	// staleSourceTimeout bounds how long a replaced source stays stale:
-	// while the current source has delivered a packet within this time,
-	// packets of a source it replaced are stragglers and are dropped
-	// (RFC 3550 §8.2; handoff step 4: play exactly one source). After it,
-	// a replaced source may take over again (handoff rollback: B resumes).
-	staleSourceTimeout = 250 * time.Millisecond
 	// recentSources is how many replaced SSRCs are remembered.
 	recentSources = 4
 	// minJitterSlots is the smallest ring.
@@ -101,6 +95,8 @@ type jitterConfig struct {
 	clockRate int    // RTP clock rate, Hz
 	// payloadCap preallocates each ring entry's payload buffer.
 	payloadCap int
+	// stale is Config.StaleSourceTimeout (defaults applied).
+	stale time.Duration
 }
 
 // jitterSlots sizes the ring: room for twice the playout delay plus a
@@ -189,6 +185,9 @@ type jitterBuffer struct {
 }
 
 func newJitterBuffer(cfg jitterConfig) *jitterBuffer {
+	if cfg.stale <= 0 {
+		cfg.stale = DefaultStaleSourceTimeout
+	}
 	n := jitterSlots(cfg.ptime, cfg.delay)
 	jb := &jitterBuffer{cfg: cfg, ring: make([]jitterEntry, n), mask: int64(n - 1)}
 	// One backing array for every entry's payload: one allocation, and the
@@ -208,7 +207,7 @@ func (jb *jitterBuffer) push(ssrc uint32, seq uint16, ts uint32, payload []byte,
 		return jb.store(jb.src.anchorSlot, payload)
 	}
 	if ssrc != jb.src.ssrc {
-		if jb.isRecent(ssrc) && at.Sub(jb.src.lastArrival) < staleSourceTimeout {
+		if jb.isRecent(ssrc) && at.Sub(jb.src.lastArrival) < jb.cfg.stale {
 			jb.st.staleSource++
 			return pushStaleSource
 		}

@@ -11,8 +11,12 @@ const (
 	jbStep  = 160
 )
 
-func newTestJitterBuffer() *jitterBuffer {
-	return newJitterBuffer(jitterConfig{ptime: jbPtime, delay: jbDelay, step: jbStep, clockRate: 8000, payloadCap: 8})
+func newTestJitterBuffer() *jitterBuffer { return newTestJitterBufferStale(0) }
+
+// newTestJitterBufferStale has a stale-source timeout of stale (0: the
+// default).
+func newTestJitterBufferStale(stale time.Duration) *jitterBuffer {
+	return newJitterBuffer(jitterConfig{ptime: jbPtime, delay: jbDelay, step: jbStep, clockRate: 8000, payloadCap: 8, stale: stale})
 }
 
 // jbOp is one call on the jitter buffer: a push or a pop at a time given
@@ -71,9 +75,10 @@ func TestJitterBuffer(t *testing.T) {
 	t.Parallel()
 	const a, b = 0xA, 0xB
 	tests := []struct {
-		name string
-		ops  []jbOp
-		want jitterStats // checked fields: see compare below
+		name  string
+		stale time.Duration // Config.StaleSourceTimeout, 0: the default
+		ops   []jbOp
+		want  jitterStats // checked fields: see compare below
 	}{
 		{
 			name: "nothing before the first packet",
@@ -265,6 +270,32 @@ func TestJitterBuffer(t *testing.T) {
 			want: jitterStats{played: 1, sourceSwitches: 2, staleSource: 1, remoteSSRC: a},
 		},
 		{
+			// The endpoint's window (a few packet times): the source
+			// that was replaced is back 100 ms after the new one went
+			// silent (a puller that died after step 4, B resuming).
+			name:  "replaced source takes over after the configured stale window",
+			stale: 100 * time.Millisecond,
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				push(10, b, 500, 5, 21, pushAccepted),
+				push(20, b, 501, 5+jbStep, 22, pushAccepted),
+				push(100, a, 11, 1000+5*jbStep, 2, pushStaleSource), // 80 ms after B's last
+				push(121, a, 12, 1000+6*jbStep, 3, pushAccepted),    // 101 ms after it
+			},
+			want: jitterStats{sourceSwitches: 2, staleSource: 1, remoteSSRC: a},
+		},
+		{
+			name: "default stale window keeps a replaced source out for 250 ms",
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				push(10, b, 500, 5, 21, pushAccepted),
+				push(121, a, 11, 1000+6*jbStep, 2, pushStaleSource),
+				push(259, a, 12, 1000+13*jbStep, 3, pushStaleSource),
+				push(261, a, 13, 1000+14*jbStep, 4, pushAccepted),
+			},
+			want: jitterStats{sourceSwitches: 2, staleSource: 2, remoteSSRC: a},
+		},
+		{
 			name: "timestamp jump far ahead re-anchors",
 			ops: []jbOp{
 				push(0, a, 10, 1000, 1, pushAccepted),
@@ -298,7 +329,7 @@ func TestJitterBuffer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			jb := newTestJitterBuffer()
+			jb := newTestJitterBufferStale(tt.stale)
 			t0 := time.Unix(1_700_000_000, 0)
 			for i, op := range tt.ops {
 				at := t0.Add(time.Duration(op.at) * time.Millisecond)
