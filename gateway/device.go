@@ -203,6 +203,7 @@ func (d *device) setOnline(online bool) {
 // arriving is onIncoming's). It runs on the endpoint's goroutines and must
 // not block.
 func (d *device) onEvent(ev endpoint.Event) {
+	d.g.hlog.onEvent(d.identity(), ev) // handofflog.go
 	if ev.CallID == "" {
 		return
 	}
@@ -237,6 +238,7 @@ func (d *device) onIncoming(in endpoint.IncomingCall) endpoint.Decision {
 func (d *device) claim(id string, b *bridge) {
 	d.mu.Lock()
 	d.calls[id] = b
+	d.g.hlog.link(d.identity(), id, "", b.leg) // handofflog.go
 	early := d.pending[id]
 	delete(d.pending, id)
 	d.mu.Unlock()

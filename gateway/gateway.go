@@ -262,6 +262,9 @@ type Gateway struct {
 	trunkStop chan struct{}
 	trunkWG   sync.WaitGroup
 	dialogs   *notifier // dialog-event subscriptions (dialogevent.go)
+	// hlog is the handoff log: SIP messages, P2P-to-SIP call ids, the
+	// handoffs and transfers of the devices (handofflog.go).
+	hlog *handoffLog
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -303,6 +306,7 @@ func New(cfg Config) (*Gateway, error) {
 		addrs:     map[string]string{},
 		dialogs:   newNotifier(),
 	}
+	g.hlog = newHandoffLog(g)
 	for _, a := range cfg.Accounts {
 		g.devices[a.SIPUser] = &device{g: g, acct: a, calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 	}
@@ -449,6 +453,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		// matched nothing gets 481 (RFC 3261 §9.2).
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 	}))
+	for _, addr := range g.addrs {
+		g.hlog.listen(addr) // the SIP message log (siplog.go)
+	}
 	for _, s := range serve {
 		g.wg.Add(1)
 		go func() {
@@ -540,6 +547,7 @@ func (g *Gateway) Close() error {
 		g.cancel()
 	}
 	g.closeListeners()
+	g.hlog.close()
 	if g.ua != nil {
 		_ = g.ua.Close()
 	}
@@ -795,6 +803,7 @@ func (g *Gateway) addBridge(b *bridge) bool {
 }
 
 func (g *Gateway) removeBridge(b *bridge) {
+	g.hlog.linkBridge(b.sipCallID, b) // the ended call stays in the handoff log
 	g.mu.Lock()
 	if g.bridges[b.sipCallID] == b {
 		delete(g.bridges, b.sipCallID)

@@ -76,6 +76,9 @@ type leg struct {
 	pkt    rtp.Packet
 	out    []byte
 	enc    []byte
+	// gaps are the pauses longer than gapHeard between two packets sent
+	// to the phone, for a handoff's gap_heard_by_c_ms (handofflog.go).
+	gaps sendGaps
 
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
 	// quiet: the phone's SDP says it sends nothing (a=recvonly or
@@ -440,8 +443,64 @@ func (l *leg) send(codec codecs.Codec, pt uint8, remote netip.AddrPort, payload 
 	}
 	if _, err := l.conn.WriteToUDPAddrPort(wire, remote); err == nil {
 		l.stats.Sent.Add(1)
+		l.gaps.sent(time.Now())
 	}
 	return nil
+}
+
+// sendGaps keeps the last pauses longer than gapHeard between two RTP
+// packets sent to the phone: a fixed ring, no allocation per packet.
+type sendGaps struct {
+	mu   sync.Mutex
+	last time.Time
+	ring [32]sendGap
+	next int
+}
+
+type sendGap struct {
+	end time.Time // when the packet after the pause went out
+	gap time.Duration
+}
+
+func (s *sendGaps) sent(now time.Time) {
+	s.mu.Lock()
+	if !s.last.IsZero() {
+		if d := now.Sub(s.last); d > gapHeard {
+			s.ring[s.next] = sendGap{end: now, gap: d}
+			s.next = (s.next + 1) % len(s.ring)
+		}
+	}
+	s.last = now
+	s.mu.Unlock()
+}
+
+// longestGap is the longest pause between two packets sent to the phone
+// that overlaps [from, to]; while the handoff runs (running), a pause
+// still going on counts up to to. 0 when every pause was within gapHeard,
+// or nothing was sent. (A finished handoff counts only pauses that ended:
+// the stream of a call that ended after it stops for good.)
+func (l *leg) longestGap(from, to time.Time, running bool) time.Duration {
+	s := &l.gaps
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var longest time.Duration
+	for _, g := range s.ring {
+		if g.end.IsZero() || g.end.Before(from) || g.end.Add(-g.gap).After(to) {
+			continue
+		}
+		longest = max(longest, g.gap)
+	}
+	if now := time.Now(); running && !s.last.IsZero() && s.last.After(from) && s.last.Before(to) {
+		// Nothing sent since s.last: the pause runs to the window's end.
+		end := to
+		if now.Before(end) {
+			end = now
+		}
+		if d := end.Sub(s.last); d > gapHeard {
+			longest = max(longest, d)
+		}
+	}
+	return longest
 }
 
 // octetCodec says whether a codec's payload is one octet per sample at the

@@ -184,6 +184,7 @@ func (g *Gateway) transferAllowed(d *device, callID, target string, log *slog.Lo
 // notifyRefer sends the phone a NOTIFY of the refer subscription (RFC 3515
 // §2.4.4) with a message/sipfrag status line.
 func (g *Gateway) notifyRefer(b *bridge, frag string, final bool) {
+	g.hlog.referProgress(b, frag, final) // the transfer in /v1/handoffs (handofflog.go)
 	b.reinv.mu.Lock()
 	sess, target := b.reinv.session()
 	b.reinv.mu.Unlock()

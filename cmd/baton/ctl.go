@@ -63,11 +63,11 @@ func newCtlCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				list, err := c.Handoffs(cmd.Context())
+				list, err := c.HandoffRecords(cmd.Context())
 				if err != nil {
 					return err
 				}
-				return control.PrintHandoffs(cmd.OutOrStdout(), list)
+				return control.PrintHandoffRecords(cmd.OutOrStdout(), list)
 			},
 		},
 		&cobra.Command{
@@ -79,11 +79,11 @@ func newCtlCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				info, err := c.Handoff(cmd.Context(), args[0])
+				info, err := c.HandoffRecord(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				return control.PrintHandoff(cmd.OutOrStdout(), info)
+				return control.PrintHandoffRecord(cmd.OutOrStdout(), info)
 			},
 		},
 		&cobra.Command{

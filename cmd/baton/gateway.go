@@ -207,7 +207,11 @@ func runGateway(ctx context.Context, cmd *cobra.Command, cfg config.Gateway) err
 	var adminAddr string
 	if cfg.Admin != "" {
 		srv, err := control.Listen(ctx, cfg.Admin, control.Options{Status: func() any { return gw.Status() }, Gatherer: reg, Logger: log,
-			Endpoints: gatewayEndpoints{gw}})
+			Endpoints: gatewayEndpoints{gw},
+			// The handoffs and transfers of every device (gateway/handofflog.go).
+			Handoffs: func() any { return gw.Handoffs() },
+			Handoff:  func(id string) (any, error) { return gw.Handoff(id) },
+			Events:   gw.SubscribeEvents})
 		if err != nil {
 			return err
 		}

@@ -239,6 +239,27 @@ func (c *Client) Handoffs(ctx context.Context) ([]endpoint.HandoffInfo, error) {
 	return list, nil
 }
 
+// HandoffRecords is Handoffs with a gateway's fields (device, role,
+// timings, SIP messages; docs/control-api.md): against an endpoint they
+// are empty.
+func (c *Client) HandoffRecords(ctx context.Context) ([]GatewayHandoff, error) {
+	var list []GatewayHandoff
+	if err := c.do(ctx, http.MethodGet, "/v1/handoffs", nil, http.StatusOK, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// HandoffRecord is Handoff with a gateway's fields.
+func (c *Client) HandoffRecord(ctx context.Context, id string) (GatewayHandoff, error) {
+	var info GatewayHandoff
+	if id == "" {
+		return info, fmt.Errorf("control: %w: empty handoff id", ErrInvalidArgument)
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/handoffs/"+url.PathEscape(id), nil, http.StatusOK, &info)
+	return info, err
+}
+
 // Handoff returns one handoff or rebind by id, whatever its state (no
 // *HandoffError: reading a failed handoff succeeds).
 func (c *Client) Handoff(ctx context.Context, id string) (endpoint.HandoffInfo, error) {

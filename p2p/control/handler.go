@@ -46,6 +46,18 @@ type Options struct {
 	// many (a gateway's devices) under /v1/endpoints/{user}/{device}/...:
 	// every route of the one-endpoint API, for that endpoint.
 	Endpoints Endpoints
+	// Handoffs and Handoff, when set, serve GET /v1/handoffs and
+	// /v1/handoffs/{id} of a process without an Endpoint (a gateway: the
+	// handoffs and transfers of all its devices, GatewayHandoff). Their
+	// results must marshal to JSON; Handoff's error decides the status
+	// (wrap endpoint.ErrNoSuchHandoff for 404).
+	Handoffs func() any
+	Handoff  func(id string) (any, error)
+	// Events, when set, serves GET /v1/events of a process without an
+	// Endpoint (a gateway: its devices' handoff, push and transfer events,
+	// each with its device). The channel is closed when the subscriber
+	// fell behind; cancel ends the subscription.
+	Events func() (<-chan DeviceEvent, func())
 }
 
 // Endpoints is the set of endpoints a multi-endpoint process serves.
@@ -68,6 +80,10 @@ type handler struct {
 	mux     *http.ServeMux
 	done    <-chan struct{}
 	eps     Endpoints
+	// handoffs and handoff serve /v1/handoffs without an endpoint.
+	handoffs  func() any
+	handoff   func(id string) (any, error)
+	devEvents func() (<-chan DeviceEvent, func())
 }
 
 // NewHandler returns the control API as an http.Handler, for mounting on a
@@ -86,6 +102,10 @@ func newHandler(opts Options, done <-chan struct{}) *handler {
 		log:    log.With("component", "control"),
 		done:   done,
 		eps:    opts.Endpoints,
+
+		handoffs:  opts.Handoffs,
+		handoff:   opts.Handoff,
+		devEvents: opts.Events,
 	}
 	if opts.Gatherer != nil {
 		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
@@ -503,6 +523,10 @@ func (h *handler) handoffCreated(w http.ResponseWriter, r *http.Request, info en
 }
 
 func (h *handler) getHandoffs(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.handoffs != nil {
+		h.reply(w, r, http.StatusOK, h.handoffs())
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
@@ -518,6 +542,15 @@ func (h *handler) getHandoffs(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getHandoff(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.handoff != nil {
+		info, err := h.handoff(r.PathValue("id"))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.reply(w, r, http.StatusOK, info)
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
@@ -566,6 +599,10 @@ func (h *handler) getSessions(w http.ResponseWriter, r *http.Request) {
 // flushed after each, until the client goes away, the subscription is
 // dropped (a subscriber that fell behind) or the server closes.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	if h.ep == nil && h.devEvents != nil {
+		h.deviceEvents(w, r)
+		return
+	}
 	if h.ep == nil {
 		h.fail(w, r, ErrNoEndpoint)
 		return
@@ -619,6 +656,55 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 			}
 			if err := rc.Flush(); err != nil {
 				h.log.Debug("events: client gone", "err", err)
+				return
+			}
+		}
+	}
+}
+
+// deviceEvents streams a gateway's device events (Options.Events) as
+// events streams an endpoint's: NDJSON, ?type= a prefix filter.
+func (h *handler) deviceEvents(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	filter := r.URL.Query().Get("type")
+	ch, cancel := h.devEvents()
+	defer cancel()
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	enc := newEventEncoder()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-h.done:
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				h.log.Warn("events: subscriber fell behind, stream ended", "remote", r.RemoteAddr)
+				return
+			}
+			if !strings.HasPrefix(ev.Type, filter) {
+				continue
+			}
+			enc.buf.Reset()
+			if err := enc.enc.Encode(ev); err != nil {
+				h.log.Error("events: encode", "type", ev.Type, "err", err)
+				continue
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout))
+			if _, err := w.Write(enc.buf.Bytes()); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
 				return
 			}
 		}

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const testInvite = "INVITE sip:alice@127.0.0.1 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n" +
+	"From: <sip:desk@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\n" +
+	"Call-ID: abc-123@127.0.0.1\r\nCSeq: 1 INVITE\r\n" +
+	"Authorization: Digest username=\"desk\", response=\"secret\"\r\n" +
+	"Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+
+func TestParseSIPHead(t *testing.T) {
+	e, rest, ok := parseSIPHead([]byte(testInvite))
+	if !ok || e.method != "INVITE" || e.status != 0 || e.callID != "abc-123@127.0.0.1" || e.cseq != "1 INVITE" || len(rest) != 0 {
+		t.Fatalf("INVITE: %+v rest %q ok %v", e, rest, ok)
+	}
+	resp := "SIP/2.0 200 OK\r\ni: xyz\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n"
+	e, rest, ok = parseSIPHead([]byte(resp + testInvite))
+	if !ok || e.status != 200 || e.method != "" || e.callID != "xyz" || e.cseq != "2 BYE" || string(rest) != testInvite {
+		t.Fatalf("200 with compact headers: %+v rest %q ok %v", e, rest, ok)
+	}
+	for _, bad := range []string{"", "\r\n", "hello world\r\n\r\n", "SIP/2.0 99 x\r\n\r\n", "SIP/2.0 abc\r\n", "INVITE sip:x SIP/3.0\r\n\r\n", "v=0\r\na=rtpmap\r\n"} {
+		if _, _, ok := parseSIPHead([]byte(bad)); ok {
+			t.Errorf("%q parsed as a SIP message", bad)
+		}
+	}
+}
+
+func TestSIPLogRingAndWindow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newSIPLog(4, func() time.Time { return now })
+	for i := range 6 {
+		now = time.Unix(1000+int64(i), 0)
+		l.record(i%2 == 0, "UDP", "127.0.0.1:5070", []byte(strings.Replace(testInvite, "abc-123", "c"+string(rune('0'+i)), 1)))
+	}
+	// The ring kept the last 4 (c2..c5).
+	got := l.between([]string{"c1@127.0.0.1", "c2@127.0.0.1", "c5@127.0.0.1"}, time.Unix(0, 0), time.Unix(2000, 0))
+	if len(got) != 2 || got[0].CallID != "c2@127.0.0.1" || got[1].CallID != "c5@127.0.0.1" {
+		t.Fatalf("ring: %+v", got)
+	}
+	if got[0].Dir != "sent" || got[1].Dir != "received" || got[0].Remote != "udp:127.0.0.1:5070" || got[0].Method != "INVITE" {
+		t.Fatalf("fields: %+v", got[0])
+	}
+	if got := l.between([]string{"c5@127.0.0.1"}, time.Unix(1000, 0), time.Unix(1004, 0)); len(got) != 0 {
+		t.Fatalf("window: c5 at 1005 is outside [1000,1004]: %+v", got)
+	}
+	if got := l.between(nil, time.Unix(0, 0), time.Unix(2000, 0)); got == nil || len(got) != 0 {
+		t.Fatalf("no call ids: %v", got)
+	}
+}
+
+func TestTracerFilesByListener(t *testing.T) {
+	l := newSIPLog(8, nil)
+	tracer.add("127.0.0.1:59999", l)
+	defer tracer.remove("127.0.0.1:59999", l)
+	tracer.SIPTraceRead("UDP", "127.0.0.1:59998", "127.0.0.1:5070", []byte(testInvite)) // another UA
+	tracer.SIPTraceWrite("UDP", "127.0.0.1:59999", "127.0.0.1:5070", []byte(testInvite))
+	got := l.between([]string{"abc-123@127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	if len(got) != 1 || got[0].Dir != "sent" {
+		t.Fatalf("want only our listener's write: %+v", got)
+	}
+}
+
+func TestSendGaps(t *testing.T) {
+	l := &leg{}
+	t0 := time.Now().Add(-10 * time.Second)
+	for i := range 10 {
+		l.gaps.sent(t0.Add(time.Duration(i) * 20 * time.Millisecond))
+	}
+	at := t0.Add(180 * time.Millisecond)
+	l.gaps.sent(at.Add(120 * time.Millisecond)) // a 120 ms pause
+	for i := 1; i < 5; i++ {
+		l.gaps.sent(at.Add(120*time.Millisecond + time.Duration(i)*20*time.Millisecond))
+	}
+	last := at.Add(200 * time.Millisecond)
+	if g := l.longestGap(t0, last, false); g != 120*time.Millisecond {
+		t.Fatalf("longest gap %v, want 120ms", g)
+	}
+	// Nothing sent after last: while the handoff runs the pause counts
+	// to the window's end; once it finished only ended pauses count.
+	if g := l.longestGap(t0, last.Add(time.Second), true); g != time.Second {
+		t.Fatalf("stopped stream, running: gap %v, want 1s", g)
+	}
+	if g := l.longestGap(t0, last.Add(time.Second), false); g != 120*time.Millisecond {
+		t.Fatalf("stopped stream, finished: gap %v, want 120ms", g)
+	}
+	if g := l.longestGap(t0, t0.Add(100*time.Millisecond), false); g != 0 {
+		t.Fatalf("gap outside the window counted: %v", g)
+	}
+}
+
+func FuzzParseSIPHead(f *testing.F) {
+	f.Add([]byte(testInvite))
+	f.Add([]byte("SIP/2.0 180 Ringing\r\nCall-ID: x\r\nContent-Length: 99999\r\n\r\n"))
+	f.Add([]byte("BYE sip:x SIP/2.0\r\nl: -5\r\n\r\nINVITE"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := 0; len(b) > 0 && i < 100; i++ {
+			e, rest, ok := parseSIPHead(b)
+			if !ok {
+				return
+			}
+			if e.method == "" && (e.status < 100 || e.status > 699) {
+				t.Fatalf("neither request nor response: %+v", e)
+			}
+			if len(rest) >= len(b) {
+				t.Fatalf("no progress: %d of %d", len(rest), len(b))
+			}
+			b = rest
+		}
+	})
+}
+
+// BenchmarkSIPLogRecord is the cost the tracer adds to one SIP message.
+func BenchmarkSIPLogRecord(b *testing.B) {
+	l := newSIPLog(sipLogSize, nil)
+	tracer.add("127.0.0.1:59997", l)
+	defer tracer.remove("127.0.0.1:59997", l)
+	msg := []byte(testInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		tracer.SIPTraceRead("UDP", "127.0.0.1:59997", "127.0.0.1:5070", msg)
+	}
+}
+
+// BenchmarkSIPTracerOtherUA is the cost for a message of another UA in the
+// same process (not filed).
+func BenchmarkSIPTracerOtherUA(b *testing.B) {
+	msg := []byte(testInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		tracer.SIPTraceRead("UDP", "127.0.0.1:59996", "127.0.0.1:5070", msg)
+	}
+}
+
+// BenchmarkSendGaps is what the send-gap ring adds to each RTP packet sent
+// to a phone (leg.send): a clock read and a short critical section.
+func BenchmarkSendGaps(b *testing.B) {
+	var s sendGaps
+	b.ReportAllocs()
+	for b.Loop() {
+		s.sent(time.Now())
+	}
+}
