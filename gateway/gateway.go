@@ -55,6 +55,9 @@ const (
 	DefaultMaxPreAuth          = 4096
 )
 
+// sipUDPBuffer is the socket buffer the SIP UDP listener asks for.
+const sipUDPBuffer = 4 << 20
+
 // DefaultMaxCalls is a device's bound on calls at once when its Account
 // sets none: a SIP account may have several phones and calls, and the
 // phones themselves refuse what they cannot take (486).
@@ -383,6 +386,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 		pc, err := net.ListenPacket("udp", g.cfg.UDP)
 		if err != nil {
 			return fmt.Errorf("gateway: sip udp listen %s: %w", g.cfg.UDP, err)
+		}
+		// One socket takes every phone's and trunk's SIP: a burst of
+		// INVITEs, 200s and BYEs while the reader is descheduled for a
+		// few ms overflows the kernel's default ~200 KB and is lost
+		// (UDP RcvbufErrors; sipp then sees retransmissions to calls it
+		// ended). Ask for more; the kernel caps it at net.core.rmem_max.
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(sipUDPBuffer)
+			_ = uc.SetWriteBuffer(sipUDPBuffer)
 		}
 		g.listeners = append(g.listeners, pc)
 		g.addrs["udp"] = pc.LocalAddr().String()

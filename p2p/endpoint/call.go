@@ -709,9 +709,8 @@ func (c *call) onAccept(m *wire.Accept) error {
 	// The session must be reopened when the codec differs or to install
 	// the receive keys, which were unknown when the offer went out. It is
 	// reopened on the same local port that the offer advertised.
-	local := c.sess.LocalAddr()
-	c.closeMedia()
-	if err := c.openMedia(context.Background(), codec, local, recv); err != nil {
+	conn := c.detachMedia()
+	if err := c.openMediaOn(context.Background(), codec, conn, recv); err != nil {
 		return err
 	}
 	c.codec = codec
@@ -811,6 +810,31 @@ func (c *call) answer() error {
 // (nil when not known yet or plain RTP); our own send key is created once
 // per call and kept across reopenings.
 func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.AddrPort, recv *media.Keys) error {
+	return c.openMediaWith(ctx, codec, local, nil, recv)
+}
+
+// openMediaOn is openMedia on the socket of the session detachMedia ended
+// (its port is the one the call advertised); nil: bind a new one, as
+// openMedia does.
+func (c *call) openMediaOn(ctx context.Context, codec codecs.Codec, conn *net.UDPConn, recv *media.Keys) error {
+	if conn == nil {
+		return c.openMediaWith(ctx, codec, netip.AddrPortFrom(c.e.mediaAddr(), 0), nil, recv)
+	}
+	local := netip.AddrPort{}
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		local = ua.AddrPort()
+	}
+	return c.openMediaWith(ctx, codec, local, conn, recv)
+}
+
+func (c *call) openMediaWith(ctx context.Context, codec codecs.Codec, local netip.AddrPort, conn *net.UDPConn, recv *media.Keys) error {
+	if conn != nil {
+		defer func() {
+			if c.sess == nil {
+				_ = conn.Close() // media.Open owns it only once reached
+			}
+		}()
+	}
 	if c.src == nil {
 		src, err := c.e.newSource(c.id)
 		if err != nil {
@@ -828,6 +852,7 @@ func (c *call) openMedia(ctx context.Context, codec codecs.Codec, local netip.Ad
 	src := c.src
 	cfg := media.Config{
 		Local:         local,
+		Conn:          conn,
 		Codec:         codec,
 		Ptime:         c.e.cfg.Ptime,
 		JitterDelay:   c.e.cfg.JitterDelay,
@@ -886,17 +911,38 @@ func (c *call) localMedia() wire.Media {
 
 func (c *call) closeMedia() {
 	if c.sess != nil {
-		st := c.sess.Stats()
-		c.e.stats.addMedia(st)
-		c.mu.Lock()
-		c.info.Media = mediaInfo(st)
-		c.mu.Unlock()
+		c.endMedia()
 		_ = c.sess.Close()
-		c.sess = nil
-		c.mu.Lock()
-		c.live = nil
-		c.mu.Unlock()
+		c.dropMedia()
 	}
+}
+
+// detachMedia is closeMedia keeping the session's socket, which it
+// returns for openMediaOn (nil when there was no session).
+func (c *call) detachMedia() *net.UDPConn {
+	if c.sess == nil {
+		return nil
+	}
+	c.endMedia()
+	conn, _ := c.sess.Detach()
+	c.dropMedia()
+	return conn
+}
+
+// endMedia files the ending session's counters.
+func (c *call) endMedia() {
+	st := c.sess.Stats()
+	c.e.stats.addMedia(st)
+	c.mu.Lock()
+	c.info.Media = mediaInfo(st)
+	c.mu.Unlock()
+}
+
+func (c *call) dropMedia() {
+	c.sess = nil
+	c.mu.Lock()
+	c.live = nil
+	c.mu.Unlock()
 }
 
 // end moves the call to CallEnded; run returns and finish cleans up.

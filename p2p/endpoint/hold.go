@@ -438,13 +438,13 @@ func (c *call) failPending() {
 // is new, RFC 3711 §9.1) and expects the peer's new stream from roll-over
 // counter 0.
 func (c *call) switchCodec(codec codecs.Codec, reason string) error {
-	local := c.sess.LocalAddr()
 	remote := c.remoteMedia()
 	old := c.codec.Descriptor().Name
 	lastOld := c.sess.Stats().LastPacket
-	c.closeMedia()
+	// The same socket, so that the port the peer sends to stays ours.
+	conn := c.detachMedia()
 	c.remoteROC = nil
-	if err := c.openMedia(c.e.ctx, codec, local, c.recvKeys); err != nil {
+	if err := c.openMediaOn(c.e.ctx, codec, conn, c.recvKeys); err != nil {
 		return fmt.Errorf("endpoint: switch codec to %s: %w", codec.Descriptor().Name, err)
 	}
 	c.codec = codec

@@ -43,6 +43,13 @@ const (
 type Config struct {
 	// Local is the address to bind; port 0 picks a free port.
 	Local netip.AddrPort
+	// Conn, when set, is a bound socket the session takes over instead of
+	// binding Local (Local is then its address): the socket of a session
+	// ended with Detach, so that a session reopened on the same port (new
+	// codec, keys learnt from the answer) cannot lose that port to another
+	// socket between a close and a bind. The session owns it from Open on
+	// (also when Open fails).
+	Conn *net.UDPConn
 	// Codec encodes what is sent and decodes what is received; its payload
 	// type is the only one accepted.
 	Codec codecs.Codec
@@ -146,6 +153,11 @@ const (
 func (c Config) settings() (settings, error) {
 	if c.Codec == nil {
 		return settings{}, fmt.Errorf("media: config: %w", ErrNoCodec)
+	}
+	if c.Conn != nil {
+		if ua, ok := c.Conn.LocalAddr().(*net.UDPAddr); ok {
+			c.Local = ua.AddrPort()
+		}
 	}
 	if !c.Local.IsValid() {
 		return settings{}, fmt.Errorf("media: config: local %q: %w", c.Local, ErrInvalidAddress)

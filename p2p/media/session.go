@@ -146,6 +146,9 @@ type swapRequest struct {
 func Open(ctx context.Context, cfg Config) (*Session, error) {
 	set, err := cfg.settings()
 	if err != nil {
+		if cfg.Conn != nil {
+			_ = cfg.Conn.Close()
+		}
 		return nil, err
 	}
 	ssrc := set.SSRC
@@ -154,6 +157,9 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		// unlikely to pick the same one. 0 means "pick one" in Config.
 		var b [4]byte
 		if _, err := rand.Read(b[:]); err != nil {
+			if set.Conn != nil {
+				_ = set.Conn.Close()
+			}
 			return nil, fmt.Errorf("media: open: ssrc: %w", err)
 		}
 		ssrc = binary.BigEndian.Uint32(b[:])
@@ -161,12 +167,18 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	set.Logger = set.Logger.With("component", "media", "ssrc", ssrc)
 	eng, err := newEngine(set, ssrc)
 	if err != nil {
+		if set.Conn != nil {
+			_ = set.Conn.Close()
+		}
 		return nil, err
 	}
-	conn, bound, err := listenUDP(ctx, set.Local)
-	if err != nil {
-		_ = eng.close()
-		return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
+	conn, bound := set.Conn, set.Local
+	if conn == nil {
+		conn, bound, err = listenUDP(ctx, set.Local)
+		if err != nil {
+			_ = eng.close()
+			return nil, fmt.Errorf("media: open: bind %s: %w", set.Local, err)
+		}
 	}
 	eng.conn = conn
 	eng.impair = newImpairer(set.Impairment, ssrc)
@@ -391,6 +403,45 @@ func (s *Session) Stats() Stats {
 	return s.final
 }
 
+// Detach ends the session as Close does but keeps its current socket
+// open and returns it, for a new session on the same port (Config.Conn).
+// It returns nil when the session was already closed or detached.
+func (s *Session) Detach() (*net.UDPConn, error) {
+	var keep *net.UDPConn
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.mu.Lock()
+		s.closed = true
+		readers := s.readers
+		s.readers = nil
+		s.mu.Unlock()
+		// Wake the readers without closing their sockets.
+		for _, r := range readers {
+			_ = r.conn.SetReadDeadline(time.Now())
+			close(r.stop)
+		}
+		s.wg.Wait()
+		keep = s.eng.conn // the socket the session sent on (run has exited)
+		for _, r := range readers {
+			if r.conn == keep {
+				continue
+			}
+			if err := r.conn.Close(); err != nil && s.closeErr == nil {
+				s.closeErr = fmt.Errorf("media: detach: %w", err)
+			}
+		}
+		if keep != nil {
+			_ = keep.SetReadDeadline(time.Time{})
+		}
+		s.eng.impair.close()
+		if err := s.eng.close(); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("media: detach codec state: %w", err)
+		}
+		s.log.Debug("media session detached from its socket")
+	})
+	return keep, s.closeErr
+}
+
 // Close stops sending and playout, closes the socket and returns after
 // every goroutine of the session has exited. It is idempotent.
 func (s *Session) Close() error {
@@ -487,6 +538,13 @@ func (s *Session) read(r *socketReader) {
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			select {
+			case <-r.stop: // Detach's deadline, or a reader dropped
+				return
+			case <-s.closing:
+				return
+			default:
 			}
 			// Transient errors (an ICMP error surfaced on some systems)
 			// must not end the call; back off if they repeat.

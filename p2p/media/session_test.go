@@ -716,3 +716,49 @@ func TestSessionSetPlaying(t *testing.T) {
 		t.Errorf("auth failed %d, replayed %d after playing again", st.AuthFailed, st.Replayed)
 	}
 }
+
+// TestSessionDetachKeepsThePort: a session ended with Detach leaves its
+// socket open, so no other socket can take its port before the session
+// reopened on it (Config.Conn) is up, and the reopened session plays what
+// the peer sends to that port. (Close and a new bind of the same port left
+// a window in which another socket took it: "bind: address already in
+// use" for calls set up at high rates.)
+func TestSessionDetachKeepsThePort(t *testing.T) {
+	t.Parallel()
+	sinkA, sinkB := &recordingSink{}, &recordingSink{}
+	a, err := Open(context.Background(), Config{Local: addr("127.0.0.1:0"), Codec: testCodec(),
+		JitterDelay: 100 * time.Millisecond, Source: &patternSource{tag: 1}, Sink: sinkA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openSession(t, Config{Local: addr("127.0.0.1:0"), Codec: testCodec(),
+		JitterDelay: 100 * time.Millisecond, Source: &patternSource{tag: 2}, Sink: sinkB})
+	port := a.LocalAddr()
+	conn, err := a.Detach()
+	if err != nil || conn == nil {
+		t.Fatalf("Detach: %v, %v", conn, err)
+	}
+	if again, err := a.Detach(); again != nil || err != nil {
+		t.Errorf("second Detach: %v, %v; want nil, nil", again, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close after Detach: %v", err)
+	}
+	if pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(port)); err == nil {
+		_ = pc.Close()
+		t.Fatalf("another socket could bind %s after Detach", port)
+	}
+	a2 := openSession(t, Config{Conn: conn, Codec: testCodec(),
+		JitterDelay: 100 * time.Millisecond, Source: &patternSource{tag: 3}, Sink: sinkA})
+	if a2.LocalAddr() != port {
+		t.Fatalf("reopened session on %s, want %s", a2.LocalAddr(), port)
+	}
+	a2.SetRemote(b.LocalAddr())
+	b.SetRemote(port)
+	a2.Start()
+	b.Start()
+	eventually(t, "25 frames played each way on the kept port", func() bool {
+		return sinkA.realCount() >= 25 && sinkB.realCount() >= 25
+	})
+	checkPlayed(t, sinkA, a2.Stats(), 2)
+}
