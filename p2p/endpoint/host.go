@@ -303,39 +303,11 @@ func (h *Host) Close() error {
 	return errors.Join(errs...)
 }
 
-// acceptLoop accepts signaling connections until the listener closes. As
-// the standalone endpoint's (signaling.go), the pre-authentication caps
-// apply at accept, before any TLS work.
+// acceptLoop accepts signaling connections until the listener closes,
+// with the host's pre-authentication caps (acceptSignaling, as a
+// standalone endpoint's).
 func (h *Host) acceptLoop(ln net.Listener) {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			h.log.Warn("accept signaling", "err", err)
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			continue
-		}
-		deadline := time.Now().Add(h.cfg.PreAuthTimeout)
-		src := connlimit.Source(nc.RemoteAddr())
-		if reason, ok := h.preAuth.Enter(src, false); !ok {
-			_ = nc.Close()
-			h.stats.rejected("pre-auth-cap")
-			h.log.Debug("signaling connection refused: too many not authenticated",
-				"remote", nc.RemoteAddr().String(), "cap", reason.String(), "pending", h.preAuth.Pending())
-			continue
-		}
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			h.serveConn(nc, src, deadline)
-		}()
-	}
+	acceptSignaling(h.ctx, ln, h.log, h.preAuth, h.cfg.PreAuthTimeout, h.stats, &h.wg, h.serveConn)
 }
 
 // Ticket keys rotate daily and a ticket is accepted for up to a week

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,36 +37,48 @@ const (
 
 // acceptLoop accepts direct signaling connections until the listener closes.
 func (e *Endpoint) acceptLoop(ln net.Listener) {
+	acceptSignaling(e.ctx, ln, e.log, e.preAuth, e.cfg.PreAuthTimeout, e.stats, &e.wg, func(nc net.Conn, src netip.Addr, deadline time.Time) {
+		e.serveConn(nc.(*tls.Conn), src, deadline)
+	})
+}
+
+// acceptSignaling is the accept loop of a standalone endpoint's and of a
+// Host's signaling listener: until ln closes (or ctx ends after an accept
+// error), each connection enters the pre-authentication caps at accept,
+// before any TLS work, and is served on its own goroutine (counted in wg)
+// with the deadline its handshake and first message must meet.
+func acceptSignaling(ctx context.Context, ln net.Listener, log *slog.Logger, preAuth *connlimit.Gate, timeout time.Duration,
+	stats *counters, wg *sync.WaitGroup, serve func(nc net.Conn, src netip.Addr, deadline time.Time)) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			e.log.Warn("accept signaling", "err", err)
+			log.Warn("accept signaling", "err", err)
 			select {
-			case <-e.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
 			continue
 		}
-		deadline := time.Now().Add(e.cfg.PreAuthTimeout)
+		deadline := time.Now().Add(timeout)
 		src := connlimit.Source(nc.RemoteAddr())
-		if reason, ok := e.preAuth.Enter(src, false); !ok {
+		if reason, ok := preAuth.Enter(src, false); !ok {
 			// Closed before any TLS work, so connections that never finish
 			// the handshake cannot pile up (issue 11 §1).
 			_ = nc.Close()
-			e.stats.rejected("pre-auth-cap")
+			stats.rejected("pre-auth-cap")
 			// Debug only: a flood would flood the log; the metric counts.
-			e.log.Debug("signaling connection refused: too many not authenticated",
-				"remote", nc.RemoteAddr().String(), "cap", reason.String(), "pending", e.preAuth.Pending())
+			log.Debug("signaling connection refused: too many not authenticated",
+				"remote", nc.RemoteAddr().String(), "cap", reason.String(), "pending", preAuth.Pending())
 			continue
 		}
-		e.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer e.wg.Done()
-			e.serveConn(nc.(*tls.Conn), src, deadline)
+			defer wg.Done()
+			serve(nc, src, deadline)
 		}()
 	}
 }
