@@ -370,7 +370,14 @@ func (st *story) run() error {
 	}
 	// The gateway's side of P2P: its two device endpoints' events.
 	for _, key := range []string{"alice", "trunk:pstn"} {
+		// Presence can show the device online a moment before the
+		// gateway has its endpoint filed (its login returns after the
+		// access server announced it).
 		ep, ok := st.gw.Device(key)
+		for wait := time.Now().Add(5 * time.Second); !ok && time.Now().Before(wait); {
+			time.Sleep(10 * time.Millisecond)
+			ep, ok = st.gw.Device(key)
+		}
 		if !ok {
 			return fmt.Errorf("the gateway's device %s is not online", key)
 		}
