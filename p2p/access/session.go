@@ -97,7 +97,7 @@ type pendingConn struct {
 // stack. The connection stops counting as pending once its login is
 // answered either way.
 func (s *Server) handle(ctx context.Context, raw net.Conn, pend pendingConn, finish func()) {
-	tc := tls.Server(raw, s.tls)
+	tc := tls.Server(newRecordConn(raw), s.tls)
 	// One deadline from accept covers the handshake and the login request:
 	// a peer that connects and says nothing, or dribbles, costs a goroutine
 	// for LoginTimeout at most.
