@@ -13,8 +13,9 @@ import (
 // handled its last message exits. The poller starts a fresh goroutine when
 // the connection has data, is closed, or its read deadline passes. A parked
 // goroutine would keep a 4 KiB stack for each of thousands of idle
-// endpoints (docs/benchmarks.md §8); a parked connection keeps about 200
-// bytes of bookkeeping. Where there is no poller (other systems, or a
+// endpoints (docs/benchmarks.md §8); a parked connection keeps about 300
+// bytes of bookkeeping (this struct, its timer, the poller's map entry).
+// Where there is no poller (other systems, or a
 // connection that is not a socket) the session's goroutine parks in a read
 // as before.
 
