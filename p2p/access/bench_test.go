@@ -217,8 +217,15 @@ func TestMemoryServerHelper(t *testing.T) {
 // clients (users paired as buddies, one status change each so the push
 // path has run), and the child's live heap and goroutine stacks after GC,
 // minus its baseline with no endpoint, are divided by n.
+//
+// BATON_BENCH_DEVICES=10000 measures at issue 11 §3's scale; with
+// BATON_ACCESS_MEMORY_PROFILE=file the child writes a heap profile of the
+// loaded server there (every allocation sampled).
 func BenchmarkServerMemoryPerEndpoint(b *testing.B) {
-	const n = 1000
+	n := 1000
+	if v, err := strconv.Atoi(os.Getenv("BATON_BENCH_DEVICES")); err == nil && v > 0 {
+		n = v
+	}
 	for b.Loop() {
 		h := startMemoryHelper(b, n, false)
 		base := h.mem()

@@ -82,6 +82,10 @@ type Config struct {
 	// Now is the clock for certificates, presence times and the failed-login
 	// limiter (nil = time.Now). Network deadlines always use the real clock.
 	Now func() time.Time
+
+	// noPoller makes every session's goroutine park in a read, as on a
+	// system without the poller (tests of that path).
+	noPoller bool
 }
 
 func (c *Config) setDefaults() error {
@@ -134,6 +138,9 @@ type Server struct {
 	stats    *stats
 	fails    *failLimiter
 	pending  *connlimit.Gate
+	// poller parks idle sessions' connections (pollconn.go); nil where
+	// there is none, and then each session's goroutine parks in a read.
+	poller *poller
 	// Sampled logs for refusals, which an attacker can make cheaply.
 	logRefused, logLimited logEvery
 
@@ -202,6 +209,13 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		logLimited: logEvery{every: 10 * time.Second},
 	}
 	s.stats.pending = s.pending.Pending
+	if cfg.noPoller {
+		// one goroutine per session, parked in a read
+	} else if p, err := newPoller(); err == nil {
+		s.poller = p
+	} else {
+		s.log.Debug("no connection poller; one goroutine per session", "error", err)
+	}
 	if s.store == nil {
 		s.store, s.ownStore = presence.NewMemory(), true
 	}
@@ -339,6 +353,7 @@ func (s *Server) acceptLoop(ctx context.Context, st *serveState, conns *sync.Wai
 			}
 			continue
 		}
+		nc = newPollConn(nc, s.poller)
 		s.mu.Lock()
 		if s.closed || ctx.Err() != nil {
 			s.mu.Unlock()
@@ -389,6 +404,9 @@ func (s *Server) Close() error {
 
 func (s *Server) closeStorage() error {
 	var errs []error
+	if s.poller != nil {
+		errs = append(errs, s.poller.Close())
+	}
 	if s.ownStore {
 		errs = append(errs, s.store.Close())
 	}

@@ -91,12 +91,13 @@ type pendingConn struct {
 }
 
 // handle runs one connection's TLS handshake and login. finish is called
-// once the connection is over and closed. A session's receive loop runs on
-// a fresh goroutine: the handshake's deep stack is released with this one,
-// so an idle endpoint keeps only a small parked stack. The connection stops
-// counting as pending once its login is answered either way.
+// once the connection is over and closed. Without a poller, a session's
+// receive loop runs on a fresh goroutine: the handshake's deep stack is
+// released with this one, so an idle endpoint keeps only a small parked
+// stack. The connection stops counting as pending once its login is
+// answered either way.
 func (s *Server) handle(ctx context.Context, raw net.Conn, pend pendingConn, finish func()) {
-	tc := tls.Server(raw, s.tls)
+	tc := tls.Server(newRecordConn(raw), s.tls)
 	// One deadline from accept covers the handshake and the login request:
 	// a peer that connects and says nothing, or dribbles, costs a goroutine
 	// for LoginTimeout at most.
@@ -113,6 +114,12 @@ func (s *Server) handle(ctx context.Context, raw net.Conn, pend pendingConn, fin
 	if sess == nil {
 		_ = raw.Close()
 		finish()
+		return
+	}
+	if _, ok := raw.(*pollConn); ok {
+		// The loop parks the connection as soon as it is idle and this
+		// goroutine, with the handshake's deep stack, ends.
+		s.runSession(ctx, sess, finish)
 		return
 	}
 	go s.runSession(ctx, sess, finish)
@@ -404,48 +411,114 @@ func (s *Server) profile(ctx context.Context, sess *session) (wire.Profile, erro
 	return p, nil
 }
 
-// runSession is a logged-in session's receive loop, on its own goroutine;
-// when the session ends it tears it down, closes the connection and calls
-// finish.
+// runSession is a logged-in session's receive loop: it handles the
+// endpoint's messages until the session ends, then tears it down, closes
+// the connection and calls finish.
 //
-// Memory: an idle endpoint is this goroutine parked in a TLS read. The
-// runtime halves a parked goroutine's stack at GC only while it uses under
-// a quarter of it (runtime.shrinkstack, counting an 800-byte guard), so a
-// goroutine that once decoded JSON keeps an 8 KiB stack for good. This loop
-// therefore parks in a 1-byte read (the TLS layer decrypts the record and
-// keeps the rest) and decodes and handles each message on a short-lived
-// goroutine it waits for: the parked stack stays at 4 KiB.
+// Memory: an idle endpoint must cost little (docs/benchmarks.md §8). With
+// the server's poller (pollconn.go) it costs no goroutine: once no message
+// is waiting, the connection is parked and runSession returns; the poller
+// runs resumeSession on a fresh goroutine when the connection has data, is
+// closed, or its read deadline passes. Without a poller, the goroutine
+// parks in a read. The runtime halves a parked goroutine's stack at GC
+// only while it uses under a quarter of it (runtime.shrinkstack, counting
+// an 800-byte guard), so a goroutine that once decoded JSON keeps an 8 KiB
+// stack for good. That loop therefore parks in a 1-byte read (the TLS
+// layer decrypts the record and keeps the rest) and decodes and handles
+// each message on a short-lived goroutine it waits for: the parked stack
+// stays at 4 KiB.
 func (s *Server) runSession(ctx context.Context, sess *session, finish func()) {
+	s.receive(ctx, sess, finish, false)
+}
+
+// resumeSession continues a parked session's receive loop.
+func (s *Server) resumeSession(ctx context.Context, sess *session, finish func()) {
+	s.receive(ctx, sess, finish, true)
+}
+
+// errParked: the session's connection is parked with the poller; the
+// goroutine that parked it is done.
+var errParked = errors.New("access: session parked")
+
+// receive is runSession's loop. woken: the connection was parked, and the
+// read deadline armed before parking still holds (so a wake by the timer
+// ends the session as a timeout).
+func (s *Server) receive(ctx context.Context, sess *session, finish func(), woken bool) {
 	var reason int
 	var err error
+	pl, _ := sess.raw.(*pollConn)
 	for {
-		sess.armReadDeadline()
-		if rerr := sess.pc.park(); rerr != nil {
+		var rerr error
+		if woken {
+			rerr, woken = sess.pc.park(), false
+		} else {
+			rerr = s.nextByte(ctx, sess, pl, finish)
+		}
+		if rerr == errParked {
+			return
+		}
+		if rerr != nil {
 			reason, err = classify(ctx, sess, rerr), rerr
 			break
 		}
-		if reason, err = sess.handleOne(ctx); reason != endNone {
+		if pl != nil {
+			// This goroutine is short-lived: handle on it.
+			reason, err = sess.recvDispatch(ctx)
+		} else {
+			reason, err = sess.handleOne(ctx)
+		}
+		if reason != endNone {
 			break
 		}
 	}
 	s.finishSession(sess, reason, err, finish)
 }
 
-// handleOne reads the rest of the frame whose first byte the park took,
-// and handles it, on a goroutine of its own (see runSession). The read
-// deadline armed before the park still bounds it.
+// longAgo is a read deadline already passed: a read with it returns at
+// once what the TLS layer holds, or a timeout without touching the socket.
+var longAgo = time.Unix(1, 0)
+
+// nextByte makes the first byte of the next frame available in sess.pc:
+// at once if the TLS layer already holds it (a record can carry several
+// frames, and the TLS layer may have read ahead); else it parks the
+// connection with the poller and returns errParked; else (no poller) it
+// blocks in a read until the byte arrives or the read deadline passes.
+func (s *Server) nextByte(ctx context.Context, sess *session, pl *pollConn, finish func()) error {
+	if pl != nil {
+		_ = sess.raw.SetReadDeadline(longAgo)
+		err := sess.pc.park()
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		sess.armReadDeadline()
+		if pl.park(s.cfg.Timeout, func() { s.resumeSession(ctx, sess, finish) }) {
+			return errParked
+		}
+	} else {
+		sess.armReadDeadline()
+	}
+	return sess.pc.park()
+}
+
+// recvDispatch reads the rest of the frame whose first byte the park took
+// and handles it. The read deadline armed before the park still bounds it.
+func (sess *session) recvDispatch(ctx context.Context) (reason int, err error) {
+	m, rerr := sess.wc.Recv()
+	if rerr != nil {
+		return classify(ctx, sess, rerr), rerr
+	}
+	return sess.dispatch(ctx, m)
+}
+
+// handleOne is recvDispatch on a goroutine of its own, for a session whose
+// goroutine parks in a read (see runSession).
 //
 //go:noinline
 func (sess *session) handleOne(ctx context.Context) (reason int, err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m, rerr := sess.wc.Recv()
-		if rerr != nil {
-			reason, err = classify(ctx, sess, rerr), rerr
-			return
-		}
-		reason, err = sess.dispatch(ctx, m)
+		reason, err = sess.recvDispatch(ctx)
 	}()
 	<-done
 	return reason, err

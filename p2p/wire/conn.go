@@ -11,8 +11,13 @@ import (
 	"unicode/utf8"
 )
 
-// keepWriteBuffer is the largest write buffer a Conn keeps between sends.
+// keepWriteBuffer is the largest frame buffer returned to framePool: one
+// big message (a login profile) is not kept for later sends.
 const keepWriteBuffer = 2 << 10
+
+// framePool holds frame buffers shared by every Conn: an idle connection
+// keeps none (a server holds thousands of them open, docs/benchmarks.md §8).
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
 
 // Conn carries messages over one TLS connection. Send is safe for concurrent
 // use; Recv must be called from one goroutine (the connection's reader).
@@ -23,7 +28,6 @@ type Conn struct {
 
 	wmu     sync.Mutex
 	sendSeq uint64
-	wbuf    []byte
 
 	recvSeq uint64
 }
@@ -66,16 +70,16 @@ func (c *Conn) Send(m Message, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.sendSeq++
-	c.wbuf = AppendFrame(c.wbuf[:0], Frame{Type: m.Type(), Seq: c.sendSeq, Payload: p})
+	bp := framePool.Get().(*[]byte)
+	buf := AppendFrame((*bp)[:0], Frame{Type: m.Type(), Seq: c.sendSeq, Payload: p})
 	if timeout > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		defer func() { _ = c.nc.SetWriteDeadline(time.Time{}) }()
 	}
-	_, err = c.nc.Write(c.wbuf)
-	if cap(c.wbuf) > keepWriteBuffer {
-		// One big message (a login profile) must not pin its buffer for
-		// the life of the connection: thousands of them stay open.
-		c.wbuf = nil
+	_, err = c.nc.Write(buf)
+	if cap(buf) <= keepWriteBuffer {
+		*bp = buf
+		framePool.Put(bp)
 	}
 	if err != nil {
 		return fmt.Errorf("wire: send %s: %w", m.Type(), err)
