@@ -593,6 +593,9 @@ func (s *Session) start() {
 	s.started = true
 	s.t0 = time.Now()
 	s.ticker.Reset(s.ptime) // tick k is due at t0+k*ptime from now on
+	if s.eng.poller != nil {
+		s.eng.poller.Poll()
+	}
 	s.tick(s.t0)
 	s.ticks = 1
 	s.log.Debug("media session started")
@@ -609,6 +612,9 @@ func (s *Session) onTick(now time.Time) {
 		s.eng.jb.skip(skipped)
 		s.ticks += skipped
 		s.log.Warn("media timeline stalled; skipped ticks", "ticks", skipped)
+	}
+	if s.ticks < due && s.eng.poller != nil {
+		s.eng.poller.Poll() // once, before the frames of this wake-up are read
 	}
 	if s.pendingSwap != nil && s.ticks < due {
 		s.applySwap(s.pendingSwap)
