@@ -245,7 +245,19 @@ func TestLegPolled(t *testing.T) {
 	// the reader takes the socket back.
 	b.polled = false
 	time.Sleep(2 * legPollLease)
-	b.receive(t, codecs.PCMU()) // waits until the reader has read it
+	got = b.l.stats.Received.Load()
+	b.seq++
+	b.pkt[2], b.pkt[3] = byte(b.seq>>8), byte(b.seq)
+	if _, err := b.phone.WriteToUDPAddrPort(b.pkt, b.to); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.l.stats.Received.Load() == got {
+		if time.Now().After(deadline) {
+			t.Fatal("polls stopped: the phone's packet is not read within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	b.l.pollMu.Lock()
 	polled := b.l.polled
 	b.l.pollMu.Unlock()
