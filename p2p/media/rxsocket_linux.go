@@ -71,6 +71,9 @@ func newRxSocket(conn *net.UDPConn, b *rxBatch) (*rxSocket, error) {
 	// Kernel arrival stamps (socket(7) SO_TIMESTAMPNS): a datagram read on
 	// a later tick keeps the time it arrived, for the jitter buffer
 	// (RFC 3550 A.8 jitter, playout anchoring) and consent freshness.
+	// When no other socket of the system stamps yet, the kernel turns
+	// stamping on in a deferred work item: the first datagrams may then be
+	// stamped when read, at most a tick late, as the portable drain does.
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
