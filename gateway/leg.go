@@ -16,6 +16,7 @@ import (
 
 	"github.com/baton-voice/baton/codecs"
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/media"
 )
 
 // leg is the SIP side of one bridged call: a plain-RTP socket toward the
@@ -41,6 +42,16 @@ import (
 // anywhere else. A re-INVITE that moves the phone's media to a new
 // address unlatches the leg; the address it moved from may not latch again
 // (its stragglers must not take the call back).
+//
+// Receiving (audio.Poller): while a media session uses the leg as its
+// Source it polls the leg once per tick, and the poll drains the phone's
+// socket (media.SocketDrain: one recvmmsg, no blocking) on the session's
+// timeline, so a phone's packet wakes no goroutine of its own. The leg's
+// reader goroutine hands the socket to the pollers when it sees them
+// (after a packet, polls within legPollLease) and waits; it takes the
+// socket back when polls stop for legPollLease (the call ended, a transfer
+// relays elsewhere), so the phone's packets are always read (media
+// timeout, DTMF, RTCP-mux), polled or not.
 //
 // The leg sends only while the phone wants to receive (RFC 3264 §6.1,
 // §8.4): while it has the call on hold (sendonly or inactive) the gateway
@@ -80,6 +91,19 @@ type leg struct {
 	// to the phone, for a handoff's gap_heard_by_c_ms (handofflog.go).
 	gaps sendGaps
 
+	// receiving state (readLoop's or a Poll's; pollMu orders them)
+	rx       *media.SocketDrain
+	rxHandle func(p []byte, from netip.AddrPort, at time.Time, truncated bool)
+	rxPkt    rtp.Packet
+	rxPCM    []int16
+	// pollMu is held by a Poll while it drains and by readLoop while it
+	// hands the socket over or takes it back; polled (guarded by it) says
+	// the pollers have the socket and readLoop does not read it.
+	pollMu   sync.Mutex
+	polled   bool
+	lastPoll atomic.Int64 // unix nanos of the last Poll
+	stop     chan struct{}
+
 	lastRecv atomic.Int64 // unix nanos of the last accepted packet
 	// quiet: the phone's SDP says it sends nothing (a=recvonly or
 	// a=inactive: on hold), so its silence is no media timeout.
@@ -111,12 +135,32 @@ const legPrebuffer = 40 * time.Millisecond
 // phone sending faster than real time cannot grow memory).
 const legMaxBuffer = 200 * time.Millisecond
 
+// legPollLease is how long the leg's reader leaves the socket to the
+// pollers after their last Poll before it reads the socket itself again.
+// It is also how often the waiting reader wakes to check.
+const legPollLease = 200 * time.Millisecond
+
+// legDatagram is the receive buffer per datagram.
+const legDatagram = 1500
+
 func openLeg(ip netip.Addr) (*leg, error) {
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: open RTP port on %s: %w", ip, err)
 	}
-	l := &leg{conn: conn, dtmfPT: -1, done: make(chan struct{}), out: make([]byte, 1500), enc: make([]byte, 1200)}
+	l := &leg{conn: conn, dtmfPT: -1, done: make(chan struct{}), stop: make(chan struct{}), out: make([]byte, 1500), enc: make([]byte, 1200),
+		rxPCM: make([]int16, 1200)}
+	// Room for the most CSRCs a header can name (RFC 3550 §5.1, CC is 4
+	// bits), so that parsing does not allocate per packet.
+	l.rxPkt.CSRC = make([]uint32, 0, 15)
+	l.rxPkt.Extensions = make([]rtp.Extension, 0, 16)
+	l.rxHandle = l.handleDatagram
+	rx, err := media.NewSocketDrain(conn, legDatagram)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("gateway: RTP port on %s: %w", ip, err)
+	}
+	l.rx = rx
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	l.pkt.Header = rtp.Header{Version: 2, SSRC: binary.BigEndian.Uint32(b[:4]), SequenceNumber: binary.BigEndian.Uint16(b[4:6]), Timestamp: binary.BigEndian.Uint32(b[4:8])}
@@ -204,14 +248,29 @@ func (l *leg) expectMedia(sends bool) {
 
 func (l *leg) readLoop() {
 	defer close(l.done)
-	buf := make([]byte, 1500)
-	pcm := make([]int16, 1200)
-	var pkt rtp.Packet
-	// Room for the most CSRCs a header can name (RFC 3550 §5.1, CC is 4
-	// bits), so that parsing does not allocate per packet.
-	pkt.CSRC = make([]uint32, 0, 15)
-	pkt.Extensions = make([]rtp.Extension, 0, 16)
+	buf := make([]byte, legDatagram)
+	lease := time.NewTimer(legPollLease)
+	defer lease.Stop()
 	for {
+		if l.pollsFresh() {
+			// Hand the socket to the pollers and wait until their polls
+			// stop (or the leg closes).
+			l.pollMu.Lock()
+			l.polled = true
+			l.pollMu.Unlock()
+			for l.pollsFresh() {
+				lease.Reset(legPollLease)
+				select {
+				case <-l.stop:
+					return
+				case <-lease.C:
+				}
+			}
+			l.pollMu.Lock()
+			l.polled = false
+			l.pollMu.Unlock()
+			_ = l.conn.SetReadDeadline(time.Time{}) // the portable drain sets deadlines
+		}
 		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -219,68 +278,99 @@ func (l *leg) readLoop() {
 			}
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if l.rtcpMuxed(buf[:n], from) { // RTCP with rtcp-mux (rtcp.go)
-			continue
-		}
-		data, ok := l.unprotect(buf[:n]) // SRTP: decrypted and authenticated (srtp.go)
-		if !ok {
-			continue
-		}
-		if err := pkt.Unmarshal(data); err != nil {
-			l.stats.Malformed.Add(1)
-			continue
-		}
-		l.mu.Lock()
-		if l.codec == nil {
-			l.mu.Unlock()
-			continue
-		}
-		switch {
-		case !l.latched && (!l.mayLatch(from.Addr()) || from == l.left):
-			// Latch only onto the host the SDP named or the one the
-			// phone signals from (a phone behind NAT): the first packet
-			// from a stranger must not take the call's audio, nor one
-			// from the address the phone has just moved away from.
-			l.mu.Unlock()
-			l.stats.WrongSource.Add(1)
-			continue
-		case !l.latched:
-			l.remote, l.latched = from, true
-		case from != l.remote:
-			l.mu.Unlock()
-			l.stats.WrongSource.Add(1)
-			continue
-		}
-		l.rtcpOnRTP(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, time.Now()) // reception stats (rtcp.go)
-		if int(pkt.PayloadType) == l.dtmfPT {
-			l.mu.Unlock()
-			l.stats.Events.Add(1)
-			l.lastRecv.Store(time.Now().UnixNano())
-			l.dtmfReceived(&pkt) // dtmf.go
-			continue
-		}
-		if pkt.PayloadType != l.pt {
-			l.mu.Unlock()
-			l.stats.WrongPT.Add(1)
-			continue
-		}
-		if l.octet {
-			// Kept encoded: passed through, or decoded when read.
-			l.octets = pushBounded(l.octets, pkt.Payload, l.maxSamples, &l.stats.Overflow)
-		} else {
-			k, err := l.codec.Decode(pcm, pkt.Payload)
-			if err != nil {
-				l.mu.Unlock()
-				l.stats.Malformed.Add(1)
-				continue
-			}
-			l.fifo = pushBounded(l.fifo, pcm[:k], l.maxSamples, &l.stats.Overflow)
-		}
-		l.mu.Unlock()
-		l.stats.Received.Add(1)
-		l.lastRecv.Store(time.Now().UnixNano())
+		l.handleDatagram(buf[:n], from, time.Time{}, n == len(buf))
 	}
+}
+
+// pollsFresh says whether a Poll came within legPollLease.
+func (l *leg) pollsFresh() bool {
+	return time.Since(time.Unix(0, l.lastPoll.Load())) < legPollLease
+}
+
+// Poll implements audio.Poller: the media session's timeline, once per
+// tick, takes what the phone sent since (when the reader goroutine has
+// handed the socket over; until then the reader still reads it).
+func (l *leg) Poll() {
+	l.lastPoll.Store(time.Now().UnixNano())
+	l.pollMu.Lock()
+	defer l.pollMu.Unlock()
+	if !l.polled {
+		return
+	}
+	// A read error other than a closed socket (an ICMP error surfaced)
+	// is dropped like readLoop drops it: the next poll reads again.
+	_ = l.rx.Drain(l.rxHandle)
+}
+
+// handleDatagram processes one datagram from the phone's socket (on
+// readLoop, or on a Poll: never both at once).
+func (l *leg) handleDatagram(b []byte, from netip.AddrPort, _ time.Time, truncated bool) {
+	if truncated {
+		l.stats.Malformed.Add(1)
+		return
+	}
+	pkt := &l.rxPkt
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if l.rtcpMuxed(b, from) { // RTCP with rtcp-mux (rtcp.go)
+		return
+	}
+	data, ok := l.unprotect(b) // SRTP: decrypted and authenticated (srtp.go)
+	if !ok {
+		return
+	}
+	if err := pkt.Unmarshal(data); err != nil {
+		l.stats.Malformed.Add(1)
+		return
+	}
+	l.mu.Lock()
+	if l.codec == nil {
+		l.mu.Unlock()
+		return
+	}
+	switch {
+	case !l.latched && (!l.mayLatch(from.Addr()) || from == l.left):
+		// Latch only onto the host the SDP named or the one the
+		// phone signals from (a phone behind NAT): the first packet
+		// from a stranger must not take the call's audio, nor one
+		// from the address the phone has just moved away from.
+		l.mu.Unlock()
+		l.stats.WrongSource.Add(1)
+		return
+	case !l.latched:
+		l.remote, l.latched = from, true
+	case from != l.remote:
+		l.mu.Unlock()
+		l.stats.WrongSource.Add(1)
+		return
+	}
+	l.rtcpOnRTP(pkt.SSRC, pkt.SequenceNumber, pkt.Timestamp, time.Now()) // reception stats (rtcp.go)
+	if int(pkt.PayloadType) == l.dtmfPT {
+		l.mu.Unlock()
+		l.stats.Events.Add(1)
+		l.lastRecv.Store(time.Now().UnixNano())
+		l.dtmfReceived(pkt) // dtmf.go
+		return
+	}
+	if pkt.PayloadType != l.pt {
+		l.mu.Unlock()
+		l.stats.WrongPT.Add(1)
+		return
+	}
+	if l.octet {
+		// Kept encoded: passed through, or decoded when read.
+		l.octets = pushBounded(l.octets, pkt.Payload, l.maxSamples, &l.stats.Overflow)
+	} else {
+		k, err := l.codec.Decode(l.rxPCM, pkt.Payload)
+		if err != nil {
+			l.mu.Unlock()
+			l.stats.Malformed.Add(1)
+			return
+		}
+		l.fifo = pushBounded(l.fifo, l.rxPCM[:k], l.maxSamples, &l.stats.Overflow)
+	}
+	l.mu.Unlock()
+	l.stats.Received.Add(1)
+	l.lastRecv.Store(time.Now().UnixNano())
 }
 
 // ReadFrame implements audio.Source: the phone's audio, or silence while
@@ -547,6 +637,7 @@ func (l *leg) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	close(l.stop)
 	err := l.conn.Close()
 	<-l.done
 	l.closeRTCP()

@@ -22,6 +22,30 @@ type legBench struct {
 	seq   uint16
 	dst   []byte
 	pcm   []int16
+	// polled: the leg is polled (audio.Poller) as a media session polls
+	// it, and its reader goroutine has handed the socket over.
+	polled bool
+}
+
+// poll makes the leg polled: Poll until the reader has handed the
+// socket over (after the next packet it reads).
+func (b *legBench) poll(tb testing.TB, call codecs.Codec) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.l.Poll()
+		b.receive(tb, call)
+		b.l.pollMu.Lock()
+		polled := b.l.polled
+		b.l.pollMu.Unlock()
+		if polled {
+			b.polled = true
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the leg's reader does not hand the socket to the pollers")
+		}
+	}
 }
 
 func newLegBench(tb testing.TB, phoneCodec codecs.Codec, pt uint8) *legBench {
@@ -67,6 +91,12 @@ func (b *legBench) receive(tb testing.TB, call codecs.Codec) {
 		tb.Fatal(err)
 	}
 	for b.l.stats.Received.Load() < want {
+		if b.polled {
+			// The media session's tick: the leg drains its socket on
+			// this goroutine (the reader has handed it over).
+			b.l.Poll()
+			continue
+		}
 		if runtime.GOMAXPROCS(0) == 1 {
 			// AllocsPerRun runs on one P: park, so that the scheduler
 			// polls the network for the leg's reader.
@@ -99,11 +129,15 @@ func (b *legBench) send(tb testing.TB, call codecs.Codec) {
 }
 
 var legBenchModes = []struct {
-	name string
-	call codecs.Codec
+	name   string
+	call   codecs.Codec
+	polled bool
 }{
-	{"relay", codecs.PCMU()},     // PCMU phone, PCMU call: passthrough
-	{"transcode", codecs.PCMA()}, // PCMU phone, PCMA call: through PCM
+	{"relay", codecs.PCMU(), false},     // PCMU phone, PCMU call: passthrough
+	{"transcode", codecs.PCMA(), false}, // PCMU phone, PCMA call: through PCM
+	// relay-polled: the phone's packet taken by Poll on the caller's
+	// goroutine (the media session's tick), no wake-up of the reader.
+	{"relay-polled", codecs.PCMU(), true},
 }
 
 // The SIP leg's per-packet paths allocate nothing: receive (socket read,
@@ -122,6 +156,10 @@ func TestLegAllocs(t *testing.T) {
 		}
 		if a := leastAllocs(500, func() { b.send(t, m.call) }); a != 0 {
 			t.Errorf("%s: send path: %v allocations per packet", m.name, a)
+		}
+		b.poll(t, m.call)
+		if a := leastAllocs(100, func() { b.receive(t, m.call) }); a != 0 {
+			t.Errorf("%s: polled receive path: %v allocations per packet", m.name, a)
 		}
 		if m.name == "relay" && b.l.stats.Passed.Load() == 0 {
 			t.Errorf("relay: nothing passed through")
@@ -153,6 +191,9 @@ func BenchmarkLegReceive(b *testing.B) {
 			for range 10 {
 				lb.receive(b, m.call)
 			}
+			if m.polled {
+				lb.poll(b, m.call)
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -174,5 +215,53 @@ func BenchmarkLegSend(b *testing.B) {
 				lb.send(b, m.call)
 			}
 		})
+	}
+}
+
+// A polled leg (audio.Poller, as its media session polls it) leaves its
+// socket to the polls: the reader goroutine no longer reads, each Poll
+// takes what the phone sent; when polls stop for legPollLease the reader
+// reads the socket again, so the phone's packets are never left unread.
+func TestLegPolled(t *testing.T) {
+	t.Parallel()
+	b := newLegBench(t, codecs.PCMU(), 0)
+	b.receive(t, codecs.PCMU()) // latch, read by the reader goroutine
+	b.poll(t, codecs.PCMU())
+	got := b.l.stats.Received.Load()
+	b.seq++
+	b.pkt[2], b.pkt[3] = byte(b.seq>>8), byte(b.seq)
+	if _, err := b.phone.WriteToUDPAddrPort(b.pkt, b.to); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(legPollLease / 4) // polls still fresh: nobody else reads
+	if n := b.l.stats.Received.Load(); n != got {
+		t.Fatalf("polled leg: the reader read the phone's packet (received %d, want %d)", n, got)
+	}
+	b.l.Poll()
+	if n := b.l.stats.Received.Load(); n != got+1 {
+		t.Fatalf("after Poll: received %d, want %d", n, got+1)
+	}
+	// Polls stop (the call ended, a transfer took the audio elsewhere):
+	// the reader takes the socket back.
+	b.polled = false
+	time.Sleep(2 * legPollLease)
+	got = b.l.stats.Received.Load()
+	b.seq++
+	b.pkt[2], b.pkt[3] = byte(b.seq>>8), byte(b.seq)
+	if _, err := b.phone.WriteToUDPAddrPort(b.pkt, b.to); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.l.stats.Received.Load() == got {
+		if time.Now().After(deadline) {
+			t.Fatal("polls stopped: the phone's packet is not read within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.l.pollMu.Lock()
+	polled := b.l.polled
+	b.l.pollMu.Unlock()
+	if polled {
+		t.Fatal("the reader did not take the socket back after polls stopped")
 	}
 }

@@ -55,3 +55,14 @@ func SameCodec(a, b codecs.Codec) bool {
 	return strings.EqualFold(da.Name, db.Name) && da.ClockRate == db.ClockRate && da.SampleRate == db.SampleRate &&
 		da.Channels == db.Channels && da.Fmtp == db.Fmtp
 }
+
+// Poller is a Source whose input arrives on a socket of its own that the
+// media engine's timeline can read for it: the engine calls Poll once per
+// packet time, before it asks for the frame, whether it sends that frame
+// or not. A source that is polled need not wake a goroutine of its own for
+// every packet it receives (a gateway's SIP leg: the phone's packets are
+// taken on the call's tick). Poll must not block. A source must not rely
+// on being polled: the engine stops when its call ends or moves on.
+type Poller interface {
+	Poll()
+}

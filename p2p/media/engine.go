@@ -23,6 +23,9 @@ type engine struct {
 	plc    codecs.Concealer // dec's loss concealment, nil: the generic one
 	codec  codecs.Codec     // the call's codec, offered to an audio.PayloadSink
 	source audio.Source
+	// poller is source, when it wants to be polled once per tick
+	// (audio.Poller): bound once, so the tick is a plain call.
+	poller audio.Poller
 	sink   audio.Sink
 	psink  audio.PayloadSink // sink, when it takes frames still encoded
 	send   *sender
@@ -89,6 +92,7 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 		last:    make([]int16, s.samplesPerFrame),
 		samples: s.samplesPerFrame,
 	}
+	e.poller, _ = s.Source.(audio.Poller)
 	if ps, ok := s.Sink.(audio.PayloadSink); ok {
 		e.psink = ps
 		e.lastPayload = make([]byte, 0, s.payloadCap)

@@ -16,11 +16,6 @@ import (
 )
 
 const (
-	// datagramPool is how many received datagrams can be in flight
-	// between the socket readers and the timeline goroutine. When all are
-	// in flight a reader waits and the kernel's socket buffer absorbs the
-	// burst, so nothing is dropped for lack of a buffer.
-	datagramPool = 4
 	// maxCatchUp is how many overdue ticks the timeline replays at once
 	// after the process was not scheduled for a while. Beyond it (a stall
 	// longer than about a second) the overdue ticks are skipped: timestamps
@@ -34,21 +29,23 @@ const (
 //
 // Concurrency: one goroutine (the timeline) owns all media state (the
 // engine): it sends a packet and plays out one frame every ptime, and it
-// processes every received datagram. One reader goroutine per socket reads
-// datagrams into buffers from a small fixed pool, drops those from
-// addresses that are not allowed, and hands the rest to the timeline over a
-// channel; the timeline returns each buffer to the pool. Public methods
-// either touch small atomically published values (remote address, allowed
-// sources, the sending switch) or submit work to the timeline and wait for
-// it, like pion/ice's task loop.
+// processes every received datagram. It is the only goroutine: there is no
+// reader per socket. At each tick, and before each command, the timeline
+// drains its sockets without blocking (recvmmsg(2) with MSG_DONTWAIT on
+// Linux), each datagram stamped with the time the kernel received it
+// (SO_TIMESTAMPNS), so the jitter buffer sees true arrival times although
+// a datagram waits in the socket until the tick that plays it. A packet
+// costs no goroutine wake-up and no hand-off; before Start a drain-only
+// tick keeps the socket read. Public methods either touch small atomically
+// published values (remote address, allowed sources, the sending switch)
+// or submit work to the timeline and wait for it, like pion/ice's task
+// loop.
 type Session struct {
 	log   *slog.Logger
 	ssrc  uint32
 	ptime time.Duration
 
 	cmds     chan func()
-	ready    chan *datagram
-	free     chan *datagram
 	closing  chan struct{}
 	loopDone chan struct{}
 
@@ -63,10 +60,13 @@ type Session struct {
 	consentTimeout time.Duration // <= 0: consent never lapses
 	probeInterval  time.Duration // <= 0: no probes
 
-	mu      sync.Mutex // guards closed, readers, local
-	closed  bool
-	readers []*socketReader
-	local   netip.AddrPort
+	mu     sync.Mutex // guards closed, socks' updates, local
+	closed bool
+	// socks are the sockets the timeline drains: the current one, and
+	// during Rebind the next one. Published whole (copy on write) so the
+	// timeline reads it without the lock.
+	socks atomic.Pointer[[]*rxSocket]
+	local netip.AddrPort
 
 	rebindMu  sync.Mutex // one Rebind at a time
 	closeOnce sync.Once
@@ -77,12 +77,15 @@ type Session struct {
 	final Stats
 
 	// Owned by the timeline goroutine.
-	eng         *engine
-	started     bool
-	ticker      *time.Ticker
-	t0          time.Time
-	ticks       int64
-	pendingSwap *swapRequest
+	rx           *rxBatch
+	handle       func(p []byte, from netip.AddrPort, at time.Time, truncated bool)
+	readFailures uint64
+	eng          *engine
+	started      bool
+	ticker       *time.Ticker
+	t0           time.Time
+	ticks        int64
+	pendingSwap  *swapRequest
 	// proof is when an authenticated packet last came from each recent
 	// source address: the evidence that an address receives (latching in
 	// the sense of RFC 7675's consent, see hasConsent).
@@ -102,18 +105,6 @@ type Session struct {
 // current and previous addresses, a handoff's new device.
 const maxProofs = 8
 
-// datagram is one received packet on its way from a reader to the
-// timeline.
-type datagram struct {
-	n    int
-	from netip.AddrPort
-	at   time.Time
-	buf  []byte
-	// unverified: from an address not allowed (yet); accepted only if it
-	// authenticates (Config.LatchAuthenticated).
-	unverified bool
-}
-
 // peerSet is the remote address and the source addresses accepted from.
 // It is immutable once published. confirmed says the caller vouched for
 // remote (SetRemote) at since; otherwise remote must prove it receives
@@ -127,12 +118,6 @@ type peerSet struct {
 
 func (p *peerSet) allows(a netip.AddrPort) bool {
 	return p != nil && slices.Contains(p.allowed, a)
-}
-
-type socketReader struct {
-	conn *net.UDPConn
-	stop chan struct{}
-	done chan struct{}
 }
 
 type swapRequest struct {
@@ -187,8 +172,6 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		ssrc:     ssrc,
 		ptime:    set.Ptime,
 		cmds:     make(chan func()),
-		ready:    make(chan *datagram, datagramPool),
-		free:     make(chan *datagram, datagramPool),
 		closing:  make(chan struct{}),
 		loopDone: make(chan struct{}),
 		local:    bound,
@@ -200,10 +183,16 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		proof:          make(map[netip.AddrPort]time.Time, maxProofs),
 	}
 	s.sending.Store(true)
-	for range datagramPool {
-		s.free <- &datagram{buf: make([]byte, set.datagramCap)}
+	s.rx = newRxBatch(set.datagramCap)
+	s.handle = s.handleDatagram
+	if _, err := s.addSocket(conn); err != nil {
+		_ = conn.Close()
+		_ = eng.close()
+		return nil, fmt.Errorf("media: open: %w", err)
 	}
-	s.addReader(conn)
+	// Drain-only ticks until Start: what arrives before is checked,
+	// counted and buffered for playout.
+	s.ticker = time.NewTicker(s.ptime)
 	s.wg.Add(1)
 	go s.run()
 	s.log.Debug("media session open", "local", bound, "codec", set.desc.Name, "srtp", set.SendKeys != nil)
@@ -335,8 +324,8 @@ func (s *Session) SetPlaying(on bool) { s.muted.Store(!on) }
 // switches sending and receiving to it at the next packet time, just before
 // that packet is sent (the previous packet left the old socket one ptime
 // earlier, so little is in flight from the old address when the peer
-// learns the new one), then closes the old socket. Packets already read
-// from the old socket are still processed. It tells nobody: the signaling
+// learns the new one), then closes the old socket. Packets waiting in the
+// old socket when it is closed are still processed. It tells nobody: the signaling
 // layer informs the peer (handoff steps 9-11), which must accept the new
 // address (AllowSource or SetRemote) before packets from it count.
 //
@@ -357,16 +346,16 @@ func (s *Session) Rebind(ctx context.Context, local netip.AddrPort) (netip.AddrP
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, err)
 	}
-	r, ok := s.addReader(conn)
-	if !ok {
+	x, err := s.addSocket(conn)
+	if err != nil {
 		_ = conn.Close()
-		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ErrClosed)
+		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, err)
 	}
 	req := &swapRequest{conn: conn, done: make(chan *net.UDPConn, 1)}
 	select {
 	case s.cmds <- func() { s.requestSwap(req) }:
 	case <-ctx.Done():
-		s.dropReader(r)
+		s.dropSocket(x)
 		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ctx.Err())
 	case <-s.loopDone:
 		return netip.AddrPort{}, fmt.Errorf("media: rebind %s: %w", local, ErrClosed)
@@ -379,14 +368,18 @@ func (s *Session) Rebind(ctx context.Context, local netip.AddrPort) (netip.AddrP
 	}
 	s.mu.Lock()
 	s.local = bound
-	var oldReader *socketReader
-	if i := slices.IndexFunc(s.readers, func(r *socketReader) bool { return r.conn == old }); i >= 0 {
-		oldReader = s.readers[i]
-		s.readers = slices.Delete(s.readers, i, i+1)
+	var oldSock *rxSocket
+	if socks := s.socks.Load(); socks != nil {
+		if i := slices.IndexFunc(*socks, func(x *rxSocket) bool { return x.conn == old }); i >= 0 {
+			oldSock = (*socks)[i]
+		}
 	}
 	s.mu.Unlock()
-	if oldReader != nil {
-		stopReader(oldReader)
+	if oldSock != nil {
+		// What the old socket still holds is processed (s.exec drains
+		// every socket first), then it is dropped and closed.
+		s.exec(func() {})
+		s.dropSocket(oldSock)
 	}
 	s.log.Info("media rebound", "local", bound)
 	return bound, nil
@@ -412,26 +405,20 @@ func (s *Session) Detach() (*net.UDPConn, error) {
 		close(s.closing)
 		s.mu.Lock()
 		s.closed = true
-		readers := s.readers
-		s.readers = nil
+		socks := s.takeSockets()
 		s.mu.Unlock()
-		// Wake the readers without closing their sockets.
-		for _, r := range readers {
-			_ = r.conn.SetReadDeadline(time.Now())
-			close(r.stop)
-		}
 		s.wg.Wait()
 		keep = s.eng.conn // the socket the session sent on (run has exited)
-		for _, r := range readers {
-			if r.conn == keep {
+		for _, x := range socks {
+			if x.conn == keep {
 				continue
 			}
-			if err := r.conn.Close(); err != nil && s.closeErr == nil {
+			if err := x.conn.Close(); err != nil && s.closeErr == nil {
 				s.closeErr = fmt.Errorf("media: detach: %w", err)
 			}
 		}
 		if keep != nil {
-			_ = keep.SetReadDeadline(time.Time{})
+			_ = keep.SetReadDeadline(time.Time{}) // the portable drain sets deadlines
 		}
 		s.eng.impair.close()
 		if err := s.eng.close(); err != nil && s.closeErr == nil {
@@ -449,14 +436,12 @@ func (s *Session) Close() error {
 		close(s.closing)
 		s.mu.Lock()
 		s.closed = true
-		readers := s.readers
-		s.readers = nil
+		socks := s.takeSockets()
 		s.mu.Unlock()
-		for _, r := range readers {
-			if err := r.conn.Close(); err != nil && s.closeErr == nil {
+		for _, x := range socks {
+			if err := x.conn.Close(); err != nil && s.closeErr == nil {
 				s.closeErr = fmt.Errorf("media: close: %w", err)
 			}
-			close(r.stop)
 		}
 		s.wg.Wait()
 		s.eng.impair.close()
@@ -481,113 +466,98 @@ func (s *Session) exec(fn func()) bool {
 	}
 }
 
-func (s *Session) addReader(conn *net.UDPConn) (*socketReader, bool) {
-	r := &socketReader{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
+// addSocket adds conn to the sockets the timeline drains.
+func (s *Session) addSocket(conn *net.UDPConn) (*rxSocket, error) {
+	x, err := newRxSocket(conn, s.rx)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false
+		return nil, ErrClosed
 	}
-	s.readers = append(s.readers, r)
-	s.wg.Add(1)
-	go s.read(r)
-	return r, true
+	var next []*rxSocket
+	if old := s.socks.Load(); old != nil {
+		next = slices.Clone(*old)
+	}
+	next = append(next, x)
+	s.socks.Store(&next)
+	return x, nil
 }
 
-// dropReader stops a reader that never became current.
-func (s *Session) dropReader(r *socketReader) {
+// dropSocket stops draining x and closes its socket.
+func (s *Session) dropSocket(x *rxSocket) {
 	s.mu.Lock()
-	i := slices.Index(s.readers, r)
-	if i >= 0 {
-		s.readers = slices.Delete(s.readers, i, i+1)
+	found := false
+	if old := s.socks.Load(); old != nil {
+		if i := slices.Index(*old, x); i >= 0 {
+			next := slices.Delete(slices.Clone(*old), i, i+1)
+			s.socks.Store(&next)
+			found = true
+		}
 	}
 	s.mu.Unlock()
-	if i >= 0 {
-		stopReader(r)
+	if found {
+		_ = x.conn.Close()
 	}
 }
 
-func stopReader(r *socketReader) {
-	_ = r.conn.Close()
-	close(r.stop)
-	<-r.done
+// takeSockets empties the drained set and returns what it held. s.mu is
+// held.
+func (s *Session) takeSockets() []*rxSocket {
+	old := s.socks.Swap(nil)
+	if old == nil {
+		return nil
+	}
+	return *old
 }
 
-// read is a socket reader goroutine.
-func (s *Session) read(r *socketReader) {
-	defer s.wg.Done()
-	defer close(r.done)
-	var d *datagram
-	defer func() {
-		if d != nil {
-			s.free <- d // never blocks: free holds the whole pool
-		}
-	}()
-	var failures uint64
-	for {
-		if d == nil {
-			select {
-			case d = <-s.free:
-			case <-r.stop:
-				return
-			case <-s.closing:
-				return
-			}
-		}
-		n, from, err := r.conn.ReadFromUDPAddrPort(d.buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case <-r.stop: // Detach's deadline, or a reader dropped
-				return
-			case <-s.closing:
-				return
-			default:
-			}
+// drain processes every datagram waiting on the session's sockets. It
+// runs on the timeline.
+func (s *Session) drain() {
+	socks := s.socks.Load()
+	if socks == nil {
+		return
+	}
+	now := time.Now()
+	for _, x := range *socks {
+		err := x.drain(s.rx, now, s.handle)
+		if err != nil && !errors.Is(err, net.ErrClosed) {
 			// Transient errors (an ICMP error surfaced on some systems)
-			// must not end the call; back off if they repeat.
-			failures++
-			logCount(s.log, "udp read failed", failures, err)
-			if failures%16 == 0 && !s.pause(r) {
-				return
-			}
-			continue
+			// must not end the call: the next tick reads again.
+			s.readFailures++
+			logCount(s.log, "udp read failed", s.readFailures, err)
 		}
-		failures = 0
-		if n == len(d.buf) {
-			// It filled the buffer, so it may have been truncated: it is
-			// not an RTP audio packet of ours.
-			s.oversize.Add(1)
-			continue
-		}
-		from = unmap(from)
-		unverified := false
-		if !s.peers.Load().allows(from) {
-			if !s.latch {
-				s.wrongSource.Add(1)
-				continue
-			}
-			unverified = true
-		}
-		d.n, d.from, d.at, d.unverified = n, from, time.Now(), unverified
-		s.ready <- d // never blocks: ready holds the whole pool
-		d = nil
 	}
 }
 
-// pause waits one ptime, or reports false if the reader must stop.
-func (s *Session) pause(r *socketReader) bool {
-	t := time.NewTimer(s.ptime)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.stop:
-		return false
-	case <-s.closing:
-		return false
+// handleDatagram checks where one received datagram came from and feeds it
+// to the receiver; at is when it arrived. It runs on the timeline.
+func (s *Session) handleDatagram(p []byte, from netip.AddrPort, at time.Time, truncated bool) {
+	if truncated {
+		// It filled the buffer, so it may have been truncated: it is
+		// not an RTP audio packet of ours.
+		s.oversize.Add(1)
+		return
+	}
+	from = unmap(from)
+	// unverified: from an address not allowed (yet); accepted only if it
+	// authenticates (Config.LatchAuthenticated).
+	unverified := false
+	if !s.peers.Load().allows(from) {
+		if !s.latch {
+			s.wrongSource.Add(1)
+			return
+		}
+		unverified = true
+	}
+	v := s.eng.recv.receive(p, at)
+	if unverified {
+		s.latchVerdict(from, v)
+	}
+	if v.authentic() {
+		s.prove(from, at)
 	}
 }
 
@@ -596,32 +566,22 @@ func (s *Session) run() {
 	defer s.wg.Done()
 	defer close(s.loopDone)
 	defer func() {
-		if s.ticker != nil {
-			s.ticker.Stop()
-		}
+		s.ticker.Stop()
 		s.final = s.snapshot()
 	}()
-	var tick <-chan time.Time
 	for {
-		if s.ticker != nil {
-			tick = s.ticker.C
-		}
 		select {
 		case <-s.closing:
 			return
 		case fn := <-s.cmds:
+			// A command sees every datagram that arrived before it.
+			s.drain()
 			fn()
-		case d := <-s.ready:
-			v := s.eng.recv.receive(d.buf[:d.n], d.at)
-			if d.unverified {
-				s.latchVerdict(d.from, v)
+		case now := <-s.ticker.C:
+			s.drain()
+			if s.started {
+				s.onTick(now)
 			}
-			if v.authentic() {
-				s.prove(d.from, d.at)
-			}
-			s.free <- d
-		case now := <-tick:
-			s.onTick(now)
 		}
 	}
 }
@@ -632,7 +592,10 @@ func (s *Session) start() {
 	}
 	s.started = true
 	s.t0 = time.Now()
-	s.ticker = time.NewTicker(s.ptime)
+	s.ticker.Reset(s.ptime) // tick k is due at t0+k*ptime from now on
+	if s.eng.poller != nil {
+		s.eng.poller.Poll()
+	}
 	s.tick(s.t0)
 	s.ticks = 1
 	s.log.Debug("media session started")
@@ -649,6 +612,9 @@ func (s *Session) onTick(now time.Time) {
 		s.eng.jb.skip(skipped)
 		s.ticks += skipped
 		s.log.Warn("media timeline stalled; skipped ticks", "ticks", skipped)
+	}
+	if s.ticks < due && s.eng.poller != nil {
+		s.eng.poller.Poll() // once, before the frames of this wake-up are read
 	}
 	if s.pendingSwap != nil && s.ticks < due {
 		s.applySwap(s.pendingSwap)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -517,8 +518,10 @@ func TestSessionGoroutines(t *testing.T) {
 	}
 	// A goroutine that has signalled its exit may still show in a stack
 	// dump for a moment, so counts are polled (as goleak does).
-	eventually(t, "two goroutines per session (timeline, reader) after Rebind", func() bool {
-		return mediaGoroutines() == before+4
+	// One goroutine per session: the timeline drains its sockets itself,
+	// there is no reader per socket (nor one left over from the old one).
+	eventually(t, "one goroutine per session (the timeline) after Rebind", func() bool {
+		return mediaGoroutines() == before+2
 	})
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -761,4 +764,33 @@ func TestSessionDetachKeepsThePort(t *testing.T) {
 		return sinkA.realCount() >= 25 && sinkB.realCount() >= 25
 	})
 	checkPlayed(t, sinkA, a2.Stats(), 2)
+}
+
+// pollSource counts the session's polls (audio.Poller).
+type pollSource struct{ polls atomic.Int64 }
+
+func (s *pollSource) ReadFrame(pcm []int16) error { clear(pcm); return nil }
+func (s *pollSource) Poll()                       { s.polls.Add(1) }
+
+// A Source that is an audio.Poller is polled on the timeline once per
+// tick once started, whether the session sends or not (on hold, no
+// remote), and not before Start.
+func TestSessionPollsSource(t *testing.T) {
+	t.Parallel()
+	src := &pollSource{}
+	s, err := Open(context.Background(), Config{Local: addr("127.0.0.1:0"), Codec: testCodec(), Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(3 * DefaultPtime)
+	if n := src.polls.Load(); n != 0 {
+		t.Fatalf("polled %d times before Start", n)
+	}
+	s.SetSending(false) // and no remote: nothing is sent
+	s.Start()
+	eventually(t, "polls while not sending", func() bool { return src.polls.Load() >= 5 })
+	if st := s.Stats(); st.PacketsSent != 0 {
+		t.Fatalf("sent %d packets while not sending", st.PacketsSent)
+	}
 }
