@@ -59,7 +59,7 @@ type handoffLog struct {
 	sip *sipLog
 
 	mu    sync.Mutex
-	addrs []string
+	addrs [][2]string // network, key of each listener (listen)
 	// calls are by device and P2P call id (linkKey): a call keeps its id
 	// across handoffs, and each device's side of it has its own dialogs
 	// (the trunk's, the desk phone's first and second).
@@ -141,9 +141,11 @@ func newHandoffLog(g *Gateway) *handoffLog {
 		subs: map[chan control.DeviceEvent]struct{}{}}
 }
 
-// listen files the SIP messages crossing addr (a listener's address)
-// under this gateway. A wildcard listener (0.0.0.0:5060) is filed by port.
-func (h *handoffLog) listen(addr string) {
+// listen files the SIP messages crossing the listener of network ("udp",
+// "tcp", "tls") on addr under this gateway. A wildcard listener
+// (":5060", "0.0.0.0:5060", "[::]:5060") is filed by port: sipgo names
+// the socket's real local address (siplog.go, find).
+func (h *handoffLog) listen(network, addr string) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return
@@ -153,9 +155,15 @@ func (h *handoffLog) listen(addr string) {
 		key = ":" + port
 	}
 	h.mu.Lock()
-	h.addrs = append(h.addrs, key)
+	h.addrs = append(h.addrs, [2]string{network, key})
 	h.mu.Unlock()
-	tracer.add(key, h.sip)
+	tracer.add(network, key, h.sip)
+}
+
+// dialed files the SIP messages of the TCP and TLS connections the
+// gateway opens itself (from an ephemeral port) under this gateway.
+func (h *handoffLog) dialed(c connPools) {
+	tracer.addConns(c, h.sip)
 }
 
 func (h *handoffLog) close() {
@@ -164,8 +172,9 @@ func (h *handoffLog) close() {
 	h.addrs = nil
 	h.mu.Unlock()
 	for _, a := range addrs {
-		tracer.remove(a, h.sip)
+		tracer.remove(a[0], a[1], h.sip)
 	}
+	tracer.removeConns(h.sip)
 }
 
 // link records that the P2P call id of device is carried by the SIP
