@@ -547,6 +547,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (g *Gateway) Handoffs() []control.GatewayHandoff {
 	g.hlog.linkBridges()
 	var out []control.GatewayHandoff
+	// A push a device ran (`ctl --endpoint DEV push`) is its own record,
+	// role B; the B record its handoff.offered and handoff.muted events
+	// build is the same move seen again, and is left out.
+	pushes := map[string][]endpoint.HandoffInfo{}
 	for _, d := range g.devices {
 		ep := d.endpoint()
 		if ep == nil {
@@ -554,6 +558,10 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 		}
 		for _, info := range ep.Handoffs() {
 			out = append(out, g.hlog.fromEndpoint(d.identity(), info))
+			if info.Kind == "push" {
+				k := linkKey(d.identity(), info.CallID)
+				pushes[k] = append(pushes[k], info)
+			}
 		}
 	}
 	g.hlog.mu.Lock()
@@ -566,6 +574,9 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 	}
 	g.hlog.mu.Unlock()
 	for _, r := range recs {
+		if r.info.Role == "B" && pushedBy(pushes[linkKey(r.info.Device, r.info.CallID)], r.info.Started) {
+			continue
+		}
 		out = append(out, g.hlog.complete(r.info, r.committed))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
@@ -573,6 +584,17 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 		out = []control.GatewayHandoff{}
 	}
 	return out
+}
+
+// pushedBy says whether one of the device's pushes of the call was
+// running at t (its B record started then).
+func pushedBy(pushes []endpoint.HandoffInfo, t time.Time) bool {
+	for _, p := range pushes {
+		if !t.Before(p.Started) && (p.Finished == nil || !t.After(*p.Finished)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Handoff is one of Handoffs by id; an error wrapping

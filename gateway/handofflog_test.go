@@ -215,3 +215,18 @@ func TestHandoffLogCPullerDies(t *testing.T) {
 		t.Errorf("done: %+v, steps %v", done, steps(1))
 	}
 }
+
+// A push a device ran is recorded once, as the device's own push (role B):
+// the B record its handoff.offered and muted events would build is the
+// same move. A B record outside the push's time is kept.
+func TestHandoffLogPushNotTwice(t *testing.T) {
+	t0 := time.Unix(5000, 0)
+	fin := t0.Add(100 * time.Millisecond)
+	pushes := map[string][]endpoint.HandoffInfo{linkKey("alice/desk", "c-1"): {{Kind: "push", CallID: "c-1", Started: t0, Finished: &fin}}}
+	if !pushedBy(pushes[linkKey("alice/desk", "c-1")], t0.Add(10*time.Millisecond)) {
+		t.Error("a B record inside the push's time is not the push's")
+	}
+	if pushedBy(pushes[linkKey("alice/desk", "c-1")], t0.Add(time.Second)) || pushedBy(pushes[linkKey("alice/desk", "c-2")], t0.Add(10*time.Millisecond)) {
+		t.Error("a B record after the push, or of another call, taken for the push's")
+	}
+}

@@ -82,7 +82,7 @@ func (l *sipLog) record(sent bool, transport, raddr string, msg []byte) {
 }
 
 // between returns the messages of the given SIP Call-IDs logged in
-// [from, to], oldest first.
+// [from, to], oldest first (by their times).
 func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMessage {
 	out := []control.SIPMessage{}
 	if len(callIDs) == 0 {
@@ -106,6 +106,11 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 			}
 		}
 	}
+	// The ring is in the order the entries were stored, which is not
+	// always the order of their times: a write's time is taken when the
+	// socket write returns, and the reading goroutine may store the
+	// answer before the writer gets the lock (a BYE's 200 before the BYE).
+	slices.SortStableFunc(out, func(a, b control.SIPMessage) int { return a.Time.Compare(b.Time) })
 	return out
 }
 

@@ -58,6 +58,24 @@ func TestSIPLogRingAndWindow(t *testing.T) {
 	}
 }
 
+// Messages come out in the order of their times, not of the ring: the
+// answer to a request may be stored first (a write's time is taken when
+// the socket write returns; the reader may take the lock before it).
+func TestSIPLogOrderByTime(t *testing.T) {
+	var now time.Time
+	l := newSIPLog(8, func() time.Time { return now })
+	bye := "BYE sip:desk SIP/2.0\r\nCall-ID: d-1\r\nCSeq: 2 BYE\r\n\r\n"
+	ok := "SIP/2.0 200 OK\r\nCall-ID: d-1\r\nCSeq: 2 BYE\r\n\r\n"
+	now = time.Unix(1000, 600)
+	l.record(false, "UDP", "127.0.0.1:5070", []byte(ok))
+	now = time.Unix(1000, 500)
+	l.record(true, "UDP", "127.0.0.1:5070", []byte(bye))
+	got := l.between([]string{"d-1"}, time.Unix(999, 0), time.Unix(1001, 0))
+	if len(got) != 2 || got[0].Method != "BYE" || got[1].Status != 200 {
+		t.Fatalf("want the BYE then its 200: %+v", got)
+	}
+}
+
 func TestTracerFilesByListener(t *testing.T) {
 	l := newSIPLog(8, nil)
 	tracer.add("udp", "127.0.0.1:59999", l)
