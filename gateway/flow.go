@@ -72,9 +72,16 @@ func (g *Gateway) openFlow(aor, contact string) (flow, bool) {
 	if !ok || g.ua == nil {
 		return flow{}, false
 	}
-	if _, err := g.ua.TransportLayer().GetConnection(f.network, f.source); err != nil {
+	c, err := g.ua.TransportLayer().GetConnection(f.network, f.source)
+	if err != nil {
 		return flow{}, false
 	}
+	// GetConnection takes a reference on the connection (sipgo's pool
+	// Get: "make sure you TryClose after finish"). We only asked whether
+	// it is open; the request that goes over it takes its own. Kept, the
+	// reference would hold the connection open past its last transaction
+	// for ever, one more for every call routed over it.
+	c.Ref(-1)
 	return f, true
 }
 

@@ -84,6 +84,11 @@ func TestCallOverRegistrationFlow(t *testing.T) {
 		t.Fatalf("registrations %+v, want alice's with a tcp flow", regs)
 	}
 
+	// The gateway's end of the phone's connection, and its sipgo
+	// reference count before the call (flowRefs).
+	source := strings.TrimPrefix(regs[0].Flow, "tcp ")
+	before := flowRefs(t, n.gw, source)
+
 	out, err := n.bob.Dial(ctx, "alice/desk")
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +123,12 @@ func TestCallOverRegistrationFlow(t *testing.T) {
 		t.Fatal("the phone got no BYE over its connection")
 	}
 
+	// The call's transactions are over: the connection holds as many
+	// references as before it. openFlow's look-up took one it never gave
+	// back, one more per call, so the gateway could never let the
+	// connection go.
+	eventually(t, "the connection's references back to before the call", func() bool { return flowRefs(t, n.gw, source) == before })
+
 	// The phone's connection goes: the flow is no longer offered, and a
 	// call to the dead Contact fails (offline), it does not hang.
 	_ = ua.Close()
@@ -130,4 +141,15 @@ func TestCallOverRegistrationFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "bob's second call to fail", func() bool { c, _ := n.bob.Call(out2.ID); return c.State == "ended" })
+}
+
+// flowRefs is the reference count sipgo holds on the gateway's TCP
+// connection from source (the look-up's own reference not counted).
+func flowRefs(t *testing.T, g *Gateway, source string) int {
+	t.Helper()
+	c := g.ua.TransportLayer().Pool("tcp").Get(source)
+	if c == nil {
+		t.Fatalf("no TCP connection from %s in the gateway's pool", source)
+	}
+	return c.Ref(-1)
 }

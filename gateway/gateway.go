@@ -465,9 +465,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		// matched nothing gets 481 (RFC 3261 §9.2).
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 	}))
-	for _, addr := range g.addrs {
-		g.hlog.listen(addr) // the SIP message log (siplog.go)
+	for network, addr := range g.addrs {
+		g.hlog.listen(network, addr) // the SIP message log (siplog.go)
 	}
+	g.hlog.dialed(ua.TransportLayer())
 	for _, s := range serve {
 		g.wg.Add(1)
 		go func() {

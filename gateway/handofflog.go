@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ type handoffLog struct {
 	sip *sipLog
 
 	mu    sync.Mutex
-	addrs []string
+	addrs [][2]string // network, key of each listener (listen)
 	// calls are by device and P2P call id (linkKey): a call keeps its id
 	// across handoffs, and each device's side of it has its own dialogs
 	// (the trunk's, the desk phone's first and second).
@@ -78,7 +79,7 @@ type handoffLog struct {
 const eventBuffer = 256
 
 // SubscribeEvents is the gateway's GET /v1/events: the handoff.*, push.*,
-// transfer.* and media.peer-moved events of every device, with the
+// transfer.*, media.peer-moved and media.source-* events of every device, with the
 // device, and a transfer.refer event per sipfrag of a SIP phone's REFER.
 // The channel is closed if the subscriber falls behind; cancel ends it.
 func (g *Gateway) SubscribeEvents() (<-chan control.DeviceEvent, func()) {
@@ -102,7 +103,7 @@ func (g *Gateway) SubscribeEvents() (<-chan control.DeviceEvent, func()) {
 
 // streamed says whether a device event goes on the gateway's stream.
 func streamed(typ string) bool {
-	for _, p := range []string{"handoff.", "push.", "transfer.", "media.peer-moved"} {
+	for _, p := range []string{"handoff.", "push.", "transfer.", "media.peer-moved", "media.source-"} {
 		if strings.HasPrefix(typ, p) {
 			return true
 		}
@@ -141,9 +142,11 @@ func newHandoffLog(g *Gateway) *handoffLog {
 		subs: map[chan control.DeviceEvent]struct{}{}}
 }
 
-// listen files the SIP messages crossing addr (a listener's address)
-// under this gateway. A wildcard listener (0.0.0.0:5060) is filed by port.
-func (h *handoffLog) listen(addr string) {
+// listen files the SIP messages crossing the listener of network ("udp",
+// "tcp", "tls") on addr under this gateway. A wildcard listener
+// (":5060", "0.0.0.0:5060", "[::]:5060") is filed by port: sipgo names
+// the socket's real local address (siplog.go, find).
+func (h *handoffLog) listen(network, addr string) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return
@@ -153,9 +156,15 @@ func (h *handoffLog) listen(addr string) {
 		key = ":" + port
 	}
 	h.mu.Lock()
-	h.addrs = append(h.addrs, key)
+	h.addrs = append(h.addrs, [2]string{network, key})
 	h.mu.Unlock()
-	tracer.add(key, h.sip)
+	tracer.add(network, key, h.sip)
+}
+
+// dialed files the SIP messages of the TCP and TLS connections the
+// gateway opens itself (from an ephemeral port) under this gateway.
+func (h *handoffLog) dialed(c connPools) {
+	tracer.addConns(c, h.sip)
 }
 
 func (h *handoffLog) close() {
@@ -164,8 +173,9 @@ func (h *handoffLog) close() {
 	h.addrs = nil
 	h.mu.Unlock()
 	for _, a := range addrs {
-		tracer.remove(a, h.sip)
+		tracer.remove(a[0], a[1], h.sip)
 	}
+	tracer.removeConns(h.sip)
 }
 
 // link records that the P2P call id of device is carried by the SIP
@@ -274,12 +284,40 @@ func (h *handoffLog) onEvent(device string, ev endpoint.Event) {
 		if r := h.running(device, "B", ev.CallID); r != nil {
 			h.finish(r, "refused", ev.Detail, at)
 		}
+	case "media.source-switched": // C, step 4 as C's media saw it
+		// A new authenticated stream plays: another device of the far
+		// party is taking the call (or the peer moved, see
+		// media.peer-moved). Nothing else tells C of a puller that dies
+		// before step 7.
+		r := h.running(device, "C", ev.CallID)
+		if r == nil {
+			if h.justMoved(device, ev.CallID, at) {
+				// The new device's restarted stream (steps 10-12)
+				// reaching C's media after step 11 ended its record.
+				break
+			}
+			r = h.open(device, "C", "pull", ev.CallID, at)
+		}
+		if !hasStep(r, 7) && !hasStep(r, 4) {
+			ev.Step = 4
+			h.step(r, ev, at)
+		}
+	case "media.source-returned": // C: the new stream went silent (step 6 at A's end)
+		r := h.running(device, "C", ev.CallID)
+		if r == nil || hasStep(r, 7) {
+			break // after step 7 C's own table reverts (handoff.reverted)
+		}
+		ev.Step = 6
+		h.step(r, ev, at)
+		h.finish(r, "abandoned", "the new device's stream stopped before it re-established with C (step 7): the previous device's stream plays again", at)
 	case "handoff.overlap": // C, step 4
 		r := h.running(device, "C", ev.CallID)
 		if r == nil {
 			r = h.open(device, "C", "pull", ev.CallID, at)
 		}
-		h.step(r, ev, at)
+		if !hasStep(r, 4) {
+			h.step(r, ev, at)
+		}
 	case "handoff.reestablished": // C, step 7: the commit at C
 		r := h.running(device, "C", ev.CallID)
 		if r == nil {
@@ -290,6 +328,12 @@ func (h *handoffLog) onEvent(device string, ev endpoint.Event) {
 		r.committed = at
 	case "media.peer-moved": // C, step 11
 		if r := h.running(device, "C", ev.CallID); r != nil {
+			if !hasStep(r, 7) {
+				// No re-establish: the peer itself moved (mobility,
+				// claim steps 8-12), its new stream is not a pull.
+				h.drop(r)
+				break
+			}
 			h.step(r, ev, at)
 			h.finish(r, "done", "", at)
 		}
@@ -423,6 +467,39 @@ func (h *handoffLog) open(device, role, kind, callID string, at time.Time) *gwRe
 	return r
 }
 
+// restartWindow is how long after a C record ended done (step 11) a new
+// stream on the call is the new device's restarted one (steps 10-12), not
+// another pull. A pull that does start within it is still recorded, from
+// its handoff.overlap or handoff.reestablished on.
+const restartWindow = time.Second
+
+// justMoved says whether device's C record of callID ended done within
+// restartWindow before at. h.mu held.
+func (h *handoffLog) justMoved(device, callID string, at time.Time) bool {
+	for i := len(h.records) - 1; i >= 0; i-- {
+		r := h.records[i]
+		if r.info.Device == device && r.info.Role == "C" && r.info.CallID == callID {
+			return r.info.State == "done" && r.info.Finished != nil && at.Sub(*r.info.Finished) < restartWindow
+		}
+	}
+	return false
+}
+
+// drop removes r from the records. h.mu held.
+func (h *handoffLog) drop(r *gwRecord) {
+	h.records = slices.DeleteFunc(h.records, func(x *gwRecord) bool { return x == r })
+}
+
+// hasStep says whether r has a step numbered n.
+func hasStep(r *gwRecord, n int) bool {
+	for _, s := range r.info.Steps {
+		if s.Step == n {
+			return true
+		}
+	}
+	return false
+}
+
 func (h *handoffLog) running(device, role, callID string) *gwRecord {
 	for i := len(h.records) - 1; i >= 0; i-- {
 		r := h.records[i]
@@ -470,6 +547,10 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (g *Gateway) Handoffs() []control.GatewayHandoff {
 	g.hlog.linkBridges()
 	var out []control.GatewayHandoff
+	// A push a device ran (`ctl --endpoint DEV push`) is its own record,
+	// role B; the B record its handoff.offered and handoff.muted events
+	// build is the same move seen again, and is left out.
+	pushes := map[string][]endpoint.HandoffInfo{}
 	for _, d := range g.devices {
 		ep := d.endpoint()
 		if ep == nil {
@@ -477,6 +558,10 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 		}
 		for _, info := range ep.Handoffs() {
 			out = append(out, g.hlog.fromEndpoint(d.identity(), info))
+			if info.Kind == "push" {
+				k := linkKey(d.identity(), info.CallID)
+				pushes[k] = append(pushes[k], info)
+			}
 		}
 	}
 	g.hlog.mu.Lock()
@@ -489,6 +574,9 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 	}
 	g.hlog.mu.Unlock()
 	for _, r := range recs {
+		if r.info.Role == "B" && pushedBy(pushes[linkKey(r.info.Device, r.info.CallID)], r.info.Started) {
+			continue
+		}
 		out = append(out, g.hlog.complete(r.info, r.committed))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
@@ -496,6 +584,17 @@ func (g *Gateway) Handoffs() []control.GatewayHandoff {
 		out = []control.GatewayHandoff{}
 	}
 	return out
+}
+
+// pushedBy says whether one of the device's pushes of the call was
+// running at t (its B record started then).
+func pushedBy(pushes []endpoint.HandoffInfo, t time.Time) bool {
+	for _, p := range pushes {
+		if !t.Before(p.Started) && (p.Finished == nil || !t.After(*p.Finished)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Handoff is one of Handoffs by id; an error wrapping

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -161,5 +162,71 @@ func TestHandoffLogQueryOnly(t *testing.T) {
 	list := g.Handoffs()
 	if len(list) != 1 || list[0].State != "not-taken" || list[0].Finished == nil || !list[0].Finished.Equal(t0.Add(offerTimeout)) {
 		t.Fatalf("after the offer timer: %+v", list)
+	}
+}
+
+// Issue 9 §3, the gateway as C when the puller dies before step 7: C's
+// media saw the new device's stream play (step 4) and then the old one's
+// again (its silence), and nothing else; the record says so, abandoned,
+// with the gap toward C. A pull that goes through keeps one step 4 (the
+// media's, then the table's) and ends done; a new stream followed by
+// media.peer-moved with no re-establish is the peer's own move, no pull.
+func TestHandoffLogCPullerDies(t *testing.T) {
+	g, now := testHandoffLog(t)
+	h := g.hlog
+	t0 := *now
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	h.link("carol/desk", "c-1", "sip-carol", &leg{})
+	h.onEvent("carol/desk", ev(at(0), "media.source-switched", "c-1", "", 0))
+	h.onEvent("carol/desk", ev(at(130), "media.source-returned", "c-1", "", 0))
+
+	h.onEvent("carol/desk", ev(at(1000), "media.source-switched", "c-2", "", 0))
+	h.onEvent("carol/desk", ev(at(1040), "handoff.overlap", "c-2", "", 4))
+	h.onEvent("carol/desk", ev(at(1050), "handoff.reestablished", "c-2", "alice/mobile", 7))
+	h.onEvent("carol/desk", ev(at(1060), "media.source-switched", "c-2", "", 0)) // A's restarted stream
+	h.onEvent("carol/desk", ev(at(1070), "media.peer-moved", "c-2", "alice/mobile", 11))
+	h.onEvent("carol/desk", ev(at(1080), "media.source-switched", "c-2", "", 0)) // A's restarted stream, after step 11
+
+	h.onEvent("carol/desk", ev(at(2000), "media.source-switched", "c-3", "", 0))
+	h.onEvent("carol/desk", ev(at(2010), "media.peer-moved", "c-3", "bob/laptop", 11))
+	*now = at(3000)
+
+	list := g.Handoffs()
+	if len(list) != 2 {
+		t.Fatalf("%d records, want the abandoned pull and the done one: %+v", len(list), list)
+	}
+	steps := func(r int) []int {
+		var s []int
+		for _, st := range list[r].Steps {
+			s = append(s, st.Step)
+		}
+		return s
+	}
+	ab := list[0]
+	if ab.Role != "C" || ab.Device != "carol/desk" || ab.CallID != "c-1" || ab.State != "abandoned" || ab.Error == "" ||
+		ab.TimeToCommitMS != nil || ab.Finished == nil || !ab.Finished.Equal(at(130)) || !slices.Equal(steps(0), []int{4, 6}) {
+		t.Errorf("abandoned: %+v, steps %v", ab, steps(0))
+	}
+	if ab.GapHeardByCMS == nil {
+		t.Error("abandoned: no gap_heard_by_c_ms, but C's leg is this gateway's")
+	}
+	done := list[1]
+	if done.CallID != "c-2" || done.State != "done" || commitMS(done.TimeToCommitMS) != 50 || !slices.Equal(steps(1), []int{4, 7, 11}) {
+		t.Errorf("done: %+v, steps %v", done, steps(1))
+	}
+}
+
+// A push a device ran is recorded once, as the device's own push (role B):
+// the B record its handoff.offered and muted events would build is the
+// same move. A B record outside the push's time is kept.
+func TestHandoffLogPushNotTwice(t *testing.T) {
+	t0 := time.Unix(5000, 0)
+	fin := t0.Add(100 * time.Millisecond)
+	pushes := map[string][]endpoint.HandoffInfo{linkKey("alice/desk", "c-1"): {{Kind: "push", CallID: "c-1", Started: t0, Finished: &fin}}}
+	if !pushedBy(pushes[linkKey("alice/desk", "c-1")], t0.Add(10*time.Millisecond)) {
+		t.Error("a B record inside the push's time is not the push's")
+	}
+	if pushedBy(pushes[linkKey("alice/desk", "c-1")], t0.Add(time.Second)) || pushedBy(pushes[linkKey("alice/desk", "c-2")], t0.Add(10*time.Millisecond)) {
+		t.Error("a B record after the push, or of another call, taken for the push's")
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +82,7 @@ func (l *sipLog) record(sent bool, transport, raddr string, msg []byte) {
 }
 
 // between returns the messages of the given SIP Call-IDs logged in
-// [from, to], oldest first.
+// [from, to], oldest first (by their times).
 func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMessage {
 	out := []control.SIPMessage{}
 	if len(callIDs) == 0 {
@@ -105,6 +106,11 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 			}
 		}
 	}
+	// The ring is in the order the entries were stored, which is not
+	// always the order of their times: a write's time is taken when the
+	// socket write returns, and the reading goroutine may store the
+	// answer before the writer gets the lock (a BYE's 200 before the BYE).
+	slices.SortStableFunc(out, func(a, b control.SIPMessage) int { return a.Time.Compare(b.Time) })
 	return out
 }
 
@@ -228,13 +234,53 @@ var knownMethods = []string{
 }
 
 // sipTracer is the process's sipgo tracer: it files each message under
-// the gateway whose listener it crossed.
+// the gateway whose socket it crossed.
+//
+// sipgo reports the socket's local address, which for a wildcard
+// listener (":5060", "0.0.0.0:5060") is "0.0.0.0:5060" on UDP and the
+// interface address the phone reached ("127.0.0.5:5060") on an accepted
+// TCP or TLS connection: a miss on the exact address is retried by port
+// (":5060"). It names TLS "TCP" (its TLS transport is its TCP one over a
+// tls.Conn): the listener, or the pool the connection is in, says which.
+//
+// A request the gateway sends over a TCP or TLS connection it opened
+// itself (a phone's Contact once the registration's connection is gone,
+// a trunk over TCP) leaves from an ephemeral local port that no listener
+// has. Such messages are filed by the connection: the gateway's transport
+// layer keeps each connection it dialed in its pool under the
+// connection's local address, for exactly as long as it is open, so a
+// local address in a gateway's pool is that gateway's connection. Filing
+// by dialog (Call-ID) instead would also file the other end's copy of
+// every message when that end is a sipgo UA in the same process (`baton
+// demo`, the tests), and would miss the messages of a dialog not linked
+// to a call yet (a REGISTER to a trunk, an INVITE before its 200).
 type sipTracer struct {
-	mu   sync.RWMutex
-	logs map[string]*sipLog // by local address ("127.0.0.1:5060")
+	mu    sync.RWMutex
+	logs  map[traceKey]traceTarget
+	pools []tracePools // the gateways' connections, for dialed ones
 }
 
-var tracer = &sipTracer{logs: map[string]*sipLog{}}
+// traceTarget is a listener's log and its transport as the log names it
+// ("TLS" where sipgo says "TCP").
+type traceTarget struct {
+	log       *sipLog
+	transport string
+}
+
+// tracePools finds a gateway's own TCP or TLS connection by its local
+// address.
+type tracePools struct {
+	log   *sipLog
+	conns connPools
+}
+
+// connPools is what the tracer needs of a sipgo transport layer: its
+// connection pool by network ("tcp", "tls").
+type connPools interface {
+	Pool(network string) *sip.ConnectionPool
+}
+
+var tracer = &sipTracer{logs: map[traceKey]traceTarget{}}
 
 func init() {
 	// Set once, before any transport runs: the transports read SIPDebug
@@ -244,35 +290,96 @@ func init() {
 	sip.SIPDebugTracer(tracer)
 }
 
-func (t *sipTracer) add(laddr string, l *sipLog) {
+// traceKey is the tracer's key for a socket: sipgo's transport name, which
+// is "TCP" for TLS too, and the local address ("127.0.0.1:5060", or
+// ":5060" for a wildcard listener). A struct, so a look-up allocates
+// nothing.
+type traceKey struct{ transport, laddr string }
+
+// sipgoTransport is the transport name sipgo's tracer gives network's
+// messages ("udp" -> "UDP", "tls" -> "TCP").
+func sipgoTransport(network string) string {
+	if n := strings.ToUpper(network); n != "TLS" {
+		return n
+	}
+	return "TCP"
+}
+
+// add files the messages of the listener of network ("udp", "tcp",
+// "tls") on laddr under l.
+func (t *sipTracer) add(network, laddr string, l *sipLog) {
 	t.mu.Lock()
-	t.logs[laddr] = l
+	t.logs[traceKey{sipgoTransport(network), laddr}] = traceTarget{log: l, transport: strings.ToUpper(network)}
 	t.mu.Unlock()
 }
 
-func (t *sipTracer) remove(laddr string, l *sipLog) {
+func (t *sipTracer) remove(network, laddr string, l *sipLog) {
+	k := traceKey{sipgoTransport(network), laddr}
 	t.mu.Lock()
-	if t.logs[laddr] == l {
-		delete(t.logs, laddr)
+	if t.logs[k].log == l {
+		delete(t.logs, k)
 	}
 	t.mu.Unlock()
 }
 
-func (t *sipTracer) find(laddr string) *sipLog {
+// addConns files the messages of the connections in c's pools under l.
+func (t *sipTracer) addConns(c connPools, l *sipLog) {
+	t.mu.Lock()
+	t.pools = append(t.pools, tracePools{log: l, conns: c})
+	t.mu.Unlock()
+}
+
+func (t *sipTracer) removeConns(l *sipLog) {
+	t.mu.Lock()
+	t.pools = slices.DeleteFunc(t.pools, func(p tracePools) bool { return p.log == l })
+	t.mu.Unlock()
+}
+
+// find is the log of the socket laddr and the transport to name (""
+// when none is a gateway's).
+func (t *sipTracer) find(transport, laddr string) (*sipLog, string) {
 	t.mu.RLock()
-	l := t.logs[laddr]
-	t.mu.RUnlock()
-	return l
+	defer t.mu.RUnlock()
+	if e, ok := t.logs[traceKey{transport, laddr}]; ok {
+		return e.log, e.transport
+	}
+	// A wildcard listener: sipgo names the socket's real address.
+	if i := strings.LastIndexByte(laddr, ':'); i >= 0 {
+		if e, ok := t.logs[traceKey{transport, laddr[i:]}]; ok {
+			return e.log, e.transport
+		}
+	}
+	if transport != "TCP" {
+		return nil, ""
+	}
+	// A connection a gateway dialed, from an ephemeral port.
+	for _, p := range t.pools {
+		for _, network := range []string{"tls", "tcp"} {
+			pool := p.conns.Pool(network)
+			if pool == nil {
+				continue
+			}
+			c := pool.Get(laddr) // takes a reference
+			if c == nil {
+				continue
+			}
+			c.Ref(-1)
+			if c.LocalAddr().String() == laddr {
+				return p.log, strings.ToUpper(network)
+			}
+		}
+	}
+	return nil, ""
 }
 
 func (t *sipTracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	if l := t.find(laddr); l != nil {
-		l.record(false, transport, raddr, msg)
+	if l, tr := t.find(transport, laddr); l != nil {
+		l.record(false, tr, raddr, msg)
 	}
 }
 
 func (t *sipTracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	if l := t.find(laddr); l != nil {
-		l.record(true, transport, raddr, msg)
+	if l, tr := t.find(transport, laddr); l != nil {
+		l.record(true, tr, raddr, msg)
 	}
 }

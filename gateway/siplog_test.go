@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 )
 
 const testInvite = "INVITE sip:alice@127.0.0.1 SIP/2.0\r\n" +
@@ -53,15 +58,109 @@ func TestSIPLogRingAndWindow(t *testing.T) {
 	}
 }
 
+// Messages come out in the order of their times, not of the ring: the
+// answer to a request may be stored first (a write's time is taken when
+// the socket write returns; the reader may take the lock before it).
+func TestSIPLogOrderByTime(t *testing.T) {
+	var now time.Time
+	l := newSIPLog(8, func() time.Time { return now })
+	bye := "BYE sip:desk SIP/2.0\r\nCall-ID: d-1\r\nCSeq: 2 BYE\r\n\r\n"
+	ok := "SIP/2.0 200 OK\r\nCall-ID: d-1\r\nCSeq: 2 BYE\r\n\r\n"
+	now = time.Unix(1000, 600)
+	l.record(false, "UDP", "127.0.0.1:5070", []byte(ok))
+	now = time.Unix(1000, 500)
+	l.record(true, "UDP", "127.0.0.1:5070", []byte(bye))
+	got := l.between([]string{"d-1"}, time.Unix(999, 0), time.Unix(1001, 0))
+	if len(got) != 2 || got[0].Method != "BYE" || got[1].Status != 200 {
+		t.Fatalf("want the BYE then its 200: %+v", got)
+	}
+}
+
 func TestTracerFilesByListener(t *testing.T) {
 	l := newSIPLog(8, nil)
-	tracer.add("127.0.0.1:59999", l)
-	defer tracer.remove("127.0.0.1:59999", l)
+	tracer.add("udp", "127.0.0.1:59999", l)
+	defer tracer.remove("udp", "127.0.0.1:59999", l)
 	tracer.SIPTraceRead("UDP", "127.0.0.1:59998", "127.0.0.1:5070", []byte(testInvite)) // another UA
 	tracer.SIPTraceWrite("UDP", "127.0.0.1:59999", "127.0.0.1:5070", []byte(testInvite))
 	got := l.between([]string{"abc-123@127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
 	if len(got) != 1 || got[0].Dir != "sent" {
 		t.Fatalf("want only our listener's write: %+v", got)
+	}
+}
+
+// A wildcard listener is filed by port, and sipgo reports the socket's
+// real address: "0.0.0.0:5060" on UDP, the interface address the phone
+// reached on an accepted TCP or TLS connection. TLS shows as tls, though
+// sipgo names it TCP; another UA's TCP socket on the same port number of
+// another transport is not ours.
+func TestTracerWildcardListenerAndTLS(t *testing.T) {
+	l := newSIPLog(16, nil)
+	h := &handoffLog{sip: l}
+	h.listen("udp", "0.0.0.0:59990")
+	h.listen("tls", "[::]:59991")
+	defer h.close()
+	tracer.SIPTraceRead("UDP", "0.0.0.0:59990", "127.0.0.5:5070", []byte(testInvite))
+	tracer.SIPTraceRead("TCP", "127.0.0.5:59991", "127.0.0.5:40000", []byte(testInvite))
+	tracer.SIPTraceRead("TCP", "127.0.0.5:59990", "127.0.0.5:40001", []byte(testInvite)) // TCP, not our UDP port
+	tracer.SIPTraceRead("UDP", "127.0.0.5:59991", "127.0.0.5:40002", []byte(testInvite)) // UDP, not our TLS port
+	got := l.between([]string{"abc-123@127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	var remotes []string
+	for _, m := range got {
+		remotes = append(remotes, m.Remote)
+	}
+	if want := []string{"udp:127.0.0.5:5070", "tls:127.0.0.5:40000"}; !slices.Equal(remotes, want) {
+		t.Fatalf("messages from %v, want %v", remotes, want)
+	}
+	h.close()
+	tracer.SIPTraceRead("UDP", "0.0.0.0:59990", "127.0.0.5:5070", []byte(testInvite))
+	if n := len(l.between([]string{"abc-123@127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))); n != 2 {
+		t.Fatalf("after close: %d messages, want still 2", n)
+	}
+}
+
+// traceConn is a connection in a sipgo pool, as one the gateway dialed.
+type traceConn struct {
+	laddr net.Addr
+	ref   int
+}
+
+func (c *traceConn) LocalAddr() net.Addr        { return c.laddr }
+func (c *traceConn) WriteMsg(sip.Message) error { return nil }
+func (c *traceConn) Ref(i int) int              { c.ref += i; return c.ref }
+func (c *traceConn) TryClose() (int, error)     { c.ref--; return c.ref, nil }
+func (c *traceConn) Close() error               { return nil }
+
+// A request the gateway sends over a TCP or TLS connection it opened (an
+// ephemeral local port, no listener's) is filed by the connection: its
+// local address is in the gateway's pool. One not in it is another UA's.
+// Looking a connection up leaves its reference count as it was.
+func TestTracerFilesDialedConnections(t *testing.T) {
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	l := newSIPLog(16, nil)
+	h := &handoffLog{sip: l}
+	h.dialed(ua.TransportLayer())
+	defer h.close()
+	tcp := &traceConn{laddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41000}, ref: 2}
+	tlsConn := &traceConn{laddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 41001}, ref: 2}
+	ua.TransportLayer().Pool("tcp").Add("127.0.0.1:41000", tcp)
+	ua.TransportLayer().Pool("tls").Add("127.0.0.1:41001", tlsConn)
+	tracer.SIPTraceWrite("TCP", "127.0.0.1:41000", "127.0.0.5:5060", []byte(testInvite))
+	tracer.SIPTraceWrite("TCP", "127.0.0.1:41001", "127.0.0.5:5061", []byte(testInvite))
+	tracer.SIPTraceWrite("TCP", "127.0.0.1:41002", "127.0.0.5:5060", []byte(testInvite)) // another UA's
+	got := l.between([]string{"abc-123@127.0.0.1"}, time.Now().Add(-time.Minute), time.Now().Add(time.Minute))
+	var remotes []string
+	for _, m := range got {
+		remotes = append(remotes, m.Dir+" "+m.Remote)
+	}
+	if want := []string{"sent tcp:127.0.0.5:5060", "sent tls:127.0.0.5:5061"}; !slices.Equal(remotes, want) {
+		t.Fatalf("messages %v, want %v", remotes, want)
+	}
+	if tcp.ref != 2 || tlsConn.ref != 2 {
+		t.Fatalf("references after the lookups: tcp %d, tls %d, want 2 and 2", tcp.ref, tlsConn.ref)
 	}
 }
 
@@ -117,8 +216,8 @@ func FuzzParseSIPHead(f *testing.F) {
 // BenchmarkSIPLogRecord is the cost the tracer adds to one SIP message.
 func BenchmarkSIPLogRecord(b *testing.B) {
 	l := newSIPLog(sipLogSize, nil)
-	tracer.add("127.0.0.1:59997", l)
-	defer tracer.remove("127.0.0.1:59997", l)
+	tracer.add("udp", "127.0.0.1:59997", l)
+	defer tracer.remove("udp", "127.0.0.1:59997", l)
 	msg := []byte(testInvite)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -133,6 +232,39 @@ func BenchmarkSIPTracerOtherUA(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		tracer.SIPTraceRead("UDP", "127.0.0.1:59996", "127.0.0.1:5070", msg)
+	}
+}
+
+// BenchmarkSIPTracerOtherUATCP is the cost for a TCP message of another
+// UA in the same process while a gateway is registered: the listener
+// look-ups, then its pools (the connections it dialed).
+func BenchmarkSIPTracerOtherUATCP(b *testing.B) {
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ua.Close()
+	h := &handoffLog{sip: newSIPLog(sipLogSize, nil)}
+	h.listen("tcp", "127.0.0.1:59995")
+	h.dialed(ua.TransportLayer())
+	defer h.close()
+	msg := []byte(testInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		tracer.SIPTraceRead("TCP", "127.0.0.1:59994", "127.0.0.1:5070", msg)
+	}
+}
+
+// BenchmarkSIPTracerWildcard is BenchmarkSIPLogRecord for a wildcard
+// listener (the exact look-up misses, the port one files it).
+func BenchmarkSIPTracerWildcard(b *testing.B) {
+	h := &handoffLog{sip: newSIPLog(sipLogSize, nil)}
+	h.listen("udp", "0.0.0.0:59993")
+	defer h.close()
+	msg := []byte(testInvite)
+	b.ReportAllocs()
+	for b.Loop() {
+		tracer.SIPTraceRead("UDP", "0.0.0.0:59993", "127.0.0.1:5070", msg)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/control"
 )
 
 // escapeReplaces percent-encodes a Replaces value for a Refer-To URI
@@ -84,6 +85,23 @@ func TestE2EGatewayAttendedTransfer(t *testing.T) {
 	case <-time.After(runTimeout):
 		t.Fatal("the desk's dialog with carol did not end")
 	}
+	// Issue 9 §5: the gateway's record of the attended REFER. alice/desk
+	// is the transferee of kind refer, done, a step per sipfrag it
+	// reported (100, 200); its SIP messages, on the dialog with bob, are
+	// the REFER, the 202, each NOTIFY and its 200 (the desk's BYE comes
+	// after the window).
+	rec := waitGatewayRecord(t, n.gwAdmin, "the gateway's record of the attended REFER", func(h control.GatewayHandoff) bool {
+		return h.Kind == "refer" && h.Device == "alice/desk"
+	})
+	var frags []string
+	for _, s := range rec.Steps {
+		frags = append(frags, s.Title)
+	}
+	if rec.Role != "transferee" || rec.State != "done" || rec.Peer != "bob/softphone" || rec.TimeToCommitMS == nil ||
+		len(frags) != 2 || !strings.Contains(frags[0], "SIP/2.0 100") || !strings.Contains(frags[1], "SIP/2.0 200") {
+		t.Errorf("the attended REFER's record: %+v, steps %q", rec.HandoffInfo, frags)
+	}
+	checkSIPSeq(t, rec, "received REFER", "sent 202 REFER", "sent NOTIFY", "received 200 NOTIFY", "sent NOTIFY", "received 200 NOTIFY")
 	// Both desk dialogs are over; bob and carol are joined.
 	var bobID, carolID string
 	eventually(t, pollTimeout, "bob's and carol's calls active after the transfer", func() (bool, string) {

@@ -444,3 +444,92 @@ func TestE2EGatewayHandoffsCtlTransferSIPPhone(t *testing.T) {
 		t.Fatalf("the desk's dialog with bob: %v", err)
 	}
 }
+
+// waitGatewayRecord waits for a finished record of the gateway at admin
+// that match accepts, logs every record with its SIP messages, and
+// returns it.
+func waitGatewayRecord(t *testing.T, admin, what string, match func(control.GatewayHandoff) bool) control.GatewayHandoff {
+	t.Helper()
+	gw := control.NewClient(admin, 0)
+	var rec control.GatewayHandoff
+	var list []control.GatewayHandoff
+	eventually(t, pollTimeout, what, func() (bool, string) {
+		var err error
+		list, err = gw.HandoffRecords(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, h := range list {
+			if h.State != "running" && match(h) {
+				rec = h
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", list)
+	})
+	for _, h := range list {
+		var steps []string
+		for _, s := range h.Steps {
+			steps = append(steps, fmt.Sprintf("%d %s", s.Step, s.Title))
+		}
+		t.Logf("%s %s %s as %s: %s (%s), commit after %.2f ms, steps %q", h.ID, h.Kind, h.Device, h.Role, h.State, h.Error, commitMS(h.TimeToCommitMS), steps)
+		for _, m := range h.SIPMessages {
+			t.Logf("    %+8.2f ms %-8s %-9s %3d %-12s %s", float64(m.Time.Sub(h.Started).Microseconds())/1000, m.Dir, m.Method, m.Status, m.CSeq, m.Remote)
+		}
+	}
+	return rec
+}
+
+// sipSeq is a record's SIP messages as "dir METHOD" or "dir STATUS CSEQ-METHOD".
+func sipSeq(h control.GatewayHandoff) []string {
+	var out []string
+	for _, m := range h.SIPMessages {
+		if m.Method != "" {
+			out = append(out, m.Dir+" "+m.Method)
+			continue
+		}
+		method := ""
+		if f := strings.Fields(m.CSeq); len(f) == 2 {
+			method = " " + f[1]
+		}
+		out = append(out, fmt.Sprintf("%s %d%s", m.Dir, m.Status, method))
+	}
+	return out
+}
+
+// checkSIPSeq checks that want appears in h's SIP messages in that order
+// (a UDP retransmission or a provisional response may come between), and
+// that every message is of a method in want (no message of another
+// transaction).
+func checkSIPSeq(t *testing.T, h control.GatewayHandoff, want ...string) {
+	t.Helper()
+	got := sipSeq(h)
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	if i != len(want) {
+		t.Errorf("%s as %s: SIP messages %q, want %q in this order", h.Device, h.Role, got, want)
+	}
+	methods := map[string]bool{}
+	for _, w := range want {
+		f := strings.Fields(w)
+		methods[f[len(f)-1]] = true
+	}
+	for _, g := range got {
+		f := strings.Fields(g)
+		if !methods[f[len(f)-1]] {
+			t.Errorf("%s as %s: unexpected SIP message %q among %q", h.Device, h.Role, g, got)
+		}
+	}
+}
+
+func stepNumbers(h control.GatewayHandoff) []int {
+	var out []int
+	for _, s := range h.Steps {
+		out = append(out, s.Step)
+	}
+	return out
+}

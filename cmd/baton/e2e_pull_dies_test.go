@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +71,28 @@ func TestE2EBridgePullerDiesMidPull(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if row := callRow(t, n.dir, laptop.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "carol/desk" {
 		t.Fatalf("the laptop's call after the puller died: %v, want active with carol/desk", row)
+	}
+	// The gateway, C, saw the attempt only in its media: the mobile's
+	// stream played (step 4), went silent, the laptop's played again. Its
+	// /v1/handoffs records that, abandoned, with the gap carol heard.
+	gw := control.NewClient(n.gwAdmin, 0)
+	var rec control.GatewayHandoff
+	eventually(t, pollTimeout, "the gateway's C record of the abandoned pull", func() (bool, string) {
+		list, err := gw.HandoffRecords(t.Context())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, h := range list {
+			if h.Role == "C" && h.Device == "carol/desk" && h.CallID == id && h.State != "running" {
+				rec = h
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", list)
+	})
+	t.Logf("%s %s %s as %s: %s (%s), steps %+v, gap heard by C %v ms", rec.ID, rec.Kind, rec.Device, rec.Role, rec.State, rec.Error, rec.Steps, commitMS(rec.GapHeardByCMS))
+	if rec.State != "abandoned" || rec.TimeToCommitMS != nil || !hasStep(rec, 4) || !hasStep(rec, 6) || hasStep(rec, 7) || rec.GapHeardByCMS == nil {
+		t.Errorf("the gateway's C record: %+v, want abandoned with steps 4 and 6, no commit, a gap heard by C", rec)
 	}
 	select {
 	case err := <-call:

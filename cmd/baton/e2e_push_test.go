@@ -6,12 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/control"
 )
 
 // Issue 9 §1, `baton ctl push`: alice's laptop has a call with bob and
@@ -197,6 +199,18 @@ func TestE2EPushToDeskPhone(t *testing.T) {
 	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/desk" {
 		t.Fatalf("bob's call after the push: %v, want active with alice/desk", row)
 	}
+	// Issue 9 §5: the gateway's record of the push. Once the phone
+	// answered, alice/desk pulled the call from the laptop (role A, the
+	// twelve steps, committed at step 7); its SIP messages are the ringing
+	// of the phone and its answer: INVITE, 180, 200, ACK.
+	rec := waitGatewayRecord(t, n.gwAdmin, "the gateway's record of the push to the desk", func(h control.GatewayHandoff) bool {
+		return h.Device == "alice/desk" && h.CallID == id && h.Role == "A"
+	})
+	if rec.Kind != "pull" || rec.State != "done" || rec.TimeToCommitMS == nil ||
+		!slices.Equal(stepNumbers(rec), []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}) {
+		t.Errorf("the push's record at the gateway: %+v, steps %v", rec.HandoffInfo, stepNumbers(rec))
+	}
+	checkSIPSeq(t, rec, "sent INVITE", "received 180 INVITE", "received 200 INVITE", "sent ACK")
 	time.Sleep(2 * time.Second) // bob hears the desk phone for a while
 	mustCtl(t, n.dir, bob.admin, "hangup", id)
 	select {
@@ -231,4 +245,73 @@ func TestE2EPushToDeskPhone(t *testing.T) {
 	if heard, _ := heardToneOrder(desk.pcm()); len(heard) == 0 || heard[len(heard)-1] != 660 {
 		t.Errorf("the desk phone heard %v, want bob's 660 Hz", heard)
 	}
+}
+
+// Issue 9 §1 and §5, `baton ctl push` from a SIP phone's device: alice's
+// desk phone (sipp) has a call with bob (click to dial, so the gateway
+// INVITEs the phone); `ctl --endpoint alice/desk push ID --to laptop` at
+// the gateway sends it to alice's laptop softphone, which pulls it. The
+// gateway's record: alice/desk as B of a push, done, committed when the
+// laptop released it, and its SIP messages the BYE to the desk phone
+// after the commit and the phone's 200 (answer_until_bye.xml fails on
+// any other request). bob's call goes on with the laptop.
+func TestE2EPushFromDeskPhone(t *testing.T) {
+	t.Parallel()
+	sipp := needTool(t, "sipp")
+	n := startBridgeNet(t)
+	bob := startPhone(t, n.dir, n.srv, "bob", "softphone", n.pw["bob"], phoneOpts{tone: 660, autoAnswer: true})
+	laptop := startPhone(t, n.dir, n.srv, "alice", "laptop", n.pw["alice"], phoneOpts{tone: 880})
+	sdir := t.TempDir()
+	deskPort := freeUDPPort(t)
+	runSipp(t, sipp, sdir, n.sipUDP, "register.xml", "-key", "deskuser", "alice", "-au", "alice", "-ap", "alice-sip-secret", "-i", "127.0.0.1", "-p", deskPort)
+	desk := startSIPMedia(t, "127.0.0.1", 440)
+	phone := sippServe(t, sipp, sdir, "answer_until_bye.xml", "-key", "rtpip", "127.0.0.1",
+		"-key", "rtpport", fmt.Sprint(desk.addr().Port), "-i", "127.0.0.1", "-p", deskPort)
+	waitOnlineBuddy(t, n.dir, bob.admin, "alice/desk")
+	waitOnlineBuddy(t, n.dir, laptop.admin, "alice/desk")
+
+	rows := table(t, mustCtl(t, n.dir, n.gwAdmin, "--endpoint", "alice/desk", "--timeout", "40s", "call", "bob").stdout)
+	if len(rows) != 1 || rows[0]["ID"] == "" {
+		t.Fatalf("click to dial printed no call: %v", rows)
+	}
+	id := rows[0]["ID"]
+	waitCallState(t, n.dir, bob.admin, id, "active")
+	time.Sleep(1500 * time.Millisecond) // bob hears the desk for a while
+
+	r := ctl(t, n.dir, n.gwAdmin, "--endpoint", "alice/desk", "--timeout", "60s", "push", id, "--to", "laptop")
+	t.Logf("ctl push from the desk:\n%s", r)
+	if r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("ctl push from the desk phone's device did not report done (exit %d):\n%s", r.code, r)
+	}
+	select {
+	case err := <-phone:
+		if err != nil {
+			t.Fatalf("the desk phone's dialog: %v", err)
+		}
+	case <-time.After(runTimeout):
+		t.Fatal("the gateway never sent BYE to the desk phone after the push")
+	}
+	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/laptop" {
+		t.Fatalf("bob's call after the push: %v, want active with alice/laptop", row)
+	}
+	rec := waitGatewayRecord(t, n.gwAdmin, "the gateway's record of the push from the desk", func(h control.GatewayHandoff) bool {
+		return h.Device == "alice/desk" && h.CallID == id && h.Kind == "push"
+	})
+	if rec.Role != "B" || rec.State != "done" || !strings.HasSuffix(rec.To, "laptop") {
+		t.Errorf("the push's record at the gateway: %+v, steps %v", rec.HandoffInfo, stepNumbers(rec))
+	}
+	checkSIPSeq(t, rec, "sent BYE", "received 200 BYE")
+	// One record of the move: the push, not also a B record from the
+	// device's handoff.offered and muted events.
+	list, err := control.NewClient(n.gwAdmin, 0).HandoffRecords(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range list {
+		if h.Role == "B" && h.ID != rec.ID {
+			t.Errorf("a second B record of the push: %+v", h.HandoffInfo)
+		}
+	}
+	mustCtl(t, n.dir, bob.admin, "hangup", id)
+	waitCallState(t, n.dir, laptop.admin, id, "ended")
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/control"
 )
 
 // waitSippLog waits for a line starting with prefix in a sipp log
@@ -97,6 +99,19 @@ func TestE2EBridgeDialogEventReplaces(t *testing.T) {
 	if row := callRow(t, n.dir, bob.admin, id); row == nil || row["STATE"] != "active" || row["PEER"] != "alice/desk" {
 		t.Fatalf("bob's call after the Replaces: %v, want active with alice/desk", row)
 	}
+	// Issue 9 §5: the gateway's record of the Replaces pull. alice/desk
+	// ran it (role A) from the laptop, all twelve steps, committed at
+	// step 7; its SIP messages are the desk's INVITE with Replaces (first
+	// challenged), the 200 once the pull committed, and the ACK. bob (C)
+	// and the laptop (B) are P2P devices: no records of the gateway's.
+	rec := waitGatewayRecord(t, n.gwAdmin, "the gateway's record of the Replaces pull", func(h control.GatewayHandoff) bool {
+		return h.Kind == "pull" && h.Device == "alice/desk"
+	})
+	if rec.Role != "A" || rec.State != "done" || rec.CallID != id || rec.TimeToCommitMS == nil ||
+		!slices.Equal(stepNumbers(rec), []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}) || !strings.HasSuffix(rec.From, "laptop") {
+		t.Errorf("the Replaces pull's record: %+v, steps %v", rec.HandoffInfo, stepNumbers(rec))
+	}
+	checkSIPSeq(t, rec, "received INVITE", "sent 407 INVITE", "received ACK", "received INVITE", "sent 200 INVITE", "received ACK")
 	// The laptop's dialog just ended: the same Replaces matches nothing.
 	runSipp(t, sipp, sdir, n.sipUDP, "invite_replaces_481.xml", "-s", "alice", "-key", "deskuser", "alice",
 		"-au", "alice", "-ap", "alice-sip-secret", "-key", "replaces", replaces,

@@ -865,6 +865,21 @@ func (c *call) openMediaWith(ctx context.Context, codec codecs.Codec, local neti
 	// A replaced stream plays again a few packet times after its
 	// replacement went silent (handoff_peer.go, staleSource).
 	cfg.StaleSourceTimeout = staleSource(c.e.timeouts, c.e.cfg.Ptime)
+	// What the far party of a handoff sees of it before any signaling
+	// (step 4: the new device's stream plays; its silence: the replaced
+	// stream plays again), as events: a puller that dies before step 7
+	// leaves C nothing else to know the attempt by (the gateway's
+	// handoff log builds C's record from them). The media layer calls
+	// this on its receiving goroutine; emit does not block.
+	id, e := c.id, c.e
+	cfg.OnSourceSwitch = func(ssrc uint32, returned bool) {
+		if returned {
+			e.emit(Event{Kind: KindMediaSourceReturned, CallID: id,
+				Detail: fmt.Sprintf("playing ssrc %08x again: the stream that replaced it went silent", ssrc)})
+			return
+		}
+		e.emit(Event{Kind: KindMediaSourceSwitched, CallID: id, Detail: fmt.Sprintf("playing a new authenticated stream, ssrc %08x", ssrc)})
+	}
 	// Keys are installed in pairs: before the answer only our send key is
 	// known, and nothing is sent or received before the answer anyway.
 	if c.sendKeys != nil && recv != nil {

@@ -103,6 +103,8 @@ const (
 	KindMediaRebind
 	KindMediaAddressLost
 	KindMediaPeerMoved
+	KindMediaSourceSwitched
+	KindMediaSourceReturned
 	KindPushOffered
 	KindPushReceived
 	KindPushRinging
@@ -151,6 +153,8 @@ var eventKindNames = [numEventKinds]string{
 	KindMediaRebind:          "media.rebind",
 	KindMediaAddressLost:     "media.address-lost",
 	KindMediaPeerMoved:       "media.peer-moved",
+	KindMediaSourceSwitched:  "media.source-switched",
+	KindMediaSourceReturned:  "media.source-returned",
 	KindPushOffered:          "push.offered",
 	KindPushReceived:         "push.received",
 	KindPushRinging:          "push.ringing",

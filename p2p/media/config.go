@@ -76,6 +76,16 @@ type Config struct {
 	// DefaultStaleSourceTimeout; the P2P endpoint derives it from the
 	// handoff's step 6 timer, a few packet times. Negative is an error.
 	StaleSourceTimeout time.Duration
+	// OnSourceSwitch, when set, is told each time playout switches to
+	// another source (RFC 3550 §8.2): ssrc is the new one, returned says
+	// it is one it had replaced, playing again because its replacement
+	// went silent for StaleSourceTimeout (a handoff's new device that
+	// stopped before it took the call: B's stream is back). The far party
+	// of a handoff learns of the new device's stream (step 4) and of its
+	// silence from it, before any signaling. It is called on the
+	// receiving goroutine for the packet that switched: it must return
+	// at once and must not call into the session.
+	OnSourceSwitch func(ssrc uint32, returned bool)
 	// Source provides the audio to send; nil sends silence.
 	//
 	// Source and Sink are called on the session's timeline goroutine. They

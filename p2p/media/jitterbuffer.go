@@ -182,6 +182,9 @@ type jitterBuffer struct {
 
 	st       jitterStats
 	lostPrev uint64 // loss of replaced sources
+	// switchedBack says the latest source switch went back to a replaced
+	// source (Config.OnSourceSwitch).
+	switchedBack bool
 }
 
 func newJitterBuffer(cfg jitterConfig) *jitterBuffer {
@@ -212,8 +215,10 @@ func (jb *jitterBuffer) push(ssrc uint32, seq uint16, ts uint32, payload []byte,
 			return pushStaleSource
 		}
 		// RFC 3550 §8.2: a new source (handoff: A's authenticated stream
-		// replaces B's). Playout switches to it from this packet on.
+		// replaces B's), or a replaced one back after its replacement
+		// went silent. Playout switches to it from this packet on.
 		jb.st.sourceSwitches++
+		jb.switchedBack = jb.isRecent(ssrc)
 		jb.lostPrev += jb.src.seq.lost()
 		jb.remember(jb.src.ssrc)
 		jb.startSource(ssrc, seq, ts, at)

@@ -75,6 +75,8 @@ type receiver struct {
 	hdr  rtp.Header
 	pkt  rtp.Packet
 	jb   *jitterBuffer
+	// onSwitch is Config.OnSourceSwitch.
+	onSwitch func(ssrc uint32, returned bool)
 
 	packets, bytes                        uint64
 	malformed, authFailed, replayed, wrPT uint64
@@ -82,7 +84,7 @@ type receiver struct {
 }
 
 func newReceiver(s settings, jb *jitterBuffer) (*receiver, error) {
-	r := &receiver{pt: s.desc.PayloadType, jb: jb}
+	r := &receiver{pt: s.desc.PayloadType, jb: jb, onSwitch: s.OnSourceSwitch}
 	// Capacity for the most CSRCs a header can carry (RFC 3550 §5.1: CC is
 	// 4 bits) so that parsing hostile headers does not allocate.
 	r.hdr.CSRC = make([]uint32, 0, 15)
@@ -175,7 +177,12 @@ func (r *receiver) receive(b []byte, at time.Time) receiveVerdict {
 		r.first = at
 	}
 	r.last = at
-	switch r.jb.push(r.pkt.SSRC, r.pkt.SequenceNumber, r.pkt.Timestamp, r.pkt.Payload, at) {
+	switches := r.jb.st.sourceSwitches
+	res := r.jb.push(r.pkt.SSRC, r.pkt.SequenceNumber, r.pkt.Timestamp, r.pkt.Payload, at)
+	if r.onSwitch != nil && r.jb.st.sourceSwitches != switches {
+		r.onSwitch(r.pkt.SSRC, r.jb.switchedBack)
+	}
+	switch res {
 	case pushDuplicate:
 		return verdictDuplicate
 	case pushLate:

@@ -3,8 +3,11 @@ package media
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -420,8 +423,19 @@ func TestSessionSourceSwitch(t *testing.T) {
 	k := mustKeys(t) // B hands its media keys to A (handoff step 3)
 	kC := mustKeys(t)
 	sinkC := &recordingSink{}
+	var swMu sync.Mutex
+	var switches []string // OnSourceSwitch's calls, "ssrc returned"
 	c := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: kC, RecvKeys: k,
-		JitterDelay: 100 * time.Millisecond, Sink: sinkC})
+		JitterDelay: 100 * time.Millisecond, Sink: sinkC, OnSourceSwitch: func(ssrc uint32, returned bool) {
+			swMu.Lock()
+			switches = append(switches, fmt.Sprintf("%#x %v", ssrc, returned))
+			swMu.Unlock()
+		}})
+	seen := func() []string {
+		swMu.Lock()
+		defer swMu.Unlock()
+		return slices.Clone(switches)
+	}
 	b := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: k, RecvKeys: kC, Source: &patternSource{tag: 1}})
 	a := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: k, RecvKeys: kC, Source: &patternSource{tag: 2}})
 	c.SetRemote(b.LocalAddr())
@@ -460,6 +474,19 @@ func TestSessionSourceSwitch(t *testing.T) {
 		case switched:
 			t.Fatalf("B's frame %d played after A's: sources mixed", f.k)
 		}
+	}
+	if got, want := seen(), []string{fmt.Sprintf("%#x false", a.SSRC())}; !slices.Equal(got, want) {
+		t.Fatalf("OnSourceSwitch calls %v, want %v (to A's new source)", got, want)
+	}
+
+	// A stops before it takes the call (it died): once its stream has
+	// been silent for the stale-source timeout, B's plays again, and the
+	// callback says it is a source that was replaced.
+	a.Close()
+	want := []string{fmt.Sprintf("%#x false", a.SSRC()), fmt.Sprintf("%#x true", b.SSRC())}
+	eventually(t, "C to play B again", func() bool { return slices.Equal(seen(), want) })
+	if st := c.Stats(); st.SourceSwitches != 2 || st.RemoteSSRC != b.SSRC() {
+		t.Fatalf("%d switches, playing %#x; want 2, back to B %#x", st.SourceSwitches, st.RemoteSSRC, b.SSRC())
 	}
 }
 
