@@ -151,22 +151,30 @@ func newDeskPhone(t *testing.T, gw *Gateway, user string, hz float64) *deskPhone
 
 // pickup dials the pickup code: the gateway (A) pulls the user's call
 // onto the desk phone. It returns when the INVITE is answered and
-// acknowledged.
+// acknowledged (took: until the 200), and the phone's RTP is pointed at
+// the gateway's answer (it sends from its next 20 ms tick).
 func (d *deskPhone) pickup(ctx context.Context) (time.Duration, error) {
+	took, _, err := d.pickupTimed(ctx)
+	return took, err
+}
+
+// pickupTimed is pickup, also telling when (after the INVITE) the phone's
+// RTP was pointed at the gateway.
+func (d *deskPhone) pickupTimed(ctx context.Context) (took, rtpAt time.Duration, err error) {
 	start := time.Now()
 	dc, err := d.dialogs.Invite(ctx, d.gwURI("*8"), phoneSDP(d.t, d.rtp, "PCMU"), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{Username: d.user, Password: d.pw}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	took := time.Since(start)
+	took = time.Since(start)
 	if err := dc.Ack(ctx); err != nil {
-		return took, err
+		return took, 0, err
 	}
 	d.useAnswer(d.rtp, dc.InviteResponse.Body())
-	return took, nil
+	return took, time.Since(start), nil
 }
 
 // trunkUA is the SIP provider: a sipgo UA on trunkIP that places calls
@@ -288,7 +296,8 @@ type trunkPacket struct {
 	at       time.Time
 	seq      uint16
 	ts, ssrc uint32
-	real     bool // the frame is a party's tone at full level, not silence or a concealed repeat
+	real     bool   // the frame is a party's tone at full level, not silence or a concealed repeat
+	hz       uint16 // the frame's tone (660 the desk, 880 the laptop), 0 when it has no energy
 }
 
 func newTrunkMedia(t *testing.T) *trunkMedia {
@@ -340,8 +349,12 @@ func (m *trunkMedia) receive() {
 		}
 		k, err := codecs.PCMU().Decode(pcm, p.Payload)
 		real := err == nil && realFrame(pcm[:k])
+		var hz uint16
+		if err == nil && audio.RMS(pcm[:k]) > 0.01 {
+			hz = uint16(audio.DominantFrequency(pcm[:k], 8000, []float64{660, 880}))
+		}
 		m.mu.Lock()
-		m.got = append(m.got, trunkPacket{at: at, seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, real: real})
+		m.got = append(m.got, trunkPacket{at: at, seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, real: real, hz: hz})
 		m.mu.Unlock()
 	}
 }
@@ -425,6 +438,45 @@ func (m *trunkMedia) across(from, to time.Time) moveAudio {
 	return r
 }
 
+// heard is what the trunk heard from from to to, as runs of frames
+// relative to from: "0-60 ms 880 Hz, 60-160 ms silence (5), ...": whose
+// tone (660 the desk, 880 the laptop), at full level or not.
+func (m *trunkMedia) heard(from, to time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var runs []string
+	var runStart time.Duration
+	var label string
+	count := 0
+	flush := func(end time.Duration) {
+		if count > 0 {
+			runs = append(runs, fmt.Sprintf("%d-%d ms %s (%d)", runStart.Milliseconds(), end.Milliseconds(), label, count))
+		}
+	}
+	var last time.Duration
+	for _, p := range m.got {
+		if p.at.Before(from) || p.at.After(to) {
+			continue
+		}
+		l := "silence"
+		switch {
+		case p.hz != 0 && p.real:
+			l = fmt.Sprintf("%d Hz", p.hz)
+		case p.hz != 0:
+			l = fmt.Sprintf("%d Hz faded", p.hz)
+		}
+		at := p.at.Sub(from)
+		if l != label {
+			flush(at)
+			label, runStart, count = l, at, 0
+		}
+		count++
+		last = at
+	}
+	flush(last)
+	return strings.Join(runs, ", ")
+}
+
 // total is the whole call's packets, losses and SSRCs.
 func (m *trunkMedia) total() (packets, lost, ssrcs int) {
 	m.mu.Lock()
@@ -470,6 +522,28 @@ func loadAvg() string {
 	return strings.TrimSpace(string(raw))
 }
 
+// pickupTimeline is one *8 move as seen from its INVITE (0 ms): A's
+// handoff steps at the gateway (the desk's device endpoint), the 200 the
+// phone got, when the phone's RTP was pointed at the gateway, and what
+// the trunk heard meanwhile.
+func pickupTimeline(gw *Gateway, user string, start time.Time, took, rtpAt time.Duration, media *trunkMedia) string {
+	var steps []string
+	if ep := gw.devices[user].endpoint(); ep != nil {
+		hs := ep.Handoffs()
+		for _, h := range hs {
+			if h.Started.Before(start) {
+				continue
+			}
+			for _, s := range h.Steps {
+				steps = append(steps, fmt.Sprintf("%d@%.0f", s.Step, float64(s.At.Sub(start).Microseconds())/1000))
+			}
+		}
+	}
+	return fmt.Sprintf("A's steps %s; 200 OK at %.0f ms; the phone's RTP from %.0f ms (+ up to 20); the trunk heard: %s",
+		strings.Join(steps, " "), float64(took.Microseconds())/1000, float64(rtpAt.Microseconds())/1000,
+		media.heard(start, start.Add(took+settle)))
+}
+
 // settle is how long after a move is done the trunk's audio still belongs
 // to it: the new device's frames reach the trunk a jitter delay (40 ms)
 // after they reach the gateway's C.
@@ -496,6 +570,15 @@ func TestBenchTrunkPull(t *testing.T) {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
 			t.Fatalf("BATON_BENCH_BRIDGE_PULL_N=%q: want a positive number", v)
+		}
+	}
+	// BATON_BENCH_TRUNK_TIMELINE=K logs the first K *8 moves' timelines:
+	// A's handoff steps, the phone's 200 and RTP, what the trunk heard.
+	timeline := 0
+	if v := os.Getenv("BATON_BENCH_TRUNK_TIMELINE"); v != "" {
+		var err error
+		if timeline, err = strconv.Atoi(v); err != nil || timeline < 0 {
+			t.Fatalf("BATON_BENCH_TRUNK_TIMELINE=%q: want a number of moves", v)
 		}
 	}
 	tn := newTrunkNet(t, 1)
@@ -540,11 +623,11 @@ func TestBenchTrunkPull(t *testing.T) {
 	for i := 0; i < n; i++ {
 		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		var start time.Time
-		var took time.Duration
+		var took, rtpAt time.Duration
 		var err error
 		for try := 0; ; try++ {
 			start = time.Now()
-			took, err = desk.pickup(mctx)
+			took, rtpAt, err = desk.pickupTimed(mctx)
 			if err == nil || try == 20 {
 				break
 			}
@@ -558,6 +641,9 @@ func TestBenchTrunkPull(t *testing.T) {
 		}
 		toDesk = append(toDesk, move{start: start, end: start.Add(took), took: took})
 		time.Sleep(settle)
+		if i < timeline {
+			t.Logf("move %d (*8) timeline: %s", 2*i, pickupTimeline(tn.gw, user, start, took, rtpAt, media))
+		}
 
 		idleEndpoint(t, laptop)
 		mctx, cancel = context.WithTimeout(ctx, 20*time.Second)
