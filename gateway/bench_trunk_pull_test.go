@@ -477,6 +477,29 @@ func (m *trunkMedia) heard(from, to time.Time) string {
 	return strings.Join(runs, ", ")
 }
 
+// switchGap is how many frames that were not a party's tone at full level
+// the trunk heard between the last full frame of fromHz and the first full
+// frame of toHz after it, between from and to (ok false: no such switch).
+func (m *trunkMedia) switchGap(from, to time.Time, fromHz, toHz uint16) (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	between, seen := 0, false
+	for _, p := range m.got {
+		if p.at.Before(from) || p.at.After(to) {
+			continue
+		}
+		switch {
+		case p.real && p.hz == fromHz:
+			between, seen = 0, true
+		case p.real && p.hz == toHz && seen:
+			return between, true
+		case seen:
+			between++
+		}
+	}
+	return between, false
+}
+
 // total is the whole call's packets, losses and SSRCs.
 func (m *trunkMedia) total() (packets, lost, ssrcs int) {
 	m.mu.Lock()
@@ -522,26 +545,40 @@ func loadAvg() string {
 	return strings.TrimSpace(string(raw))
 }
 
+// finishedPull is A's pull for a pickup the desk dialled at start (the
+// handoff of the desk's device endpoint that started after it), once it
+// has finished.
+func finishedPull(t *testing.T, gw *Gateway, user string, start time.Time) endpoint.HandoffInfo {
+	t.Helper()
+	var h endpoint.HandoffInfo
+	eventually(t, "A's pull for the *8 to finish", func() bool {
+		ep := gw.devices[user].endpoint()
+		if ep == nil {
+			return false
+		}
+		for _, x := range ep.Handoffs() {
+			if x.Kind == "pull" && !x.Started.Before(start) && x.Finished != nil {
+				h = x
+				return true
+			}
+		}
+		return false
+	})
+	return h
+}
+
 // pickupTimeline is one *8 move as seen from its INVITE (0 ms): A's
 // handoff steps at the gateway (the desk's device endpoint), the 200 the
 // phone got, when the phone's RTP was pointed at the gateway, and what
-// the trunk heard meanwhile.
-func pickupTimeline(gw *Gateway, user string, start time.Time, took, rtpAt time.Duration, media *trunkMedia) string {
+// the trunk heard until settle after the move's end.
+func pickupTimeline(h endpoint.HandoffInfo, start, end time.Time, answered, rtpAt time.Duration, media *trunkMedia) string {
 	var steps []string
-	if ep := gw.devices[user].endpoint(); ep != nil {
-		hs := ep.Handoffs()
-		for _, h := range hs {
-			if h.Started.Before(start) {
-				continue
-			}
-			for _, s := range h.Steps {
-				steps = append(steps, fmt.Sprintf("%d@%.0f", s.Step, float64(s.At.Sub(start).Microseconds())/1000))
-			}
-		}
+	for _, s := range h.Steps {
+		steps = append(steps, fmt.Sprintf("%d@%.0f", s.Step, float64(s.At.Sub(start).Microseconds())/1000))
 	}
 	return fmt.Sprintf("A's steps %s; 200 OK at %.0f ms; the phone's RTP from %.0f ms (+ up to 20); the trunk heard: %s",
-		strings.Join(steps, " "), float64(took.Microseconds())/1000, float64(rtpAt.Microseconds())/1000,
-		media.heard(start, start.Add(took+settle)))
+		strings.Join(steps, " "), float64(answered.Microseconds())/1000, float64(rtpAt.Microseconds())/1000,
+		media.heard(start, end.Add(settle)))
 }
 
 // settle is how long after a move is done the trunk's audio still belongs
@@ -617,17 +654,27 @@ func TestBenchTrunkPull(t *testing.T) {
 	type move struct {
 		start, end time.Time
 		took       time.Duration
+		answered   time.Duration // *8: the phone's 200 OK (it comes before the pull)
 	}
 	var toDesk, fromDesk []move
 	retries := 0
 	for i := 0; i < n; i++ {
 		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		var start time.Time
-		var took, rtpAt time.Duration
+		var answered, rtpAt time.Duration
+		var h endpoint.HandoffInfo
 		var err error
 		for try := 0; ; try++ {
 			start = time.Now()
-			took, rtpAt, err = desk.pickupTimed(mctx)
+			answered, rtpAt, err = desk.pickupTimed(mctx)
+			if err == nil {
+				// The phone is answered before the pull (docs/transfers.md):
+				// the move is done when A's handoff is.
+				h = finishedPull(t, tn.gw, user, start)
+				if h.State != "done" {
+					err = fmt.Errorf("answered, then the pull %s: %s", h.State, h.Error)
+				}
+			}
 			if err == nil || try == 20 {
 				break
 			}
@@ -639,10 +686,14 @@ func TestBenchTrunkPull(t *testing.T) {
 		if err != nil {
 			t.Fatalf("move %d: the desk's *8: %v", 2*i, err)
 		}
-		toDesk = append(toDesk, move{start: start, end: start.Add(took), took: took})
+		end := *h.Finished
+		if a := start.Add(answered); a.After(end) {
+			end = a
+		}
+		toDesk = append(toDesk, move{start: start, end: end, took: end.Sub(start), answered: answered})
 		time.Sleep(settle)
 		if i < timeline {
-			t.Logf("move %d (*8) timeline: %s", 2*i, pickupTimeline(tn.gw, user, start, took, rtpAt, media))
+			t.Logf("move %d (*8) timeline: %s", 2*i, pickupTimeline(h, start, end, answered, rtpAt, media))
 		}
 
 		idleEndpoint(t, laptop)
@@ -657,7 +708,7 @@ func TestBenchTrunkPull(t *testing.T) {
 			retries++ // the laptop still held its last call's slot
 			time.Sleep(10 * time.Millisecond)
 		}
-		took = time.Since(start)
+		took := time.Since(start)
 		cancel()
 		if err != nil || info.State != "done" {
 			t.Fatalf("move %d: the laptop's pull from the desk: %s %v", 2*i+1, info.State, err)
@@ -676,17 +727,24 @@ func TestBenchTrunkPull(t *testing.T) {
 		name  string
 		moves []move
 	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk}} {
-		var took, gaps []time.Duration
+		var took, gaps, answered []time.Duration
 		lost, worst := 0, 0
 		for _, m := range r.moves {
 			a := media.across(m.start, m.end.Add(settle))
 			took = append(took, m.took)
+			if m.answered > 0 {
+				answered = append(answered, m.answered)
+			}
 			gaps = append(gaps, a.heardGap)
 			lost += a.lost
 			worst = max(worst, a.ssrcs)
 		}
-		t.Logf("| %s | %d | pull %.1f / %.1f / %.1f ms | heard gap %.0f / %.0f / %.0f ms | lost %d |",
-			r.name, len(r.moves), quantileMS(took, 0.5), quantileMS(took, 0.99), quantileMS(took, 1),
+		ans := "-"
+		if len(answered) > 0 {
+			ans = fmt.Sprintf("%.1f / %.1f / %.1f ms", quantileMS(answered, 0.5), quantileMS(answered, 0.99), quantileMS(answered, 1))
+		}
+		t.Logf("| %s | %d | pull %.1f / %.1f / %.1f ms | 200 OK %s | heard gap %.0f / %.0f / %.0f ms | lost %d |",
+			r.name, len(r.moves), quantileMS(took, 0.5), quantileMS(took, 0.99), quantileMS(took, 1), ans,
 			quantileMS(gaps, 0.5), quantileMS(gaps, 0.99), quantileMS(gaps, 1), lost)
 		if lost != 0 {
 			t.Errorf("%s: the trunk lost %d packets", r.name, lost)
