@@ -22,7 +22,10 @@ var ErrNothingToPickUp = errors.New("gateway: no call to pick up")
 // pickupAudioWait bounds how long an answered pickup waits for the phone's
 // first audio before it pulls the call anyway (a phone that sends nothing
 // yet, or sends late, then leaves C a gap instead of holding up the pull).
-const pickupAudioWait = 500 * time.Millisecond
+// A LAN phone's first packets come 20-40 ms after its 200; C keeps hearing
+// B while the gateway waits. It also keeps the pickup's INVITE inside its
+// handoff record's 500 ms window (docs/control-api.md).
+const pickupAudioWait = 200 * time.Millisecond
 
 // isPickup reports whether a Request-URI user part is the pickup code.
 func (g *Gateway) isPickup(user string) bool {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -249,6 +250,20 @@ func TestPickupFailures(t *testing.T) {
 		t.Errorf("A's pulls: %+v, want one, not done", hs)
 	}
 	stillBobs("a pickup whose pull failed after the answer")
+
+	// The same with sipp as the phone (pickup_answered_bye.xml: 200, ACK,
+	// then a BYE that must carry Reason).
+	sipp := needSipp(t)
+	policy.allow.Store(1)
+	dir := t.TempDir()
+	if err := runSipp(sipp, dir, n.gw.Addr("udp"), "pickup_answered_bye.xml", "-s", "*8", "-key", "deskuser", "alice", "-au", "alice", "-ap", "desk-secret",
+		"-key", "rtpip", "127.0.0.1", "-key", "rtpport", fmt.Sprint(l.LocalAddr().Port()), "-i", "127.0.0.1", "-p", fmt.Sprint(freeUDP(t))); err != nil {
+		t.Fatal(err)
+	}
+	if hs := a.Handoffs(); len(hs) != 2 || hs[1].State == "done" {
+		t.Errorf("A's pulls: %+v, want two, not done", hs)
+	}
+	stillBobs("sipp's pickup whose pull failed after the answer")
 }
 
 // An answered pickup holds the phone's audio while the pull runs up to
