@@ -151,22 +151,30 @@ func newDeskPhone(t *testing.T, gw *Gateway, user string, hz float64) *deskPhone
 
 // pickup dials the pickup code: the gateway (A) pulls the user's call
 // onto the desk phone. It returns when the INVITE is answered and
-// acknowledged.
+// acknowledged (took: until the 200), and the phone's RTP is pointed at
+// the gateway's answer (it sends from its next 20 ms tick).
 func (d *deskPhone) pickup(ctx context.Context) (time.Duration, error) {
+	took, _, err := d.pickupTimed(ctx)
+	return took, err
+}
+
+// pickupTimed is pickup, also telling when (after the INVITE) the phone's
+// RTP was pointed at the gateway.
+func (d *deskPhone) pickupTimed(ctx context.Context) (took, rtpAt time.Duration, err error) {
 	start := time.Now()
 	dc, err := d.dialogs.Invite(ctx, d.gwURI("*8"), phoneSDP(d.t, d.rtp, "PCMU"), sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := dc.WaitAnswer(ctx, sipgo.AnswerOptions{Username: d.user, Password: d.pw}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	took := time.Since(start)
+	took = time.Since(start)
 	if err := dc.Ack(ctx); err != nil {
-		return took, err
+		return took, 0, err
 	}
 	d.useAnswer(d.rtp, dc.InviteResponse.Body())
-	return took, nil
+	return took, time.Since(start), nil
 }
 
 // trunkUA is the SIP provider: a sipgo UA on trunkIP that places calls
@@ -288,7 +296,8 @@ type trunkPacket struct {
 	at       time.Time
 	seq      uint16
 	ts, ssrc uint32
-	real     bool // the frame is a party's tone at full level, not silence or a concealed repeat
+	real     bool   // the frame is a party's tone at full level, not silence or a concealed repeat
+	hz       uint16 // the frame's tone (660 the desk, 880 the laptop), 0 when it has no energy
 }
 
 func newTrunkMedia(t *testing.T) *trunkMedia {
@@ -340,8 +349,12 @@ func (m *trunkMedia) receive() {
 		}
 		k, err := codecs.PCMU().Decode(pcm, p.Payload)
 		real := err == nil && realFrame(pcm[:k])
+		var hz uint16
+		if err == nil && audio.RMS(pcm[:k]) > 0.01 {
+			hz = uint16(audio.DominantFrequency(pcm[:k], 8000, []float64{660, 880}))
+		}
 		m.mu.Lock()
-		m.got = append(m.got, trunkPacket{at: at, seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, real: real})
+		m.got = append(m.got, trunkPacket{at: at, seq: p.SequenceNumber, ts: p.Timestamp, ssrc: p.SSRC, real: real, hz: hz})
 		m.mu.Unlock()
 	}
 }
@@ -425,6 +438,68 @@ func (m *trunkMedia) across(from, to time.Time) moveAudio {
 	return r
 }
 
+// heard is what the trunk heard from from to to, as runs of frames
+// relative to from: "0-60 ms 880 Hz, 60-160 ms silence (5), ...": whose
+// tone (660 the desk, 880 the laptop), at full level or not.
+func (m *trunkMedia) heard(from, to time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var runs []string
+	var runStart time.Duration
+	var label string
+	count := 0
+	flush := func(end time.Duration) {
+		if count > 0 {
+			runs = append(runs, fmt.Sprintf("%d-%d ms %s (%d)", runStart.Milliseconds(), end.Milliseconds(), label, count))
+		}
+	}
+	var last time.Duration
+	for _, p := range m.got {
+		if p.at.Before(from) || p.at.After(to) {
+			continue
+		}
+		l := "silence"
+		switch {
+		case p.hz != 0 && p.real:
+			l = fmt.Sprintf("%d Hz", p.hz)
+		case p.hz != 0:
+			l = fmt.Sprintf("%d Hz faded", p.hz)
+		}
+		at := p.at.Sub(from)
+		if l != label {
+			flush(at)
+			label, runStart, count = l, at, 0
+		}
+		count++
+		last = at
+	}
+	flush(last)
+	return strings.Join(runs, ", ")
+}
+
+// switchGap is how many frames that were not a party's tone at full level
+// the trunk heard between the last full frame of fromHz and the first full
+// frame of toHz after it, between from and to (ok false: no such switch).
+func (m *trunkMedia) switchGap(from, to time.Time, fromHz, toHz uint16) (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	between, seen := 0, false
+	for _, p := range m.got {
+		if p.at.Before(from) || p.at.After(to) {
+			continue
+		}
+		switch {
+		case p.real && p.hz == fromHz:
+			between, seen = 0, true
+		case p.real && p.hz == toHz && seen:
+			return between, true
+		case seen:
+			between++
+		}
+	}
+	return between, false
+}
+
 // total is the whole call's packets, losses and SSRCs.
 func (m *trunkMedia) total() (packets, lost, ssrcs int) {
 	m.mu.Lock()
@@ -470,6 +545,42 @@ func loadAvg() string {
 	return strings.TrimSpace(string(raw))
 }
 
+// finishedPull is A's pull for a pickup the desk dialled at start (the
+// handoff of the desk's device endpoint that started after it), once it
+// has finished.
+func finishedPull(t *testing.T, gw *Gateway, user string, start time.Time) endpoint.HandoffInfo {
+	t.Helper()
+	var h endpoint.HandoffInfo
+	eventually(t, "A's pull for the *8 to finish", func() bool {
+		ep := gw.devices[user].endpoint()
+		if ep == nil {
+			return false
+		}
+		for _, x := range ep.Handoffs() {
+			if x.Kind == "pull" && !x.Started.Before(start) && x.Finished != nil {
+				h = x
+				return true
+			}
+		}
+		return false
+	})
+	return h
+}
+
+// pickupTimeline is one *8 move as seen from its INVITE (0 ms): A's
+// handoff steps at the gateway (the desk's device endpoint), the 200 the
+// phone got, when the phone's RTP was pointed at the gateway, and what
+// the trunk heard until settle after the move's end.
+func pickupTimeline(h endpoint.HandoffInfo, start, end time.Time, answered, rtpAt time.Duration, media *trunkMedia) string {
+	var steps []string
+	for _, s := range h.Steps {
+		steps = append(steps, fmt.Sprintf("%d@%.0f", s.Step, float64(s.At.Sub(start).Microseconds())/1000))
+	}
+	return fmt.Sprintf("A's steps %s; 200 OK at %.0f ms; the phone's RTP from %.0f ms (+ up to 20); the trunk heard: %s",
+		strings.Join(steps, " "), float64(answered.Microseconds())/1000, float64(rtpAt.Microseconds())/1000,
+		media.heard(start, end.Add(settle)))
+}
+
 // settle is how long after a move is done the trunk's audio still belongs
 // to it: the new device's frames reach the trunk a jitter delay (40 ms)
 // after they reach the gateway's C.
@@ -496,6 +607,15 @@ func TestBenchTrunkPull(t *testing.T) {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
 			t.Fatalf("BATON_BENCH_BRIDGE_PULL_N=%q: want a positive number", v)
+		}
+	}
+	// BATON_BENCH_TRUNK_TIMELINE=K logs the first K *8 moves' timelines:
+	// A's handoff steps, the phone's 200 and RTP, what the trunk heard.
+	timeline := 0
+	if v := os.Getenv("BATON_BENCH_TRUNK_TIMELINE"); v != "" {
+		var err error
+		if timeline, err = strconv.Atoi(v); err != nil || timeline < 0 {
+			t.Fatalf("BATON_BENCH_TRUNK_TIMELINE=%q: want a number of moves", v)
 		}
 	}
 	tn := newTrunkNet(t, 1)
@@ -534,17 +654,28 @@ func TestBenchTrunkPull(t *testing.T) {
 	type move struct {
 		start, end time.Time
 		took       time.Duration
+		answered   time.Duration // *8: the phone's 200 OK (it comes before the pull)
 	}
 	var toDesk, fromDesk []move
 	retries := 0
+	slow := 0 // *8 moves past the first timeline ones logged for a gap of 40 ms or more
 	for i := 0; i < n; i++ {
 		mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		var start time.Time
-		var took time.Duration
+		var answered, rtpAt time.Duration
+		var h endpoint.HandoffInfo
 		var err error
 		for try := 0; ; try++ {
 			start = time.Now()
-			took, err = desk.pickup(mctx)
+			answered, rtpAt, err = desk.pickupTimed(mctx)
+			if err == nil {
+				// The phone is answered before the pull (docs/transfers.md):
+				// the move is done when A's handoff is.
+				h = finishedPull(t, tn.gw, user, start)
+				if h.State != "done" {
+					err = fmt.Errorf("answered, then the pull %s: %s", h.State, h.Error)
+				}
+			}
 			if err == nil || try == 20 {
 				break
 			}
@@ -556,8 +687,18 @@ func TestBenchTrunkPull(t *testing.T) {
 		if err != nil {
 			t.Fatalf("move %d: the desk's *8: %v", 2*i, err)
 		}
-		toDesk = append(toDesk, move{start: start, end: start.Add(took), took: took})
+		end := *h.Finished
+		if a := start.Add(answered); a.After(end) {
+			end = a
+		}
+		toDesk = append(toDesk, move{start: start, end: end, took: end.Sub(start), answered: answered})
 		time.Sleep(settle)
+		if gap := media.across(start, end.Add(settle)).heardGap; i < timeline || (timeline > 0 && gap >= 40*time.Millisecond && slow < 20) {
+			if i >= timeline {
+				slow++
+			}
+			t.Logf("move %d (*8, heard gap %v) timeline: %s", 2*i, gap, pickupTimeline(h, start, end, answered, rtpAt, media))
+		}
 
 		idleEndpoint(t, laptop)
 		mctx, cancel = context.WithTimeout(ctx, 20*time.Second)
@@ -571,7 +712,7 @@ func TestBenchTrunkPull(t *testing.T) {
 			retries++ // the laptop still held its last call's slot
 			time.Sleep(10 * time.Millisecond)
 		}
-		took = time.Since(start)
+		took := time.Since(start)
 		cancel()
 		if err != nil || info.State != "done" {
 			t.Fatalf("move %d: the laptop's pull from the desk: %s %v", 2*i+1, info.State, err)
@@ -590,18 +731,31 @@ func TestBenchTrunkPull(t *testing.T) {
 		name  string
 		moves []move
 	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk}} {
-		var took, gaps []time.Duration
-		lost, worst := 0, 0
+		var took, gaps, answered []time.Duration
+		lost, worst, some, over := 0, 0, 0, 0
 		for _, m := range r.moves {
 			a := media.across(m.start, m.end.Add(settle))
 			took = append(took, m.took)
+			if m.answered > 0 {
+				answered = append(answered, m.answered)
+			}
 			gaps = append(gaps, a.heardGap)
+			if a.heardGap > 0 {
+				some++
+			}
+			if a.heardGap >= 40*time.Millisecond {
+				over++
+			}
 			lost += a.lost
 			worst = max(worst, a.ssrcs)
 		}
-		t.Logf("| %s | %d | pull %.1f / %.1f / %.1f ms | heard gap %.0f / %.0f / %.0f ms | lost %d |",
-			r.name, len(r.moves), quantileMS(took, 0.5), quantileMS(took, 0.99), quantileMS(took, 1),
-			quantileMS(gaps, 0.5), quantileMS(gaps, 0.99), quantileMS(gaps, 1), lost)
+		ans := "-"
+		if len(answered) > 0 {
+			ans = fmt.Sprintf("%.1f / %.1f / %.1f ms", quantileMS(answered, 0.5), quantileMS(answered, 0.99), quantileMS(answered, 1))
+		}
+		t.Logf("| %s | %d | pull %.1f / %.1f / %.1f ms | 200 OK %s | heard gap %.0f / %.0f / %.0f ms (moves with any: %d, with 40 ms or more: %d) | lost %d |",
+			r.name, len(r.moves), quantileMS(took, 0.5), quantileMS(took, 0.99), quantileMS(took, 1), ans,
+			quantileMS(gaps, 0.5), quantileMS(gaps, 0.99), quantileMS(gaps, 1), some, over, lost)
 		if lost != 0 {
 			t.Errorf("%s: the trunk lost %d packets", r.name, lost)
 		}

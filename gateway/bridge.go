@@ -361,7 +361,7 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	}
 	// Pickup code or INVITE with Replaces: take a call instead of dialling
 	// (a phone's, never a trunk's).
-	var take taker
+	var take *take
 	if d.trunk == nil {
 		var code int
 		var reason string
@@ -428,14 +428,30 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	defer g.removeBridge(b)
 	_ = ds.Respond(sip.StatusTrying, "Trying", nil)
 
+	acked := make(chan error, 1)
+	answered := false
+	answerPhone := func() {
+		answered = true
+		b.setState("active")
+		b.mu.Lock()
+		b.answered = true
+		b.mu.Unlock()
+		res := sip.NewSDPResponseFromRequest(ds.InviteRequest, answer)
+		res.AppendHeader(g.contactFor(req)) // our Contact for the dialog's transport (Gateway.contactFor)
+		// Blocks until the ACK (retransmitting the 200).
+		go func() { acked <- ds.WriteResponse(res) }()
+	}
+
 	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
-	// The phone giving up (CANCEL) stops the dial or the pull: a pull not
-	// yet committed rolls back and the call stays where it was (issue 9
-	// §3, the desk phone hangs up mid-pull).
+	// The phone giving up (CANCEL, or BYE once a pickup answered it) stops
+	// the dial or the pull: a pull not yet committed rolls back and the
+	// call stays where it was (issue 9 §3, the desk phone hangs up
+	// mid-pull).
 	stopWatch := context.AfterFunc(ds.Context(), cancel)
 	var call endpoint.CallInfo
 	if take != nil {
-		call, err = take(ctx, b)
+		// Answered before the pull (pickup.go): a failure then is a BYE.
+		call, err = g.takeCall(ctx, take, b, answerPhone)
 	} else {
 		call, err = ep.DialWith(ctx, target, endpoint.CallOptions{Source: b.leg, Sink: b.leg, Number: number})
 	}
@@ -443,15 +459,28 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	cancel()
 	if err != nil && ds.Context().Err() != nil {
 		_ = b.leg.Close()
-		log.Info("the phone cancelled before the call was set up", "target", target, "err", err)
-		b.end("SIP CANCEL")
+		why := "SIP CANCEL"
+		if answered {
+			why = "SIP BYE" // a pickup's phone hung up mid-pull
+		}
+		log.Info("the phone gave up before the call was set up", "target", target, "reason", why, "err", err)
+		b.end(why)
 		return
 	}
 	if err != nil {
 		_ = b.leg.Close()
 		code, reason := dialStatus(err)
-		log.Info("P2P dial failed", "target", target, "err", err, "status", code)
-		_ = ds.Respond(code, reason, nil)
+		log.Info("P2P dial failed", "target", target, "err", err, "status", code, "answered", answered)
+		if answered {
+			// RFC 3326: the BYE says what the final response would have.
+			bctx, bcancel := context.WithTimeout(g.ctx, 5*time.Second)
+			if berr := byeWithReason(bctx, ds, code, reason); berr != nil {
+				log.Info("BYE after the failed pull", "err", berr)
+			}
+			bcancel()
+		} else {
+			_ = ds.Respond(code, reason, nil)
+		}
 		b.end(err.Error())
 		return
 	}
@@ -461,17 +490,11 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 	b.mu.Unlock()
 	d.claim(call.ID, b)
 	defer d.release(call.ID)
-	if take != nil && call.State == "active" {
-		// The pulled call is already up: answer the phone now.
-		b.post(endpoint.Event{Type: "call.active", CallID: call.ID})
-	}
 	log = log.With("p2p_call_id", call.ID, "peer", call.Peer)
 	// Per-call steps at debug, so that info costs one line per call end
 	// (docs/benchmarks.md §16: logging was a few % of a call's CPU).
 	log.Debug("bridging SIP call to P2P")
 
-	acked := make(chan error, 1)
-	answered := false
 	media := time.NewTicker(time.Second)
 	defer media.Stop()
 	for {
@@ -483,18 +506,9 @@ func (g *Gateway) inboundCall(user string, req *sip.Request, tx sip.ServerTransa
 					b.setState("ringing")
 					_ = ds.Respond(sip.StatusRinging, "Ringing", nil)
 				case "call.active":
-					if answered {
-						continue
+					if !answered {
+						answerPhone()
 					}
-					answered = true
-					b.setState("active")
-					b.mu.Lock()
-					b.answered = true
-					b.mu.Unlock()
-					res := sip.NewSDPResponseFromRequest(ds.InviteRequest, answer)
-					res.AppendHeader(g.contactFor(req)) // our Contact for the dialog's transport (Gateway.contactFor)
-					// Blocks until the ACK (retransmitting the 200).
-					go func() { acked <- ds.WriteResponse(res) }()
 				case "call.ended":
 					ci, _ := ep.Call(call.ID)
 					if !answered {

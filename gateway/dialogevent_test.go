@@ -334,12 +334,14 @@ func newAliceNet(t *testing.T) (*testNet, *endpoint.Endpoint, *phone) {
 	return n, laptop, p
 }
 
-// Issue 9 §3, the desk phone hangs up mid-pull: its CANCEL, sent as soon
-// as the gateway starts pulling the call its Replaces named (no
-// subscription: the tags are derived from the call), stops the pull; the
-// handoff fails or rolls back, the laptop keeps the call with bob, and the same
-// Replaces takes it afterwards.
-func TestReplacesCancelledMidPull(t *testing.T) {
+// Issue 9 §3, the desk phone hangs up mid-pull. The gateway answers an
+// INVITE with Replaces before it pulls (docs/transfers.md, "Answered
+// before the pull"), so the phone's way out is BYE. A BYE before the pull
+// began (the phone sent no audio yet) starts none; a BYE while A's pull
+// runs stops it: the handoff fails or rolls back, the laptop keeps the
+// call with bob, and the same Replaces takes it afterwards. (No
+// subscription: the tags are derived from the call.)
+func TestReplacesHangUpMidPull(t *testing.T) {
 	t.Parallel()
 	n, laptop, p := newAliceNet(t)
 	ctx := context.Background()
@@ -351,31 +353,58 @@ func TestReplacesCancelledMidPull(t *testing.T) {
 	r := Replaces{CallID: out.ID, ToTag: dialogTag(out.ID, "alice/laptop"), FromTag: dialogTag(out.ID, "bob/laptop")}
 	l, stop := p.rtpLeg(660)
 	defer stop()
+	stillBobs := func(when string) {
+		t.Helper()
+		if c, _ := laptop.Call(out.ID); c.State != "active" {
+			t.Fatalf("the laptop's call after the desk hung up %s: %s (%s)", when, c.State, c.EndReason)
+		}
+		for _, c := range n.bob.Calls() {
+			if c.ID == out.ID && (c.State != "active" || c.Peer != "alice/laptop") {
+				t.Fatalf("bob's call after the desk hung up %s: %+v", when, c)
+			}
+		}
+	}
 
-	ictx, icancel := context.WithTimeout(ctx, wait)
-	defer icancel()
-	dialogs := sipgo.NewDialogClientCache(p.cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: p.user, Host: "127.0.0.1", Port: p.port()}})
-	dc, err := dialogs.Invite(ictx, p.gwURI("alice"), phoneSDP(t, l, "PCMU"),
-		sip.NewHeader("Content-Type", "application/sdp"), sip.NewHeader("Replaces", r.String()))
-	if err != nil {
+	// Answered, then BYE at once: the phone sent no audio, the pull had
+	// not begun, and none begins.
+	dc, code := p.inviteReplaces(l, r.String())
+	if code != 200 {
+		t.Fatalf("INVITE with Replaces: %d, want 200 before the pull", code)
+	}
+	if err := dc.Bye(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var codes []int
-	err = dc.WaitAnswer(ictx, sipgo.AnswerOptions{Username: p.user, Password: p.pw, OnResponse: func(res *sip.Response) error {
-		codes = append(codes, res.StatusCode)
-		if res.StatusCode == sip.StatusTrying {
-			icancel() // CANCEL: the gateway has begun the pull
-		}
-		return nil
-	}})
-	if err == nil {
-		t.Fatalf("the cancelled INVITE was answered (%v)", codes)
+	a := n.gw.devices["alice"].endpoint() // up: the INVITE waited for it
+	eventually(t, "the gateway to forget the hung-up INVITE", func() bool { return len(n.gw.Calls()) == 0 })
+	time.Sleep(pickupAudioWait + 100*time.Millisecond)
+	if hs := a.Handoffs(); len(hs) != 0 {
+		t.Fatalf("a pull began after the phone hung up before it: %+v", hs)
 	}
-	t.Logf("responses %v, then %v", codes, err)
-	// Cancelled before B muted (the pull fails) or after (it rolls back):
+	stillBobs("before the pull began")
+
+	// Answered, the phone's audio flows, A's pull begins: BYE.
+	dc, code = p.inviteReplaces(l, r.String())
+	if code != 200 {
+		t.Fatalf("INVITE with Replaces: %d, want 200 before the pull", code)
+	}
+	p.useAnswer(l, dc.InviteResponse.Body())
+	deadline := time.Now().Add(wait)
+	for running := false; !running; {
+		for _, h := range a.Handoffs() {
+			running = running || h.State == "running"
+		}
+		if !running && time.Now().After(deadline) {
+			t.Fatal("A's pull did not begin")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := dc.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Hung up before B muted (the pull fails) or after (it rolls back):
 	// either way it is over and did not commit.
 	eventually(t, "the pull to be over", func() bool {
-		hs := n.gw.devices["alice"].endpoint().Handoffs()
+		hs := a.Handoffs()
 		for _, h := range hs {
 			if h.State == "running" {
 				return false
@@ -383,26 +412,19 @@ func TestReplacesCancelledMidPull(t *testing.T) {
 		}
 		return len(hs) > 0
 	})
-	for _, h := range n.gw.devices["alice"].endpoint().Handoffs() {
+	for _, h := range a.Handoffs() {
 		t.Logf("handoff %s: %s %s", h.ID, h.State, h.Error)
 		if h.State == "done" {
-			t.Fatalf("the pull committed although the phone cancelled it")
+			t.Fatalf("the pull committed although the phone hung up")
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	if c, _ := laptop.Call(out.ID); c.State != "active" {
-		t.Fatalf("the laptop's call after the desk cancelled mid-pull: %s (%s)", c.State, c.EndReason)
-	}
-	for _, c := range n.bob.Calls() {
-		if c.ID == out.ID && (c.State != "active" || c.Peer != "alice/laptop") {
-			t.Fatalf("bob's call after the desk cancelled mid-pull: %+v", c)
-		}
-	}
-	eventually(t, "the gateway to forget the cancelled INVITE", func() bool { return len(n.gw.Calls()) == 0 })
+	stillBobs("mid-pull")
+	eventually(t, "the gateway to forget the hung-up call", func() bool { return len(n.gw.Calls()) == 0 })
 	// The call can still be taken.
 	dc2, code := p.inviteReplaces(l, r.String())
 	if code != 200 {
-		t.Fatalf("Replaces after the cancelled one: %d", code)
+		t.Fatalf("Replaces after the hung-up ones: %d", code)
 	}
 	eventually(t, "the laptop's call to be handed off", func() bool { c, _ := laptop.Call(out.ID); return c.State == "ended" })
 	_ = dc2.Bye(ctx)
@@ -443,8 +465,10 @@ func TestDialogSubscriptionEndsAtShutdown(t *testing.T) {
 }
 
 // Issue 9 §3, two devices pulling the same call at once: alice's two desk
-// phones send the same Replaces together; exactly one gets 200 and the
-// call, the other 481 (the dialog it named is gone: the winner took it),
+// phones send the same Replaces together. Both are answered (the gateway
+// answers before it pulls, docs/transfers.md); exactly one gets the call,
+// the other a BYE whose Reason (RFC 3326) is the 481 it would have got
+// before the answer (the dialog it named is gone: the winner took it),
 // and bob's call goes on with the winner.
 func TestReplacesTwoPhonesAtOnce(t *testing.T) {
 	t.Parallel()
@@ -467,6 +491,7 @@ func TestReplacesTwoPhonesAtOnce(t *testing.T) {
 	defer stop2()
 	type result struct {
 		who  string
+		p    *phone
 		dc   *sipgo.DialogClientSession
 		code int
 	}
@@ -480,28 +505,49 @@ func TestReplacesTwoPhonesAtOnce(t *testing.T) {
 		go func() {
 			<-start
 			dc, code := c.p.inviteReplaces(c.l, r)
-			results <- result{c.who, dc, code}
+			results <- result{c.who, c.p, dc, code}
 		}()
 	}
 	close(start)
 	a, b := <-results, <-results
 	t.Logf("%s: %d, %s: %d", a.who, a.code, b.who, b.code)
-	if (a.code == 200) == (b.code == 200) {
-		t.Fatalf("two phones taking one call: %s got %d and %s got %d, want exactly one 200", a.who, a.code, b.who, b.code)
+	if a.code != 200 || b.code != 200 {
+		t.Fatalf("two phones taking one call: %s got %d and %s got %d, want both answered before the pull", a.who, a.code, b.who, b.code)
 	}
-	win, lose := a, b
-	if b.code == 200 {
-		win, lose = b, a
+	var lose result
+	var bye *sip.Request
+	select {
+	case bye = <-a.p.byes:
+		lose = a
+	case bye = <-b.p.byes:
+		lose = b
+	case <-time.After(wait):
+		t.Fatal("neither phone got a BYE: want exactly one to lose the call")
 	}
-	// The winner's call is a new dialog: the loser's Replaces names one
+	win := a
+	if lose.who == a.who {
+		win = b
+	}
+	// The winner's call is a new dialog: the loser's Replaces named one
 	// that no longer exists.
-	if lose.code != 481 {
-		t.Fatalf("the losing phone got %d, want 481", lose.code)
+	if h := bye.GetHeader("Reason"); h == nil || !strings.HasPrefix(h.Value(), "SIP ;cause=481 ") {
+		t.Fatalf("the losing phone's BYE has Reason %v, want SIP ;cause=481", h)
 	}
-	for _, c := range n.bob.Calls() {
-		if c.ID == out.ID && (c.State != "active" || c.Peer != win.who) {
-			t.Fatalf("bob's call: %+v, want active with %s", c, win.who)
+	if bye.CallID().Value() != lose.dc.InviteRequest.CallID().Value() {
+		t.Fatalf("the BYE is for call %s, want the loser's %s", bye.CallID().Value(), lose.dc.InviteRequest.CallID().Value())
+	}
+	select {
+	case extra := <-win.p.byes:
+		t.Fatalf("the winning phone got a BYE too: %v", extra.GetHeader("Reason"))
+	case <-time.After(200 * time.Millisecond):
+	}
+	eventually(t, "bob's call to go on with "+win.who, func() bool {
+		for _, c := range n.bob.Calls() {
+			if c.ID == out.ID {
+				return c.State == "active" && c.Peer == win.who
+			}
 		}
-	}
+		return false
+	})
 	_ = win.dc.Bye(ctx)
 }

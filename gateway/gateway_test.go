@@ -154,6 +154,9 @@ type phone struct {
 	notifies chan *sip.Request
 	answer   int // status it answers INVITEs with (200)
 	srvPort  int
+	// byes gets every BYE the phone receives in a dialog it made (its
+	// INVITE's; it answers 200): an answered pickup whose pull failed.
+	byes chan *sip.Request
 }
 
 func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
@@ -176,7 +179,8 @@ func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
 		t.Fatal(err)
 	}
 	p := &phone{t: t, ua: ua, cli: cli, srv: srv, addr: addr.String(), user: user, pw: pw, gw: gwAddr,
-		heard: &pcmSink{}, invites: make(chan *sipgo.DialogServerSession, 4), notifies: make(chan *sip.Request, 32), answer: 200, srvPort: addr.Port}
+		heard: &pcmSink{}, invites: make(chan *sipgo.DialogServerSession, 4), notifies: make(chan *sip.Request, 32), answer: 200, srvPort: addr.Port,
+		byes: make(chan *sip.Request, 8)}
 	p.dialogs = sipgo.NewDialogServerCache(cli, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: addr.Port}})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		ds, err := p.dialogs.ReadInvite(req, tx)
@@ -194,7 +198,17 @@ func newPhone(t *testing.T, gwAddr, user, pw string) *phone {
 		}
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadAck(req, tx) })
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { _ = p.dialogs.ReadBye(req, tx) })
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := p.dialogs.ReadBye(req, tx); err == nil {
+			return
+		}
+		// Not a dialog the gateway's INVITE made: one of the phone's own.
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		select {
+		case p.byes <- req:
+		default:
+		}
+	})
 	go func() { _ = srv.ServeUDP(pc) }()
 	t.Cleanup(func() { _ = srv.Close(); _ = ua.Close() })
 	return p

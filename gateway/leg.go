@@ -76,6 +76,10 @@ type leg struct {
 	// samples of codec.
 	maxSamples, prebufSamples int
 	primed                    bool // playout started (a short prebuffer absorbs jitter)
+	// liveStart: when playout first starts, what is held beyond the
+	// prebuffer is dropped (an answered pickup holds the phone's audio
+	// while the pull runs up to step 4: pickup.go, leg.ready).
+	liveStart bool
 	// relayIn and relayOut, once set (a transfer, refer.go), replace the
 	// phone: ReadFrame plays relayIn, WriteFrame feeds relayOut.
 	relayIn, relayOut *pipe
@@ -390,10 +394,12 @@ func (l *leg) ReadFrame(pcm []int16) error {
 // held.
 func (l *leg) readFrameLocked(pcm []int16) error {
 	if l.octet {
-		if !l.ready(len(l.octets), len(pcm)) {
+		drop, ok := l.ready(len(l.octets), len(pcm))
+		if !ok {
 			clear(pcm)
 			return nil
 		}
+		l.octets = consume(l.octets, drop)
 		n, err := l.codec.Decode(pcm, l.octets[:len(pcm)])
 		l.octets = consume(l.octets, len(pcm))
 		if err != nil {
@@ -403,10 +409,12 @@ func (l *leg) readFrameLocked(pcm []int16) error {
 		clear(pcm[n:])
 		return nil
 	}
-	if !l.ready(len(l.fifo), len(pcm)) {
+	drop, ok := l.ready(len(l.fifo), len(pcm))
+	if !ok {
 		clear(pcm)
 		return nil
 	}
+	l.fifo = consume(l.fifo, drop)
 	copy(pcm, l.fifo)
 	l.fifo = consume(l.fifo, len(pcm))
 	return nil
@@ -423,9 +431,11 @@ func (l *leg) ReadPayload(codec codecs.Codec, samples int, dst []byte) (int, boo
 	if l.relayIn != nil || !l.passes(codec) || samples > len(dst) {
 		return 0, false, nil
 	}
-	if !l.ready(len(l.octets), samples) {
+	drop, ok := l.ready(len(l.octets), samples)
+	if !ok {
 		return 0, false, nil
 	}
+	l.octets = consume(l.octets, drop)
 	n := copy(dst, l.octets[:samples])
 	l.octets = consume(l.octets, samples)
 	l.stats.Passed.Add(1)
@@ -435,17 +445,30 @@ func (l *leg) ReadPayload(codec codecs.Codec, samples int, dst []byte) (int, boo
 // ready applies the prebuffer to a FIFO of have samples from which need
 // are wanted: playout starts once legPrebuffer is held, and stops (to
 // refill it) when the FIFO has run dry. l.mu is held.
-func (l *leg) ready(have, need int) bool {
+//
+// With liveStart, when playout first starts with more than the prebuffer
+// held, drop is how many of the oldest samples the caller discards first,
+// so that the phone's audio is delayed by the prebuffer and not by how
+// long nobody read it: an answered pickup holds the phone's first packets
+// while the pull runs up to step 4 (pickup.go).
+func (l *leg) ready(have, need int) (drop int, ok bool) {
 	if !l.primed && l.codec != nil {
 		l.primed = have >= l.prebufSamples
+		if keep := max(l.prebufSamples, need); l.primed && l.liveStart && have > keep {
+			drop = have - keep
+			have = keep
+		}
+		if l.primed {
+			l.liveStart = false
+		}
 	}
 	if !l.primed || have < need {
 		if have == 0 {
 			l.primed = false // refill the prebuffer after an underrun
 		}
-		return false
+		return 0, false
 	}
-	return true
+	return drop, true
 }
 
 // passes says whether frames in the call's codec can pass the leg as they

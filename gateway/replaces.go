@@ -164,19 +164,15 @@ func userOf(identity string) string {
 	return u
 }
 
-// taker is how an INVITE takes an existing call onto the phone instead of
-// dialling: by pickup code or by Replaces.
-type taker func(ctx context.Context, b *bridge) (endpoint.CallInfo, error)
-
 // takeover decides whether a new INVITE dials (nil) or takes a call: with
 // a Replaces header, the dialog it names (RFC 3891 §3; code > 0 is the
 // final response when it may not); to the pickup code, the user's active
 // call.
-func (g *Gateway) takeover(ep *endpoint.Endpoint, d *device, req *sip.Request) (taker, int, string) {
+func (g *Gateway) takeover(ep *endpoint.Endpoint, d *device, req *sip.Request) (*take, int, string) {
 	hs := req.GetHeaders("Replaces")
 	if len(hs) == 0 {
 		if g.isPickup(req.Recipient.User) {
-			return func(ctx context.Context, b *bridge) (endpoint.CallInfo, error) { return g.pickup(ctx, ep, b) }, 0, ""
+			return g.pickupTake(ep), 0, ""
 		}
 		return nil, 0, ""
 	}
@@ -204,18 +200,22 @@ func (g *Gateway) takeover(ep *endpoint.Endpoint, d *device, req *sip.Request) (
 	}
 	owner, callID := v.Owner, v.CallID
 	log.Info("INVITE with Replaces: taking the call", "owner", owner, "p2p_call_id", callID)
-	return func(ctx context.Context, b *bridge) (endpoint.CallInfo, error) {
-		ci, err := g.pullSession(ctx, ep, b, owner, callID)
-		if err == nil || ctx.Err() != nil {
+	return &take{
+		find: func(context.Context) (string, string, error) { return owner, callID, nil },
+		pull: func(ctx context.Context, b *bridge, owner, callID string) (endpoint.CallInfo, error) {
+			ci, err := g.pullSession(ctx, ep, b, owner, callID)
+			if err == nil || ctx.Err() != nil {
+				return ci, err
+			}
+			// Lost a race: if the dialog is gone now (another device took
+			// the call, or it ended), say so (481) rather than a failed
+			// pull.
+			mctx, mcancel := context.WithTimeout(g.ctx, 5*time.Second)
+			defer mcancel()
+			if g.matchReplaces(mctx, ep, d, r) == nil {
+				return ci, fmt.Errorf("%w: %s on %s: %v", ErrNoReplacedDialog, callID, owner, err)
+			}
 			return ci, err
-		}
-		// Lost a race: if the dialog is gone now (another device took the
-		// call, or it ended), say so (481) rather than a failed pull.
-		mctx, mcancel := context.WithTimeout(g.ctx, 5*time.Second)
-		defer mcancel()
-		if g.matchReplaces(mctx, ep, d, r) == nil {
-			return ci, fmt.Errorf("%w: %s on %s: %v", ErrNoReplacedDialog, callID, owner, err)
-		}
-		return ci, err
+		},
 	}, 0, ""
 }

@@ -185,7 +185,8 @@ func TestE2EGatewayHandoffsRoles(t *testing.T) {
 		}
 	}
 
-	// A: the pickup's INVITE, the gateway's 200 once the pull committed, the ACK.
+	// A: the pickup's INVITE, the gateway's 200 (sent before the pull,
+	// docs/transfers.md), the ACK.
 	if aRec.Device != "alice/desk" || aRec.Kind != "pull" || aRec.From != "alice/laptop" && aRec.From != "laptop" {
 		t.Errorf("A: %+v", aRec.HandoffInfo)
 	}

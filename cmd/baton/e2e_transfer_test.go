@@ -450,11 +450,13 @@ func TestE2EBridgePickupCode(t *testing.T) {
 	if len(order) < 2 || order[0] != 660 || order[len(order)-1] != 440 {
 		t.Errorf("bob heard %v, want the laptop's 660 Hz then the desk's 440 Hz", order)
 	}
-	// The phone is answered (200 OK) once the pull has committed, and its
-	// RTP starts after that: what bob hears between the two tones is the
-	// handoff plus the phone's media start (measured 160-200 ms on
-	// loopback; the P2P-only pull is a few packet times). The bound here
-	// is that, with room for a loaded CI machine.
+	// The phone is answered (200 OK) before the pull (docs/transfers.md),
+	// but this test's RTP socket (startSIPMedia) sends only once it has
+	// heard the gateway, after the pull: what bob hears between the two
+	// tones is the gateway's 200 ms wait for the phone's audio plus the
+	// handoff (a phone that sends at once leaves no gap:
+	// TestPickupAnsweredBeforePull). The bound has room for a loaded CI
+	// machine.
 	if gap > 400*time.Millisecond {
 		t.Errorf("bob heard %v of silence between the laptop and the desk", gap)
 	}
