@@ -290,7 +290,8 @@ type Endpoint struct {
 	// so the next call to the same peer skips the certificate signatures.
 	tlsSessions tls.ClientSessionCache
 	// verified remembers the peer chains already verified (exact: same
-	// bytes, same roots, inside their validity; pki.VerifyCache).
+	// leaf and chain, same roots, inside their validity; pki.VerifyCache):
+	// the endpoint's own, or its Host's, shared by all its endpoints.
 	verified *pki.VerifyCache
 
 	mu       sync.Mutex

@@ -76,8 +76,11 @@ func TestHostEndpointsShareOneListener(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
 	h := n.newHost()
-	desk := n.startOn(h, "alice", "desk", autoAnswer, withTone(440))
-	carol := n.startOn(h, "carol", "desk", autoAnswer, withTone(550))
+	// One roots pool for the host's endpoints, as a gateway has.
+	roots := n.srv.CA().Pool()
+	sameRoots := func(c *Config) { c.Roots = roots }
+	desk := n.startOn(h, "alice", "desk", autoAnswer, withTone(440), sameRoots)
+	carol := n.startOn(h, "carol", "desk", autoAnswer, withTone(550), sameRoots)
 	bob := n.start("bob", "laptop", autoAnswer, withTone(660))
 
 	addr := h.SignalAddr().String()
@@ -131,6 +134,17 @@ func TestHostEndpointsShareOneListener(t *testing.T) {
 	call(bob, desk) // standalone to host
 	call(bob, carol)
 	call(desk, bob) // host to standalone
+	// One cache of verified chains for the whole host, one entry per
+	// peer leaf: bob's, though he called both, and the two endpoints'
+	// own (their in-process calls verify each other). The standalone
+	// endpoint keeps its own.
+	if desk.verified != carol.verified || desk.verified != h.verified || bob.verified == h.verified {
+		t.Errorf("verify caches: desk %p, carol %p, host %p, bob %p; want the host's shared by its endpoints only",
+			desk.verified, carol.verified, h.verified, bob.verified)
+	}
+	if got := h.verified.Len(); got != 3 {
+		t.Errorf("the host's verify cache holds %d chains, want 3 (bob, alice/desk, carol/desk)", got)
+	}
 	for _, r := range []string{"unknown-name", "no-name", "handshake", "pre-auth-cap"} {
 		if v := h.Rejected(r); v != 0 {
 			t.Errorf("host refused %d connections for %s", v, r)
