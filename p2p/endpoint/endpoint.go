@@ -286,8 +286,9 @@ type Endpoint struct {
 	host       *Host
 	serverName string
 	// tlsSessions holds the TLS 1.3 session tickets of peers this
-	// endpoint dialled, filed by peer identity (pki.IdentitySessionCache),
-	// so the next call to the same peer skips the certificate signatures.
+	// endpoint dialled, filed by peer identity and address (pki.
+	// IdentitySessionCache), so the next call to the same peer at the
+	// same address skips the certificate signatures.
 	tlsSessions tls.ClientSessionCache
 	// verified remembers the peer chains already verified (exact: same
 	// leaf and chain, same roots, inside their validity; pki.VerifyCache):
