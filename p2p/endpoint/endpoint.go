@@ -286,11 +286,13 @@ type Endpoint struct {
 	host       *Host
 	serverName string
 	// tlsSessions holds the TLS 1.3 session tickets of peers this
-	// endpoint dialled, filed by peer identity (pki.IdentitySessionCache),
-	// so the next call to the same peer skips the certificate signatures.
+	// endpoint dialled, filed by peer identity and address (pki.
+	// IdentitySessionCache), so the next call to the same peer at the
+	// same address skips the certificate signatures.
 	tlsSessions tls.ClientSessionCache
 	// verified remembers the peer chains already verified (exact: same
-	// bytes, same roots, inside their validity; pki.VerifyCache).
+	// leaf and chain, same roots, inside their validity; pki.VerifyCache):
+	// the endpoint's own, or its Host's, shared by all its endpoints.
 	verified *pki.VerifyCache
 
 	mu       sync.Mutex
@@ -377,17 +379,32 @@ func (e *Endpoint) Start(ctx context.Context) error {
 
 // startOnHost is Start for an endpoint of a Host: no listener and no
 // address watcher of its own.
+//
+// Host.Close may run at any moment of it, and closes every endpoint on the
+// host: ctx and cancel are set before the endpoint is on the host (attach,
+// under the host's lock, orders them before Close reads them), and the
+// re-login loop is only started if the endpoint was not closed meanwhile
+// (checked under e.mu, which Close sets closed under, before wg.Add: a
+// goroutine started after Close's wg.Wait would outlive it). A login that
+// ends after Close is logged out again (loggedIn).
 func (e *Endpoint) startOnHost(ctx context.Context) error {
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := e.host.attach(e); err != nil {
+		e.cancel()
 		return fmt.Errorf("endpoint: start %s: %w", e.id, err)
 	}
-	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := e.login(ctx); err != nil {
 		e.cancel()
 		e.host.detach(e)
 		return err
 	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return fmt.Errorf("endpoint: start %s: %w", e.id, ErrClosed)
+	}
 	e.wg.Add(1)
+	e.mu.Unlock()
 	go func() { defer e.wg.Done(); e.accessLoop() }()
 	return nil
 }
@@ -464,6 +481,12 @@ func (e *Endpoint) openAccess(ctx context.Context) (access.Session, error) {
 func (e *Endpoint) loggedIn(c access.Session) error {
 	p := c.Profile()
 	e.mu.Lock()
+	if e.closed {
+		// Close ran during the login and found no session to close.
+		e.mu.Unlock()
+		_ = c.Close()
+		return fmt.Errorf("endpoint: login %s: %w", e.id, ErrClosed)
+	}
 	e.client = c
 	e.profile = p
 	e.loginAt = e.cfg.Now()

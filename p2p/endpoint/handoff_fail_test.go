@@ -516,3 +516,76 @@ func TestPullSlowAAfterStep8Completes(t *testing.T) {
 	}
 	stillUp(t, bob, id, "alice/laptop")
 }
+
+// denyDevice refuses one requester any call (KindPull: the per-call
+// decision of a session query) and allows the rest (same user only).
+type denyDevice struct{ requester string }
+
+func (d denyDevice) Decide(ctx context.Context, r handoff.Request) (handoff.Decision, error) {
+	if r.Requester == d.requester && r.Kind == handoff.KindPull {
+		return handoff.Decision{Allow: false, Reason: "test policy refuses " + d.requester}, nil
+	}
+	return handoff.SameUser{}.Decide(ctx, r)
+}
+
+// TestQueryDeniedWhileOfferedAndMuted reaches B's rows BOffered +
+// QueryDenied and BMuted + QueryDenied: while one device (alice/laptop)
+// has the call offered, and then muted by its stop-audio, another device
+// the policy refuses (alice/tablet) asks; it learns nothing of the call,
+// and the laptop's handoff state is not disturbed (its stop-audio is
+// still acknowledged, and the call stays up).
+func TestQueryDeniedWhileOfferedAndMuted(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.Device == "desk" {
+			c.Policy = denyDevice{requester: "alice/tablet"}
+		}
+	})
+	laptop := n.rawLogin(t, "alice", "laptop")
+	tablet := n.rawLogin(t, "alice", "tablet")
+	denied := func(when string) {
+		t.Helper()
+		qc := n.rawQuery(t, tablet, desk)
+		switch m := recvAny(t, qc).(type) {
+		case *wire.SessionList:
+			for _, s := range m.Sessions {
+				if s.CallID == id {
+					t.Fatalf("%s: the refused device was offered call %s", when, id)
+				}
+			}
+		case *wire.Reject:
+		default:
+			t.Fatalf("%s: the refused device's query got %T %+v", when, m, m)
+		}
+		_ = qc.Close()
+	}
+	lc := n.rawQuery(t, laptop, desk)
+	if list, ok := recvAny(t, lc).(*wire.SessionList); !ok || len(list.Sessions) != 1 {
+		t.Fatalf("laptop's session list %+v", list)
+	}
+	denied("offered") // B: BOffered + QueryDenied
+	if err := lc.Send(&wire.StopAudio{CallID: id}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := recvAny(t, lc).(*wire.StopAck); !ok {
+		t.Fatalf("stop-audio answered %+v", m)
+	}
+	denied("muted") // B: BMuted + QueryDenied
+	_ = lc.Close()
+	if d := desk.mustCall(t, id); d.State != "active" {
+		t.Errorf("desk's call %s", d.State)
+	}
+	stillUp(t, bob, id, "alice/desk")
+	seen := map[string]bool{}
+	for _, tr := range n.transitions.snapshot() {
+		if tr.Role == handoff.RoleB && tr.Event == handoff.EvQueryDenied && tr.Err == nil {
+			seen[tr.From.String()] = true
+		}
+	}
+	for _, st := range []handoff.State{handoff.BOffered, handoff.BMuted} {
+		if !seen[st.String()] {
+			t.Errorf("B made no %s + QueryDenied transition (saw %v)", st, seen)
+		}
+	}
+}

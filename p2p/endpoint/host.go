@@ -65,8 +65,8 @@ type HostConfig struct {
 // identity, which EndpointClientConfig sends), and the host hands the
 // connection to that endpoint after the handshake. Every endpoint of the
 // host advertises the host's one signaling address in presence. The
-// pre-authentication caps and the address watcher are the host's, shared
-// by its endpoints (issue 11 §3).
+// pre-authentication caps, the address watcher and the cache of verified
+// peer chains are the host's, shared by its endpoints (issue 11 §3).
 //
 // Create it with NewHost, Start it, then Add endpoints and Start each.
 type Host struct {
@@ -74,6 +74,11 @@ type Host struct {
 	log     *slog.Logger
 	preAuth *connlimit.Gate
 	stats   *counters // rejections no endpoint can be blamed for
+	// verified is the one cache of verified peer chains of every endpoint
+	// of the host (pki.VerifyCache): the peers of a gateway's devices are
+	// largely the same, and one bound holds for the whole host instead of
+	// one per endpoint (issue 11 §3).
+	verified *pki.VerifyCache
 	// refuseName is the TLS config of a connection that asked for no
 	// endpoint of this host: with no certificate to offer, the handshake
 	// ends with the unrecognized_name alert (RFC 6066 §3), which the
@@ -108,6 +113,11 @@ type Host struct {
 	wg     sync.WaitGroup
 }
 
+// hostVerifyCacheSize bounds the host's one cache of verified peer
+// chains: one entry per peer leaf (pki.VerifyCache), a parsed certificate
+// of about 1.5 KiB each, so at most a few MiB for the whole host.
+const hostVerifyCacheSize = 4096
+
 // NewHost checks cfg; Start opens the listener.
 func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.Logger == nil {
@@ -137,6 +147,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		preAuth: connlimit.NewGate(cfg.MaxPreAuthPerSource, cfg.MaxPreAuth),
 		stats:   newCounters(),
 		byName:  map[string]*Endpoint{},
+
+		verified: pki.NewVerifyCache(hostVerifyCacheSize),
 
 		refuseName: &tls.Config{MinVersion: tls.VersionTLS13},
 		serveLocal: (*Endpoint).serveSignaling,
@@ -197,6 +209,7 @@ func (h *Host) Add(cfg Config) (*Endpoint, error) {
 	}
 	e.host = h
 	e.preAuth = h.preAuth
+	e.verified = h.verified
 	e.serverName = pki.ServerName(e.id)
 	return e, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -76,8 +77,11 @@ func TestHostEndpointsShareOneListener(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
 	h := n.newHost()
-	desk := n.startOn(h, "alice", "desk", autoAnswer, withTone(440))
-	carol := n.startOn(h, "carol", "desk", autoAnswer, withTone(550))
+	// One roots pool for the host's endpoints, as a gateway has.
+	roots := n.srv.CA().Pool()
+	sameRoots := func(c *Config) { c.Roots = roots }
+	desk := n.startOn(h, "alice", "desk", autoAnswer, withTone(440), sameRoots)
+	carol := n.startOn(h, "carol", "desk", autoAnswer, withTone(550), sameRoots)
 	bob := n.start("bob", "laptop", autoAnswer, withTone(660))
 
 	addr := h.SignalAddr().String()
@@ -131,6 +135,17 @@ func TestHostEndpointsShareOneListener(t *testing.T) {
 	call(bob, desk) // standalone to host
 	call(bob, carol)
 	call(desk, bob) // host to standalone
+	// One cache of verified chains for the whole host, one entry per
+	// peer leaf: bob's, though he called both, and the two endpoints'
+	// own (their in-process calls verify each other). The standalone
+	// endpoint keeps its own.
+	if desk.verified != carol.verified || desk.verified != h.verified || bob.verified == h.verified {
+		t.Errorf("verify caches: desk %p, carol %p, host %p, bob %p; want the host's shared by its endpoints only",
+			desk.verified, carol.verified, h.verified, bob.verified)
+	}
+	if got := h.verified.Len(); got != 3 {
+		t.Errorf("the host's verify cache holds %d chains, want 3 (bob, alice/desk, carol/desk)", got)
+	}
 	for _, r := range []string{"unknown-name", "no-name", "handshake", "pre-auth-cap"} {
 		if v := h.Rejected(r); v != 0 {
 			t.Errorf("host refused %d connections for %s", v, r)
@@ -385,5 +400,78 @@ func TestHostResumesSignalingSessions(t *testing.T) {
 	}
 	if resumed(carol) {
 		t.Error("the first connection to carol/desk (same host, same address) resumed alice/desk's session")
+	}
+}
+
+// TestHostCloseRacesStart: Host.Close and an endpoint's Start, run at the
+// same time again and again, Close landing before the endpoint is on the
+// host, just after (the even rounds, a few µs apart), and during its
+// login (the odd rounds). Whatever the order, Start either succeeds (and
+// Close closed it) or fails with ErrClosed, and once both returned the
+// endpoint has no goroutine left, its context is cancelled and its access
+// session (the login that was in flight) is closed. Before the fix, a
+// login that ended after Close left the device logged in for good (77 of
+// 80 rounds failed that check) with its re-login loop started after Close
+// had waited for the endpoint's goroutines; Start's writes of ctx and
+// cancel after the endpoint was on the host were unordered with Close's
+// read (the race detector did not catch it in these runs: the window
+// before the login's first lock of the host is a few instructions).
+func TestHostCloseRacesStart(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	const rounds = 80
+	for i := range rounds {
+		h, err := NewHost(HostConfig{Logger: testLogger(t), AddrWatch: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ep, err := h.Add(n.config("alice", fmt.Sprintf("race%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(i) * 2 * time.Microsecond // 0 to 160 µs
+		if i%2 == 1 {
+			delay = time.Duration(i%20) * time.Millisecond // inside the login
+		}
+		var startErr, closeErr error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); startErr = ep.Start(context.Background()) }()
+		go func() {
+			defer wg.Done()
+			time.Sleep(delay)
+			closeErr = h.Close()
+		}()
+		wg.Wait()
+		if startErr != nil && !errors.Is(startErr, ErrClosed) {
+			t.Errorf("round %d: Start: %v, want nil or ErrClosed", i, startErr)
+		}
+		if closeErr != nil {
+			t.Errorf("round %d: Close: %v", i, closeErr)
+		}
+		_ = ep.Close()
+		left := make(chan struct{})
+		go func() { ep.wg.Wait(); close(left) }()
+		select {
+		case <-left:
+		case <-time.After(wait):
+			t.Fatalf("round %d (Start: %v): a goroutine of the endpoint outlived Host.Close and Endpoint.Close", i, startErr)
+		}
+		if ep.ctx != nil && ep.ctx.Err() == nil {
+			t.Errorf("round %d (Start: %v): the endpoint's context is not cancelled after Close", i, startErr)
+		}
+		ep.mu.Lock()
+		c := ep.client
+		ep.mu.Unlock()
+		if c != nil {
+			select {
+			case <-c.Done():
+			case <-time.After(3 * time.Second):
+				t.Errorf("round %d (Start: %v): the endpoint's access session is still up after Close (logged in for good)", i, startErr)
+			}
+		}
 	}
 }

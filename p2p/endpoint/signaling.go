@@ -185,10 +185,10 @@ func (e *Endpoint) dial(ctx context.Context, peer pki.Identity, addr netip.AddrP
 		}
 	}
 	cfg := e.verified.ClientConfig(e.certificate, e.cfg.Roots, peer, e.cfg.Now)
-	// Resume with a ticket from an earlier call to the same identity: the
-	// chain and identity checks still run (VerifyConnection), see
-	// pki.IdentitySessionCache.
-	cfg.ClientSessionCache = pki.IdentitySessionCache(e.tlsSessions, peer)
+	// Resume with a ticket from an earlier call to the same identity at
+	// the same address: the chain and identity checks still run
+	// (VerifyConnection), see pki.IdentitySessionCache.
+	cfg.ClientSessionCache = pki.IdentitySessionCache(e.tlsSessions, peer, addr)
 	d := tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: e.cfg.DialTimeout},
 		Config:    cfg,

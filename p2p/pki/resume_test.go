@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -80,7 +81,7 @@ func TestIdentitySessionCacheResumes(t *testing.T) {
 	cache := tls.NewLRUClientSessionCache(8)
 	for i, wantResumed := range []bool{false, true, true} {
 		cfg := EndpointClientConfig(certOf(a), ca.Pool(), bob, clock)
-		cfg.ClientSessionCache = IdentitySessionCache(cache, bob)
+		cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr))
 		s, c := dialTLS(t, addr, cfg, srv)
 		if s.err != nil || c.err != nil {
 			t.Fatalf("connection %d: server %v, client %v", i, s.err, c.err)
@@ -93,6 +94,50 @@ func TestIdentitySessionCacheResumes(t *testing.T) {
 		}
 		if id, err := PeerIdentity(c.state); err != nil || id != bob {
 			t.Errorf("connection %d: client sees %v (%v), want %v", i, id, err, bob)
+		}
+	}
+}
+
+// TestIdentitySessionCacheIsPerAddress: a ticket is offered only at the
+// address it came from. Two servers at two addresses prove the same
+// identity with the same ticket keys (a peer that moved, its old ticket
+// still good): the first dial to the new address is a full handshake, the
+// next one there resumes, and the old address still resumes with its own.
+// Without the address in the key, crypto/tls (which keys by server name
+// when one is set) would offer the old address's ticket at the new one.
+func TestIdentitySessionCacheIsPerAddress(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	a := issue(t, ca, alice, testNow, time.Hour)
+	b := issue(t, ca, bob, testNow, time.Hour)
+	clock := fixedClock(testNow)
+	scfg := EndpointServerConfig(certOf(b), ca.Pool(), clock)
+	oldAddr, oldSrv := tlsServer(t, scfg)
+	newAddr, newSrv := tlsServer(t, scfg) // same config: same ticket keys
+	cache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+	for i, st := range []struct {
+		addr    string
+		srv     <-chan result
+		resumed bool
+	}{
+		{oldAddr, oldSrv, false},
+		{oldAddr, oldSrv, true},
+		{newAddr, newSrv, false}, // moved: a full handshake, no ticket offered
+		{newAddr, newSrv, true},
+		{oldAddr, oldSrv, true},
+	} {
+		cfg := EndpointClientConfig(certOf(a), ca.Pool(), bob, clock)
+		cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(st.addr))
+		before := cache.hits
+		s, c := dialTLS(t, st.addr, cfg, st.srv)
+		if s.err != nil || c.err != nil {
+			t.Fatalf("connection %d to %s: server %v, client %v", i, st.addr, s.err, c.err)
+		}
+		if c.state.DidResume != st.resumed || s.state.DidResume != st.resumed {
+			t.Errorf("connection %d to %s: resumed client %v server %v, want %v", i, st.addr, c.state.DidResume, s.state.DidResume, st.resumed)
+		}
+		if offered := cache.hits > before; offered != st.resumed {
+			t.Errorf("connection %d to %s: a ticket was offered: %v, want %v", i, st.addr, offered, st.resumed)
 		}
 	}
 }
@@ -111,38 +156,39 @@ func TestResumptionKeepsChecks(t *testing.T) {
 	tests := []struct {
 		name string
 		// second builds the second connection's client config, given the
-		// cache the first connection filled (unwrapped).
-		second func(cache tls.ClientSessionCache) *tls.Config
+		// cache the first connection filled (unwrapped) and the server's
+		// address.
+		second func(cache tls.ClientSessionCache, addr string) *tls.Config
 		want   error
 		// offered: the second connection offers the first one's ticket
 		// (so the refusal is the resumed handshake's).
 		offered bool
 	}{
-		{"another identity is not offered bob's ticket", func(cache tls.ClientSessionCache) *tls.Config {
+		{"another identity is not offered bob's ticket", func(cache tls.ClientSessionCache, addr string) *tls.Config {
 			cfg := EndpointClientConfig(certOf(a), ca.Pool(), carol, fixedClock(testNow))
-			cfg.ClientSessionCache = IdentitySessionCache(cache, carol)
+			cfg.ClientSessionCache = IdentitySessionCache(cache, carol, netip.MustParseAddrPort(addr))
 			return cfg
 		}, ErrIdentityMismatch, false},
-		// A cache keyed by address only (no identity) and a server name
-		// that is not carol's (crypto/tls files tickets by server name:
-		// ServerName(carol) alone would find none) offer bob's ticket to
-		// a dial expecting carol: the resumed handshake still checks the
+		// A cache view filed under bob and a server name that is not
+		// carol's (crypto/tls files tickets by server name: ServerName(
+		// carol) alone would find none) offer bob's ticket to a dial
+		// expecting carol: the resumed handshake still checks the
 		// identity and refuses.
-		{"the identity is checked on a resumed connection", func(cache tls.ClientSessionCache) *tls.Config {
+		{"the identity is checked on a resumed connection", func(cache tls.ClientSessionCache, addr string) *tls.Config {
 			cfg := EndpointClientConfig(certOf(a), ca.Pool(), carol, fixedClock(testNow))
-			cfg.ServerName = ServerName(bob)                          // wrong on purpose
-			cfg.ClientSessionCache = IdentitySessionCache(cache, bob) // wrong on purpose
+			cfg.ServerName = ServerName(bob)                                                         // wrong on purpose
+			cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr)) // wrong on purpose
 			return cfg
 		}, ErrIdentityMismatch, true},
-		{"the chain is checked on a resumed connection", func(cache tls.ClientSessionCache) *tls.Config {
+		{"the chain is checked on a resumed connection", func(cache tls.ClientSessionCache, addr string) *tls.Config {
 			cfg := EndpointClientConfig(certOf(a), forger.Pool(), bob, fixedClock(testNow))
-			cfg.ClientSessionCache = IdentitySessionCache(cache, bob)
+			cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr))
 			return cfg
 		}, ErrUntrusted, true},
-		{"an expired peer certificate is refused", func(cache tls.ClientSessionCache) *tls.Config {
+		{"an expired peer certificate is refused", func(cache tls.ClientSessionCache, addr string) *tls.Config {
 			late := fixedClock(testNow.Add(2 * time.Hour))
 			cfg := EndpointClientConfig(certOf(a), ca.Pool(), bob, late)
-			cfg.ClientSessionCache = IdentitySessionCache(cache, bob)
+			cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr))
 			return cfg
 		}, ErrUntrusted, true},
 	}
@@ -153,12 +199,12 @@ func TestResumptionKeepsChecks(t *testing.T) {
 			addr, srv := tlsServer(t, EndpointServerConfig(certOf(b), ca.Pool(), clock))
 			cache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 			first := EndpointClientConfig(certOf(a), ca.Pool(), bob, clock)
-			first.ClientSessionCache = IdentitySessionCache(cache, bob)
+			first.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr))
 			if s, c := dialTLS(t, addr, first, srv); s.err != nil || c.err != nil {
 				t.Fatalf("first connection: server %v, client %v", s.err, c.err)
 			}
 			before := cache.hits
-			_, c := dialTLS(t, addr, tt.second(cache), srv)
+			_, c := dialTLS(t, addr, tt.second(cache, addr), srv)
 			if !errors.Is(c.err, tt.want) {
 				t.Fatalf("second connection: client error %v, want %v", c.err, tt.want)
 			}
@@ -184,7 +230,7 @@ func TestResumptionServerKeepsChecks(t *testing.T) {
 	cache := tls.NewLRUClientSessionCache(8)
 	dial := func() (result, result) {
 		cfg := EndpointClientConfig(certOf(a), ca.Pool(), bob, clock)
-		cfg.ClientSessionCache = IdentitySessionCache(cache, bob)
+		cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(addr))
 		return dialTLS(t, addr, cfg, srv)
 	}
 	if s, c := dial(); s.err != nil || c.err != nil {
@@ -255,7 +301,7 @@ func BenchmarkEndpointHandshakeResume(b *testing.B) {
 			for b.Loop() {
 				cfg := EndpointClientConfig(certOf(ac), ca.Pool(), bob, clock)
 				if resume {
-					cfg.ClientSessionCache = IdentitySessionCache(cache, bob)
+					cfg.ClientSessionCache = IdentitySessionCache(cache, bob, netip.MustParseAddrPort(ln.Addr().String()))
 				}
 				nc, err := net.Dial("tcp", ln.Addr().String())
 				if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -162,10 +163,16 @@ func (c *VerifyCache) ClientConfig(getCert func() (*tls.Certificate, error), roo
 }
 
 // IdentitySessionCache returns a view of cache, for the client config of
-// one dial that expects the peer identity expect (EndpointClientConfig),
-// that files TLS 1.3 session tickets under that identity as well as the
-// address crypto/tls keys them by. A ticket is then only ever offered to
-// a peer at the same address that proved expect in a full handshake.
+// one dial to addr that expects the peer identity expect
+// (EndpointClientConfig), that files TLS 1.3 session tickets under that
+// identity and that address. crypto/tls itself keys a client's tickets by
+// server name alone when ServerName is set (it always is here:
+// ServerName(expect)), not by address; the prefix adds the address, so a
+// ticket is only ever offered to a peer at the same address that proved
+// expect in a full handshake. A peer that moved (another address, a
+// gateway's device now behind another host) gets a full handshake: its
+// old ticket, an identifier sent in clear in the ClientHello, would
+// otherwise link its two addresses for an observer (RFC 8446 §C.4).
 //
 // Resumption keeps the checks of a full handshake: crypto/tls restores
 // the peer's certificates from the ticket and calls VerifyConnection on
@@ -177,8 +184,8 @@ func (c *VerifyCache) ClientConfig(getCert func() (*tls.Certificate, error), roo
 // two certificates established (RFC 8446 §2.2, §4.6.1). Resumption is
 // psk_dhe_ke only (crypto/tls), so each connection still has a fresh
 // (EC)DHE key exchange and forward secrecy.
-func IdentitySessionCache(cache tls.ClientSessionCache, expect Identity) tls.ClientSessionCache {
-	return identityCache{cache: cache, prefix: expect.String() + " "}
+func IdentitySessionCache(cache tls.ClientSessionCache, expect Identity, addr netip.AddrPort) tls.ClientSessionCache {
+	return identityCache{cache: cache, prefix: expect.String() + " " + addr.String() + " "}
 }
 
 type identityCache struct {
