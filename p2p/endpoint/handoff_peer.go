@@ -339,9 +339,14 @@ func (c *call) sendSessionParams(handoff.Transition) {
 	if c.sendKeys != nil && c.recvKeys != nil {
 		p.SendKey, p.RecvKey = c.sendKeys.Bytes(), c.recvKeys.Bytes()
 		// A decrypts C's running stream: it needs how often its sequence
-		// number has wrapped (RFC 3711 §3.3.1).
+		// number has wrapped, and the highest one seen, since it may
+		// wrap again before A's first packet (RFC 3711 §3.3.1).
 		if roc, ok := c.sess.RemoteROC(); ok && roc.SSRC == p.PeerSSRC {
 			p.PeerROC = roc.ROC
+			if roc.HasSeq {
+				seq := roc.Seq
+				p.PeerSeq = &seq
+			}
 		}
 	}
 	h.offered[conn] = true

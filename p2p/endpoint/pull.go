@@ -696,6 +696,9 @@ func (x *handoffExec) startAudioToC(handoff.Transition) (handoff.Event, string) 
 	var peerROC *media.ROC
 	if a.recv != nil {
 		peerROC = &media.ROC{SSRC: p.PeerSSRC, ROC: p.PeerROC}
+		if p.PeerSeq != nil {
+			peerROC.Seq, peerROC.HasSeq = *p.PeerSeq, true
+		}
 	}
 	a.peerMedia, _ = netip.ParseAddrPort(p.PeerMedia)
 	a.src, a.sink = a.req.Options.Source, a.req.Options.Sink

@@ -214,3 +214,63 @@ func TestPullAndRebindAfterSequenceWrap(t *testing.T) {
 	heard("the laptop to hear bob after its move")
 	stillUp(t, bob, id, "alice/laptop")
 }
+
+// bob's stream wraps while the pull is under way: after B (the desk) read
+// the roll-over counter of bob's stream for its session parameters (step
+// 3) and before A's sessions hear bob. With only the counter A decrypted
+// bob's packets under the old one, never heard him, and waited out its
+// NewAudio timer (docs/benchmarks.md §23: the ~1 s tail late in a long
+// call, and every pull after it, since a deaf device passes on a stale
+// counter). The desk now sends the highest sequence number with it and A
+// estimates the wrap (RFC 3711 §3.3.1).
+func TestPullWhileFarPartyWraps(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	const beforeWrap = 250 // packets: 5 s for the pull to reach step 3
+	first := uint16(65535 - beforeWrap + 1)
+	var bob *party
+	laptop := n.start("alice", "laptop", fastTimeouts, func(c *Config) {
+		c.stepHook = func(step int) {
+			if step != 3 || bob == nil {
+				return
+			}
+			// B has read the counter: hold the pull until bob wrapped.
+			var sent uint64
+			for _, c := range bob.Calls() {
+				if c.Media != nil {
+					sent = c.Media.PacketsSent
+				}
+			}
+			if sent >= beforeWrap {
+				t.Errorf("precondition: bob had sent %d packets (wrapped) before step 3", sent)
+				return
+			}
+			deadline := time.Now().Add(wait)
+			for sent < beforeWrap+5 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+				for _, c := range bob.Calls() {
+					if c.Media != nil {
+						sent = c.Media.PacketsSent
+					}
+				}
+			}
+		}
+	})
+	var id string
+	bob, _, id = deskCall(t, n, func(c *Config) {
+		if c.User == "bob" {
+			c.firstSeq = &first
+		}
+	})
+	laptop.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if err != nil || h.State != "done" || len(h.Steps) != 12 {
+		t.Fatalf("pull across bob's wrap: %v %+v", err, h)
+	}
+	before := laptop.mustCall(t, id).Media.PacketsReceived
+	eventually(t, "the laptop to hear bob", func() bool { return laptop.mustCall(t, id).Media.PacketsReceived > before+10 })
+	if st := laptop.mustCall(t, id).Media; st.AuthFailed != 0 {
+		t.Errorf("%d of bob's packets failed authentication at the laptop", st.AuthFailed)
+	}
+	stillUp(t, bob, id, "alice/laptop")
+}

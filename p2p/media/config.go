@@ -112,7 +112,8 @@ type Config struct {
 	// of the peer's stream at the time this session starts receiving it:
 	// a session that takes over a stream already running (a handoff, a
 	// move) must know how many times its sequence number has wrapped, or
-	// every packet fails authentication once it has.
+	// every packet fails authentication once it has. With its Seq the
+	// first packet's counter is estimated (it may have wrapped since).
 	RemoteROC *ROC
 	// ConsentTimeout is how long the remote may go without proving that it
 	// receives (an authenticated packet from its address, RFC 7675's
@@ -130,10 +131,44 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ROC is an SRTP roll-over counter for one SSRC.
+// ROC is an SRTP roll-over counter for one SSRC, with the highest
+// sequence number authenticated under it when known: together they are
+// RFC 3711 §3.3.1's receiver state (ROC, s_l), the packet index of the
+// stream so far.
+//
+// A stream handed to a new session keeps running while the handoff's
+// signaling travels: its sequence number may wrap between the moment
+// the old session reported the counter and the first packet the new
+// session gets. With only ROC the new session decrypts that packet (and
+// every later one) under the old counter and never authenticates the
+// stream again; with Seq it estimates the packet's counter as the RFC
+// does (ROC-1, ROC or ROC+1, from s_l and the packet's SEQ).
 type ROC struct {
 	SSRC uint32
 	ROC  uint32
+	// Seq is s_l, the highest sequence number authenticated with ROC;
+	// HasSeq says it is known (a peer older than this field sends only
+	// ROC, which is then taken as it is).
+	Seq    uint16
+	HasSeq bool
+}
+
+// estimateROC is RFC 3711 §3.3.1's estimate of the roll-over counter of
+// a packet with sequence number seq, from the receiver's state: roc and
+// sl, the highest sequence number authenticated with it. A counter
+// cannot go below 0.
+func estimateROC(roc uint32, sl, seq uint16) uint32 {
+	const half = 1 << 15
+	if sl < half {
+		if int32(seq)-int32(sl) > half && roc > 0 {
+			return roc - 1
+		}
+		return roc
+	}
+	if int32(sl)-half > int32(seq) {
+		return roc + 1
+	}
+	return roc
 }
 
 // settings is a validated Config with defaults applied and derived values.

@@ -81,6 +81,26 @@ type receiver struct {
 	packets, bytes                        uint64
 	malformed, authFailed, replayed, wrPT uint64
 	first, last                           time.Time
+
+	// handed is Config.RemoteROC while no packet of its SSRC has
+	// authenticated: each such packet is decrypted under the counter
+	// estimated from it (RFC 3711 §3.3.1), since the stream may have
+	// wrapped after the counter was read at the old session.
+	handed    ROC
+	handedSet bool
+	// idx follows the packet index (ROC, s_l) of the last few SSRCs
+	// heard, so that RemoteROC can hand a stream on with both.
+	idx     [recentSources]streamIndex
+	idxNext int
+}
+
+// streamIndex is one SSRC's SRTP packet index: its roll-over counter and
+// the highest sequence number authenticated under it (RFC 3711 §3.3.1).
+type streamIndex struct {
+	ssrc uint32
+	roc  uint32
+	seq  uint16
+	set  bool
 }
 
 func newReceiver(s settings, jb *jitterBuffer) (*receiver, error) {
@@ -100,19 +120,62 @@ func newReceiver(s settings, jb *jitterBuffer) (*receiver, error) {
 		}
 		if s.RemoteROC != nil {
 			ctx.SetROC(s.RemoteROC.SSRC, s.RemoteROC.ROC)
+			r.handed, r.handedSet = *s.RemoteROC, true
 		}
 		r.srtp = ctx
 	}
 	return r, nil
 }
 
-// roc returns the SRTP roll-over counter of ssrc's stream, as far as this
-// receiver has followed it.
-func (r *receiver) roc(ssrc uint32) (uint32, bool) {
+// index returns the SRTP packet index of ssrc's stream as far as this
+// receiver has followed it: the counter and the highest sequence number
+// authenticated. Before any packet of the handed stream authenticated,
+// it is the counter this session was given (Config.RemoteROC), so a
+// session that heard nothing passes on what it knew rather than nothing.
+func (r *receiver) index(ssrc uint32) (ROC, bool) {
 	if r.srtp == nil {
-		return 0, false
+		return ROC{}, false
 	}
-	return r.srtp.ROC(ssrc)
+	for _, e := range r.idx {
+		if e.set && e.ssrc == ssrc {
+			return ROC{SSRC: ssrc, ROC: e.roc, Seq: e.seq, HasSeq: true}, true
+		}
+	}
+	if r.handedSet && r.handed.SSRC == ssrc {
+		return r.handed, true
+	}
+	if v, ok := r.srtp.ROC(ssrc); ok {
+		return ROC{SSRC: ssrc, ROC: v}, true
+	}
+	return ROC{}, false
+}
+
+// handedROC is the counter this session was given, while no packet of its
+// stream has authenticated.
+func (r *receiver) handedROC() (ROC, bool) {
+	return r.handed, r.handedSet && r.srtp != nil
+}
+
+// follow records that a packet of ssrc with sequence number seq
+// authenticated: the stream's index moves on if it is the highest yet.
+func (r *receiver) follow(ssrc uint32, seq uint16) {
+	for i := range r.idx {
+		e := &r.idx[i]
+		if !e.set || e.ssrc != ssrc {
+			continue
+		}
+		v := estimateROC(e.roc, e.seq, seq)
+		if uint64(v)<<16|uint64(seq) > uint64(e.roc)<<16|uint64(e.seq) {
+			e.roc, e.seq = v, seq
+		}
+		return
+	}
+	// A stream not followed yet: its first authenticated packet. pion has
+	// just decrypted it, so its counter is the packet's (or, for a stream
+	// evicted from idx and heard again, the highest pion saw).
+	v, _ := r.srtp.ROC(ssrc)
+	r.idx[r.idxNext] = streamIndex{ssrc: ssrc, roc: v, seq: seq, set: true}
+	r.idxNext = (r.idxNext + 1) % len(r.idx)
 }
 
 // uncount takes back the counter that receive bumped for a refused
@@ -149,6 +212,12 @@ func (r *receiver) receive(b []byte, at time.Time) receiveVerdict {
 			r.malformed++
 			return verdictMalformed
 		}
+		handed := r.handedSet && r.hdr.SSRC == r.handed.SSRC
+		if handed && r.handed.HasSeq {
+			// The first packet of a stream taken over: its counter from
+			// the handed index, as the RFC estimates it.
+			r.srtp.SetROC(r.hdr.SSRC, estimateROC(r.handed.ROC, r.handed.Seq, r.hdr.SequenceNumber))
+		}
 		plain, err := r.srtp.DecryptRTP(b[:0], b, &r.hdr)
 		switch {
 		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
@@ -161,6 +230,10 @@ func (r *receiver) receive(b []byte, at time.Time) receiveVerdict {
 			return verdictReplayed
 		}
 		b = plain
+		if handed {
+			r.handedSet = false // pion follows the stream from here
+		}
+		r.follow(r.hdr.SSRC, r.hdr.SequenceNumber)
 	}
 	// Parse again for the payload boundaries (padding, RFC 3550 §5.1).
 	if err := r.pkt.Unmarshal(b); err != nil {

@@ -242,17 +242,17 @@ func (s *Session) setRemote(addr netip.AddrPort, confirmed bool) {
 }
 
 // RemoteROC returns the SRTP roll-over counter of the stream being played
-// (RFC 3711 §3.3.1), for handing it to a session that takes the stream
-// over. ok is false before any SRTP packet arrived or for plain RTP.
+// and the highest sequence number authenticated under it (RFC 3711
+// §3.3.1), for handing them to a session that takes the stream over.
+// Before any packet was played it is Config.RemoteROC, if the session
+// was given one. ok is false otherwise, and for plain RTP.
 func (s *Session) RemoteROC() (roc ROC, ok bool) {
 	s.exec(func() {
 		if !s.eng.jb.hasSource {
+			roc, ok = s.eng.recv.handedROC()
 			return
 		}
-		ssrc := s.eng.jb.src.ssrc
-		if v, found := s.eng.recv.roc(ssrc); found {
-			roc, ok = ROC{SSRC: ssrc, ROC: v}, true
-		}
+		roc, ok = s.eng.recv.index(s.eng.jb.src.ssrc)
 	})
 	return roc, ok
 }

@@ -692,6 +692,89 @@ func TestRemoteROCCarriesOver(t *testing.T) {
 	}
 }
 
+// TestRemoteROCWrapInFlight: the stream wraps after the old session read
+// its counter and before the new session's first packet (a handoff's
+// signaling takes a few packet times while the stream runs on). Given
+// only the counter, the new session decrypts under the old one and never
+// authenticates the stream again (docs/benchmarks.md §23: after such a
+// wrap every pull waited out its 1 s NewAudio timer and the device that
+// took the call heard nothing); given the highest sequence number too, it
+// estimates the first packet's counter as RFC 3711 §3.3.1 does.
+func TestRemoteROCWrapInFlight(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		handed ROC
+		heard  bool
+	}{
+		{"counter only (a peer older than Seq)", ROC{SSRC: 0xfeed, ROC: 0}, false},
+		{"counter and highest sequence number", ROC{SSRC: 0xfeed, ROC: 0, Seq: 65531, HasSeq: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			keys := mustKeys(t)
+			peer := newRawPeer(t, "127.0.0.1", keys) // its stream starts at 65530
+			// The old session authenticated 65530 and 65531; 65532-65535
+			// and 0-1 go by while the handoff's signaling travels.
+			for range 8 {
+				peer.packet(peer.ctx, testPT)
+			}
+			handed := tc.handed
+			s := openSession(t, Config{Local: addr("127.0.0.1:0"), SendKeys: mustKeys(t), RecvKeys: keys, RemoteROC: &handed})
+			s.SetRemote(peer.addr)
+			s.Start()
+			if roc, ok := s.RemoteROC(); !ok || roc != handed {
+				t.Fatalf("before any packet: RemoteROC = %+v %v, want the counter it was given, %+v", roc, ok, handed)
+			}
+			for range 10 { // 2-11, counter 1
+				peer.send(s.LocalAddr(), peer.packet(peer.ctx, testPT))
+			}
+			if !tc.heard {
+				eventually(t, "every packet to fail authentication", func() bool { return s.Stats().AuthFailed == 10 })
+				if got := s.Stats().PacketsReceived; got != 0 {
+					t.Fatalf("accepted %d packets under the stale counter", got)
+				}
+				return
+			}
+			eventually(t, "the stream to be heard", func() bool { return s.Stats().PacketsReceived == 10 })
+			if st := s.Stats(); st.AuthFailed != 0 {
+				t.Fatalf("%d packets failed authentication", st.AuthFailed)
+			}
+			want := ROC{SSRC: 0xfeed, ROC: 1, Seq: 11, HasSeq: true}
+			if roc, ok := s.RemoteROC(); !ok || roc != want {
+				t.Fatalf("RemoteROC = %+v %v, want %+v", roc, ok, want)
+			}
+		})
+	}
+}
+
+// TestEstimateROC is RFC 3711 §3.3.1's index estimate: the packet's
+// counter is ROC-1, ROC or ROC+1 depending on s_l and SEQ.
+func TestEstimateROC(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		roc     uint32
+		sl, seq uint16
+		want    uint32
+	}{
+		{"next packet", 3, 100, 101, 3},
+		{"late packet, same counter", 3, 100, 90, 3},
+		{"wrapped since", 3, 65531, 2, 4},
+		{"wrapped since, far", 3, 40000, 7000, 4},
+		{"just before the wrap", 3, 65531, 65535, 3},
+		{"late packet from before a wrap", 3, 2, 65530, 2},
+		{"late packet, first counter", 0, 2, 65530, 0},
+		{"half a cycle ahead", 3, 10, 32778, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := estimateROC(tc.roc, tc.sl, tc.seq); got != tc.want {
+				t.Fatalf("estimateROC(%d, %d, %d) = %d, want %d", tc.roc, tc.sl, tc.seq, got, tc.want)
+			}
+		})
+	}
+}
+
 // TestSessionSetPlaying: while not playing, SRTP packets are still
 // received and authenticated (the SRTP state stays current), the sink gets
 // silence frames at the same pace, and nothing received is played; once

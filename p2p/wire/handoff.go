@@ -99,6 +99,13 @@ type SessionParams struct {
 	SendKey    []byte `json:"send_key,omitempty"` // SRTP key of B's stream to C, which C decrypts with
 	RecvKey    []byte `json:"recv_key,omitempty"` // SRTP key of C's stream
 	Grant      Grant  `json:"grant"`
+	// PeerSeq is the highest sequence number of C's stream authenticated
+	// under PeerROC (RFC 3711 §3.3.1's s_l), nil if B does not say (an
+	// endpoint older than this field). C's stream keeps running during
+	// the handoff: with it, A tells whether C's sequence number wrapped
+	// since B read the counter; without it, a wrap in that time leaves A
+	// unable to authenticate C's stream.
+	PeerSeq *uint16 `json:"peer_seq,omitempty"`
 	// Initiator says which side placed the call: InitiatorSelf (B's
 	// user, so the dialog's local side: RFC 4235 "initiator"),
 	// InitiatorPeer (C), or "" when B does not know (an endpoint older
