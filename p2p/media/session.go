@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-voice/baton/codecs"
 )
 
 const (
@@ -77,9 +79,12 @@ type Session struct {
 	final Stats
 
 	// Owned by the timeline goroutine.
-	eng         *engine
-	started     bool
-	ticker      *time.Ticker
+	eng     *engine
+	started bool
+	ticker  *time.Ticker
+	// call is the session's membership of its batch codec's shared
+	// Ticker (instead of ticker), nil for other codecs.
+	call        *codecs.TickerCall
 	t0          time.Time
 	ticks       int64
 	pendingSwap *swapRequest
@@ -599,12 +604,18 @@ func (s *Session) run() {
 		if s.ticker != nil {
 			s.ticker.Stop()
 		}
+		if s.call != nil {
+			s.call.Leave()
+		}
 		s.final = s.snapshot()
 	}()
 	var tick <-chan time.Time
 	for {
 		if s.ticker != nil {
 			tick = s.ticker.C
+		}
+		if s.call != nil {
+			tick = s.call.C
 		}
 		select {
 		case <-s.closing:
@@ -632,7 +643,15 @@ func (s *Session) start() {
 	}
 	s.started = true
 	s.t0 = time.Now()
-	s.ticker = time.NewTicker(s.ptime)
+	if s.eng.batch != nil {
+		// On the shared clock: the timeline starts at its latest tick, so
+		// this session's ticks are the other calls' (one batch each).
+		t := s.eng.batch.Ticker(s.ptime)
+		s.call = t.Join()
+		s.t0 = t.Align(s.t0)
+	} else {
+		s.ticker = time.NewTicker(s.ptime)
+	}
 	s.tick(s.t0)
 	s.ticks = 1
 	s.log.Debug("media session started")
@@ -664,23 +683,37 @@ func (s *Session) onTick(now time.Time) {
 // per ConsentProbeInterval (the first at once) and nothing in between.
 func (s *Session) tick(at time.Time) {
 	p := s.peers.Load()
+	send := false
 	if s.sending.Load() && p != nil && p.remote.IsValid() {
 		switch {
 		case s.checkConsent(p, at):
-			s.eng.sendFrame(p.remote)
+			send = true
 		case s.probeInterval > 0 && (p.remote != s.probeFor || at.Sub(s.lastProbe) >= s.probeInterval):
 			s.probeFor, s.lastProbe = p.remote, at
 			s.probes++
-			s.eng.sendFrame(p.remote)
+			send = true
 		default:
 			s.notSent++
-			s.eng.skipFrame()
 		}
+	}
+	s.eng.mute = s.muted.Load()
+	if s.call != nil {
+		s.eng.batchTick(s.call, at, p.remoteOrZero(), send)
+		return
+	}
+	if send {
+		s.eng.sendFrame(p.remote)
 	} else {
 		s.eng.skipFrame()
 	}
-	s.eng.mute = s.muted.Load()
 	s.eng.playout(at)
+}
+
+func (p *peerSet) remoteOrZero() netip.AddrPort {
+	if p == nil {
+		return netip.AddrPort{}
+	}
+	return p.remote
 }
 
 // prove records that an authenticated packet (for plain RTP: a valid one
