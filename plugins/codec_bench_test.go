@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/plugins/plugintest"
 )
 
@@ -325,3 +328,89 @@ func batchPacedCall(codec codecs.BatchCodec, i, ticks int, failed *atomic.Int64)
 	}
 	return lat
 }
+
+// BenchmarkCodecPluginSessions runs the batch path where it is used: `calls`
+// real media sessions (p2p/media, in pairs over loopback UDP) on the test
+// plugin's PCMU, each sending a tone and decoding what it receives, for
+// 3 s; inprocess runs the same sessions on the in-process PCMU. A frame is
+// one session's tick (one encode, one decode). cpu-us/frame is host +
+// plugin CPU per frame, sockets and all: the plugin's minus the in-process
+// figure is what the codec seam costs through the media engines.
+func BenchmarkCodecPluginSessions(b *testing.B) {
+	for _, calls := range []int{100, 200, 500} {
+		b.Run(fmt.Sprintf("inprocess/PCMU/calls=%d", calls), func(b *testing.B) {
+			benchSessions(b, nil, codecs.PCMU(), calls, 3*time.Second)
+		})
+		b.Run(fmt.Sprintf("plugin/PCMU/calls=%d", calls), func(b *testing.B) {
+			c, m := benchCodecClient(b, 0)
+			benchSessions(b, c, m["PCMU"], calls, 3*time.Second)
+		})
+	}
+}
+
+func benchSessions(b *testing.B, c *CodecClient, codec codecs.Codec, calls int, dur time.Duration) {
+	pid := os.Getpid()
+	stats := func() CodecStats { return CodecStats{} }
+	if c != nil {
+		pid, stats = c.Supervisor().PID(), c.Stats
+	}
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	for b.Loop() {
+		sess := make([]*media.Session, calls)
+		for i := range sess {
+			tone, err := audio.NewTone(440+float64(i%50), 8000, 0.3)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := media.Open(b.Context(), media.Config{Local: lo, Codec: codec, Source: tone, Sink: discardSink{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sess[i] = s
+		}
+		for i := 0; i+1 < calls; i += 2 {
+			sess[i].SetRemote(sess[i+1].LocalAddr())
+			sess[i+1].SetRemote(sess[i].LocalAddr())
+		}
+		var before uint64
+		for _, s := range sess {
+			s.Start()
+		}
+		time.Sleep(200 * time.Millisecond) // past the start, the jitter buffers filled
+		// The CPU meter spans both counts, so the frames counted and the
+		// CPU measured cover the same time.
+		meter := startCPU(b, pid)
+		s0 := stats()
+		for _, s := range sess {
+			before += s.Stats().PacketsSent
+		}
+		time.Sleep(dur)
+		var sent, played, decErr uint64
+		for _, s := range sess {
+			st := s.Stats()
+			sent += st.PacketsSent
+			played += st.FramesPlayed
+			decErr += st.DecodeErrors + st.SendErrors
+		}
+		s := stats()
+		host, plug, wall := meter.stop(b)
+		for _, s := range sess {
+			_ = s.Close()
+		}
+		if c == nil {
+			plug = 0
+		}
+		frames := float64(sent - before)
+		b.ReportMetric(float64(host+plug)/frames/float64(time.Microsecond), "cpu-us/frame")
+		b.ReportMetric(float64(host+plug)/float64(wall), "cores")
+		b.ReportMetric(frames/float64(calls)/wall.Seconds(), "frames/s/call")
+		b.ReportMetric(float64(decErr), "errors")
+		b.ReportMetric(float64(played)/float64(sent), "played/sent")
+		b.ReportMetric(float64(s.Frames-s0.Frames)/float64(max(1, s.Batches-s0.Batches)), "frames/batch")
+	}
+}
+
+// discardSink plays nothing (the frames are still decoded).
+type discardSink struct{}
+
+func (discardSink) WriteFrame([]int16) error { return nil }
