@@ -31,4 +31,9 @@ var (
 
 	// ErrClosed means an Encoder or Decoder was used after Close.
 	ErrClosed = errors.New("codec state closed")
+
+	// ErrBadJob means a batch Job cannot be done as given: an unknown op,
+	// a missing encoder or decoder, a state of another codec, or a state
+	// that already has a frame in flight.
+	ErrBadJob = errors.New("invalid codec job")
 )

@@ -1,8 +1,10 @@
 package plugins
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/baton-voice/baton/codecs"
+	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/media"
 	"github.com/baton-voice/baton/plugins/plugintest"
 )
 
@@ -145,6 +149,57 @@ func BenchmarkCodecFrame(b *testing.B) {
 	}
 }
 
+// BenchmarkCodecBatch is BenchmarkCodecFrame through the batch seam
+// (codecs.BatchCodec.Batch): one goroutine, like a shared tick, hands all
+// `calls` calls' frames of a tick to the plugin in one Batch (each call's
+// encode and the decode of its previous frame), and waits once. Same
+// metrics as BenchmarkCodecFrame, per frame (one encode + one decode).
+func BenchmarkCodecBatch(b *testing.B) {
+	for _, calls := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("plugin/PCMU/calls=%d", calls), func(b *testing.B) {
+			work := g711Frame(b)
+			c, m := benchCodecClient(b, -1)
+			pcmu := m["PCMU"].(codecs.BatchCodec)
+			pcm := toneFrame(0)
+			jobs := make([]codecs.Job, 0, 2*calls)
+			payloads := make([][]byte, calls)
+			for i := range calls {
+				enc, _ := codecs.NewEncoder(pcmu)
+				dec, _ := codecs.NewDecoder(pcmu)
+				b.Cleanup(func() { _ = enc.Close(); _ = dec.Close() })
+				payloads[i] = make([]byte, 160)
+				jobs = append(jobs,
+					codecs.Job{Op: codecs.JobEncode, Enc: enc, PCM: pcm, Payload: make([]byte, 160)},
+					codecs.Job{Op: codecs.JobDecode, Dec: dec, PCM: make([]int16, 160), Payload: payloads[i]})
+			}
+			pcmu.Batch(jobs) // open the states
+			s0 := c.Stats()
+			meter := startCPU(b, c.Supervisor().PID())
+			b.ResetTimer()
+			rounds := 0
+			for done := 0; done < b.N; done += calls {
+				pcmu.Batch(jobs)
+				for i := range calls {
+					if err := errors.Join(jobs[2*i].Err, jobs[2*i+1].Err); err != nil {
+						b.Fatal(err)
+					}
+					copy(payloads[i], jobs[2*i].Payload[:jobs[2*i].N])
+				}
+				rounds++
+			}
+			b.StopTimer()
+			host, plug, _ := meter.stop(b)
+			s := c.Stats()
+			frames := float64(rounds * calls)
+			cpu := float64(host+plug) / frames / float64(time.Microsecond)
+			b.ReportMetric(cpu, "cpu-us/frame")
+			b.ReportMetric(cpu-float64(work)/float64(time.Microsecond), "overhead-us/frame")
+			b.ReportMetric(float64(plug)/float64(host+plug), "plugin-share")
+			b.ReportMetric(float64(s.Frames-s0.Frames)/2/float64(s.Batches-s0.Batches), "frames/batch")
+		})
+	}
+}
+
 // BenchmarkCodecPluginCalls runs `calls` concurrent calls through one
 // plugin process for 3 s, each paced like a media session: at its own
 // phase, every 20 ms, it encodes and decodes a frame (PCMU in the test
@@ -166,6 +221,10 @@ func BenchmarkCodecPluginCalls(b *testing.B) {
 				benchPacedCalls(b, c, m["PCMU"], calls, 3*time.Second)
 			})
 		}
+		b.Run(fmt.Sprintf("batch/PCMU/calls=%d", calls), func(b *testing.B) {
+			c, m := benchCodecClient(b, 0)
+			benchPacedCalls(b, c, m["PCMU"], calls, 3*time.Second)
+		})
 	}
 }
 
@@ -185,8 +244,13 @@ func benchPacedCalls(b *testing.B, c *CodecClient, codec codecs.Codec, calls int
 		var wg sync.WaitGroup
 		start := time.Now().Add(100 * time.Millisecond)
 		meter := startCPU(b, pid)
+		bc, batch := codec.(codecs.BatchCodec)
 		for i := range calls {
 			phase := time.Duration(rand.Int64N(int64(tick)))
+			if batch {
+				wg.Go(func() { late[i] = batchPacedCall(bc, i, ticks, &failed) })
+				continue
+			}
 			wg.Go(func() {
 				enc, _ := codecs.NewEncoder(codec)
 				dec, _ := codecs.NewDecoder(codec)
@@ -230,3 +294,123 @@ func benchPacedCalls(b *testing.B, c *CodecClient, codec codecs.Codec, calls int
 		b.ReportMetric(float64(s.Frames-s0.Frames)/float64(max(1, s.Batches-s0.Batches)), "frames/batch")
 	}
 }
+
+// batchPacedCall is one paced call on the codec's shared Ticker, the way
+// a media session on a batch codec runs (p2p/media batch.go): each tick
+// it hands in its encode and the decode of its previous frame together.
+// It returns each tick's lateness.
+func batchPacedCall(codec codecs.BatchCodec, i, ticks int, failed *atomic.Int64) []time.Duration {
+	const tick = 20 * time.Millisecond
+	enc, _ := codecs.NewEncoder(codec)
+	dec, _ := codecs.NewDecoder(codec)
+	defer enc.Close()
+	defer dec.Close()
+	tc := codec.Ticker(tick).Join()
+	defer tc.Leave()
+	pcm, payload, prev, out := toneFrame(i), make([]byte, 400), make([]byte, 400), make([]int16, 200)
+	jobs := make([]codecs.Job, 2)
+	prevN := 0
+	lat := make([]time.Duration, 0, ticks)
+	for range ticks {
+		due := <-tc.C
+		jobs = append(jobs[:0], codecs.Job{Op: codecs.JobEncode, Enc: enc, PCM: pcm, Payload: payload})
+		if prevN > 0 {
+			jobs = append(jobs, codecs.Job{Op: codecs.JobDecode, Dec: dec, PCM: out, Payload: prev[:prevN]})
+		}
+		tc.Do(jobs)
+		for _, j := range jobs {
+			if j.Err != nil {
+				failed.Add(1)
+			}
+		}
+		prevN = copy(prev, payload[:jobs[0].N])
+		lat = append(lat, time.Since(due))
+	}
+	return lat
+}
+
+// BenchmarkCodecPluginSessions runs the batch path where it is used: `calls`
+// real media sessions (p2p/media, in pairs over loopback UDP) on the test
+// plugin's PCMU, each sending a tone and decoding what it receives, for
+// 3 s; inprocess runs the same sessions on the in-process PCMU. A frame is
+// one session's tick (one encode, one decode). cpu-us/frame is host +
+// plugin CPU per frame, sockets and all: the plugin's minus the in-process
+// figure is what the codec seam costs through the media engines.
+func BenchmarkCodecPluginSessions(b *testing.B) {
+	for _, calls := range []int{100, 200, 500} {
+		b.Run(fmt.Sprintf("inprocess/PCMU/calls=%d", calls), func(b *testing.B) {
+			benchSessions(b, nil, codecs.PCMU(), calls, 3*time.Second)
+		})
+		b.Run(fmt.Sprintf("plugin/PCMU/calls=%d", calls), func(b *testing.B) {
+			c, m := benchCodecClient(b, 0)
+			benchSessions(b, c, m["PCMU"], calls, 3*time.Second)
+		})
+	}
+}
+
+func benchSessions(b *testing.B, c *CodecClient, codec codecs.Codec, calls int, dur time.Duration) {
+	pid := os.Getpid()
+	stats := func() CodecStats { return CodecStats{} }
+	if c != nil {
+		pid, stats = c.Supervisor().PID(), c.Stats
+	}
+	lo := netip.MustParseAddrPort("127.0.0.1:0")
+	for b.Loop() {
+		sess := make([]*media.Session, calls)
+		for i := range sess {
+			tone, err := audio.NewTone(440+float64(i%50), 8000, 0.3)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := media.Open(b.Context(), media.Config{Local: lo, Codec: codec, Source: tone, Sink: discardSink{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sess[i] = s
+		}
+		for i := 0; i+1 < calls; i += 2 {
+			sess[i].SetRemote(sess[i+1].LocalAddr())
+			sess[i+1].SetRemote(sess[i].LocalAddr())
+		}
+		var before uint64
+		for _, s := range sess {
+			s.Start()
+		}
+		time.Sleep(200 * time.Millisecond) // past the start, the jitter buffers filled
+		// The CPU meter spans both counts, so the frames counted and the
+		// CPU measured cover the same time.
+		meter := startCPU(b, pid)
+		s0 := stats()
+		for _, s := range sess {
+			before += s.Stats().PacketsSent
+		}
+		time.Sleep(dur)
+		var sent, played, decErr uint64
+		for _, s := range sess {
+			st := s.Stats()
+			sent += st.PacketsSent
+			played += st.FramesPlayed
+			decErr += st.DecodeErrors + st.SendErrors
+		}
+		s := stats()
+		host, plug, wall := meter.stop(b)
+		for _, s := range sess {
+			_ = s.Close()
+		}
+		if c == nil {
+			plug = 0
+		}
+		frames := float64(sent - before)
+		b.ReportMetric(float64(host+plug)/frames/float64(time.Microsecond), "cpu-us/frame")
+		b.ReportMetric(float64(host+plug)/float64(wall), "cores")
+		b.ReportMetric(frames/float64(calls)/wall.Seconds(), "frames/s/call")
+		b.ReportMetric(float64(decErr), "errors")
+		b.ReportMetric(float64(played)/float64(sent), "played/sent")
+		b.ReportMetric(float64(s.Frames-s0.Frames)/float64(max(1, s.Batches-s0.Batches)), "frames/batch")
+	}
+}
+
+// discardSink plays nothing (the frames are still decoded).
+type discardSink struct{}
+
+func (discardSink) WriteFrame([]int16) error { return nil }

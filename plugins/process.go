@@ -120,6 +120,7 @@ func launch(ctx context.Context, cfg Config, kind Kind) (*instance, error) {
 		AutoMTLS:         true,
 		StartTimeout:     cfg.StartTimeout,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  protocol.DialOptions(),
 		Logger:           newHCLog(cfg.Logger, hclog.Debug),
 		Stderr:           stderr,
 	})

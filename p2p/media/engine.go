@@ -45,6 +45,10 @@ type engine struct {
 	impair      *impairer // nil unless Config.Impairment
 	// mute: Session.SetPlaying(false), the sink gets silence.
 	mute bool
+	// batch is the codec when it is a codecs.BatchCodec: the session
+	// ticks on its Ticker and codes through batchTick (batch.go).
+	batch codecs.BatchCodec
+	jobs  []codecs.Job // batchTick's, reused
 
 	packetsSent, bytesSent, sendErrors uint64
 	sinkErrors, decodeErrors           uint64
@@ -93,6 +97,10 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 		samples: s.samplesPerFrame,
 	}
 	e.poller, _ = s.Source.(audio.Poller)
+	if bc, ok := s.Codec.(codecs.BatchCodec); ok {
+		e.batch = bc
+		e.jobs = make([]codecs.Job, 0, 2)
+	}
 	if ps, ok := s.Sink.(audio.PayloadSink); ok {
 		e.psink = ps
 		e.lastPayload = make([]byte, 0, s.payloadCap)
@@ -103,6 +111,11 @@ func newEngine(s settings, ssrc uint32) (*engine, error) {
 // sendFrame sends the next frame to the remote address.
 func (e *engine) sendFrame(to netip.AddrPort) {
 	pkt, err := e.send.next(e.source)
+	e.transmit(to, pkt, err)
+}
+
+// transmit sends pkt, the frame's packet, or counts err, why there is none.
+func (e *engine) transmit(to netip.AddrPort, pkt []byte, err error) {
 	if n := e.send.sourceErrors; n != e.loggedSourceErrors {
 		e.loggedSourceErrors = n
 		logCount(e.log, "audio source failed; sending silence", n, e.send.lastSourceErr)
@@ -134,8 +147,11 @@ func (e *engine) skipFrame() { e.send.skip(1) }
 
 // playout writes the frame due at at to the sink (nothing before the first
 // packet's playout time).
-func (e *engine) playout(at time.Time) {
-	f := e.jb.pop(at)
+func (e *engine) playout(at time.Time) { e.play(e.jb.pop(at), nil) }
+
+// play plays f; dec, when not nil, is f's decode already done (a batch
+// codec's job), else play decodes a real frame itself.
+func (e *engine) play(f frame, dec *codecs.Job) {
 	if e.mute && f.kind != frameNone {
 		// Held: what arrives is not played (nor concealed later).
 		e.lastEncoded, e.hasLast = false, false
@@ -170,7 +186,13 @@ func (e *engine) playout(at time.Time) {
 			}
 		}
 		e.lastEncoded = false
-		n, err := e.dec.Decode(e.pcm, f.payload)
+		var n int
+		var err error
+		if dec != nil {
+			n, err = dec.N, dec.Err
+		} else {
+			n, err = e.dec.Decode(e.pcm, f.payload)
+		}
 		if err != nil {
 			e.decodeErrors++
 			logCount(e.log, "cannot decode rtp payload", e.decodeErrors, err)

@@ -94,13 +94,7 @@ func newSender(s settings, ssrc uint32) (*sender, error) {
 func (s *sender) next(src audio.Source) ([]byte, error) {
 	n, ok := s.readPayload(src)
 	if !ok {
-		if src != nil {
-			if err := src.ReadFrame(s.pcm); err != nil {
-				clear(s.pcm)
-				s.sourceErrors++
-				s.lastSourceErr = err
-			}
-		}
+		s.readPCM(src)
 		var err error
 		n, err = s.enc.Encode(s.payload, s.pcm)
 		if err != nil {
@@ -108,6 +102,24 @@ func (s *sender) next(src audio.Source) ([]byte, error) {
 			return nil, fmt.Errorf("media: encode: %w", err)
 		}
 	}
+	return s.packet(n)
+}
+
+// readPCM reads the next frame to encode into s.pcm; a failing source
+// gives silence, counted.
+func (s *sender) readPCM(src audio.Source) {
+	if src == nil {
+		return
+	}
+	if err := src.ReadFrame(s.pcm); err != nil {
+		clear(s.pcm)
+		s.sourceErrors++
+		s.lastSourceErr = err
+	}
+}
+
+// packet builds the packet of the n-byte payload in s.payload.
+func (s *sender) packet(n int) ([]byte, error) {
 	s.pkt.Header.Marker = s.markNext
 	s.pkt.Payload = s.payload[:n]
 	m, err := s.pkt.MarshalTo(s.buf)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-voice/baton/codecs"
 )
 
 const (
@@ -82,10 +84,15 @@ type Session struct {
 	readFailures uint64
 	eng          *engine
 	started      bool
-	ticker       *time.Ticker
-	t0           time.Time
-	ticks        int64
-	pendingSwap  *swapRequest
+	// ticker drains the sockets before Start and paces the timeline after
+	// it; a session on a batch codec paces on call instead (stopped ticker).
+	ticker *time.Ticker
+	// call is the session's membership of its batch codec's shared
+	// Ticker, nil for other codecs.
+	call        *codecs.TickerCall
+	t0          time.Time
+	ticks       int64
+	pendingSwap *swapRequest
 	// proof is when an authenticated packet last came from each recent
 	// source address: the evidence that an address receives (latching in
 	// the sense of RFC 7675's consent, see hasConsent).
@@ -567,9 +574,16 @@ func (s *Session) run() {
 	defer close(s.loopDone)
 	defer func() {
 		s.ticker.Stop()
+		if s.call != nil {
+			s.call.Leave()
+		}
 		s.final = s.snapshot()
 	}()
 	for {
+		tick := s.ticker.C
+		if s.call != nil {
+			tick = s.call.C
+		}
 		select {
 		case <-s.closing:
 			return
@@ -577,7 +591,7 @@ func (s *Session) run() {
 			// A command sees every datagram that arrived before it.
 			s.drain()
 			fn()
-		case now := <-s.ticker.C:
+		case now := <-tick:
 			s.drain()
 			if s.started {
 				s.onTick(now)
@@ -592,7 +606,16 @@ func (s *Session) start() {
 	}
 	s.started = true
 	s.t0 = time.Now()
-	s.ticker.Reset(s.ptime) // tick k is due at t0+k*ptime from now on
+	if s.eng.batch != nil {
+		// On the shared clock: the timeline starts at its latest tick, so
+		// this session's ticks are the other calls' (one batch each).
+		t := s.eng.batch.Ticker(s.ptime)
+		s.call = t.Join()
+		s.t0 = t.Align(s.t0)
+		s.ticker.Stop()
+	} else {
+		s.ticker.Reset(s.ptime) // tick k is due at t0+k*ptime from now on
+	}
 	if s.eng.poller != nil {
 		s.eng.poller.Poll()
 	}
@@ -630,23 +653,37 @@ func (s *Session) onTick(now time.Time) {
 // per ConsentProbeInterval (the first at once) and nothing in between.
 func (s *Session) tick(at time.Time) {
 	p := s.peers.Load()
+	send := false
 	if s.sending.Load() && p != nil && p.remote.IsValid() {
 		switch {
 		case s.checkConsent(p, at):
-			s.eng.sendFrame(p.remote)
+			send = true
 		case s.probeInterval > 0 && (p.remote != s.probeFor || at.Sub(s.lastProbe) >= s.probeInterval):
 			s.probeFor, s.lastProbe = p.remote, at
 			s.probes++
-			s.eng.sendFrame(p.remote)
+			send = true
 		default:
 			s.notSent++
-			s.eng.skipFrame()
 		}
+	}
+	s.eng.mute = s.muted.Load()
+	if s.call != nil {
+		s.eng.batchTick(s.call, at, p.remoteOrZero(), send)
+		return
+	}
+	if send {
+		s.eng.sendFrame(p.remote)
 	} else {
 		s.eng.skipFrame()
 	}
-	s.eng.mute = s.muted.Load()
 	s.eng.playout(at)
+}
+
+func (p *peerSet) remoteOrZero() netip.AddrPort {
+	if p == nil {
+		return netip.AddrPort{}
+	}
+	return p.remote
 }
 
 // prove records that an authenticated packet (for plain RTP: a valid one

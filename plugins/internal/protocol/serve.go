@@ -53,7 +53,9 @@ func Serve(cfg ServeConfig) {
 				cfg.Register(s)
 			}}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, ServerOptions()...))
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       info.Name,
 			Level:      hclog.Info,
