@@ -279,16 +279,19 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 			go func() { prof <- fetchPprof(pprofAddr, "profile", secs, path) }()
 		}
 		g0, p0, a0 := cpuTicks(gw...), cpuTicks(phonePids...), cpuTicks(n.srv.proc.cmd.Process.Pid)
+		m0 := gatewayMemStats(t, n.gwAdmin)
 		st := sippStep(t, b.sipp, sdir, n.sipUDP, fmt.Sprintf("%s%d", shape, r), r, b.calls,
 			"-sf", sf, "-inf", inf, "-key", "deskuser", sipUser, "-au", sipUser, "-ap", sipUser+"-sip-secret",
 			"-p", sipPort, "-mi", "127.0.0.1", "-mp", freeUDPPort(t))
 		g, p, a := cpuTicks(gw...)-g0, cpuTicks(phonePids...)-p0, cpuTicks(n.srv.proc.cmd.Process.Pid)-a0
+		m := gatewayMemStats(t, n.gwAdmin).sub(m0)
 		phones := ""
 		if len(phonePids) > 0 {
 			phones = fmt.Sprintf(" phones %.2f", perCall(p, st.ok))
 		}
-		t.Logf("gateway %-9s rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f%s access %.2f, load %s",
-			shape, r, b.calls, st.ok, st.failed, st.cps, perCall(g, st.ok), phones, perCall(a, st.ok), st.load)
+		t.Logf("gateway %-9s rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f%s access %.2f, gateway alloc/call %.1f KB %.0f objects %.2f GC, load %s",
+			shape, r, b.calls, st.ok, st.failed, st.cps, perCall(g, st.ok), phones, perCall(a, st.ok),
+			m.bytes/1024/float64(max(st.ok, 1)), m.mallocs/float64(max(st.ok, 1)), m.gcs/float64(max(st.ok, 1)), st.load)
 		if prof != nil {
 			if err := <-prof; err != nil {
 				t.Logf("gateway %s rate %d: no CPU profile: %v", shape, r, err)
@@ -376,6 +379,61 @@ func fetchPprof(addr, name string, secs int, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// memStats are the Go runtime's cumulative allocation counters of a
+// process, from its /metrics (the Go collector): bytes and objects
+// allocated and GC cycles. Unlike CPU time they do not depend on the load
+// of the machine, so a step's difference divided by its calls is a per-call
+// cost that compares across runs.
+type memStats struct{ bytes, mallocs, gcs float64 }
+
+func (m memStats) sub(o memStats) memStats {
+	return memStats{m.bytes - o.bytes, m.mallocs - o.mallocs, m.gcs - o.gcs}
+}
+
+// gatewayMemStats reads memStats from the admin API's /metrics.
+func gatewayMemStats(t *testing.T, admin string) memStats {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	res, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatalf("gateway metrics: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("gateway metrics: %v", err)
+	}
+	var m memStats
+	found := 0
+	for line := range strings.SplitSeq(string(body), "\n") {
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_memstats_alloc_bytes_total":
+			dst = &m.bytes
+		case "go_memstats_mallocs_total":
+			dst = &m.mallocs
+		case "go_gc_duration_seconds_count":
+			dst = &m.gcs
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			t.Fatalf("gateway metrics: %s %q: %v", name, val, err)
+		}
+		*dst = v
+		found++
+	}
+	if found != 3 {
+		t.Fatalf("gateway metrics: %d of go_memstats_alloc_bytes_total, go_memstats_mallocs_total, go_gc_duration_seconds_count found", found)
+	}
+	return m
 }
 
 // gatewayIdle waits until the gateway lists no call that has not ended
