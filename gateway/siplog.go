@@ -111,7 +111,44 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 	// socket write returns, and the reading goroutine may store the
 	// answer before the writer gets the lock (a BYE's 200 before the BYE).
 	slices.SortStableFunc(out, func(a, b control.SIPMessage) int { return a.Time.Compare(b.Time) })
+	causalOrder(out)
 	return out
+}
+
+// causalOrder fixes what the times cannot: a sent message's time is taken
+// when its write returns, so on a busy machine the answer it caused can
+// carry an earlier time (the phone's 180 before our INVITE, its ACK before
+// our 200). A request goes before the responses to it, and a 2xx to an
+// INVITE before the ACK for it; everything else keeps its time order.
+func causalOrder(out []control.SIPMessage) {
+	for i := 0; i < len(out); i++ {
+		m := out[i]
+		for j := i + 1; j < len(out); j++ {
+			if causes(out[j], m) {
+				c := out[j]
+				copy(out[i+1:j+1], out[i:j])
+				out[i] = c
+				i-- // look again at the one moved in: it may have a cause too
+				break
+			}
+		}
+	}
+}
+
+// causes says whether a (in the other direction) must precede b: the
+// request b answers, or the 2xx to the INVITE an ACK b acknowledges.
+func causes(a, b control.SIPMessage) bool {
+	if a.CallID != b.CallID || a.Dir == b.Dir {
+		return false
+	}
+	switch {
+	case b.Status != 0: // a response: its request has the same CSeq
+		return a.Status == 0 && a.CSeq == b.CSeq
+	case b.Method == "ACK":
+		num, _, _ := strings.Cut(b.CSeq, " ")
+		return a.Status >= 200 && a.Status < 300 && a.CSeq == num+" INVITE"
+	}
+	return false
 }
 
 func (e *sipEntry) message() control.SIPMessage {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,40 @@ func TestSIPLogOrderByTime(t *testing.T) {
 	got := l.between([]string{"d-1"}, time.Unix(999, 0), time.Unix(1001, 0))
 	if len(got) != 2 || got[0].Method != "BYE" || got[1].Status != 200 {
 		t.Fatalf("want the BYE then its 200: %+v", got)
+	}
+}
+
+// A sent message's time is taken when its write returns, so on a busy
+// machine the answer it caused can be stamped first (seen in CI: the
+// phone's 180 before our INVITE, its ACK before our 200). The log puts
+// causes first whatever the times say.
+func TestSIPLogCausalOrder(t *testing.T) {
+	var now time.Time
+	l := newSIPLog(16, func() time.Time { return now })
+	msg := func(sent bool, at int64, m string) {
+		now = time.Unix(1000, at)
+		l.record(sent, "UDP", "127.0.0.1:5070", []byte(m))
+	}
+	head := "Call-ID: d-2\r\n"
+	msg(false, 100, "SIP/2.0 180 Ringing\r\n"+head+"CSeq: 1 INVITE\r\n\r\n")
+	msg(false, 300, "ACK sip:gw SIP/2.0\r\n"+head+"CSeq: 1 ACK\r\n\r\n")
+	msg(true, 200, "INVITE sip:desk SIP/2.0\r\n"+head+"CSeq: 1 INVITE\r\n\r\n")
+	msg(false, 250, "SIP/2.0 200 OK\r\n"+head+"CSeq: 1 INVITE\r\n\r\n")
+	// An answer stamped after its cause stays where its time puts it.
+	msg(true, 400, "BYE sip:desk SIP/2.0\r\n"+head+"CSeq: 2 BYE\r\n\r\n")
+	msg(false, 500, "SIP/2.0 200 OK\r\n"+head+"CSeq: 2 BYE\r\n\r\n")
+	got := l.between([]string{"d-2"}, time.Unix(999, 0), time.Unix(1001, 0))
+	var seq []string
+	for _, m := range got {
+		if m.Status != 0 {
+			seq = append(seq, m.Dir+" "+strconv.Itoa(m.Status)+" "+m.CSeq)
+		} else {
+			seq = append(seq, m.Dir+" "+m.Method)
+		}
+	}
+	want := []string{"sent INVITE", "received 180 1 INVITE", "received 200 1 INVITE", "received ACK", "sent BYE", "received 200 2 BYE"}
+	if !slices.Equal(seq, want) {
+		t.Fatalf("order:\n got %q\nwant %q", seq, want)
 	}
 }
 
