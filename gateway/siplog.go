@@ -118,8 +118,9 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 // causalOrder fixes what the times cannot: a sent message's time is taken
 // when its write returns, so on a busy machine the answer it caused can
 // carry an earlier time (the phone's 180 before our INVITE, its ACK before
-// our 200). A request goes before the responses to it, and a 2xx to an
-// INVITE before the ACK for it; everything else keeps its time order.
+// our 200). A request goes before the responses to it, and a final
+// response to an INVITE (2xx, or a 407 whose ACK is hop by hop) before
+// the ACK for it; everything else keeps its time order.
 func causalOrder(out []control.SIPMessage) {
 	for i := 0; i < len(out); i++ {
 		m := out[i]
@@ -136,7 +137,8 @@ func causalOrder(out []control.SIPMessage) {
 }
 
 // causes says whether a (in the other direction) must precede b: the
-// request b answers, or the 2xx to the INVITE an ACK b acknowledges.
+// request b answers, or the final response to the INVITE an ACK b
+// acknowledges.
 func causes(a, b control.SIPMessage) bool {
 	if a.CallID != b.CallID || a.Dir == b.Dir {
 		return false
@@ -146,7 +148,7 @@ func causes(a, b control.SIPMessage) bool {
 		return a.Status == 0 && a.CSeq == b.CSeq
 	case b.Method == "ACK":
 		num, _, _ := strings.Cut(b.CSeq, " ")
-		return a.Status >= 200 && a.Status < 300 && a.CSeq == num+" INVITE"
+		return a.Status >= 200 && a.CSeq == num+" INVITE"
 	}
 	return false
 }

@@ -89,6 +89,10 @@ func TestSIPLogCausalOrder(t *testing.T) {
 		l.record(sent, "UDP", "127.0.0.1:5070", []byte(m))
 	}
 	head := "Call-ID: d-2\r\n"
+	// A challenged INVITE: the phone's ACK for our 407 stamped before it.
+	msg(false, 10, "INVITE sip:gw SIP/2.0\r\nCall-ID: d-2\r\nCSeq: 7 INVITE\r\n\r\n")
+	msg(false, 20, "ACK sip:gw SIP/2.0\r\nCall-ID: d-2\r\nCSeq: 7 ACK\r\n\r\n")
+	msg(true, 30, "SIP/2.0 407 Proxy Authentication Required\r\nCall-ID: d-2\r\nCSeq: 7 INVITE\r\n\r\n")
 	msg(false, 100, "SIP/2.0 180 Ringing\r\n"+head+"CSeq: 1 INVITE\r\n\r\n")
 	msg(false, 300, "ACK sip:gw SIP/2.0\r\n"+head+"CSeq: 1 ACK\r\n\r\n")
 	msg(true, 200, "INVITE sip:desk SIP/2.0\r\n"+head+"CSeq: 1 INVITE\r\n\r\n")
@@ -105,7 +109,7 @@ func TestSIPLogCausalOrder(t *testing.T) {
 			seq = append(seq, m.Dir+" "+m.Method)
 		}
 	}
-	want := []string{"sent INVITE", "received 180 1 INVITE", "received 200 1 INVITE", "received ACK", "sent BYE", "received 200 2 BYE"}
+	want := []string{"received INVITE", "sent 407 7 INVITE", "received ACK", "sent INVITE", "received 180 1 INVITE", "received 200 1 INVITE", "received ACK", "sent BYE", "received 200 2 BYE"}
 	if !slices.Equal(seq, want) {
 		t.Fatalf("order:\n got %q\nwant %q", seq, want)
 	}
