@@ -55,14 +55,7 @@ func TestBenchConcurrentPulls(t *testing.T) {
 		laptops[i] = tn.softphone(t, u, "laptop", 880)
 		desks[i] = newDeskPhone(t, tn.gw, u, 660)
 	}
-	eventually(t, "the trunk online", func() bool {
-		for _, s := range tn.gw.Trunks() {
-			if s.Name == "pstn" && s.Online {
-				return true
-			}
-		}
-		return false
-	})
+	tn.waitTrunkOnline(t)
 	for i, u := range tn.users {
 		eventually(t, u+"'s desk online", func() bool { return online(laptops[i], u+"/desk") })
 	}

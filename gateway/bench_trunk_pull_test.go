@@ -47,6 +47,19 @@ type trunkNet struct {
 	users []string
 }
 
+// waitTrunkOnline waits for the gateway's "pstn" trunk to be registered.
+func (tn *trunkNet) waitTrunkOnline(t *testing.T) {
+	t.Helper()
+	eventually(t, "the trunk online", func() bool {
+		for _, s := range tn.gw.Trunks() {
+			if s.Name == "pstn" && s.Online {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func newTrunkNet(t *testing.T, users int) *trunkNet {
 	t.Helper()
 	ctx := context.Background()
@@ -623,14 +636,7 @@ func TestBenchTrunkPull(t *testing.T) {
 	user := tn.users[0]
 	laptop := tn.softphone(t, user, "laptop", 880)
 	desk := newDeskPhone(t, tn.gw, user, 660)
-	eventually(t, "the trunk online", func() bool {
-		for _, s := range tn.gw.Trunks() {
-			if s.Name == "pstn" && s.Online {
-				return true
-			}
-		}
-		return false
-	})
+	tn.waitTrunkOnline(t)
 	eventually(t, "the desk online", func() bool { return online(laptop, user+"/desk") })
 	tr := newTrunkUA(t, tn.gw.Addr("udp"))
 	media := newTrunkMedia(t)

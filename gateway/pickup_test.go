@@ -57,14 +57,7 @@ func TestPickupAnsweredBeforePull(t *testing.T) {
 	user := tn.users[0]
 	laptop := tn.softphone(t, user, "laptop", 880)
 	desk := newDeskPhone(t, tn.gw, user, 660)
-	eventually(t, "the trunk online", func() bool {
-		for _, s := range tn.gw.Trunks() {
-			if s.Name == "pstn" && s.Online {
-				return true
-			}
-		}
-		return false
-	})
+	tn.waitTrunkOnline(t)
 	eventually(t, "the desk online", func() bool { return online(laptop, user+"/desk") })
 	tr := newTrunkUA(t, tn.gw.Addr("udp"))
 	media := newTrunkMedia(t)
