@@ -120,13 +120,18 @@ func (l *sipLog) between(callIDs []string, from, to time.Time) []control.SIPMess
 // carry an earlier time (the phone's 180 before our INVITE, its ACK before
 // our 200). A request goes before the responses to it, and a final
 // response to an INVITE (2xx, or a 407 whose ACK is hop by hop) before
-// the ACK for it; everything else keeps its time order.
+// the ACK for it, with its time clamped to its answer's; everything
+// else keeps its time order.
 func causalOrder(out []control.SIPMessage) {
 	for i := 0; i < len(out); i++ {
 		m := out[i]
 		for j := i + 1; j < len(out); j++ {
 			if causes(out[j], m) {
 				c := out[j]
+				if c.Time.After(m.Time) {
+					// It was on the wire no later than its answer.
+					c.Time = m.Time
+				}
 				copy(out[i+1:j+1], out[i:j])
 				out[i] = c
 				i-- // look again at the one moved in: it may have a cause too

@@ -113,6 +113,11 @@ func TestSIPLogCausalOrder(t *testing.T) {
 	if !slices.Equal(seq, want) {
 		t.Fatalf("order:\n got %q\nwant %q", seq, want)
 	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Time.Before(got[i-1].Time) {
+			t.Errorf("message %d (%s) is stamped before the one it follows", i, seq[i])
+		}
+	}
 }
 
 func TestTracerFilesByListener(t *testing.T) {
