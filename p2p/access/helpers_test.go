@@ -104,8 +104,11 @@ func startEnvListener(t testing.TB, dir string, mod func(*Config), wrap func(net
 			}
 			select {
 			case err := <-served:
-				if err != nil {
-					t.Errorf("Serve returned %v after Close, want nil", err)
+				// A test that never dials can close the server before
+				// the goroutine above runs Serve, which then returns
+				// ErrClosed as documented; any other error is a bug.
+				if err != nil && !errors.Is(err, ErrClosed) {
+					t.Errorf("Serve returned %v after Close, want nil (or ErrClosed if Serve ran after Close)", err)
 				}
 			case <-time.After(wait):
 				t.Errorf("Serve did not return after Close")
