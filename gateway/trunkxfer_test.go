@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,24 +69,39 @@ func TestLegViewSwitch(t *testing.T) {
 			time.Sleep(200 * time.Microsecond)
 		}
 	}
+	// The phone reads while the engines run: the ~200 packets left
+	// unread until the end filled the socket's default receive buffer,
+	// and a dropped one broke the stream this test checks (seen at load).
+	var got []rtp.Packet
+	var enginesDone atomic.Bool
+	read := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1500)
+		for phone.conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)) == nil {
+			n, _, err := phone.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if !enginesDone.Load() { // a slow start: keep waiting
+					continue
+				}
+				break
+			}
+			var p rtp.Packet
+			if err := p.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
+				read <- err
+				return
+			}
+			got = append(got, p)
+		}
+		read <- nil
+	}()
 	wg.Add(2)
 	go engine(l.WriteFrame, l.ReadFrame, oldF, perSide/2) // the transferor's call, which also switches
 	go engine(view.WriteFrame, view.ReadFrame, newF, -1)  // the new call
 	wg.Wait()
+	enginesDone.Store(true)
 	<-switched
-
-	var got []rtp.Packet
-	buf := make([]byte, 1500)
-	for phone.conn.SetReadDeadline(time.Now().Add(500*time.Millisecond)) == nil {
-		n, _, err := phone.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			break
-		}
-		var p rtp.Packet
-		if err := p.Unmarshal(append([]byte(nil), buf[:n]...)); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, p)
+	if err := <-read; err != nil {
+		t.Fatal(err)
 	}
 	if len(got) < perSide/2 {
 		t.Fatalf("the phone got %d packets, want at least %d", len(got), perSide/2)
