@@ -49,14 +49,21 @@ func TestLegViewSwitch(t *testing.T) {
 	const perSide = 200
 	var wg sync.WaitGroup
 	switched := make(chan struct{})
+	var viewOn atomic.Int64 // the new call's writes made once the view was on
 	engine := func(write func([]int16) error, read func([]int16) error, f []int16, switchAt int) {
 		defer wg.Done()
 		in := make([]int16, 160)
-		for i := range perSide {
+		// The old call makes perSide writes and switches at the middle;
+		// the new call writes until perSide/2 of its writes went out
+		// with the view on, whatever the two engines' relative pace.
+		for i := 0; switchAt >= 0 && i < perSide || switchAt < 0 && viewOn.Load() < perSide/2; i++ {
 			if i == switchAt {
 				l.relay(newPipe(8000), newPipe(8000))
 				view.on.Store(true)
 				close(switched)
+			}
+			if switchAt < 0 && view.on.Load() {
+				viewOn.Add(1)
 			}
 			if err := write(f); err != nil {
 				t.Error(err)
@@ -129,7 +136,9 @@ func TestLegViewSwitch(t *testing.T) {
 		}
 	}
 	t.Logf("the phone got %d packets: %d of the old call, then %d of the new", len(got), olds, news)
-	if olds < perSide/2-5 || news < perSide/2-5 {
-		t.Errorf("old %d, new %d packets: want about %d each (the switch at the middle)", olds, news, perSide/2)
+	// The old call sends until its switch at the middle; the new call
+	// from when the view is on (one write may race the switch).
+	if olds != perSide/2 || news < perSide/2-1 || news > perSide/2+1 {
+		t.Errorf("old %d, new %d packets: want %d of the old call and %d±1 of the new (its writes once the view was on)", olds, news, perSide/2, perSide/2)
 	}
 }
