@@ -131,9 +131,18 @@ type StopAudio struct {
 	CallID string `json:"call_id"`
 }
 
-// StopAck confirms StopAudio.
+// StopAck confirms StopAudio. B says where C's stream is at that moment
+// (step 5): its SSRC, SRTP roll-over counter and highest sequence number
+// authenticated (RFC 3711 §3.3.1's index), fresher than the session
+// parameters of step 3 (B may not have heard C yet when it answered the
+// query, and C's stream runs on meanwhile). PeerSeq nil: B does not say
+// (an endpoint older than these fields, plain RTP, or B has not heard
+// C), and A keeps what step 3 said.
 type StopAck struct {
-	CallID string `json:"call_id"`
+	CallID   string  `json:"call_id"`
+	PeerSSRC uint32  `json:"peer_ssrc,omitempty"`
+	PeerROC  uint32  `json:"peer_roc,omitempty"`
+	PeerSeq  *uint16 `json:"peer_seq,omitempty"`
 }
 
 // Resume tells B to send audio to C again: the handoff rolled back.
@@ -276,7 +285,16 @@ func (m *SessionList) Validate() error {
 func (m *StopAudio) Validate() error { return checkCallID(m.Type(), m.CallID) }
 
 // Validate implements Message.
-func (m *StopAck) Validate() error { return checkCallID(m.Type(), m.CallID) }
+func (m *StopAck) Validate() error {
+	t := m.Type()
+	if err := checkCallID(t, m.CallID); err != nil {
+		return err
+	}
+	if m.PeerSeq == nil && (m.PeerSSRC != 0 || m.PeerROC != 0) {
+		return malformed(t, "peer_ssrc and peer_roc without peer_seq: the stream's index needs all three")
+	}
+	return nil
+}
 
 // Validate implements Message.
 func (m *Resume) Validate() error {

@@ -87,7 +87,7 @@ func sampleMessages() map[Type]Message {
 			Grant: sampleGrant(),
 		}}},
 		TypeStopAudio: &StopAudio{CallID: "c-7f3a9e"},
-		TypeStopAck:   &StopAck{CallID: "c-7f3a9e"},
+		TypeStopAck:   &StopAck{CallID: "c-7f3a9e", PeerSSRC: 0x12345678, PeerROC: 1, PeerSeq: seqPtr(5)},
 		TypeResume:    &Resume{CallID: "c-7f3a9e", Reason: "C refused"},
 		TypeResumeAck: &ResumeAck{CallID: "c-7f3a9e"},
 		TypeRelease:   &Release{CallID: "c-7f3a9e"},
@@ -132,6 +132,8 @@ func sampleReplaces() Replaces {
 	return Replaces{CallID: "c-1b2c3d", From: "alice/laptop", To: "bob/phone", Target: "carol/laptop",
 		NotAfterUnix: 1767229200, Nonce: bytes.Repeat([]byte{9}, ReplacesNonceLen), Signature: bytes.Repeat([]byte{0x30}, 71)}
 }
+
+func seqPtr(v uint16) *uint16 { return &v }
 
 func sampleGrant() Grant {
 	return Grant{CallID: "c-7f3a9e", From: "alice/desk", To: "alice/laptop", Peer: "bob/phone",
@@ -295,6 +297,8 @@ func TestEncodeJSONKeys(t *testing.T) {
 		{"ringing", &Ringing{CallID: "c1"}, `{"call_id":"c1"}`},
 		{"cancel", &Cancel{CallID: "c1"}, `{"call_id":"c1"}`},
 		{"bye", &Bye{CallID: "c1"}, `{"call_id":"c1"}`},
+		{"stop-ack of an older B", &StopAck{CallID: "c1"}, `{"call_id":"c1"}`},
+		{"stop-ack with C's stream index", &StopAck{CallID: "c1", PeerSSRC: 9, PeerROC: 0, PeerSeq: seqPtr(0)}, `{"call_id":"c1","peer_ssrc":9,"peer_seq":0}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -598,6 +602,13 @@ func TestValidate(t *testing.T) {
 		{"bye: bad call id", TypeBye, func(m Message) { m.(*Bye).CallID = "" }, false},
 		{"bye: oversized reason", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen + 1) }, false},
 		{"bye: reason at limit", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen) }, true},
+
+		// StopAck: C's stream index at step 5, all three fields or none
+		{"stop-ack: bad call id", TypeStopAck, func(m Message) { m.(*StopAck).CallID = "" }, false},
+		{"stop-ack: no index (an older B, or B has not heard C)", TypeStopAck, func(m Message) { *m.(*StopAck) = StopAck{CallID: "c1"} }, true},
+		{"stop-ack: counter 0, sequence 0", TypeStopAck, func(m Message) { m.(*StopAck).PeerROC, m.(*StopAck).PeerSeq = 0, seqPtr(0) }, true},
+		{"stop-ack: ssrc and counter without sequence", TypeStopAck, func(m Message) { m.(*StopAck).PeerSeq = nil }, false},
+		{"stop-ack: counter without sequence", TypeStopAck, func(m Message) { *m.(*StopAck) = StopAck{CallID: "c1", PeerROC: 2} }, false},
 
 		// PushOffer
 		{"push-offer: bad call id", TypePushOffer, func(m Message) { m.(*PushOffer).CallID = "" }, false},
