@@ -174,6 +174,12 @@ type Config struct {
 
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
+	// offerHook, in tests, edits the session parameters this endpoint
+	// offers as B (step 3) before they are sent.
+	offerHook func(*wire.SessionParams)
+	// ackHook, in tests, edits the stop-ack (as B) and reestablish-ack
+	// (as C) this endpoint sends, say as an older endpoint would send them.
+	ackHook func(wire.Message)
 	// transitionHook, in tests, sees every event fed to a handoff machine
 	// and what the table made of it (handoff_exec.go).
 	transitionHook func(transition)

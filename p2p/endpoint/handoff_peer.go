@@ -349,6 +349,9 @@ func (c *call) sendSessionParams(handoff.Transition) {
 			}
 		}
 	}
+	if c.e.cfg.offerHook != nil {
+		c.e.cfg.offerHook(&p)
+	}
 	h.offered[conn] = true
 	h.params = p
 	c.e.emit(Event{Type: "handoff.offered", CallID: c.id, Peer: requester.String(), Step: 3,
@@ -498,9 +501,22 @@ func (c *call) muteToC(handoff.Transition) {
 	c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
 }
 
-// sendStopAck acknowledges the stop-audio to the puller.
+// sendStopAck acknowledges the stop-audio to the puller, with where C's
+// stream is now (RFC 3711 §3.3.1's index): C sends to B until step 7, so
+// this is fresher than the session parameters of step 3, which B may have
+// answered before it heard C at all (a pull right after the answer).
 func (c *call) sendStopAck(handoff.Transition) {
-	_ = c.ho.from.Send(&wire.StopAck{CallID: c.id}, sendTimeout)
+	ack := &wire.StopAck{CallID: c.id}
+	if c.recvKeys != nil && c.sess != nil {
+		if roc, ok := c.sess.RemoteROC(); ok && roc.HasSeq {
+			seq := roc.Seq
+			ack.PeerSSRC, ack.PeerROC, ack.PeerSeq = roc.SSRC, roc.ROC, &seq
+		}
+	}
+	if c.e.cfg.ackHook != nil {
+		c.e.cfg.ackHook(ack)
+	}
+	_ = c.ho.from.Send(ack, sendTimeout)
 }
 
 // resumeToC: the rollback (or B's guard), audio to C again.
@@ -602,9 +618,21 @@ func (c *call) switchPeerToA(handoff.Transition) {
 	c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
 }
 
-// acceptReestablish answers A: accepted.
+// acceptReestablish answers A: accepted, with where this side's stream
+// is: A joins it mid-way and needs its SRTP index (RFC 3711 §3.3.1), which
+// B may not know (it may not have heard this side yet when it answered).
 func (c *call) acceptReestablish(handoff.Transition) {
-	_ = c.conn.Send(&wire.ReestablishAck{CallID: c.id}, sendTimeout)
+	ack := &wire.ReestablishAck{CallID: c.id}
+	if c.sendKeys != nil && c.sess != nil {
+		if idx, ok := c.sess.SendIndex(); ok {
+			seq := idx.Seq
+			ack.PeerSSRC, ack.PeerROC, ack.PeerSeq = idx.SSRC, idx.ROC, &seq
+		}
+	}
+	if c.e.cfg.ackHook != nil {
+		c.e.cfg.ackHook(ack)
+	}
+	_ = c.conn.Send(ack, sendTimeout)
 	c.e.emit(Event{Type: "handoff.reestablished", CallID: c.id, Peer: c.peer.String(), Step: 7,
 		Detail: "call continues with " + c.peer.String() + " (was " + c.ho.prev.peer.String() + ")"})
 }

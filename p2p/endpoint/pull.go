@@ -384,6 +384,12 @@ type pullState struct {
 	consent    bool      // C confirmed the provisional session's address
 	firstHeard time.Time // C's first packet on any of A's sessions
 	stopAt     time.Time // step 5, on the clock: step 6 is measured from it
+	// stopIdx is C's stream index as B's stop-ack gave it (step 5), nil
+	// if B did not say (an older B, plain RTP, B never heard C).
+	stopIdx *media.ROC
+	// cIdx is C's own stream index as its reestablish-ack gave it (step
+	// 7), nil if C did not say (an older C, plain RTP).
+	cIdx *media.ROC
 
 	reserved  *bool // the call slot reserved for the pulled call
 	committed bool  // the call is this endpoint's (ReleaseB)
@@ -570,6 +576,9 @@ func (x *handoffExec) answerFromB(s handoff.State, m wire.Message, rerr error) (
 	case handoff.AStopping:
 		switch m := m.(type) {
 		case *wire.StopAck:
+			if m.PeerSeq != nil && a.recv != nil {
+				a.stopIdx = &media.ROC{SSRC: m.PeerSSRC, ROC: m.PeerROC, Seq: *m.PeerSeq, HasSeq: true}
+			}
 			return handoff.EvStopAcked, a.b.String() + " stopped sending audio to " + a.peer.String(), true
 		case *wire.Reject:
 			x.fail(fmt.Errorf("%w: %s refused to stop: %s %s", ErrHandoffFailed, a.b, m.Code, m.Reason))
@@ -773,6 +782,9 @@ func (x *handoffExec) answerFromC(s handoff.State, m wire.Message, rerr error) (
 	case handoff.AReestablishing:
 		switch m := m.(type) {
 		case *wire.ReestablishAck:
+			if m.PeerSeq != nil && a.recv != nil {
+				a.cIdx = &media.ROC{SSRC: m.PeerSSRC, ROC: m.PeerROC, Seq: *m.PeerSeq, HasSeq: true}
+			}
 			return handoff.EvReestablishAccepted, a.peer.String() + " accepted this endpoint as its peer (grant verified)", true
 		case *wire.Reject:
 			x.fail(fmt.Errorf("%s refused: %s", a.peer, m.Reason))
@@ -799,8 +811,23 @@ func (a *pullState) closeOld() (string, error) {
 	st := a.prov.Stats()
 	a.firstHeard = st.FirstPacket
 	a.consent = st.RemoteConfirmed
-	if roc, ok := a.prov.RemoteROC(); ok && roc.SSRC == a.p.PeerSSRC {
-		a.mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
+	// The new session starts from the freshest index of C's stream
+	// (RFC 3711 §3.3.1): B's at step 5 rather than step 3's, the
+	// provisional session's own if it played C's stream (only C sends
+	// under C's key), and C's own at step 7, the sender's, known even
+	// when B never heard C. Step 3's alone left A deaf when B had not
+	// heard C yet at step 3 and C's sequence number wrapped before A
+	// heard it.
+	if a.stopIdx != nil {
+		a.mcfg.RemoteROC = fresherIndex(a.mcfg.RemoteROC, a.stopIdx)
+	}
+	if st.RemoteSSRC != 0 {
+		if roc, ok := a.prov.RemoteROC(); ok {
+			a.mcfg.RemoteROC = fresherIndex(a.mcfg.RemoteROC, &roc)
+		}
+	}
+	if a.cIdx != nil {
+		a.mcfg.RemoteROC = fresherIndex(a.mcfg.RemoteROC, a.cIdx)
 	}
 	addr := a.prov.LocalAddr()
 	_ = a.prov.Close()
@@ -808,8 +835,26 @@ func (a *pullState) closeOld() (string, error) {
 	return "provisional media " + addr.String() + " closed; no termination signal sent", nil
 }
 
+// fresherIndex returns the later of two indexes of C's stream: later
+// is the one learnt later when they are of different SSRCs (the earlier
+// did not know C's stream, or C changed it), the higher packet index
+// when of the same SSRC (both are authenticated points of the stream).
+func fresherIndex(earlier, later *media.ROC) *media.ROC {
+	if earlier == nil || earlier.SSRC != later.SSRC {
+		return later
+	}
+	if uint64(earlier.ROC)<<16|uint64(earlier.Seq) > uint64(later.ROC)<<16|uint64(later.Seq) {
+		return earlier
+	}
+	return later
+}
+
 func (a *pullState) openNew() (*media.Session, error) {
-	a.mcfg.SSRC = randomSSRC(a.p.LocalSSRC, a.p.PeerSSRC, a.provSSRC)
+	avoid := []uint32{a.p.LocalSSRC, a.p.PeerSSRC, a.provSSRC}
+	if a.mcfg.RemoteROC != nil {
+		avoid = append(avoid, a.mcfg.RemoteROC.SSRC) // C's, when step 3 did not say
+	}
+	a.mcfg.SSRC = randomSSRC(avoid...)
 	return media.Open(a.ctx, a.mcfg)
 }
 

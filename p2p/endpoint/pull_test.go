@@ -3,13 +3,13 @@ package endpoint
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/baton-voice/baton/p2p/audio"
+	"github.com/baton-voice/baton/p2p/wire"
 )
 
 func TestPullHappyPath(t *testing.T) {
@@ -216,62 +216,113 @@ func TestPullAndRebindAfterSequenceWrap(t *testing.T) {
 	stillUp(t, bob, id, "alice/laptop")
 }
 
-// bob's stream wraps while the pull is under way: after B (the desk) read
-// the roll-over counter of bob's stream for its session parameters (step
-// 3) and before A's sessions hear bob. With only the counter A decrypted
-// bob's packets under the old one, never heard him, and waited out its
-// NewAudio timer (docs/benchmarks.md §23: the ~1 s tail late in a long
-// call, and every pull after it, since a deaf device passes on a stale
-// counter). The desk now sends the highest sequence number with it and A
-// estimates the wrap (RFC 3711 §3.3.1).
+// bob's stream wraps while the pull is under way, before A's sessions
+// hear him. A decrypts bob's packets under the roll-over counter it
+// estimates from what B told it (RFC 3711 §3.3.1); with the wrong one it
+// never hears bob and waits out its NewAudio timer (docs/benchmarks.md
+// §23: the ~1 s tail late in a long call).
+//
+// "B had not heard C at step 3" is how the known bug showed (2 runs in 3
+// under load): the pull came right after the answer, before the desk's
+// session had authenticated any of bob's packets, so its session
+// parameters held no index of bob's stream (peer_ssrc 0, no peer_roc nor
+// peer_seq). A then took bob's first packet as counter 0, wrong once bob
+// had wrapped (the hold below makes sure he has before A hears him). Now
+// B's stop-ack (step 5) carries the index again, as B hears C until step
+// 7, and so does C's reestablish-ack (step 7: C's own, the sender's), and
+// A's new session starts from the freshest. The cases make the empty
+// step-3 parameters certain instead of a race, and take each of the two
+// later indexes away (an older B or C) to show the other one suffices.
+// The wrap between steps 5 and 9 with B's step-3 index is the estimate's
+// (it held before the fix too).
 func TestPullWhileFarPartyWraps(t *testing.T) {
-	if os.Getenv("BATON_TEST_WRAP_IN_PULL") == "" {
-		// Known open bug, not a flaky test: in 2 of 3 runs (-count=3) the
-		// step-3 hold ends on its deadline just before bob's wrap, the
-		// wrap falls between step 4 and step 9, and A's new session never
-		// hears bob (no step 12). The wrap between step 3 and step 4 that
-		// the fix covers is also checked by TestRemoteROCWrapInFlight and
-		// TestEstimateROC. Run it with BATON_TEST_WRAP_IN_PULL=1.
-		t.Skip("known bug: a wrap of C's stream between steps 4 and 9 of a pull is not handled yet; BATON_TEST_WRAP_IN_PULL=1 runs it")
-	}
 	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// holdAt is the step after which the pull waits for bob's wrap.
+		holdAt int
+		// heardFirst: the pull starts once the desk heard bob, so its
+		// step-3 parameters have bob's index.
+		heardFirst bool
+		// unheard: the desk offers no index of bob's stream at step 3.
+		unheard bool
+		// oldB, oldC: the desk's stop-ack, bob's reestablish-ack carry
+		// no index (endpoints older than these fields).
+		oldB, oldC bool
+	}{
+		{name: "wrap between step 3 and step 4", holdAt: 3},
+		{name: "B had not heard C at step 3, C older", holdAt: 3, unheard: true, oldC: true},
+		{name: "B had not heard C at step 3, B older", holdAt: 3, unheard: true, oldB: true},
+		{name: "wrap between step 5 and step 9", holdAt: 5, heardFirst: true, oldB: true, oldC: true},
+		{name: "wrap between step 5 and step 9, B had not heard C at step 3, B older", holdAt: 5, unheard: true, oldB: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pullWhileFarPartyWraps(t, tc.holdAt, tc.heardFirst, tc.unheard, tc.oldB, tc.oldC)
+		})
+	}
+}
+
+func pullWhileFarPartyWraps(t *testing.T, holdAt int, heardFirst, unheard, oldB, oldC bool) {
+	t.Helper()
 	n := newNetwork(t)
-	const beforeWrap = 250 // packets: 5 s for the pull to reach step 3
+	const beforeWrap = 150 // packets: 3 s for the pull to reach the hold
 	first := uint16(65535 - beforeWrap + 1)
 	var bob *party
+	bobSent := func() (sent uint64) {
+		for _, c := range bob.Calls() {
+			if c.Media != nil {
+				sent = c.Media.PacketsSent
+			}
+		}
+		return sent
+	}
 	laptop := n.start("alice", "laptop", fastTimeouts, func(c *Config) {
 		c.stepHook = func(step int) {
-			if step != 3 || bob == nil {
+			if step != holdAt || bob == nil {
 				return
 			}
-			// B has read the counter: hold the pull until bob wrapped.
-			var sent uint64
-			for _, c := range bob.Calls() {
-				if c.Media != nil {
-					sent = c.Media.PacketsSent
-				}
-			}
+			// Hold the pull until bob wrapped.
+			sent := bobSent()
 			if sent >= beforeWrap {
-				t.Errorf("precondition: bob had sent %d packets (wrapped) before step 3", sent)
+				t.Errorf("precondition: bob had sent %d packets (wrapped) before step %d", sent, holdAt)
 				return
 			}
 			deadline := time.Now().Add(wait)
 			for sent < beforeWrap+5 && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
-				for _, c := range bob.Calls() {
-					if c.Media != nil {
-						sent = c.Media.PacketsSent
-					}
-				}
+				sent = bobSent()
 			}
 		}
 	})
 	var id string
-	bob, _, id = deskCall(t, n, func(c *Config) {
+	var desk *party
+	noIndex := func(m wire.Message) {
+		switch m := m.(type) {
+		case *wire.StopAck:
+			m.PeerSSRC, m.PeerROC, m.PeerSeq = 0, 0, nil
+		case *wire.ReestablishAck:
+			m.PeerSSRC, m.PeerROC, m.PeerSeq = 0, 0, nil
+		}
+	}
+	bob, desk, id = deskCall(t, n, func(c *Config) {
 		if c.User == "bob" {
 			c.firstSeq = &first
+			if oldC {
+				c.ackHook = noIndex
+			}
+			return
+		}
+		if unheard {
+			c.offerHook = func(p *wire.SessionParams) { p.PeerSSRC, p.PeerROC, p.PeerSeq = 0, 0, nil }
+		}
+		if oldB {
+			c.ackHook = noIndex
 		}
 	})
+	if heardFirst {
+		eventually(t, "the desk to hear bob", func() bool { return desk.mustCall(t, id).Media.PacketsReceived > 0 })
+	}
 	laptop.waitOnline(t, "alice/desk")
 	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
 	if err != nil || h.State != "done" || len(h.Steps) != 12 {

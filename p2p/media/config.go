@@ -113,7 +113,11 @@ type Config struct {
 	// a session that takes over a stream already running (a handoff, a
 	// move) must know how many times its sequence number has wrapped, or
 	// every packet fails authentication once it has. With its Seq the
-	// first packet's counter is estimated (it may have wrapped since).
+	// first packet's counter is estimated (it may have wrapped since);
+	// until a packet of the stream authenticates, one more wrap than the
+	// estimate is tried too (two authentication checks at most per
+	// packet), since the index handed on may be older than the stream by
+	// more than half the sequence space.
 	RemoteROC *ROC
 	// ConsentTimeout is how long the remote may go without proving that it
 	// receives (an authenticated packet from its address, RFC 7675's

@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/pion/rtp"
@@ -85,9 +86,14 @@ type receiver struct {
 	// handed is Config.RemoteROC while no packet of its SSRC has
 	// authenticated: each such packet is decrypted under the counter
 	// estimated from it (RFC 3711 §3.3.1), since the stream may have
-	// wrapped after the counter was read at the old session.
+	// wrapped after the counter was read at the old session, and if that
+	// fails under the next one (the handed index may be older than the
+	// stream by more than half the sequence space).
 	handed    ROC
 	handedSet bool
+	// retries counts second authentication checks of packets of the
+	// handed stream (at most one per packet), for tests.
+	retries uint64
 	// idx follows the packet index (ROC, s_l) of the last few SSRCs
 	// heard, so that RemoteROC can hand a stream on with both.
 	idx     [recentSources]streamIndex
@@ -213,12 +219,34 @@ func (r *receiver) receive(b []byte, at time.Time) receiveVerdict {
 			return verdictMalformed
 		}
 		handed := r.handedSet && r.hdr.SSRC == r.handed.SSRC
-		if handed && r.handed.HasSeq {
+		var roc uint32
+		if handed {
 			// The first packet of a stream taken over: its counter from
 			// the handed index, as the RFC estimates it.
-			r.srtp.SetROC(r.hdr.SSRC, estimateROC(r.handed.ROC, r.handed.Seq, r.hdr.SequenceNumber))
+			roc = r.handed.ROC
+			if r.handed.HasSeq {
+				roc = estimateROC(r.handed.ROC, r.handed.Seq, r.hdr.SequenceNumber)
+			}
+			r.srtp.SetROC(r.hdr.SSRC, roc)
 		}
 		plain, err := r.srtp.DecryptRTP(b[:0], b, &r.hdr)
+		if handed && roc < math.MaxUint32 && errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
+			// The handed index is a lower bound: it was read at the old
+			// session (or passed on by a device that never heard the
+			// stream) while the stream ran on, and may be older than the
+			// stream by more than half the sequence space, the most the
+			// estimate can tell. One more wrap is tried, so a stream
+			// still authenticates after it; a forged packet costs two
+			// authentication checks, and only until the first of the
+			// stream authenticates. Authentication decides (the counter
+			// is part of the authenticated index, RFC 3711 §4.2), and the
+			// replay list is pion's, checked on the index tried, so
+			// neither is weakened. pion verifies the tag before it
+			// writes b.
+			r.srtp.SetROC(r.hdr.SSRC, roc+1)
+			r.retries++
+			plain, err = r.srtp.DecryptRTP(b[:0], b, &r.hdr)
+		}
 		switch {
 		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
 			r.authFailed++

@@ -159,3 +159,110 @@ func TestReceiveAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteROCStaleByMoreThanHalf: the index a session is handed (B's
+// session parameters at step 3 of a pull, or what a device that never
+// heard the stream passed on) may be older than the stream by more than
+// half the sequence space, where RFC 3711 §3.3.1's estimate is one wrap
+// short. The receiver tries one more wrap for the handed stream, so it
+// still authenticates; a forged packet costs two authentication checks,
+// and a stream two wraps ahead is still refused (the bound).
+func TestRemoteROCStaleByMoreThanHalf(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		handed   ROC
+		roc      uint32 // the stream's true counter...
+		seq      uint16 // ...and sequence number at the session's first packet
+		accepted bool
+	}{
+		{"estimate says no wrap, one happened", ROC{SSRC: 0xfeed, ROC: 0, Seq: 100, HasSeq: true}, 1, 40000, true},
+		{"estimate from the second half says no wrap, one happened", ROC{SSRC: 0xfeed, ROC: 2, Seq: 40000, HasSeq: true}, 3, 20000, true},
+		{"counter only, one wrap since", ROC{SSRC: 0xfeed, ROC: 0}, 1, 5, true},
+		{"two wraps beyond the estimate", ROC{SSRC: 0xfeed, ROC: 0, Seq: 100, HasSeq: true}, 2, 5, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			keys := mustKeys(t)
+			p := newRawPeer(t, "127.0.0.1", keys)
+			p.ctx.SetROC(p.hdr.SSRC, tc.roc)
+			p.hdr.SequenceNumber = tc.seq
+			handed := tc.handed
+			eng, err := newEngine(testSettings(t, Config{SendKeys: mustKeys(t), RecvKeys: keys, RemoteROC: &handed}), 99)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := eng.recv
+			// A forged packet of the handed stream (another key) first.
+			if v := r.receive(p.packet(p.context(mustKeys(t)), testPT), time.Now()); v != verdictAuthFailed {
+				t.Fatalf("forged packet: %v, want %v", v, verdictAuthFailed)
+			}
+			forged := r.retries
+			if got, ok := r.handedROC(); !ok || got != handed {
+				t.Fatalf("after a forged packet the handed index is %+v %v, want %+v", got, ok, handed)
+			}
+			want := verdictAuthFailed
+			if tc.accepted {
+				want = verdictAccepted
+			}
+			for i := range 3 {
+				if v := r.receive(p.packet(p.ctx, testPT), time.Now()); v != want {
+					t.Fatalf("packet %d of the stream at counter %d: %v, want %v", i, tc.roc, v, want)
+				}
+			}
+			if forged != 1 {
+				t.Fatalf("a forged packet cost %d extra checks, want 1", forged)
+			}
+			if !tc.accepted {
+				if r.retries != 4 || r.packets != 0 {
+					t.Fatalf("retries %d (want one per packet), %d packets accepted", r.retries, r.packets)
+				}
+				return
+			}
+			// Only the first packet of the stream needed the second check;
+			// pion follows the stream from there.
+			if r.retries != 2 {
+				t.Fatalf("%d extra checks, want 2 (the forged packet, the stream's first)", r.retries)
+			}
+			// The forged packet took tc.seq, the stream tc.seq+1..+3.
+			wantIdx := ROC{SSRC: 0xfeed, ROC: tc.roc, Seq: tc.seq + 3, HasSeq: true}
+			if got, ok := r.index(0xfeed); !ok || got != wantIdx {
+				t.Fatalf("index %+v %v, want %+v", got, ok, wantIdx)
+			}
+		})
+	}
+}
+
+// BenchmarkReceiveForged is what a forged SRTP packet costs the receiver
+// (parse and authentication check; it is dropped): of a stream not heard
+// yet (one check), and of the handed stream before its first packet
+// authenticated (two: the estimated counter and the next one).
+func BenchmarkReceiveForged(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		handed bool
+	}{{"unheard stream", false}, {"handed stream", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			keys := mustKeys(b)
+			p := newRawPeer(b, "127.0.0.1", keys)
+			cfg := Config{SendKeys: mustKeys(b), RecvKeys: keys}
+			if bc.handed {
+				cfg.RemoteROC = &ROC{SSRC: p.hdr.SSRC, ROC: 0, Seq: 65529, HasSeq: true}
+			}
+			eng, err := newEngine(testSettings(b, cfg), 99)
+			if err != nil {
+				b.Fatal(err)
+			}
+			forged := p.packet(p.context(mustKeys(b)), testPT)
+			buf := make([]byte, len(forged))
+			b.ReportAllocs()
+			for b.Loop() {
+				copy(buf, forged)
+				if v := eng.recv.receive(buf, time.Time{}); v != verdictAuthFailed {
+					b.Fatalf("verdict %v", v)
+				}
+			}
+			b.ReportMetric(float64(eng.recv.retries)/float64(eng.recv.authFailed), "retries/op")
+		})
+	}
+}

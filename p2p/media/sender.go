@@ -174,3 +174,15 @@ func (s *sender) skip(n uint32) {
 	s.pkt.Header.Timestamp += n * s.step
 	s.markNext = true
 }
+
+// index is the SRTP packet index of the last packet sent (Session.SendIndex).
+func (s *sender) index() (ROC, bool) {
+	if s.srtp == nil {
+		return ROC{}, false
+	}
+	v, ok := s.srtp.ROC(s.pkt.SSRC)
+	if !ok {
+		return ROC{}, false
+	}
+	return ROC{SSRC: s.pkt.SSRC, ROC: v, Seq: s.pkt.SequenceNumber - 1, HasSeq: true}, true
+}

@@ -151,3 +151,41 @@ func TestSenderAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestSenderIndex: the index a sender reports is the one it encrypted its
+// last packet under (RFC 3711 §3.3.1), across a wrap; none before the
+// first packet and none for plain RTP.
+func TestSenderIndex(t *testing.T) {
+	t.Parallel()
+	first := uint16(65534)
+	snd, err := newSender(testSettings(t, Config{SendKeys: mustKeys(t), RecvKeys: mustKeys(t), FirstSequence: &first}), 0xfeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx, ok := snd.index(); ok {
+		t.Fatalf("index before the first packet: %+v", idx)
+	}
+	for _, want := range []ROC{
+		{SSRC: 0xfeed, ROC: 0, Seq: 65534, HasSeq: true},
+		{SSRC: 0xfeed, ROC: 0, Seq: 65535, HasSeq: true},
+		{SSRC: 0xfeed, ROC: 1, Seq: 0, HasSeq: true},
+		{SSRC: 0xfeed, ROC: 1, Seq: 1, HasSeq: true},
+	} {
+		if _, err := snd.next(nil); err != nil {
+			t.Fatal(err)
+		}
+		if idx, ok := snd.index(); !ok || idx != want {
+			t.Fatalf("index %+v %v, want %+v", idx, ok, want)
+		}
+	}
+	plain, err := newSender(testSettings(t, Config{}), 0xfeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.next(nil); err != nil {
+		t.Fatal(err)
+	}
+	if idx, ok := plain.index(); ok {
+		t.Fatalf("plain RTP has an index: %+v", idx)
+	}
+}

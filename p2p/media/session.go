@@ -264,6 +264,16 @@ func (s *Session) RemoteROC() (roc ROC, ok bool) {
 	return roc, ok
 }
 
+// SendIndex returns the SRTP packet index of this session's own stream
+// (RFC 3711 §3.3.1): its SSRC, roll-over counter and the sequence number
+// of the last packet sent. A peer that starts receiving the stream mid-way
+// (a handoff's new device) needs it: the sender is the one that knows.
+// ok is false before the first packet and for plain RTP.
+func (s *Session) SendIndex() (roc ROC, ok bool) {
+	s.exec(func() { roc, ok = s.eng.send.index() })
+	return roc, ok
+}
+
 // latchVerdict finishes the handling of a packet from an address that was
 // not allowed: if it passed SRTP authentication (RFC 3711 §3.3) the
 // address is latched as an allowed source; otherwise the packet counts as

@@ -131,9 +131,18 @@ type StopAudio struct {
 	CallID string `json:"call_id"`
 }
 
-// StopAck confirms StopAudio.
+// StopAck confirms StopAudio. B says where C's stream is at that moment
+// (step 5): its SSRC, SRTP roll-over counter and highest sequence number
+// authenticated (RFC 3711 §3.3.1's index), fresher than the session
+// parameters of step 3 (B may not have heard C yet when it answered the
+// query, and C's stream runs on meanwhile). PeerSeq nil: B does not say
+// (an endpoint older than these fields, plain RTP, or B has not heard
+// C), and A keeps what step 3 said.
 type StopAck struct {
-	CallID string `json:"call_id"`
+	CallID   string  `json:"call_id"`
+	PeerSSRC uint32  `json:"peer_ssrc,omitempty"`
+	PeerROC  uint32  `json:"peer_roc,omitempty"`
+	PeerSeq  *uint16 `json:"peer_seq,omitempty"`
 }
 
 // Resume tells B to send audio to C again: the handoff rolled back.
@@ -163,9 +172,18 @@ type Reestablish struct {
 	Grant      Grant  `json:"grant"`
 }
 
-// ReestablishAck accepts a Reestablish.
+// ReestablishAck accepts a Reestablish. C says where its own stream is
+// (RFC 3711 §3.3.1's index: SSRC, roll-over counter, sequence number of
+// the last packet sent) as it turns that stream to A: A joins it mid-way
+// and must know its counter (§3.3.1: "receivers joining an on-going
+// session MUST be given the current ROC value"), and C, the sender, is
+// the one that knows it, even when B never heard C. PeerSeq nil: C does
+// not say (an endpoint older than these fields, or plain RTP).
 type ReestablishAck struct {
-	CallID string `json:"call_id"`
+	CallID   string  `json:"call_id"`
+	PeerSSRC uint32  `json:"peer_ssrc,omitempty"`
+	PeerROC  uint32  `json:"peer_roc,omitempty"`
+	PeerSeq  *uint16 `json:"peer_seq,omitempty"`
 }
 
 // NewAddress tells the far party that the sender's media moved (step 11,
@@ -276,7 +294,13 @@ func (m *SessionList) Validate() error {
 func (m *StopAudio) Validate() error { return checkCallID(m.Type(), m.CallID) }
 
 // Validate implements Message.
-func (m *StopAck) Validate() error { return checkCallID(m.Type(), m.CallID) }
+func (m *StopAck) Validate() error {
+	t := m.Type()
+	if err := checkCallID(t, m.CallID); err != nil {
+		return err
+	}
+	return checkStreamIndex(t, m.PeerSSRC, m.PeerROC, m.PeerSeq)
+}
 
 // Validate implements Message.
 func (m *Resume) Validate() error {
@@ -311,7 +335,22 @@ func (m *Reestablish) Validate() error {
 }
 
 // Validate implements Message.
-func (m *ReestablishAck) Validate() error { return checkCallID(m.Type(), m.CallID) }
+func (m *ReestablishAck) Validate() error {
+	t := m.Type()
+	if err := checkCallID(t, m.CallID); err != nil {
+		return err
+	}
+	return checkStreamIndex(t, m.PeerSSRC, m.PeerROC, m.PeerSeq)
+}
+
+// checkStreamIndex: a stream index travels whole (peer_ssrc, peer_roc,
+// peer_seq) or not at all.
+func checkStreamIndex(t Type, ssrc, roc uint32, seq *uint16) error {
+	if seq == nil && (ssrc != 0 || roc != 0) {
+		return malformed(t, "peer_ssrc and peer_roc without peer_seq: the stream's index needs all three")
+	}
+	return nil
+}
 
 // Validate implements Message.
 func (m *NewAddress) Validate() error {

@@ -87,13 +87,13 @@ func sampleMessages() map[Type]Message {
 			Grant: sampleGrant(),
 		}}},
 		TypeStopAudio: &StopAudio{CallID: "c-7f3a9e"},
-		TypeStopAck:   &StopAck{CallID: "c-7f3a9e"},
+		TypeStopAck:   &StopAck{CallID: "c-7f3a9e", PeerSSRC: 0x12345678, PeerROC: 1, PeerSeq: seqPtr(5)},
 		TypeResume:    &Resume{CallID: "c-7f3a9e", Reason: "C refused"},
 		TypeResumeAck: &ResumeAck{CallID: "c-7f3a9e"},
 		TypeRelease:   &Release{CallID: "c-7f3a9e"},
 		TypeReestablish: &Reestablish{CallID: "c-7f3a9e", SignalAddr: "127.0.0.3:7070",
 			Media: Media{Addr: "127.0.0.3:42000", SSRC: 0x0badcafe, PtimeMS: 20}, Grant: sampleGrant()},
-		TypeReestablishAck: &ReestablishAck{CallID: "c-7f3a9e"},
+		TypeReestablishAck: &ReestablishAck{CallID: "c-7f3a9e", PeerSSRC: 0x12345678, PeerROC: 3, PeerSeq: seqPtr(65535)},
 		TypeNewAddress:     &NewAddress{CallID: "c-7f3a9e", Media: Media{Addr: "127.0.0.7:43000", SSRC: 0x0badcafe, PtimeMS: 20}},
 		TypeNewAddressAck:  &NewAddressAck{CallID: "c-7f3a9e"},
 
@@ -132,6 +132,8 @@ func sampleReplaces() Replaces {
 	return Replaces{CallID: "c-1b2c3d", From: "alice/laptop", To: "bob/phone", Target: "carol/laptop",
 		NotAfterUnix: 1767229200, Nonce: bytes.Repeat([]byte{9}, ReplacesNonceLen), Signature: bytes.Repeat([]byte{0x30}, 71)}
 }
+
+func seqPtr(v uint16) *uint16 { return &v }
 
 func sampleGrant() Grant {
 	return Grant{CallID: "c-7f3a9e", From: "alice/desk", To: "alice/laptop", Peer: "bob/phone",
@@ -295,6 +297,10 @@ func TestEncodeJSONKeys(t *testing.T) {
 		{"ringing", &Ringing{CallID: "c1"}, `{"call_id":"c1"}`},
 		{"cancel", &Cancel{CallID: "c1"}, `{"call_id":"c1"}`},
 		{"bye", &Bye{CallID: "c1"}, `{"call_id":"c1"}`},
+		{"stop-ack of an older B", &StopAck{CallID: "c1"}, `{"call_id":"c1"}`},
+		{"reestablish-ack of an older C", &ReestablishAck{CallID: "c1"}, `{"call_id":"c1"}`},
+		{"reestablish-ack with C's stream index", &ReestablishAck{CallID: "c1", PeerSSRC: 9, PeerROC: 1, PeerSeq: seqPtr(2)}, `{"call_id":"c1","peer_ssrc":9,"peer_roc":1,"peer_seq":2}`},
+		{"stop-ack with C's stream index", &StopAck{CallID: "c1", PeerSSRC: 9, PeerROC: 0, PeerSeq: seqPtr(0)}, `{"call_id":"c1","peer_ssrc":9,"peer_seq":0}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -598,6 +604,18 @@ func TestValidate(t *testing.T) {
 		{"bye: bad call id", TypeBye, func(m Message) { m.(*Bye).CallID = "" }, false},
 		{"bye: oversized reason", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen + 1) }, false},
 		{"bye: reason at limit", TypeBye, func(m Message) { m.(*Bye).Reason = long(MaxReasonLen) }, true},
+
+		// StopAck: C's stream index at step 5, all three fields or none
+		{"stop-ack: bad call id", TypeStopAck, func(m Message) { m.(*StopAck).CallID = "" }, false},
+		{"stop-ack: no index (an older B, or B has not heard C)", TypeStopAck, func(m Message) { *m.(*StopAck) = StopAck{CallID: "c1"} }, true},
+		{"stop-ack: counter 0, sequence 0", TypeStopAck, func(m Message) { m.(*StopAck).PeerROC, m.(*StopAck).PeerSeq = 0, seqPtr(0) }, true},
+		{"stop-ack: ssrc and counter without sequence", TypeStopAck, func(m Message) { m.(*StopAck).PeerSeq = nil }, false},
+		{"stop-ack: counter without sequence", TypeStopAck, func(m Message) { *m.(*StopAck) = StopAck{CallID: "c1", PeerROC: 2} }, false},
+
+		// ReestablishAck: C's own stream index, all three fields or none
+		{"reestablish-ack: bad call id", TypeReestablishAck, func(m Message) { m.(*ReestablishAck).CallID = "" }, false},
+		{"reestablish-ack: no index (an older C)", TypeReestablishAck, func(m Message) { *m.(*ReestablishAck) = ReestablishAck{CallID: "c1"} }, true},
+		{"reestablish-ack: ssrc without sequence", TypeReestablishAck, func(m Message) { m.(*ReestablishAck).PeerSeq = nil }, false},
 
 		// PushOffer
 		{"push-offer: bad call id", TypePushOffer, func(m Message) { m.(*PushOffer).CallID = "" }, false},
