@@ -174,6 +174,11 @@ type Config struct {
 
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
+	// allocFault, in tests, fails claim step 9 (AllocateAddress) with its
+	// error, as a bind does when the address went away after the move
+	// was decided (A: AAllocating + MediaFailed; M: MAllocating +
+	// MediaFailed).
+	allocFault func(handoff.Role) error
 	// transitionHook, in tests, sees every event fed to a handoff machine
 	// and what the table made of it (handoff_exec.go).
 	transitionHook func(transition)

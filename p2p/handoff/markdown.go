@@ -151,6 +151,17 @@ func writeRole(b *bytes.Buffer, r Role, h map[Action]Handler) {
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.From, row.Event, row.To, acts, step, row.Note)
 	}
+	first := true
+	for _, o := range Omitted() {
+		if o.Role != r {
+			continue
+		}
+		if first {
+			b.WriteString("\nLeft out on purpose (refused like any pair that is not a row):\n\n")
+			first = false
+		}
+		fmt.Fprintf(b, "- **%s + %s**: %s\n", o.From, o.Event, o.Why)
+	}
 	b.WriteString("\n| State | Timer | Meaning |\n|---|---|---|\n")
 	for _, s := range States(r) {
 		timer := "-"
