@@ -718,7 +718,7 @@ func (x *handoffExec) startAudioToC(handoff.Transition) (handoff.Event, string) 
 		SendKeys: a.send, RecvKeys: a.recv, LatchAuthenticated: true, RemoteROC: peerROC,
 		JitterDelay: e.cfg.JitterDelay, StaleSourceTimeout: staleSource(e.timeouts, e.cfg.Ptime),
 		Source: a.src, Sink: a.sink, Logger: e.log,
-		Impairment: e.cfg.Impairment,
+		Impairment: e.cfg.Impairment, Now: e.cfg.Clock.Now,
 	}
 	prov, err := media.Open(a.ctx, a.mcfg)
 	if err != nil {
