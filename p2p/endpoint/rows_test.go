@@ -410,3 +410,57 @@ func TestPullLateAddressAckAfterRollback(t *testing.T) {
 		return desk.mustCall(t, id).Media.PacketsReceived > before+25
 	})
 }
+
+// TestSecondStopAudioRefused reaches BMuted + StopAudio and AStopping +
+// Busy in a fixed order (TestTwoPullersOneWins races the two pullers, and
+// only some orders reach them): the laptop and the tablet both have the
+// desk's session parameters; the tablet's stop-audio comes first and
+// wins, the laptop's is refused busy, so the laptop fails with nothing
+// changed, and the tablet takes the call.
+func TestSecondStopAudioRefused(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, _, id := deskCall(t, n)
+	tablet := n.start("alice", "tablet", fastTimeouts)
+	tabletDone := make(chan handoffResult, 1)
+	laptop := n.start("alice", "laptop", fastTimeouts, func(c *Config) {
+		c.stepHook = func(step int) {
+			if step != 4 { // the laptop has the parameters; its stop-audio goes next
+				return
+			}
+			go func() {
+				h, err := tablet.Pull(context.Background(), PullRequest{From: "desk"})
+				tabletDone <- handoffResult{h, err}
+			}()
+			eventually(t, "the desk to mute for the tablet", func() bool {
+				return tookRow(n, handoff.RoleB, handoff.BOffered, handoff.EvStopAudio)
+			})
+		}
+	})
+	laptop.waitOnline(t, "alice/desk")
+	tablet.waitOnline(t, "alice/desk")
+	h, err := laptop.Pull(context.Background(), PullRequest{From: "desk"})
+	if !isErr(err, ErrHandoffFailed) || h.State != "failed" {
+		t.Fatalf("the second puller: %v %+v", err, h)
+	}
+	r := waitResult(t, tabletDone)
+	if r.err != nil || r.h.State != "done" {
+		t.Fatalf("the first puller: %v %+v", r.err, r.h)
+	}
+	for _, row := range []struct {
+		role handoff.Role
+		from handoff.State
+		ev   handoff.Event
+	}{
+		{handoff.RoleB, handoff.BMuted, handoff.EvStopAudio},
+		{handoff.RoleA, handoff.AStopping, handoff.EvBusy},
+	} {
+		if !tookRow(n, row.role, row.from, row.ev) {
+			t.Errorf("%s did not take %s + %s", row.role, row.from, row.ev)
+		}
+	}
+	if len(laptop.Calls()) != 0 {
+		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
+	}
+	stillUp(t, bob, id, "alice/tablet")
+}
