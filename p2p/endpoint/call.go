@@ -589,7 +589,7 @@ func (c *call) run() {
 		case <-watchdog.C:
 			if c.sigLost && c.sess != nil {
 				last := c.sess.Stats().LastPacket
-				if last.IsZero() || c.e.cfg.Now().Sub(last) > c.e.cfg.MediaTimeout {
+				if last.IsZero() || c.e.cfg.Clock.Now().Sub(last) > c.e.cfg.MediaTimeout {
 					c.onMediaTimeout() // handoff_peer.go: C's table ends the call
 				}
 			}
@@ -865,6 +865,9 @@ func (c *call) openMediaWith(ctx context.Context, codec codecs.Codec, local neti
 	// A replaced stream plays again a few packet times after its
 	// replacement went silent (handoff_peer.go, staleSource).
 	cfg.StaleSourceTimeout = staleSource(c.e.timeouts, c.e.cfg.Ptime)
+	// Its LastPacket on the clock the handoff checks and the watchdog
+	// compare it with (handoff_peer.go: checkMute, checkSwitched).
+	cfg.Now = c.e.cfg.Clock.Now
 	// What the far party of a handoff sees of it before any signaling
 	// (step 4: the new device's stream plays; its silence: the replaced
 	// stream plays again), as events: a puller that dies before step 7

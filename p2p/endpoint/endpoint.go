@@ -180,6 +180,11 @@ type Config struct {
 	// ackHook, in tests, edits the stop-ack (as B) and reestablish-ack
 	// (as C) this endpoint sends, say as an older endpoint would send them.
 	ackHook func(wire.Message)
+	// allocFault, in tests, fails claim step 9 (AllocateAddress) with its
+	// error, as a bind does when the address went away after the move
+	// was decided (A: AAllocating + MediaFailed; M: MAllocating +
+	// MediaFailed).
+	allocFault func(handoff.Role) error
 	// transitionHook, in tests, sees every event fed to a handoff machine
 	// and what the table made of it (handoff_exec.go).
 	transitionHook func(transition)
@@ -365,19 +370,45 @@ func (e *Endpoint) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("endpoint: listen for signaling on %s: %w", e.cfg.SignalListen, err)
 	}
+	// Close may run at any moment of Start: the listener, ctx and cancel
+	// are set under e.mu, where Close reads them after setting closed, so
+	// Close either finds them (and closes and cancels them) or Start sees
+	// closed and undoes them itself.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("endpoint: start %s: %w", e.id, ErrClosed)
+	}
 	e.ln = ln
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	cancel := e.cancel
+	e.mu.Unlock()
 	if err := e.login(ctx); err != nil {
-		e.cancel()
+		cancel()
 		_ = ln.Close()
 		return err
 	}
 	tlsLn := tls.NewListener(ln, e.verified.ServerConfig(e.certificate, e.cfg.Roots, e.cfg.Now))
+	// The goroutines are counted in wg only if Close has not run yet
+	// (checked under e.mu, before wg.Add): one started after Close's
+	// wg.Wait would outlive it.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		cancel()
+		_ = ln.Close()
+		return fmt.Errorf("endpoint: start %s: %w", e.id, ErrClosed)
+	}
+	watch := e.cfg.AddrWatch > 0
 	e.wg.Add(2)
+	if watch {
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
 	go func() { defer e.wg.Done(); e.acceptLoop(tlsLn) }()
 	go func() { defer e.wg.Done(); e.accessLoop() }()
-	if e.cfg.AddrWatch > 0 {
-		e.wg.Add(1)
+	if watch {
 		go func() { defer e.wg.Done(); e.watchAddress() }()
 	}
 	return nil
@@ -770,6 +801,8 @@ func (e *Endpoint) Close() error {
 		calls = append(calls, c)
 	}
 	client := e.client
+	// Start sets these under e.mu (a Start that runs on sees closed).
+	cancel, ln := e.cancel, e.ln
 	e.mu.Unlock()
 	for _, c := range calls {
 		c.hangup("endpoint shutting down")
@@ -777,11 +810,11 @@ func (e *Endpoint) Close() error {
 	for _, c := range calls {
 		<-c.done
 	}
-	if e.cancel != nil {
-		e.cancel()
+	if cancel != nil {
+		cancel()
 	}
-	if e.ln != nil {
-		_ = e.ln.Close()
+	if ln != nil {
+		_ = ln.Close()
 	}
 	if e.host != nil {
 		e.host.detach(e)

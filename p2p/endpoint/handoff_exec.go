@@ -301,6 +301,13 @@ func (x *handoffExec) closeMedia(handoff.Transition) (handoff.Event, string) {
 
 // allocateAddress: step 9, a new address and port.
 func (x *handoffExec) allocateAddress(handoff.Transition) (handoff.Event, string) {
+	if f := x.e.cfg.allocFault; f != nil {
+		if err := f(x.h.m.Role()); err != nil {
+			err = fmt.Errorf("%w: new media address: %w", ErrHandoffFailed, err)
+			x.fail(err)
+			return handoff.EvMediaFailed, err.Error()
+		}
+	}
 	sess, err := x.mv.openNew()
 	if err != nil {
 		x.fail(err)

@@ -69,10 +69,13 @@ type handoffState struct {
 	switchedAt time.Time
 	streamed   bool
 
-	// watch ticks every half packet time while B is muted or C has just
-	// switched to A: the checks that bound the silence C can be left in
-	// (checkMute, checkSwitched).
-	watch *time.Ticker
+	// watch fires every half packet time, on Config.Clock, while B is
+	// muted or C has just switched to A: the checks that bound the
+	// silence C can be left in (checkMute, checkSwitched). They compare
+	// times of that clock: the media's LastPacket is read on it too
+	// (media.Config.Now), so a test moves B's and C's checks on with a
+	// fake clock instead of waiting for them.
+	watch Timer
 }
 
 // Bounds on the silence at C during a handoff that does not happen, for
@@ -131,29 +134,32 @@ func maxHandoffSilence(t handoff.Timeouts, ptime time.Duration) time.Duration {
 }
 
 func (c *call) watchC() <-chan time.Time {
-	if c.ho == nil || c.ho.watch == nil {
+	if c.ho == nil {
 		return nil
 	}
-	return c.ho.watch.C
+	return timerC(c.ho.watch)
 }
 
-// startWatch starts the handoff watch ticker if it is not running.
+// watchPeriod is the watch's half packet time.
+func (c *call) watchPeriod() time.Duration { return max(c.e.cfg.Ptime/2, time.Millisecond) }
+
+// startWatch starts the handoff watch if it is not running.
 func (c *call) startWatch() {
 	h := c.handoff()
 	if h.watch == nil {
-		h.watch = time.NewTicker(max(c.e.cfg.Ptime/2, time.Millisecond))
+		h.watch = c.e.cfg.Clock.NewTimer(c.watchPeriod())
 	}
 }
 
-// onWatch runs the handoff checks and stops the ticker when none is
-// needed any more.
+// onWatch runs the handoff checks when the watch fired, and starts it
+// again while one is still needed.
 func (c *call) onWatch() {
 	h := c.ho
+	h.watch = nil // spent
 	need := c.checkMute()
 	need = c.checkSwitched() || need
-	if !need && h.watch != nil {
-		h.watch.Stop()
-		h.watch = nil
+	if need && h.watch == nil {
+		h.watch = c.e.cfg.Clock.NewTimer(c.watchPeriod())
 	}
 }
 
@@ -173,7 +179,7 @@ func (c *call) checkMute() bool {
 	h.unmuted = true
 	c.sess.SetSending(true)
 	c.log.Warn("handoff: the far party still sends here after the other device should have taken it; audio resumed",
-		"muted_for", time.Since(h.mutedAt), "grace", grace)
+		"muted_for", c.e.cfg.Clock.Now().Sub(h.mutedAt), "grace", grace)
 	c.e.emit(Event{Type: "handoff.unmuted", CallID: c.id,
 		Detail: fmt.Sprintf("%s still sends here %s after stop-audio: audio to it resumed (still waiting for a release or resume)", c.peer, grace)})
 	return false
@@ -188,7 +194,7 @@ func (c *call) checkSwitched() bool {
 	if h.c == nil || h.c.State() != handoff.CSwitched || c.sess == nil {
 		return false
 	}
-	now := time.Now()
+	now := c.e.cfg.Clock.Now()
 	last := c.sess.Stats().LastPacket
 	if last.Before(h.switchedAt) && now.Sub(h.switchedAt) < c.e.cfg.Ptime {
 		return true // give A at least one packet time after step 7
@@ -495,7 +501,7 @@ func (c *call) refusePolicy(handoff.Transition) {
 // muteToC: step 5 at B, stop sending audio to C but keep the session.
 func (c *call) muteToC(handoff.Transition) {
 	c.sess.SetSending(false)
-	c.ho.mutedAt, c.ho.unmuted = time.Now(), false
+	c.ho.mutedAt, c.ho.unmuted = c.e.cfg.Clock.Now(), false
 	c.startWatch()
 	c.log.Info("handoff: stopped sending audio to the far party", "step", 5)
 	c.e.emit(Event{Type: "handoff.muted", CallID: c.id, Step: 5, Detail: "stopped audio to " + c.peer.String()})
@@ -613,7 +619,7 @@ func (c *call) switchPeerToA(handoff.Transition) {
 	c.oldConns = append(c.oldConns, c.conn)
 	c.setPeer(a.id, a.conn, a.signal, a.remote)
 	c.startReader(c.conn)
-	h.switchedAt = time.Now()
+	h.switchedAt = c.e.cfg.Clock.Now()
 	c.startWatch()
 	c.log.Info("handoff: peer is now the new device", "step", 7, "was", h.prev.peer.String())
 }

@@ -635,10 +635,10 @@ func (x *handoffExec) sessionAnswer(m wire.Message, rerr error) (handoff.Event, 
 			x.fail(fmt.Errorf("%w: %s: %s", ErrForbidden, a.b, m.Reason))
 			return handoff.EvPolicyRefused, x.cause.Error(), true
 		}
+		// B answers a query only with its list or forbidden (a call it is
+		// handing off is left out of the list): any other refusal fails
+		// the pull like no answer (AQuerying + Busy is no row; Omitted).
 		x.fail(fmt.Errorf("%w: %s refused: %s %s", ErrHandoffFailed, a.b, m.Code, m.Reason))
-		if m.Code == wire.CodeBusy {
-			return handoff.EvBusy, x.cause.Error(), true
-		}
 		return handoff.EvTimeout, x.cause.Error(), true
 	case *wire.Error:
 		x.fail(fmt.Errorf("%w: %s: %s %s", ErrHandoffFailed, a.b, m.Code, m.Message))
@@ -727,7 +727,7 @@ func (x *handoffExec) startAudioToC(handoff.Transition) (handoff.Event, string) 
 		SendKeys: a.send, RecvKeys: a.recv, LatchAuthenticated: true, RemoteROC: peerROC,
 		JitterDelay: e.cfg.JitterDelay, StaleSourceTimeout: staleSource(e.timeouts, e.cfg.Ptime),
 		Source: a.src, Sink: a.sink, Logger: e.log,
-		Impairment: e.cfg.Impairment,
+		Impairment: e.cfg.Impairment, Now: e.cfg.Clock.Now,
 	}
 	prov, err := media.Open(a.ctx, a.mcfg)
 	if err != nil {

@@ -62,7 +62,12 @@ func Markdown(h Handlers) []byte {
 	w("in B's, C's and M's tables it is the step the row takes part in. \"-\" marks failure paths, refusals ")
 	w("and rollbacks.\n")
 	w("- Each state runs at most one timer (listed under the states). Entering a state starts it, leaving ")
-	w("stops it, a self-loop keeps it running; its expiry is the event `Timeout`.\n")
+	w("stops it, a self-loop keeps it running; its expiry is the event `Timeout`. The timers, and the ")
+	w("half-packet checks that bound C's silence (B's `checkMute`, C's `checkSwitched`, with the media's ")
+	w("packet times), run on the endpoint's injectable clock.\n")
+	w("- Every row is taken by some test of `p2p/endpoint` through real endpoints on loopback: a full run ")
+	w("of its tests fails if one is not, and every transition an endpoint makes must be a row. A pair no ")
+	w("correct peer can produce is left out and listed under its table with why.\n")
 	w("- B runs one machine per call, so it arbitrates: the first `StopAudio` wins and later pullers are ")
 	w("refused (`RefuseBusy`); the owner delivers `Resume` and `Release` only from the winner. When B has ")
 	w("several calls, a query reaches each call's machine and the ones A does not choose fall back to ")
@@ -150,6 +155,17 @@ func writeRole(b *bytes.Buffer, r Role, h map[Action]Handler) {
 			step = fmt.Sprint(int(row.Step))
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.From, row.Event, row.To, acts, step, row.Note)
+	}
+	first := true
+	for _, o := range Omitted() {
+		if o.Role != r {
+			continue
+		}
+		if first {
+			b.WriteString("\nLeft out on purpose (refused like any pair that is not a row):\n\n")
+			first = false
+		}
+		fmt.Fprintf(b, "- **%s + %s**: %s\n", o.From, o.Event, o.Why)
 	}
 	b.WriteString("\n| State | Timer | Meaning |\n|---|---|---|\n")
 	for _, s := range States(r) {

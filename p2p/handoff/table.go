@@ -53,7 +53,6 @@ func tableA() []Row {
 		{AQuerying, EvSeveralSessions, AChoosing, do(ActChooseSession), 3, "several calls on B: the user's id decides"},
 		{AQuerying, EvNoSession, AFailed, nil, 0, "nothing to pull"},
 		{AQuerying, EvPolicyRefused, AFailed, nil, 0, "policy refuses; B unchanged"},
-		{AQuerying, EvBusy, AFailed, nil, 0, "another device is already pulling this call"},
 		{AQuerying, EvTimeout, AFailed, nil, 0, "B unreachable or silent; nothing changed"},
 		{AChoosing, EvSessionChosen, AStarting, do(ActStartAudioToC), 3, "make before break: A's audio first"},
 		{AChoosing, EvNoSession, AFailed, nil, 0, "no session with the requested id"},
@@ -123,7 +122,6 @@ func tableC() []Row {
 		{CActive, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "mobility: the peer moved"},
 		{CActive, EvMediaTimeout, CCallEnded, do(ActEndCall), 0, "every peer silent: call ended by C's own timeout"},
 		{COverlap, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "out-of-band, grant verified"},
-		{COverlap, EvBadGrant, COverlap, do(ActRefuseReestablish), 0, "forged or replayed: stay with B"},
 		{CSwitched, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "the call goes on with A"},
 		{CSwitched, EvBadGrant, CSwitched, do(ActRefuseReestablish), 0, "forged or replayed: ignore"},
 		{CSwitched, EvTimeout, CActive, do(ActRevertToB), 0, "A failed after step 7: back to B, whose guard resumes it"},
@@ -150,5 +148,25 @@ func tableM() []Row {
 		{MNotifying, EvTimeout, MInCall, nil, 0, "no acknowledgement: the call goes on; the peer may latch the new stream"},
 		{MWaitAudio, EvAudioFromC, MInCall, nil, 12, "the call goes on"},
 		{MWaitAudio, EvTimeout, MInCall, nil, 0, "far party silent (muted, or mid-handoff): the call goes on"},
+	}
+}
+
+// Omission is a (state, event) pair left out of a role's table on
+// purpose: no correct peer makes the event happen in that state, so the
+// machine refuses it like any pair that is not a row. Why says so, for
+// docs/handoff.md; the endpoint's tests fail on a row no test reaches, so
+// a row either has a test through the real endpoint or is listed here.
+type Omission struct {
+	Role  Role
+	From  State
+	Event Event
+	Why   string
+}
+
+// Omitted returns the pairs left out on purpose, in table order.
+func Omitted() []Omission {
+	return []Omission{
+		{RoleA, AQuerying, EvBusy, "B never answers a session query busy (docs/protocol.md §11): a call it is handing to another device is left out of its session list, which A reads as NoSession. Busy is only B's answer to a second stop-audio (AStopping + Busy); a query answered with any other refusal than forbidden fails as AQuerying + Timeout."},
+		{RoleC, COverlap, EvBadGrant, "C checks the grant before it records A's stream: a re-establish whose grant does not verify is CActive + BadGrant, and C enters COverlap only while it handles a verified one, which takes it on to CSwitched at once. Staying in COverlap after a refused grant would leave C with no row for a later NewAddress (B's own move) or MediaTimeout."},
 	}
 }

@@ -131,6 +131,13 @@ type Config struct {
 	// Impairment, when set, drops and delays outgoing packets on purpose
 	// (a loss/jitter shim for benchmarks and demos on loopback).
 	Impairment *Impairment
+	// Now, when set, is the clock Stats.FirstPacket and Stats.LastPacket
+	// are read on (once per drain of the sockets, so within a tick of the
+	// arrival): an owner that compares them with its own clock (the
+	// endpoint's handoff checks, on its injectable Clock) gives its
+	// clock's Now. Nil: the arrival time. Playout and jitter always use
+	// the arrival time.
+	Now func() time.Time
 	// Logger receives the session's logs; nil discards them.
 	Logger *slog.Logger
 }

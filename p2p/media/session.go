@@ -106,6 +106,11 @@ type Session struct {
 	consentLapses uint64
 	probes        uint64
 	notSent       uint64
+	// clock is Config.Now (nil: none); rxClock is its time at the drain
+	// in progress, firstAt and lastAt the first and latest accepted
+	// packet on it (Stats.FirstPacket, LastPacket).
+	clock                    func() time.Time
+	rxClock, firstAt, lastAt time.Time
 }
 
 // maxProofs bounds the addresses whose proof is remembered: the peer's
@@ -188,6 +193,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		consentTimeout: set.ConsentTimeout,
 		probeInterval:  set.ConsentProbeInterval,
 		proof:          make(map[netip.AddrPort]time.Time, maxProofs),
+		clock:          set.Now,
 	}
 	s.sending.Store(true)
 	s.rx = newRxBatch(set.datagramCap)
@@ -538,6 +544,9 @@ func (s *Session) drain() {
 		return
 	}
 	now := time.Now()
+	if s.clock != nil {
+		s.rxClock = s.clock()
+	}
 	for _, x := range *socks {
 		err := x.drain(s.rx, now, s.handle)
 		if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -569,7 +578,14 @@ func (s *Session) handleDatagram(p []byte, from netip.AddrPort, at time.Time, tr
 		}
 		unverified = true
 	}
+	before := s.eng.recv.packets
 	v := s.eng.recv.receive(p, at)
+	if s.clock != nil && s.eng.recv.packets != before {
+		if s.firstAt.IsZero() {
+			s.firstAt = s.rxClock
+		}
+		s.lastAt = s.rxClock
+	}
 	if unverified {
 		s.latchVerdict(from, v)
 	}
@@ -774,6 +790,9 @@ func (s *Session) snapshot() Stats {
 	st.Latched = s.latched.Load()
 	st.Malformed += s.oversize.Load()
 	st.ConsentLapses, st.ConsentProbes, st.NotSentNoConsent = s.consentLapses, s.probes, s.notSent
+	if s.clock != nil {
+		st.FirstPacket, st.LastPacket = s.firstAt, s.lastAt
+	}
 	if p := s.peers.Load(); p != nil && p.remote.IsValid() {
 		st.RemoteConfirmed = s.hasConsent(p, time.Now())
 	}
