@@ -19,6 +19,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,6 +49,7 @@ func (hang) Decide(ctx context.Context, _ handoff.Request) (handoff.Decision, er
 func main() {
 	mode := flag.String("mode", "allow", "behaviour")
 	flag.Parse()
+	profile()
 	switch *mode {
 	case "allow":
 		sdk.ServePolicy(allow{}, sdk.Name("testplugin"))
@@ -79,4 +82,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testplugin: unknown -mode", *mode)
 		os.Exit(1)
 	}
+}
+
+// profile writes a CPU profile of this plugin process to
+// $BATON_TESTPLUGIN_CPUPROFILE.PID for $BATON_TESTPLUGIN_CPUPROFILE_SECONDS
+// (default 10) when the first is set: the plugin side of a benchmark's
+// profile (docs/benchmarks.md §15). The host kills its plugins, so the
+// profile stops on a timer rather than at exit.
+func profile() {
+	path := os.Getenv("BATON_TESTPLUGIN_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	secs, err := strconv.Atoi(os.Getenv("BATON_TESTPLUGIN_CPUPROFILE_SECONDS"))
+	if err != nil || secs <= 0 {
+		secs = 10
+	}
+	f, err := os.Create(path + "." + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testplugin: cpu profile:", err)
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "testplugin: cpu profile:", err)
+		_ = f.Close()
+		return
+	}
+	time.AfterFunc(time.Duration(secs)*time.Second, func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	})
 }
