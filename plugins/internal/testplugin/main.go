@@ -11,6 +11,7 @@
 //	memory     presence backend on presence.Memory
 //	codec      codec plugin: PCMU and PCMA (in-process G.711, over the
 //	           codec protocol) and x-delta, a stateful test codec
+//	codec-stream  codec, as a plugin from before shared memory batches
 package main
 
 import (
@@ -75,6 +76,11 @@ func main() {
 			sdk.Health(func(context.Context) error { return errors.New("testplugin is unhealthy on purpose") }),
 			sdk.SelfTest(func(context.Context) error { return errors.New("testplugin self-test fails on purpose") }))
 	case "codec":
+		sdk.ServeCodecs([]codecs.Codec{codecs.PCMU(), codecs.PCMA(), deltaCodec{}}, sdk.Name("testplugin-codec"))
+	case "codec-stream":
+		// A plugin from before the shared memory region: it never maps
+		// the one it is given, so it gets every batch through the stream.
+		_ = os.Setenv(protocol.EnvSharedMemoryFD, "")
 		sdk.ServeCodecs([]codecs.Codec{codecs.PCMU(), codecs.PCMA(), deltaCodec{}}, sdk.Name("testplugin-codec"))
 	case "memory":
 		sdk.ServePresence(presence.NewMemory(), sdk.Name("testplugin-memory"))
