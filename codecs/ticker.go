@@ -189,6 +189,14 @@ func (t *Ticker) loop(tk *time.Ticker) {
 			t.flush(true)
 			return
 		case at := <-tk.C:
+			// A round complete but not run yet (its last hand-in's wake
+			// and this tick were ready together, and select took the
+			// tick) runs first: counted in below, its calls, blocked in
+			// Do for it, would be waited for, and it would wait until
+			// Gather (for ever with a long one). A round a late call has
+			// not handed in for yet runs too: a round never waits across
+			// ticks, and the late call's jobs go in the next one.
+			t.flush(true)
 			// The grid time of this tick, not the channel's: calls compute
 			// which of their ticks are due from it.
 			k := (at.Sub(t.epoch) + t.period/2) / t.period
