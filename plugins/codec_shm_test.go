@@ -130,8 +130,9 @@ func TestCodecPluginSharedMemoryOverflow(t *testing.T) {
 			if calls == 1 && shared == 0 {
 				t.Error("one call's batches did not use shared memory")
 			}
-			if calls == 20 && shared != 0 {
-				t.Errorf("%d batches of 20 calls fit in a 1 KiB half", shared)
+			// (A batch of only the 1-call run's CLOSE frames may fit.)
+			if calls == 20 && batches-shared < 4 {
+				t.Errorf("%d of %d batches through shared memory: the 4 of 20 calls do not fit a 1 KiB half", shared, batches)
 			}
 		})
 	}
