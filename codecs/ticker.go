@@ -27,8 +27,9 @@ type Ticker struct {
 	round  []*TickerCall // handed in, waiting for the next run
 	jobs   []Job         // their jobs, concatenated
 	spare  []Job
-	expect int  // calls sent this tick's time that have not handed in yet
-	late   bool // Gather has passed since the tick: run what comes at once
+	send   []*TickerCall // the loop's: calls to send this tick's time
+	expect int           // calls sent this tick's time that have not handed in yet
+	late   bool          // Gather has passed since the tick: run what comes at once
 	closed bool
 
 	wake chan struct{} // capacity 1
@@ -188,6 +189,14 @@ func (t *Ticker) loop(tk *time.Ticker) {
 			t.flush(true)
 			return
 		case at := <-tk.C:
+			// A round complete but not run yet (its last hand-in's wake
+			// and this tick were ready together, and select took the
+			// tick) runs first: counted in below, its calls, blocked in
+			// Do for it, would be waited for, and it would wait until
+			// Gather (for ever with a long one). A round a late call has
+			// not handed in for yet runs too: a round never waits across
+			// ticks, and the late call's jobs go in the next one.
+			t.flush(true)
 			// The grid time of this tick, not the channel's: calls compute
 			// which of their ticks are due from it.
 			k := (at.Sub(t.epoch) + t.period/2) / t.period
@@ -196,20 +205,32 @@ func (t *Ticker) loop(tk *time.Ticker) {
 			}
 			tick = int64(k)
 			due := t.epoch.Add(k * t.period)
+			// The calls are counted in under the lock and sent their tick
+			// after it: each send wakes a call that goes straight for the
+			// lock in Do, and a thousand of them parking on it while the
+			// sends go on cost more than the sends.
 			t.mu.Lock()
 			t.late = false
+			send := t.send[:0]
 			for c := range t.calls {
 				if c.ticked {
 					continue // still on its last tick: that one counts
 				}
-				select {
-				case c.c <- due:
-					c.ticked = true
-					t.expect++
-				default:
-				}
+				// Not ticked: it has handed in every tick it took, so its
+				// channel (only this loop sends on it) is empty.
+				c.ticked = true
+				t.expect++
+				send = append(send, c)
 			}
 			t.mu.Unlock()
+			for _, c := range send {
+				select {
+				case c.c <- due:
+				default: // cannot happen (above); the gather ends the round
+				}
+			}
+			clear(send)
+			t.send = send[:0]
 			gather.Reset(t.gather)
 		case <-gather.C:
 			t.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,22 @@ type CodecConfig struct {
 	// goroutine, one call at a time; outages while it runs coalesce into
 	// one more call.
 	OnOutage func(Outage)
+	// NoSharedMemory sends every batch through the gRPC stream even to a
+	// plugin that can take it in shared memory (codec.proto, Region): the
+	// path older plugins get, for comparison.
+	NoSharedMemory bool
+
+	// sharedSize is the shared memory region's size; DefaultSharedMemory
+	// when zero (tests make it small to overflow it).
+	sharedSize int
 }
+
+// DefaultSharedMemory is the size of a codec plugin's shared memory
+// region: batchWindow slots, each a request half and an answer half of
+// 4 MiB, room for about 8,000 calls' G.711 frames per batch (a batch that
+// does not fit goes through the stream). Pages are only backed once
+// touched: a 1,000-call batch uses about 0.5 MB of each half.
+const DefaultSharedMemory = batchWindow * 8 << 20
 
 // Outage describes a codec plugin's stream ending.
 type Outage struct {
@@ -86,6 +102,12 @@ type CodecClient struct {
 	linger  time.Duration
 	list    []codecs.Codec
 
+	// shm is the host's mapping of the shared memory region passed to
+	// every plugin process (shmFile); nil without one. Only serve and read
+	// touch it; Close unmaps it after they have exited.
+	shm     []byte
+	shmFile *os.File
+
 	mu      sync.Mutex
 	pending []*codecState // frames to send, in arrival order
 	states  map[uint64]*codecState
@@ -124,6 +146,10 @@ type CodecStats struct {
 	Streams uint64
 	// Reopened counts call states reopened on a new stream.
 	Reopened uint64
+	// Shared counts batches whose frames went through the shared memory
+	// region rather than the stream; SharedAnswers, answers that came
+	// back through it.
+	Shared, SharedAnswers uint64
 }
 
 // LoadCodecs starts the codec plugin cfg describes and returns its codecs
@@ -159,6 +185,18 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 		onOutage: cfg.OnOutage,
 		outages:  make(chan Outage, 1),
 	}
+	if !cfg.NoSharedMemory {
+		size := cfg.sharedSize
+		if size <= 0 {
+			size = DefaultSharedMemory
+		}
+		f, b, err := protocol.NewSharedMemory("baton-codec", size)
+		if err == nil {
+			c.shm, c.shmFile, cfg.Config.shared = b, f, f
+		} else if !errors.Is(err, protocol.ErrNoSharedMemory) && cfg.Logger != nil {
+			cfg.Logger.Warn("codec batches go through the stream", "plugin", cfg.Name, "error", err)
+		}
+	}
 	sup, err := supervise(ctx, cfg.Config, KindCodec, func(gen uint64) {
 		select {
 		case c.down <- gen:
@@ -166,19 +204,20 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 		}
 	})
 	if err != nil {
+		c.releaseShared()
 		return nil, err
 	}
 	c.sup = sup
 	inst, err := sup.current()
 	if err != nil {
-		_ = sup.Close()
+		_ = c.closeSup()
 		return nil, err
 	}
 	lctx, cancel := context.WithTimeout(ctx, sup.cfg.StartTimeout)
 	defer cancel()
 	r, err := codecv1.NewCodecClient(inst.conn).List(lctx, &codecv1.ListRequest{})
 	if err != nil {
-		_ = sup.Close()
+		_ = c.closeSup()
 		return nil, fmt.Errorf("plugins: %s: list codecs: %w", sup.cfg.Name, err)
 	}
 	for _, p := range r.GetCodecs() {
@@ -190,7 +229,7 @@ func NewCodecClient(ctx context.Context, cfg CodecConfig) (*CodecClient, error) 
 		c.list = append(c.list, &remoteCodec{c: c, desc: d})
 	}
 	if len(c.list) == 0 {
-		_ = sup.Close()
+		_ = c.closeSup()
 		return nil, fmt.Errorf("plugins: %s: %w: the plugin serves no codec", sup.cfg.Name, ErrConfig)
 	}
 	rctx, rcancel := context.WithCancel(context.Background())
@@ -249,8 +288,48 @@ func (c *CodecClient) Close() error {
 		c.cancel()
 		c.wg.Wait()
 		c.failAll(fmt.Errorf("plugins: %s: %w", c.sup.cfg.Name, ErrClosed))
+		err := c.sup.Close()
+		c.releaseShared() // serve and read are gone
+		return err
 	}
 	return c.sup.Close()
+}
+
+// closeSup stops the plugin when the client did not start.
+func (c *CodecClient) closeSup() error {
+	err := c.sup.Close()
+	c.releaseShared()
+	return err
+}
+
+// releaseShared unmaps and closes the shared memory region; nothing may
+// use it any more.
+func (c *CodecClient) releaseShared() {
+	if c.shm != nil {
+		_ = protocol.UnmapSharedMemory(c.shm)
+		_ = c.shmFile.Close()
+		c.shm, c.shmFile = nil, nil
+	}
+}
+
+// slot returns the request and answer halves of shared memory slot k
+// (one per batch in flight): the request half at offset k*n, the answer
+// half at the returned offset.
+func (c *CodecClient) slot(k int) (req, ans []byte, ansOff uint64) {
+	n := len(c.shm) / batchWindow
+	half := n / 2
+	base := k * n
+	return c.shm[base : base+half : base+half], c.shm[base+half : base+n : base+n], uint64(base + half)
+}
+
+// slotOffset is the offset of slot k's request half.
+func (c *CodecClient) slotOffset(k int) uint64 { return uint64(k * (len(c.shm) / batchWindow)) }
+
+// sentBatch is a batch on its way, for the reader: its tick and its
+// shared memory slot (-1: none).
+type sentBatch struct {
+	tick uint64
+	slot int
 }
 
 // remoteCodec is one codec of the plugin.
@@ -621,6 +700,18 @@ func (c *CodecClient) notify(ctx context.Context) {
 func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Whether this instance takes batches through shared memory: asked of
+	// each new instance (a restarted plugin may fail to map it).
+	shared := false
+	if c.shm != nil {
+		lctx, lcancel := context.WithTimeout(sctx, c.sup.cfg.StartTimeout)
+		r, err := codecv1.NewCodecClient(inst.conn).List(lctx, &codecv1.ListRequest{})
+		lcancel()
+		if err != nil {
+			return fmt.Errorf("list codecs: %w", err)
+		}
+		shared = r.GetSharedMemory()
+	}
 	stream, err := codecv1.NewCodecClient(inst.conn).Frames(sctx)
 	if err != nil {
 		return err
@@ -646,13 +737,24 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 	readErr := make(chan error, 1)
 	// answered gets one token per batch answered; at most batchWindow
 	// batches are unanswered, so the reader never blocks on it.
-	answered := make(chan struct{}, batchWindow)
-	go func() { readErr <- c.read(stream, answered) }()
+	// It carries the batch's shared memory slot, free again (-1: none).
+	answered := make(chan int, batchWindow)
+	// sent tells the reader which batch (and slot) each answer is to; a
+	// batch is put there before it is sent, so its answer finds it.
+	sent := make(chan sentBatch, batchWindow)
+	go func() { readErr <- c.read(stream, sent, answered) }()
 	inflight := 0
+	var free []int // shared memory slots not in flight
+	if shared {
+		for k := range batchWindow {
+			free = append(free, k)
+		}
+	}
 
 	var tick uint64
 	batch := &codecv1.Batch{}
 	var packed []byte // the batch's frames (layout in codec.proto)
+	var heap []byte   // their buffer when not in shared memory
 	for {
 		select {
 		case <-ctx.Done():
@@ -677,8 +779,11 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 	window:
 		for {
 			select {
-			case <-answered:
+			case k := <-answered:
 				inflight--
+				if k >= 0 {
+					free = append(free, k)
+				}
 				continue
 			default:
 			}
@@ -693,8 +798,11 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 				return ctx.Err()
 			case err := <-readErr:
 				return err
-			case <-answered:
+			case k := <-answered:
 				inflight--
+				if k >= 0 {
+					free = append(free, k)
+				}
 			}
 		}
 		if c.linger > 0 && !c.flushNow.Swap(false) {
@@ -706,7 +814,19 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 			c.mu.Unlock()
 			continue
 		}
-		packed = packed[:0]
+		// The frames are packed straight into a free shared memory slot's
+		// request half; one that outgrows it moves to the heap (append)
+		// and goes through the stream.
+		slot := -1
+		var req, ans []byte
+		var ansOff uint64
+		if len(free) > 0 {
+			slot, free = free[len(free)-1], free[:len(free)-1]
+			req, ans, ansOff = c.slot(slot)
+			packed = req[:0]
+		} else {
+			packed = heap[:0]
+		}
 		for _, id := range c.closes {
 			packed = protocol.AppendFrame(packed, protocol.Frame{Op: codecv1.Op_OP_CLOSE, StateID: id})
 		}
@@ -730,13 +850,25 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 		}
 		c.pending = c.pending[:0]
 		tick++
-		batch.Tick, batch.Frames = tick, packed
+		batch.Tick, batch.Frames, batch.Shm, batch.Answer = tick, packed, nil, nil
+		if slot >= 0 {
+			if protocol.Aliases(packed, req) {
+				batch.Frames, batch.Shm = nil, &codecv1.Region{Offset: c.slotOffset(slot), Length: uint64(len(packed))}
+				c.stats.Shared++
+			} else {
+				heap = packed // keep the larger buffer
+			}
+			batch.Answer = &codecv1.Region{Offset: ansOff, Length: uint64(len(ans))}
+		} else {
+			heap = packed
+		}
 		c.stats.Batches++
 		c.stats.Frames += uint64(data)
 		c.stats.MaxBatch = max(c.stats.MaxBatch, data)
 		c.mu.Unlock()
 		// Not under c.mu: Send may wait for flow control, which needs the
 		// reader (and so c.mu) to drain the plugin's answers.
+		sent <- sentBatch{tick: tick, slot: slot} // room: inflight < batchWindow
 		err := stream.Send(batch)
 		inflight++
 		if err != nil {
@@ -748,16 +880,41 @@ func (c *CodecClient) serve(ctx context.Context, inst *instance) error {
 }
 
 // read hands results to the states waiting for them.
-func (c *CodecClient) read(stream codecv1.Codec_FramesClient, answered chan<- struct{}) error {
+func (c *CodecClient) read(stream codecv1.Codec_FramesClient, sent <-chan sentBatch, answered chan<- int) error {
 	var ready []*codecState
 	for {
 		b, err := stream.Recv()
 		if err != nil {
 			return err
 		}
+		var to sentBatch
+		select {
+		case to = <-sent:
+		default:
+			return fmt.Errorf("answer %d to no batch sent", b.GetTick())
+		}
+		if b.GetTick() != to.tick {
+			return fmt.Errorf("answer %d to batch %d: out of order", b.GetTick(), to.tick)
+		}
+		packed := b.GetFrames()
+		if r := b.GetShm(); r != nil {
+			// Only in the answer half of the batch's own slot, from its
+			// start (the plugin writes where the host said).
+			if to.slot < 0 {
+				return fmt.Errorf("answer %d: in shared memory, to a batch sent without: %w", b.GetTick(), protocol.ErrBadRegion)
+			}
+			_, ans, ansOff := c.slot(to.slot)
+			if r.GetOffset() != ansOff || r.GetLength() > uint64(len(ans)) {
+				return fmt.Errorf("answer %d: %w: %d+%d, the answer's space is %d+%d", b.GetTick(), protocol.ErrBadRegion, r.GetOffset(), r.GetLength(), ansOff, len(ans))
+			}
+			packed = ans[:r.GetLength()]
+		}
 		ready = ready[:0]
 		c.mu.Lock()
-		for r := b.GetFrames(); len(r) > 0; {
+		if b.GetShm() != nil {
+			c.stats.SharedAnswers++
+		}
+		for r := packed; len(r) > 0; {
 			var f protocol.Frame
 			f, r, err = protocol.NextFrame(r)
 			if err != nil {
@@ -792,7 +949,9 @@ func (c *CodecClient) read(stream codecv1.Codec_FramesClient, answered chan<- st
 		for _, st := range ready {
 			signal(st)
 		}
-		answered <- struct{}{}
+		// The slot is free again: its request was read, its answer copied
+		// out (st.resp).
+		answered <- to.slot
 	}
 }
 

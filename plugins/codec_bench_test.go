@@ -25,7 +25,14 @@ import (
 
 func benchCodecClient(b *testing.B, linger time.Duration) (*CodecClient, map[string]codecs.Codec) {
 	b.Helper()
-	cfg := CodecConfig{Config: Config{Path: builds.Bin(b, pkgTest), Args: []string{"-mode", "codec"}}, FrameTimeout: time.Second, Linger: linger}
+	return benchCodecClientWire(b, linger, false)
+}
+
+// benchCodecClientWire is benchCodecClient with batches through the
+// stream (stream) or, the default, the shared memory region.
+func benchCodecClientWire(b *testing.B, linger time.Duration, stream bool) (*CodecClient, map[string]codecs.Codec) {
+	b.Helper()
+	cfg := CodecConfig{Config: Config{Path: builds.Bin(b, pkgTest), Args: []string{"-mode", "codec"}}, FrameTimeout: time.Second, Linger: linger, NoSharedMemory: stream}
 	c, err := NewCodecClient(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -154,50 +161,60 @@ func BenchmarkCodecFrame(b *testing.B) {
 // `calls` calls' frames of a tick to the plugin in one Batch (each call's
 // encode and the decode of its previous frame), and waits once. Same
 // metrics as BenchmarkCodecFrame, per frame (one encode + one decode).
+//
+// plugin/ sends the batches through the shared memory region (the
+// default); stream/ through the gRPC stream (CodecConfig.NoSharedMemory,
+// what a plugin from before the region gets).
 func BenchmarkCodecBatch(b *testing.B) {
-	for _, calls := range []int{1, 100, 1000} {
-		b.Run(fmt.Sprintf("plugin/PCMU/calls=%d", calls), func(b *testing.B) {
-			work := g711Frame(b)
-			c, m := benchCodecClient(b, -1)
-			pcmu := m["PCMU"].(codecs.BatchCodec)
-			pcm := toneFrame(0)
-			jobs := make([]codecs.Job, 0, 2*calls)
-			payloads := make([][]byte, calls)
-			for i := range calls {
-				enc, _ := codecs.NewEncoder(pcmu)
-				dec, _ := codecs.NewDecoder(pcmu)
-				b.Cleanup(func() { _ = enc.Close(); _ = dec.Close() })
-				payloads[i] = make([]byte, 160)
-				jobs = append(jobs,
-					codecs.Job{Op: codecs.JobEncode, Enc: enc, PCM: pcm, Payload: make([]byte, 160)},
-					codecs.Job{Op: codecs.JobDecode, Dec: dec, PCM: make([]int16, 160), Payload: payloads[i]})
-			}
-			pcmu.Batch(jobs) // open the states
-			s0 := c.Stats()
-			meter := startCPU(b, c.Supervisor().PID())
-			b.ResetTimer()
-			rounds := 0
-			for done := 0; done < b.N; done += calls {
-				pcmu.Batch(jobs)
-				for i := range calls {
-					if err := errors.Join(jobs[2*i].Err, jobs[2*i+1].Err); err != nil {
-						b.Fatal(err)
-					}
-					copy(payloads[i], jobs[2*i].Payload[:jobs[2*i].N])
-				}
-				rounds++
-			}
-			b.StopTimer()
-			host, plug, _ := meter.stop(b)
-			s := c.Stats()
-			frames := float64(rounds * calls)
-			cpu := float64(host+plug) / frames / float64(time.Microsecond)
-			b.ReportMetric(cpu, "cpu-us/frame")
-			b.ReportMetric(cpu-float64(work)/float64(time.Microsecond), "overhead-us/frame")
-			b.ReportMetric(float64(plug)/float64(host+plug), "plugin-share")
-			b.ReportMetric(float64(s.Frames-s0.Frames)/2/float64(s.Batches-s0.Batches), "frames/batch")
-		})
+	for _, wire := range []string{"plugin", "stream"} {
+		for _, calls := range []int{1, 100, 1000, 2000} {
+			b.Run(fmt.Sprintf("%s/PCMU/calls=%d", wire, calls), func(b *testing.B) {
+				benchCodecBatch(b, calls, wire == "stream")
+			})
+		}
 	}
+}
+
+func benchCodecBatch(b *testing.B, calls int, stream bool) {
+	work := g711Frame(b)
+	c, m := benchCodecClientWire(b, -1, stream)
+	pcmu := m["PCMU"].(codecs.BatchCodec)
+	pcm := toneFrame(0)
+	jobs := make([]codecs.Job, 0, 2*calls)
+	payloads := make([][]byte, calls)
+	for i := range calls {
+		enc, _ := codecs.NewEncoder(pcmu)
+		dec, _ := codecs.NewDecoder(pcmu)
+		b.Cleanup(func() { _ = enc.Close(); _ = dec.Close() })
+		payloads[i] = make([]byte, 160)
+		jobs = append(jobs,
+			codecs.Job{Op: codecs.JobEncode, Enc: enc, PCM: pcm, Payload: make([]byte, 160)},
+			codecs.Job{Op: codecs.JobDecode, Dec: dec, PCM: make([]int16, 160), Payload: payloads[i]})
+	}
+	pcmu.Batch(jobs) // open the states
+	s0 := c.Stats()
+	meter := startCPU(b, c.Supervisor().PID())
+	b.ResetTimer()
+	rounds := 0
+	for done := 0; done < b.N; done += calls {
+		pcmu.Batch(jobs)
+		for i := range calls {
+			if err := errors.Join(jobs[2*i].Err, jobs[2*i+1].Err); err != nil {
+				b.Fatal(err)
+			}
+			copy(payloads[i], jobs[2*i].Payload[:jobs[2*i].N])
+		}
+		rounds++
+	}
+	b.StopTimer()
+	host, plug, _ := meter.stop(b)
+	s := c.Stats()
+	frames := float64(rounds * calls)
+	cpu := float64(host+plug) / frames / float64(time.Microsecond)
+	b.ReportMetric(cpu, "cpu-us/frame")
+	b.ReportMetric(cpu-float64(work)/float64(time.Microsecond), "overhead-us/frame")
+	b.ReportMetric(float64(plug)/float64(host+plug), "plugin-share")
+	b.ReportMetric(float64(s.Frames-s0.Frames)/2/float64(s.Batches-s0.Batches), "frames/batch")
 }
 
 // BenchmarkCodecPluginCalls runs `calls` concurrent calls through one
@@ -223,6 +240,10 @@ func BenchmarkCodecPluginCalls(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("batch/PCMU/calls=%d", calls), func(b *testing.B) {
 			c, m := benchCodecClient(b, 0)
+			benchPacedCalls(b, c, m["PCMU"], calls, 3*time.Second)
+		})
+		b.Run(fmt.Sprintf("batch-stream/PCMU/calls=%d", calls), func(b *testing.B) {
+			c, m := benchCodecClientWire(b, 0, true)
 			benchPacedCalls(b, c, m["PCMU"], calls, 3*time.Second)
 		})
 	}

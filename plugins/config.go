@@ -46,6 +46,10 @@ type Config struct {
 	// Logger receives the host's messages about the plugin and the
 	// plugin's own log lines; nil discards them.
 	Logger *slog.Logger
+
+	// shared is a codec plugin's shared memory region (CodecClient's),
+	// passed to each process started as protocol.SharedMemoryFD.
+	shared *os.File
 }
 
 // Defaults.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,7 +108,14 @@ func launch(ctx context.Context, cfg Config, kind Kind) (*instance, error) {
 	// SkipHostEnv below: the host's environment is added here, before the
 	// socket dir, so a PLUGIN_* variable in the host's environment cannot
 	// override what the host sets.
-	cmd.Env = append(append(os.Environ(), cfg.Env...), plugin.EnvUnixSocketDir+"="+sockDir)
+	// The shared memory region, if any, is always named by the host: one
+	// inherited from the host's own environment would name nothing.
+	shm := protocol.EnvSharedMemoryFD + "="
+	if cfg.shared != nil {
+		cmd.ExtraFiles = []*os.File{cfg.shared}
+		shm += strconv.Itoa(protocol.SharedMemoryFD)
+	}
+	cmd.Env = append(append(os.Environ(), cfg.Env...), shm, plugin.EnvUnixSocketDir+"="+sockDir)
 	setParentDeath(cmd)
 
 	stderr := &tail{}

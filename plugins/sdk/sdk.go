@@ -20,6 +20,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -127,10 +128,21 @@ func PresenceOwner() string { return os.Getenv(PresenceOwnerEnv) }
 // goroutines, each call's always on the same one, in order, so a call's
 // Encoder and Decoder need no locking (the Codec values themselves are
 // shared, as codecs.Codec requires).
+//
+// When the host passed the process a shared memory region (codec.proto,
+// Region), the frames of a batch come and go through it instead of the
+// stream; a plugin author does nothing for it.
 func ServeCodecs(cs []codecs.Codec, opts ...Option) {
 	cfg, _ := build(protocol.KindCodec, protocol.CodecV1, opts)
+	srv := &protocol.CodecServer{Codecs: cs}
+	if shm, err := protocol.OpenSharedMemory(); err == nil {
+		srv.Shared = shm
+	} else if !errors.Is(err, protocol.ErrNoSharedMemory) {
+		// Served through the stream instead: slower, not broken.
+		protocol.NewLogger(os.Stderr, slog.LevelInfo).Warn("codec batches go through the stream", "error", err)
+	}
 	cfg.Register = func(g *grpc.Server) {
-		codecv1.RegisterCodecServer(g, &protocol.CodecServer{Codecs: cs})
+		codecv1.RegisterCodecServer(g, srv)
 	}
 	protocol.Serve(cfg)
 }

@@ -11,6 +11,7 @@
 //	memory     presence backend on presence.Memory
 //	codec      codec plugin: PCMU and PCMA (in-process G.711, over the
 //	           codec protocol) and x-delta, a stateful test codec
+//	codec-stream  codec, as a plugin from before shared memory batches
 package main
 
 import (
@@ -19,6 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,6 +50,7 @@ func (hang) Decide(ctx context.Context, _ handoff.Request) (handoff.Decision, er
 func main() {
 	mode := flag.String("mode", "allow", "behaviour")
 	flag.Parse()
+	profile()
 	switch *mode {
 	case "allow":
 		sdk.ServePolicy(allow{}, sdk.Name("testplugin"))
@@ -73,10 +77,45 @@ func main() {
 			sdk.SelfTest(func(context.Context) error { return errors.New("testplugin self-test fails on purpose") }))
 	case "codec":
 		sdk.ServeCodecs([]codecs.Codec{codecs.PCMU(), codecs.PCMA(), deltaCodec{}}, sdk.Name("testplugin-codec"))
+	case "codec-stream":
+		// A plugin from before the shared memory region: it never maps
+		// the one it is given, so it gets every batch through the stream.
+		_ = os.Setenv(protocol.EnvSharedMemoryFD, "")
+		sdk.ServeCodecs([]codecs.Codec{codecs.PCMU(), codecs.PCMA(), deltaCodec{}}, sdk.Name("testplugin-codec"))
 	case "memory":
 		sdk.ServePresence(presence.NewMemory(), sdk.Name("testplugin-memory"))
 	default:
 		fmt.Fprintln(os.Stderr, "testplugin: unknown -mode", *mode)
 		os.Exit(1)
 	}
+}
+
+// profile writes a CPU profile of this plugin process to
+// $BATON_TESTPLUGIN_CPUPROFILE.PID for $BATON_TESTPLUGIN_CPUPROFILE_SECONDS
+// (default 10) when the first is set: the plugin side of a benchmark's
+// profile (docs/benchmarks.md §15). The host kills its plugins, so the
+// profile stops on a timer rather than at exit.
+func profile() {
+	path := os.Getenv("BATON_TESTPLUGIN_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	secs, err := strconv.Atoi(os.Getenv("BATON_TESTPLUGIN_CPUPROFILE_SECONDS"))
+	if err != nil || secs <= 0 {
+		secs = 10
+	}
+	f, err := os.Create(path + "." + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testplugin: cpu profile:", err)
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "testplugin: cpu profile:", err)
+		_ = f.Close()
+		return
+	}
+	time.AfterFunc(time.Duration(secs)*time.Second, func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	})
 }

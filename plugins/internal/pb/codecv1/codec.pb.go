@@ -140,8 +140,14 @@ func (*ListRequest) Descriptor() ([]byte, []int) {
 }
 
 type ListResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Codecs        []*Descriptor          `protobuf:"bytes,1,rep,name=codecs,proto3" json:"codecs,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Codecs []*Descriptor          `protobuf:"bytes,1,rep,name=codecs,proto3" json:"codecs,omitempty"`
+	// shared_memory says the plugin has mapped the shared memory region the
+	// host handed it at start (file descriptor BATON_CODEC_SHM_FD, see
+	// Region) and takes and answers Batches through it. A plugin that does
+	// not set it (older plugins, or no region given) gets every Batch's
+	// frames in `frames`, as before.
+	SharedMemory  bool `protobuf:"varint,2,opt,name=shared_memory,json=sharedMemory,proto3" json:"shared_memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -181,6 +187,13 @@ func (x *ListResponse) GetCodecs() []*Descriptor {
 		return x.Codecs
 	}
 	return nil
+}
+
+func (x *ListResponse) GetSharedMemory() bool {
+	if x != nil {
+		return x.SharedMemory
+	}
+	return false
 }
 
 // Descriptor mirrors codecs.Descriptor: what SDP negotiation needs.
@@ -309,8 +322,21 @@ func (x *Descriptor) GetFrameDurationUs() uint32 {
 type Batch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tick numbers the host's batches; the answer to a Batch has its tick.
-	Tick          uint64 `protobuf:"varint,1,opt,name=tick,proto3" json:"tick,omitempty"`
-	Frames        []byte `protobuf:"bytes,2,opt,name=frames,proto3" json:"frames,omitempty"`
+	Tick uint64 `protobuf:"varint,1,opt,name=tick,proto3" json:"tick,omitempty"`
+	// frames holds the packed frames, unless shm is set.
+	Frames []byte `protobuf:"bytes,2,opt,name=frames,proto3" json:"frames,omitempty"`
+	// shm, when set, says the packed frames are in the shared memory region
+	// at [offset, offset+length) instead of in `frames` (which is empty),
+	// so a batch of a thousand calls' PCM does not go through gRPC, TLS and
+	// the socket: only this message does. The host sets it only toward a
+	// plugin whose ListResponse said shared_memory. The host leaves the
+	// request's bytes untouched until it has the answer.
+	Shm *Region `protobuf:"bytes,3,opt,name=shm,proto3" json:"shm,omitempty"`
+	// answer (host to plugin only) is where the plugin may write its
+	// answer's packed frames: it then answers with shm set to the part it
+	// wrote, from answer's offset. An answer that does not fit goes in
+	// `frames` instead.
+	Answer        *Region `protobuf:"bytes,4,opt,name=answer,proto3" json:"answer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,14 +385,85 @@ func (x *Batch) GetFrames() []byte {
 	return nil
 }
 
+func (x *Batch) GetShm() *Region {
+	if x != nil {
+		return x.Shm
+	}
+	return nil
+}
+
+func (x *Batch) GetAnswer() *Region {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+// Region is a byte range of the shared memory region: a memfd the host
+// creates and passes to the plugin process at start as file descriptor
+// $BATON_CODEC_SHM_FD, mapped by both. Each end checks every Region
+// against the mapping's size and refuses (ends the stream) one outside it.
+type Region struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Region) Reset() {
+	*x = Region{}
+	mi := &file_baton_codec_v1_codec_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Region) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Region) ProtoMessage() {}
+
+func (x *Region) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_codec_v1_codec_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Region.ProtoReflect.Descriptor instead.
+func (*Region) Descriptor() ([]byte, []int) {
+	return file_baton_codec_v1_codec_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Region) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Region) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 var File_baton_codec_v1_codec_proto protoreflect.FileDescriptor
 
 const file_baton_codec_v1_codec_proto_rawDesc = "" +
 	"\n" +
 	"\x1abaton/codec/v1/codec.proto\x12\x0ebaton.codec.v1\"\r\n" +
-	"\vListRequest\"B\n" +
+	"\vListRequest\"g\n" +
 	"\fListResponse\x122\n" +
-	"\x06codecs\x18\x01 \x03(\v2\x1a.baton.codec.v1.DescriptorR\x06codecs\"\xdf\x01\n" +
+	"\x06codecs\x18\x01 \x03(\v2\x1a.baton.codec.v1.DescriptorR\x06codecs\x12#\n" +
+	"\rshared_memory\x18\x02 \x01(\bR\fsharedMemory\"\xdf\x01\n" +
 	"\n" +
 	"Descriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
@@ -377,10 +474,15 @@ const file_baton_codec_v1_codec_proto_rawDesc = "" +
 	"clock_rate\x18\x04 \x01(\rR\tclockRate\x12\x1a\n" +
 	"\bchannels\x18\x05 \x01(\rR\bchannels\x12\x12\n" +
 	"\x04fmtp\x18\x06 \x01(\tR\x04fmtp\x12*\n" +
-	"\x11frame_duration_us\x18\a \x01(\rR\x0fframeDurationUs\"3\n" +
+	"\x11frame_duration_us\x18\a \x01(\rR\x0fframeDurationUs\"\x8d\x01\n" +
 	"\x05Batch\x12\x12\n" +
 	"\x04tick\x18\x01 \x01(\x04R\x04tick\x12\x16\n" +
-	"\x06frames\x18\x02 \x01(\fR\x06frames*~\n" +
+	"\x06frames\x18\x02 \x01(\fR\x06frames\x12(\n" +
+	"\x03shm\x18\x03 \x01(\v2\x16.baton.codec.v1.RegionR\x03shm\x12.\n" +
+	"\x06answer\x18\x04 \x01(\v2\x16.baton.codec.v1.RegionR\x06answer\"8\n" +
+	"\x06Region\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length*~\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOP_OPEN_ENCODER\x10\x01\x12\x13\n" +
@@ -407,25 +509,28 @@ func file_baton_codec_v1_codec_proto_rawDescGZIP() []byte {
 }
 
 var file_baton_codec_v1_codec_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_baton_codec_v1_codec_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_baton_codec_v1_codec_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_baton_codec_v1_codec_proto_goTypes = []any{
 	(Op)(0),              // 0: baton.codec.v1.Op
 	(*ListRequest)(nil),  // 1: baton.codec.v1.ListRequest
 	(*ListResponse)(nil), // 2: baton.codec.v1.ListResponse
 	(*Descriptor)(nil),   // 3: baton.codec.v1.Descriptor
 	(*Batch)(nil),        // 4: baton.codec.v1.Batch
+	(*Region)(nil),       // 5: baton.codec.v1.Region
 }
 var file_baton_codec_v1_codec_proto_depIdxs = []int32{
 	3, // 0: baton.codec.v1.ListResponse.codecs:type_name -> baton.codec.v1.Descriptor
-	1, // 1: baton.codec.v1.Codec.List:input_type -> baton.codec.v1.ListRequest
-	4, // 2: baton.codec.v1.Codec.Frames:input_type -> baton.codec.v1.Batch
-	2, // 3: baton.codec.v1.Codec.List:output_type -> baton.codec.v1.ListResponse
-	4, // 4: baton.codec.v1.Codec.Frames:output_type -> baton.codec.v1.Batch
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 1: baton.codec.v1.Batch.shm:type_name -> baton.codec.v1.Region
+	5, // 2: baton.codec.v1.Batch.answer:type_name -> baton.codec.v1.Region
+	1, // 3: baton.codec.v1.Codec.List:input_type -> baton.codec.v1.ListRequest
+	4, // 4: baton.codec.v1.Codec.Frames:input_type -> baton.codec.v1.Batch
+	2, // 5: baton.codec.v1.Codec.List:output_type -> baton.codec.v1.ListResponse
+	4, // 6: baton.codec.v1.Codec.Frames:output_type -> baton.codec.v1.Batch
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_baton_codec_v1_codec_proto_init() }
@@ -439,7 +544,7 @@ func file_baton_codec_v1_codec_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_codec_v1_codec_proto_rawDesc), len(file_baton_codec_v1_codec_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
