@@ -681,6 +681,17 @@ func (g *Gateway) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy
 	case errors.Is(err, sipbridge.ErrStaleNonce):
 		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(true)))
 		return "", false
+	case errors.Is(err, sipbridge.ErrReplay):
+		// Right credentials on a nonce count already used: most often a
+		// UDP retransmission read after its transaction ended (the
+		// gateway fell behind; docs/benchmarks.md §16b). It is refused
+		// like a failure, but it proves the password, so it is no
+		// guess for the per-source limiter: counted there, the 10th
+		// locked every phone behind the address out.
+		g.stats.authReplayed.Add(1)
+		g.log.Debug("sip credentials replayed", "source", req.Source(), "method", req.Method, "err", err)
+		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(false)))
+		return "", false
 	case err != nil:
 		// Unknown user, wrong password and replay get the same answer
 		// (a fresh challenge) so the responses enumerate nothing.
