@@ -252,6 +252,9 @@ type Gateway struct {
 	stats    stats
 
 	devices map[string]*device // by SIP user, and trunkKey(name) for trunks
+	// deviceIDs are the devices' P2P identities ("alice/desk"), fixed
+	// after New.
+	deviceIDs map[string]bool
 	// access is the one session to the access server that carries every
 	// device's login and presence, when the gateway has a Credential
 	// (issue 8 §1); nil: each device logs in on its own.
@@ -320,6 +323,10 @@ func New(cfg Config) (*Gateway, error) {
 			calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 		g.devices[trunkKey(tc.Name)] = t.dev
 		g.trunks = append(g.trunks, t)
+	}
+	g.deviceIDs = make(map[string]bool, len(g.devices))
+	for _, d := range g.devices {
+		g.deviceIDs[d.identity()] = true
 	}
 	if cr := cfg.Credential; cr.Name != "" {
 		as, err := access.NewGatewaySession(access.GatewayConfig{
