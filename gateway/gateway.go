@@ -700,8 +700,8 @@ func (g *Gateway) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy
 		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(false)))
 		return "", false
 	case err != nil:
-		// Unknown user, wrong password and replay get the same answer
-		// (a fresh challenge) so the responses enumerate nothing.
+		// Unknown user and wrong password get the same answer as a
+		// replay (a fresh challenge) so the responses enumerate nothing.
 		g.limiter.Failed(ip)
 		g.stats.authFailed.Add(1)
 		g.log.Info("sip authentication failed", "source", req.Source(), "method", req.Method, "err", err)
