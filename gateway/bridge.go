@@ -802,13 +802,13 @@ func (g *Gateway) carryDialog(b *bridge, dc *sipgo.DialogClientSession, log *slo
 						g.byeClient(dc)
 					}
 					b.end(ev.Detail)
-					log.Info("call ended", "reason", ev.Detail)
+					log.Log(context.Background(), g.endLevel(b), "call ended", "reason", ev.Detail)
 					return
 				}
 			}
 		case <-dc.Context().Done():
 			b.hangup("SIP BYE")
-			log.Info("call ended", "reason", "SIP BYE")
+			log.Log(context.Background(), g.endLevel(b), "call ended", "reason", "SIP BYE")
 			return
 		case <-media.C:
 			if b.leg.silentFor(g.cfg.Now()) > g.cfg.MediaTimeout {
@@ -822,6 +822,25 @@ func (g *Gateway) carryDialog(b *bridge, dc *sipgo.DialogClientSession, log *slo
 			return
 		}
 	}
+}
+
+// endLevel is the level of a dialog-out bridge's "call ended": debug
+// when the P2P caller is another device of this gateway, whose own
+// bridge logs the call at info (one line per call, issue 8 §7).
+func (g *Gateway) endLevel(b *bridge) slog.Level {
+	b.mu.Lock()
+	peer := b.peer
+	b.mu.Unlock()
+	if g.ownDevice(peer) {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// ownDevice reports whether id ("user/device") is one of this gateway's
+// devices (accounts and trunks; fixed after New).
+func (g *Gateway) ownDevice(id string) bool {
+	return g.deviceIDs[id]
 }
 
 func (g *Gateway) byeClient(dc *sipgo.DialogClientSession) {

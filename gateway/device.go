@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -148,6 +149,9 @@ func (d *device) setOnline(online bool) {
 		// A SIP account may have several phones and calls; the phones
 		// themselves refuse what they cannot take (486).
 		MaxCalls: cmp.Or(d.acct.MaxCalls, DefaultMaxCalls),
+		// A call's progress at the endpoint is debug: the bridge logs
+		// one line per call at info ("call ended", bridge.go).
+		CallLogLevel: slog.LevelDebug,
 	}
 	if d.g.access != nil {
 		// One shared session for every device (no connection, TLS state

@@ -252,6 +252,9 @@ type Gateway struct {
 	stats    stats
 
 	devices map[string]*device // by SIP user, and trunkKey(name) for trunks
+	// deviceIDs are the devices' P2P identities ("alice/desk"), fixed
+	// after New.
+	deviceIDs map[string]bool
 	// access is the one session to the access server that carries every
 	// device's login and presence, when the gateway has a Credential
 	// (issue 8 §1); nil: each device logs in on its own.
@@ -320,6 +323,10 @@ func New(cfg Config) (*Gateway, error) {
 			calls: map[string]*bridge{}, pending: map[string][]endpoint.Event{}}
 		g.devices[trunkKey(tc.Name)] = t.dev
 		g.trunks = append(g.trunks, t)
+	}
+	g.deviceIDs = make(map[string]bool, len(g.devices))
+	for _, d := range g.devices {
+		g.deviceIDs[d.identity()] = true
 	}
 	if cr := cfg.Credential; cr.Name != "" {
 		as, err := access.NewGatewaySession(access.GatewayConfig{
@@ -681,9 +688,20 @@ func (g *Gateway) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy
 	case errors.Is(err, sipbridge.ErrStaleNonce):
 		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(true)))
 		return "", false
+	case errors.Is(err, sipbridge.ErrReplay):
+		// Right credentials on a nonce count already used: most often a
+		// UDP retransmission read after its transaction ended (the
+		// gateway fell behind; docs/benchmarks.md §16b). It is refused
+		// like a failure, but it proves the password, so it is no
+		// guess for the per-source limiter: counted there, the 10th
+		// locked every phone behind the address out.
+		g.stats.authReplayed.Add(1)
+		g.log.Debug("sip credentials replayed", "source", req.Source(), "method", req.Method, "err", err)
+		respond(tx, req, code, reason, sip.NewHeader(chalHdr, g.verifier.Challenge(false)))
+		return "", false
 	case err != nil:
-		// Unknown user, wrong password and replay get the same answer
-		// (a fresh challenge) so the responses enumerate nothing.
+		// Unknown user and wrong password get the same answer as a
+		// replay (a fresh challenge) so the responses enumerate nothing.
 		g.limiter.Failed(ip)
 		g.stats.authFailed.Add(1)
 		g.log.Info("sip authentication failed", "source", req.Source(), "method", req.Method, "err", err)

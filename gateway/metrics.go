@@ -8,6 +8,7 @@ var (
 	descCalls       = prometheus.NewDesc("baton_gateway_active_calls", "Bridged calls in progress.", nil, nil)
 	descRegisters   = prometheus.NewDesc("baton_gateway_registers_total", "Successful REGISTER requests.", nil, nil)
 	descAuthFailed  = prometheus.NewDesc("baton_gateway_auth_failures_total", "Failed digest authentications.", nil, nil)
+	descAuthReplay  = prometheus.NewDesc("baton_gateway_auth_replays_total", "Requests refused because their digest credentials were already used (a retransmission read late, or a replay); not counted as failures.", nil, nil)
 	descAuthLimit   = prometheus.NewDesc("baton_gateway_auth_limited_total", "Requests refused because their source failed authentication too often.", nil, nil)
 	descSIPSRefused = prometheus.NewDesc("baton_gateway_sips_refused_total", "Requests for a sips: URI refused (416) because they did not come over TLS.", nil, nil)
 	descLegPackets  = prometheus.NewDesc("baton_gateway_sip_packets_total", "RTP packets on the SIP legs of calls in progress, by direction.", []string{"direction"}, nil)
@@ -18,7 +19,7 @@ var (
 type collector struct{ g *Gateway }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthLimit, descSIPSRefused, descLegPackets, descLegRTCP, descLegDropped} {
+	for _, d := range []*prometheus.Desc{descRegistered, descOnline, descCalls, descRegisters, descAuthFailed, descAuthReplay, descAuthLimit, descSIPSRefused, descLegPackets, descLegRTCP, descLegDropped} {
 		ch <- d
 	}
 }
@@ -54,6 +55,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCalls, prometheus.GaugeValue, float64(len(calls)))
 	ch <- prometheus.MustNewConstMetric(descRegisters, prometheus.CounterValue, float64(g.stats.registers.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthFailed, prometheus.CounterValue, float64(g.stats.authFailed.Load()))
+	ch <- prometheus.MustNewConstMetric(descAuthReplay, prometheus.CounterValue, float64(g.stats.authReplayed.Load()))
 	ch <- prometheus.MustNewConstMetric(descAuthLimit, prometheus.CounterValue, float64(g.stats.authLimited.Load()))
 	ch <- prometheus.MustNewConstMetric(descSIPSRefused, prometheus.CounterValue, float64(g.stats.sipsRefused.Load()))
 	ch <- prometheus.MustNewConstMetric(descLegPackets, prometheus.CounterValue, float64(in), "received")

@@ -289,9 +289,9 @@ func (b *cpsBench) gatewaySteps(t *testing.T, shape string, n *bridgeNet, pprofA
 		if len(phonePids) > 0 {
 			phones = fmt.Sprintf(" phones %.2f", perCall(p, st.ok))
 		}
-		t.Logf("gateway %-9s rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f%s access %.2f, gateway alloc/call %.1f KB %.0f objects %.2f GC, load %s",
+		t.Logf("gateway %-9s rate %5d cps, %5d calls: %5d ok, %3d failed, achieved %7.1f cps, CPU ms/call gateway %.2f%s access %.2f, gateway alloc/call %.1f KB %.0f objects %.2f GC, auth replays %.0f limited %.0f, load %s",
 			shape, r, b.calls, st.ok, st.failed, st.cps, perCall(g, st.ok), phones, perCall(a, st.ok),
-			m.bytes/1024/float64(max(st.ok, 1)), m.mallocs/float64(max(st.ok, 1)), m.gcs/float64(max(st.ok, 1)), st.load)
+			m.bytes/1024/float64(max(st.ok, 1)), m.mallocs/float64(max(st.ok, 1)), m.gcs/float64(max(st.ok, 1)), m.replays, m.limited, st.load)
 		if prof != nil {
 			if err := <-prof; err != nil {
 				t.Logf("gateway %s rate %d: no CPU profile: %v", shape, r, err)
@@ -386,10 +386,17 @@ func fetchPprof(addr, name string, secs int, path string) error {
 // allocated and GC cycles. Unlike CPU time they do not depend on the load
 // of the machine, so a step's difference divided by its calls is a per-call
 // cost that compares across runs.
-type memStats struct{ bytes, mallocs, gcs float64 }
+type memStats struct {
+	bytes, mallocs, gcs float64
+	// limited and replays are the gateway's digest counters: requests
+	// refused by the per-source limiter, and credentials replayed (late
+	// retransmissions); a step with limited > 0 fails calls for that
+	// reason alone (docs/benchmarks.md §16b).
+	limited, replays float64
+}
 
 func (m memStats) sub(o memStats) memStats {
-	return memStats{m.bytes - o.bytes, m.mallocs - o.mallocs, m.gcs - o.gcs}
+	return memStats{m.bytes - o.bytes, m.mallocs - o.mallocs, m.gcs - o.gcs, m.limited - o.limited, m.replays - o.replays}
 }
 
 // gatewayMemStats reads memStats from the admin API's /metrics.
@@ -413,7 +420,12 @@ func gatewayMemStats(t *testing.T, admin string) memStats {
 			continue
 		}
 		var dst *float64
+		counted := true
 		switch name {
+		case "baton_gateway_auth_limited_total":
+			dst, counted = &m.limited, false
+		case "baton_gateway_auth_replays_total":
+			dst, counted = &m.replays, false
 		case "go_memstats_alloc_bytes_total":
 			dst = &m.bytes
 		case "go_memstats_mallocs_total":
@@ -428,7 +440,9 @@ func gatewayMemStats(t *testing.T, admin string) memStats {
 			t.Fatalf("gateway metrics: %s %q: %v", name, val, err)
 		}
 		*dst = v
-		found++
+		if counted {
+			found++
+		}
 	}
 	if found != 3 {
 		t.Fatalf("gateway metrics: %d of go_memstats_alloc_bytes_total, go_memstats_mallocs_total, go_gc_duration_seconds_count found", found)

@@ -107,6 +107,12 @@ func (c *call) initiator() string {
 	return c.placedBy
 }
 
+// progressLogged reports whether the call's progress lines are logged at
+// Config.CallLogLevel; callers check it before building the attributes.
+func (c *call) progressLogged() bool {
+	return c.log.Enabled(context.Background(), c.e.cfg.CallLogLevel)
+}
+
 func (e *Endpoint) newCall(id, dir string, peer pki.Identity, conn *wire.Conn) *call {
 	c := &call{
 		e:         e,
@@ -233,7 +239,9 @@ func (e *Endpoint) DialWith(ctx context.Context, target string, opts CallOptions
 	}
 	c.state = CallDialing
 	c.update()
-	c.log.Info("invite sent", "codecs", inv.Codecs, "media", inv.Media.Addr)
+	if c.progressLogged() {
+		c.log.Log(context.Background(), c.e.cfg.CallLogLevel, "invite sent", "codecs", inv.Codecs, "media", inv.Media.Addr)
+	}
 	e.emit(Event{Type: "call.dialing", CallID: c.id, Peer: peer.String(), State: "dialing"})
 	info := c.snapshot()
 	c.start()
@@ -306,7 +314,9 @@ func (e *Endpoint) handleInviteWith(wc *wire.Conn, peer pki.Identity, inv *wire.
 	c.state = CallRinging
 	c.info.Codec = codec.Descriptor().Name
 	c.update()
-	c.log.Info("incoming call ringing", "codec", codec.Descriptor().Name)
+	if c.progressLogged() {
+		c.log.Log(context.Background(), c.e.cfg.CallLogLevel, "incoming call ringing", "codec", codec.Descriptor().Name)
+	}
 	if rep != nil {
 		e.emit(Event{Type: "call.ringing", CallID: c.id, Peer: peer.String(), State: "ringing", Detail: "replaces " + rep.old})
 		c.start()
@@ -734,7 +744,9 @@ func (c *call) activate(remote netip.AddrPort) {
 	c.mu.Unlock()
 	c.update()
 	c.e.stats.callResult(c.dir, "answered")
-	c.log.Info("call active", "codec", c.codec.Descriptor().Name, "remote_media", remote)
+	if c.progressLogged() {
+		c.log.Log(context.Background(), c.e.cfg.CallLogLevel, "call active", "codec", c.codec.Descriptor().Name, "remote_media", remote)
+	}
 	c.e.emit(Event{Type: "call.active", CallID: c.id, Peer: c.peer.String(), State: "active",
 		Detail: fmt.Sprintf("codec=%s srtp=%t local=%s remote=%s%s", c.codec.Descriptor().Name, c.recvKeys != nil, c.sess.LocalAddr(), remote, bridgedNote(c.peerCert))})
 }
@@ -1009,7 +1021,9 @@ func (c *call) finish() {
 		c.e.ended = c.e.ended[len(c.e.ended)-maxEndedCalls:]
 	}
 	c.e.mu.Unlock()
-	c.log.Info("call ended", "reason", c.reason)
+	if c.progressLogged() {
+		c.log.Log(context.Background(), c.e.cfg.CallLogLevel, "call ended", "reason", c.reason)
+	}
 	c.e.emit(Event{Type: "call.ended", CallID: c.id, Peer: c.peer.String(), State: "ended", Detail: c.reason})
 	close(c.done)
 }

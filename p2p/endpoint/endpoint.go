@@ -143,6 +143,12 @@ type Config struct {
 	// MaxCalls bounds simultaneous calls (default 1: a phone; a call
 	// beyond it is refused as busy).
 	MaxCalls int
+	// CallLogLevel is the level of a call's progress lines (invite sent,
+	// ringing, active, ended); zero is slog.LevelInfo, a phone's. A
+	// gateway, whose every call is a few of these per device, puts them
+	// at debug and logs one line per bridged call itself
+	// (docs/benchmarks.md §16b: logging was ~10 % of a call's CPU).
+	CallLogLevel slog.Level
 	// MaxPreAuthPerSource and MaxPreAuth cap signaling connections that
 	// have not completed the mutual TLS handshake and their first message,
 	// per source (an IPv4 address or IPv6 /64) and in total (0 = 32 and
