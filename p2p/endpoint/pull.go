@@ -802,8 +802,14 @@ func (a *pullState) closeOld() (string, error) {
 	if roc, ok := a.prov.RemoteROC(); ok && roc.SSRC == a.p.PeerSSRC {
 		a.mcfg.RemoteROC = &roc // the freshest count, if C's audio arrived already
 	}
+	// The final session continues the provisional one's ticks (steps 8-10
+	// take about a millisecond): a source they both read, a SIP leg, is
+	// read once per ptime across the switch, not twice in that
+	// millisecond (media.Config.ContinueTicks). Taken once it is closed:
+	// no tick of it runs after.
 	addr := a.prov.LocalAddr()
 	_ = a.prov.Close()
+	a.mcfg.ContinueTicks = a.prov.NextTick()
 	a.prov = nil
 	return "provisional media " + addr.String() + " closed; no termination signal sent", nil
 }
