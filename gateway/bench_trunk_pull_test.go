@@ -716,7 +716,10 @@ func TestBenchTrunkPull(t *testing.T) {
 		concealed    uint64
 		leg, legDone legCounts
 	}
-	var toDesk, fromDesk []move
+	// steady are control windows: after each pair of moves, 300 ms of
+	// the steady call on the laptop with no move (a move's window is
+	// 280-320 ms), for what the load alone costs the trunk's audio here.
+	var toDesk, fromDesk, steady []move
 	retries := 0
 	slow := 0 // *8 moves past the first timeline ones logged for a gap of 40 ms or more
 	for i := 0; i < n; i++ {
@@ -786,6 +789,9 @@ func TestBenchTrunkPull(t *testing.T) {
 		time.Sleep(settle)
 		fromDesk = append(fromDesk, move{start: start, end: start.Add(took), took: took,
 			concealed: concealedAtC(t, tn.gw) - c0, leg: l1.minus(l0)})
+		c0, start = concealedAtC(t, tn.gw), time.Now()
+		time.Sleep(300 * time.Millisecond)
+		steady = append(steady, move{start: start, end: start.Add(300*time.Millisecond - settle), concealed: concealedAtC(t, tn.gw) - c0})
 	}
 	after := tr.seen()
 	if err := dc.Bye(ctx); err != nil {
@@ -797,7 +803,8 @@ func TestBenchTrunkPull(t *testing.T) {
 	for _, r := range []struct {
 		name  string
 		moves []move
-	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk}} {
+	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk},
+		{"no move: 300 ms of the steady call on the laptop (control)", steady}} {
 		var took, gaps, answered []time.Duration
 		lost, worst, some, over := 0, 0, 0, 0
 		var concealed, underruns, emptied, emptiedAfter uint64
