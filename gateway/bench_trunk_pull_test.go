@@ -656,7 +656,10 @@ const settle = 200 * time.Millisecond
 // back (Endpoint.Pull, the gateway is B and C). From the trunk's RTP, per
 // move: sequence numbers lost (target 0) and the frames that were not a
 // party's tone at full level, silence or concealed repeats (target p99
-// < 40 ms). The trunk must get no SIP request at all. Skipped unless
+// < 40 ms), with C's concealed frames and the desk leg's underruns and
+// frames read empty (no frame of margin left) as counts; after each pair
+// a 300 ms control window of the steady call with no move (the load's
+// share). The trunk must get no SIP request at all. Skipped unless
 // BATON_BENCH_BRIDGE_PULL=1; N is BATON_BENCH_BRIDGE_PULL_N (default
 // 1000).
 func TestBenchTrunkPull(t *testing.T) {
