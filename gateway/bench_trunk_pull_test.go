@@ -543,6 +543,54 @@ func idleEndpoint(t *testing.T, ep *endpoint.Endpoint) {
 	})
 }
 
+// deskLeg is the gateway's SIP leg toward the desk phone of user's
+// newest call, nil when the desk has none.
+func deskLeg(g *Gateway, user string) *leg {
+	d := g.devices[user]
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var newest *bridge
+	for _, b := range d.calls {
+		if newest == nil || b.started.After(newest.started) {
+			newest = b
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	return newest.leg
+}
+
+// legCounts is a SIP leg's playout counters (leg.stats): underruns and
+// frames read that left it empty.
+type legCounts struct{ underruns, emptied uint64 }
+
+func countsOf(l *leg) legCounts {
+	if l == nil {
+		return legCounts{}
+	}
+	return legCounts{l.stats.Underruns.Load(), l.stats.Emptied.Load()}
+}
+
+func (a legCounts) minus(b legCounts) legCounts {
+	return legCounts{a.underruns - b.underruns, a.emptied - b.emptied}
+}
+
+// concealedAtC is how many frames the gateway's trunk device (C) has
+// concealed in its call's media so far (a faded repeat or silence
+// toward the trunk: a hole in what it received from A or B).
+func concealedAtC(t *testing.T, g *Gateway) uint64 {
+	t.Helper()
+	ep := g.devices[trunkKey("pstn")].endpoint()
+	var n uint64
+	for _, c := range ep.Calls() {
+		if c.State == "active" && c.Media != nil {
+			n += c.Media.Concealed
+		}
+	}
+	return n
+}
+
 // quantile of d (f in [0,1]) in ms.
 func quantileMS(d []time.Duration, f float64) float64 {
 	if len(d) == 0 {
@@ -608,7 +656,10 @@ const settle = 200 * time.Millisecond
 // back (Endpoint.Pull, the gateway is B and C). From the trunk's RTP, per
 // move: sequence numbers lost (target 0) and the frames that were not a
 // party's tone at full level, silence or concealed repeats (target p99
-// < 40 ms). The trunk must get no SIP request at all. Skipped unless
+// < 40 ms), with C's concealed frames and the desk leg's underruns and
+// frames read empty (no frame of margin left) as counts; after each pair
+// a 300 ms control window of the steady call with no move (the load's
+// share). The trunk must get no SIP request at all. Skipped unless
 // BATON_BENCH_BRIDGE_PULL=1; N is BATON_BENCH_BRIDGE_PULL_N (default
 // 1000).
 func TestBenchTrunkPull(t *testing.T) {
@@ -661,8 +712,17 @@ func TestBenchTrunkPull(t *testing.T) {
 		start, end time.Time
 		took       time.Duration
 		answered   time.Duration // *8: the phone's 200 OK (it comes before the pull)
+		// concealed is what C concealed in the move's window; leg is
+		// the desk leg's counters then: for *8 while A (the gateway's
+		// desk device) read it, until done and in the settle after it;
+		// for a softphone pull while B read it.
+		concealed    uint64
+		leg, legDone legCounts
 	}
-	var toDesk, fromDesk []move
+	// steady are control windows: after each pair of moves, 300 ms of
+	// the steady call on the laptop with no move (a move's window is
+	// 280-320 ms), for what the load alone costs the trunk's audio here.
+	var toDesk, fromDesk, steady []move
 	retries := 0
 	slow := 0 // *8 moves past the first timeline ones logged for a gap of 40 ms or more
 	for i := 0; i < n; i++ {
@@ -671,6 +731,7 @@ func TestBenchTrunkPull(t *testing.T) {
 		var answered, rtpAt time.Duration
 		var h endpoint.HandoffInfo
 		var err error
+		c0 := concealedAtC(t, tn.gw)
 		for try := 0; ; try++ {
 			start = time.Now()
 			answered, rtpAt, err = desk.pickupTimed(mctx)
@@ -697,8 +758,11 @@ func TestBenchTrunkPull(t *testing.T) {
 		if a := start.Add(answered); a.After(end) {
 			end = a
 		}
-		toDesk = append(toDesk, move{start: start, end: end, took: end.Sub(start), answered: answered})
+		dl := deskLeg(tn.gw, user)
+		atDone := countsOf(dl)
 		time.Sleep(settle)
+		toDesk = append(toDesk, move{start: start, end: end, took: end.Sub(start), answered: answered,
+			concealed: concealedAtC(t, tn.gw) - c0, leg: countsOf(dl), legDone: atDone})
 		if gap := media.across(start, end.Add(settle)).heardGap; i < timeline || (timeline > 0 && gap >= 40*time.Millisecond && slow < 20) {
 			if i >= timeline {
 				slow++
@@ -709,6 +773,7 @@ func TestBenchTrunkPull(t *testing.T) {
 		idleEndpoint(t, laptop)
 		mctx, cancel = context.WithTimeout(ctx, 20*time.Second)
 		var info endpoint.HandoffInfo
+		c0, l0 := concealedAtC(t, tn.gw), countsOf(dl)
 		for try := 0; ; try++ {
 			start = time.Now()
 			info, err = laptop.Pull(mctx, endpoint.PullRequest{From: "desk"})
@@ -723,8 +788,13 @@ func TestBenchTrunkPull(t *testing.T) {
 		if err != nil || info.State != "done" {
 			t.Fatalf("move %d: the laptop's pull from the desk: %s %v", 2*i+1, info.State, err)
 		}
-		fromDesk = append(fromDesk, move{start: start, end: start.Add(took), took: took})
+		l1 := countsOf(dl)
 		time.Sleep(settle)
+		fromDesk = append(fromDesk, move{start: start, end: start.Add(took), took: took,
+			concealed: concealedAtC(t, tn.gw) - c0, leg: l1.minus(l0)})
+		c0, start = concealedAtC(t, tn.gw), time.Now()
+		time.Sleep(300 * time.Millisecond)
+		steady = append(steady, move{start: start, end: start.Add(300*time.Millisecond - settle), concealed: concealedAtC(t, tn.gw) - c0})
 	}
 	after := tr.seen()
 	if err := dc.Bye(ctx); err != nil {
@@ -736,11 +806,28 @@ func TestBenchTrunkPull(t *testing.T) {
 	for _, r := range []struct {
 		name  string
 		moves []move
-	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk}} {
+	}{{"desk phone takes it with *8 (gateway is A and C)", toDesk}, {"softphone pulls from the desk phone (gateway is B and C)", fromDesk},
+		{"no move: 300 ms of the steady call on the laptop (control)", steady}} {
 		var took, gaps, answered []time.Duration
 		lost, worst, some, over := 0, 0, 0, 0
+		var concealed, underruns, emptied, emptiedAfter uint64
+		withConcealed, withUnderrun, emptiedMoves := 0, 0, 0
 		for _, m := range r.moves {
 			a := media.across(m.start, m.end.Add(settle))
+			concealed += m.concealed
+			underruns += m.leg.underruns
+			emptied += m.leg.emptied
+			if m.concealed > 0 {
+				withConcealed++
+			}
+			if m.leg.underruns > 0 {
+				withUnderrun++
+			}
+			// For a softphone pull legDone is zero: all of its window.
+			if after := m.leg.minus(m.legDone).emptied; after > 0 {
+				emptiedAfter += after
+				emptiedMoves++
+			}
 			took = append(took, m.took)
 			if m.answered > 0 {
 				answered = append(answered, m.answered)
@@ -762,6 +849,8 @@ func TestBenchTrunkPull(t *testing.T) {
 		t.Logf("| %s | %d | pull %.1f / %.1f / %.1f ms | 200 OK %s | heard gap %.0f / %.0f / %.0f ms (moves with any: %d, with 40 ms or more: %d) | lost %d |",
 			r.name, len(r.moves), quantileMS(took, 0.5), quantileMS(took, 0.99), quantileMS(took, 1), ans,
 			quantileMS(gaps, 0.5), quantileMS(gaps, 0.99), quantileMS(gaps, 1), some, over, lost)
+		t.Logf("  counts: C concealed %d frames (in %d moves); the desk leg: %d underruns (in %d moves), %d frames read that left it empty (%d of them after A's pull was done (*8) or in the window (pulls), in %d moves)",
+			concealed, withConcealed, underruns, withUnderrun, emptied, emptiedAfter, emptiedMoves)
 		if lost != 0 {
 			t.Errorf("%s: the trunk lost %d packets", r.name, lost)
 		}

@@ -129,6 +129,11 @@ type legStats struct {
 	// SRTPAuthFailed and SRTPReplayed count SRTP packets dropped as not
 	// authentic or as replays (srtp.go).
 	SRTPAuthFailed, SRTPReplayed atomic.Uint64
+	// Underruns counts times playout ran dry and re-primed (the frames
+	// until it is primed again are silence); Emptied counts frames read
+	// that left nothing buffered, so the phone's next packet had no
+	// margin at all: one late packet then is an underrun.
+	Underruns, Emptied atomic.Uint64
 }
 
 // legPrebuffer is how much audio from the phone is held before playout
@@ -463,10 +468,14 @@ func (l *leg) ready(have, need int) (drop int, ok bool) {
 		}
 	}
 	if !l.primed || have < need {
-		if have == 0 {
+		if have == 0 && l.primed {
 			l.primed = false // refill the prebuffer after an underrun
+			l.stats.Underruns.Add(1)
 		}
 		return 0, false
+	}
+	if have == need {
+		l.stats.Emptied.Add(1)
 	}
 	return drop, true
 }

@@ -98,7 +98,21 @@ func TestPickupAnsweredBeforePull(t *testing.T) {
 			t.Errorf("move %d: the phone's 200 came %v after the INVITE, A's step 4 %v: want the phone answered before A streams its audio to C",
 				i, answered, step4.Sub(start))
 		}
+		dl := deskLeg(tn.gw, user)
+		atDone := countsOf(dl)
 		time.Sleep(settle)
+		// A's final session (steps 9-10) continues the provisional one's
+		// ticks: the desk leg keeps its frame of margin. With a timeline
+		// of its own the final session read the leg twice within a
+		// millisecond at its start, and every frame read after that left
+		// the leg empty (one late phone packet: an underrun, 40 ms of
+		// silence to the trunk). A late packet under load empties it once.
+		e := countsOf(dl).minus(atDone).emptied
+		t.Logf("move %d: A read the desk leg empty %d times after its pull", i, e)
+		if e > 4 {
+			t.Errorf("move %d: %d of the ~%d frames A read from the desk leg after its pull left it empty; want at most 4 (the leg keeps a frame of margin)",
+				i, e, settle/(20*time.Millisecond))
+		}
 		got := media.across(start, h.Finished.Add(settle))
 		sw, ok := media.switchGap(start, h.Finished.Add(settle), 880, 660)
 		t.Logf("move %d: 200 at %v, step 4 at %v; the trunk heard %s", i, answered, step4.Sub(start), media.heard(start, h.Finished.Add(settle)))

@@ -829,8 +829,14 @@ func (a *pullState) closeOld() (string, error) {
 	if a.cIdx != nil {
 		a.mcfg.RemoteROC = fresherIndex(a.mcfg.RemoteROC, a.cIdx)
 	}
+	// The final session continues the provisional one's ticks (steps 8-10
+	// take about a millisecond): a source they both read, a SIP leg, is
+	// read once per ptime across the switch, not twice in that
+	// millisecond (media.Config.ContinueTicks). Taken once it is closed:
+	// no tick of it runs after.
 	addr := a.prov.LocalAddr()
 	_ = a.prov.Close()
+	a.mcfg.ContinueTicks = a.prov.NextTick()
 	a.prov = nil
 	return "provisional media " + addr.String() + " closed; no termination signal sent", nil
 }

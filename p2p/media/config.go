@@ -128,6 +128,20 @@ type Config struct {
 	// consent (SetRemoteUnconfirmed, or consent lapsed);
 	// DefaultConsentProbeInterval when zero, no probes at all when negative.
 	ConsentProbeInterval time.Duration
+	// ContinueTicks, when set, is the next tick of the session this one
+	// replaces (Session.NextTick of the old one, taken before it closed):
+	// this session's timeline continues the old one's instead of starting
+	// one of its own at Start. Its first tick is at that time (at once
+	// when it is less than one ptime past), its later ones one ptime
+	// apart, so the Source is read, and the far party sent a packet, once
+	// per ptime across the switch. Handoff steps 8-10 replace A's
+	// provisional session by its final one in about a millisecond: a
+	// timeline of its own would read a SIP leg twice within that
+	// millisecond and leave it with one frame less of margin for the rest
+	// of the call (docs/benchmarks.md §23). Ignored when it is more than
+	// one ptime past at Start (the old timeline is too old to continue)
+	// and for a batch codec, whose sessions share one tick clock anyway.
+	ContinueTicks time.Time
 	// Impairment, when set, drops and delays outgoing packets on purpose
 	// (a loss/jitter shim for benchmarks and demos on loopback).
 	Impairment *Impairment

@@ -333,7 +333,7 @@ func (jb *jitterBuffer) startSource(ssrc uint32, seq uint16, ts uint32, at time.
 		lastArrival: at,
 		arrivalBase: at,
 	}
-	jb.anchor(ts, at)
+	jb.anchor(ts, at, true)
 }
 
 // resync re-anchors the current source on a packet whose timestamp is
@@ -342,19 +342,19 @@ func (jb *jitterBuffer) resync(ts uint32, at time.Time) int64 {
 	if jb.playing {
 		jb.st.resyncs++
 	}
-	jb.anchor(ts, at)
+	jb.anchor(ts, at, false)
 	jb.src.hasTransit = false
 	jb.src.arrivalBase = at
 	return jb.src.anchorSlot
 }
 
 // anchor maps timestamp ts, arriving at at, to the slot played JitterDelay
-// later. Before playout started that is simply the first slot. During
+// later; switched says ts is a new source's first packet (not a resync). Before playout started that is simply the first slot. During
 // playout the slot timeline continues (one frame per tick, never two): the
 // anchor is the first slot played at or after at+delay, and the slots
 // before it keep whatever was buffered for them, so a handoff from B's
 // stream to A's plays B's buffered frames, then A's, without mixing.
-func (jb *jitterBuffer) anchor(ts uint32, at time.Time) {
+func (jb *jitterBuffer) anchor(ts uint32, at time.Time, switched bool) {
 	var slot int64
 	if !jb.playing {
 		for i := range jb.ring {
@@ -376,8 +376,20 @@ func (jb *jitterBuffer) anchor(ts uint32, at time.Time) {
 		// slot after the last frame still buffered, the new stream starts
 		// in that slot instead, so the listener hears no 20 ms hole. It
 		// costs the new stream at most one ptime of its jitter margin.
-		if slot == jb.maxSlot+2 && jb.maxSlot+1 >= jb.cursor {
+		//
+		// A new source (switched) gets that slot also when more would be
+		// left empty, or when the old source's frames have just run out
+		// and the gap after them is still being concealed: its first
+		// packet came a frame late (a device descheduled under load,
+		// docs/benchmarks.md §23), and the listener hears one 20 ms hole
+		// less. Never more than one ptime of its margin; a source that
+		// starts after a silence gets its whole delay.
+		next := max(jb.maxSlot+1, jb.cursor)
+		switch {
+		case slot == jb.maxSlot+2 && jb.maxSlot+1 >= jb.cursor:
 			slot = jb.maxSlot + 1
+		case switched && slot > next && jb.maxSlot+maxConcealFrames >= jb.cursor:
+			slot = max(next, slot-1)
 		}
 		for i := range jb.ring {
 			if e := &jb.ring[i]; e.valid && e.slot >= slot {

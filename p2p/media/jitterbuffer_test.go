@@ -248,6 +248,66 @@ func TestJitterBuffer(t *testing.T) {
 			want: jitterStats{played: 4, sourceSwitches: 1, remoteSSRC: b},
 		},
 		{
+			// A's first packet came a frame later than the one-hole case
+			// (its device was descheduled, docs/benchmarks.md §23): it
+			// starts a slot early, one hole instead of two.
+			name: "source switch two slots after the old frames leaves one hole, not two",
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				push(20, a, 11, 1000+jbStep, 2, pushAccepted), // plays at 60
+				popReal(40, 1),
+				// B's first packet at 61 would play at the first tick
+				// >= 101: 120, leaving 80 and 100 empty. It plays at 100.
+				push(61, b, 500, 77777, 21, pushAccepted),
+				popReal(60, 2),
+				popKind(80, frameConcealed, 1),
+				popReal(100, 21),
+				push(81, b, 501, 77777+jbStep, 22, pushAccepted),
+				popReal(120, 22),
+			},
+			want: jitterStats{played: 4, concealed: 1, sourceSwitches: 1, longestGapFrames: 1, remoteSSRC: b},
+		},
+		{
+			// The old source's frames ran out a frame before the new
+			// source's first packet (A closed its provisional session at
+			// step 8, its final one sent late): while the gap is still
+			// being concealed the new source starts a slot early too.
+			name: "source switch just after the old frames ran out shortens the gap by a slot",
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				push(20, a, 11, 1000+jbStep, 2, pushAccepted),
+				popReal(40, 1),
+				popReal(60, 2),
+				popKind(80, frameConcealed, 1),
+				// B's first packet at 81 would play at 140 (>= 121),
+				// leaving 100 and 120 empty. It plays at 120.
+				push(81, b, 500, 77777, 21, pushAccepted),
+				popKind(100, frameConcealed, 2),
+				popReal(120, 21),
+				push(101, b, 501, 77777+jbStep, 22, pushAccepted),
+				popReal(140, 22),
+			},
+			want: jitterStats{played: 4, concealed: 2, sourceSwitches: 1, longestGapFrames: 2, remoteSSRC: b},
+		},
+		{
+			// Long after the old source stopped, a new one gets its
+			// whole delay: no slot is taken from its margin.
+			name: "source switch after a long silence keeps the full delay",
+			ops: []jbOp{
+				push(0, a, 10, 1000, 1, pushAccepted),
+				popReal(40, 1),
+				popKind(60, frameConcealed, 1),
+				popKind(80, frameConcealed, 2),
+				popKind(100, frameConcealed, 3),
+				popKind(120, frameSilence, 4),
+				push(121, b, 500, 77777, 21, pushAccepted), // >= 161: 180
+				popKind(140, frameSilence, 5),
+				popKind(160, frameSilence, 6),
+				popReal(180, 21),
+			},
+			want: jitterStats{played: 2, concealed: 6, sourceSwitches: 1, longestGapFrames: 6, remoteSSRC: b},
+		},
+		{
 			name: "source switch before playout restarts the delay",
 			ops: []jbOp{
 				push(0, a, 10, 1000, 1, pushAccepted),

@@ -89,7 +89,12 @@ type Session struct {
 	ticker *time.Ticker
 	// call is the session's membership of its batch codec's shared
 	// Ticker, nil for other codecs.
-	call        *codecs.TickerCall
+	call *codecs.TickerCall
+	// cont is Config.ContinueTicks; realign says the ticker was set for
+	// the first tick of a continued timeline and must then tick every
+	// ptime.
+	cont        time.Time
+	realign     bool
 	t0          time.Time
 	ticks       int64
 	pendingSwap *swapRequest
@@ -189,6 +194,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		local:    bound,
 		eng:      eng,
 		latch:    set.LatchAuthenticated && set.RecvKeys != nil,
+		cont:     set.ContinueTicks,
 
 		consentTimeout: set.ConsentTimeout,
 		probeInterval:  set.ConsentProbeInterval,
@@ -618,6 +624,10 @@ func (s *Session) run() {
 			s.drain()
 			fn()
 		case now := <-tick:
+			if s.realign {
+				s.realign = false
+				s.ticker.Reset(s.ptime)
+			}
 			s.drain()
 			if s.started {
 				s.onTick(now)
@@ -639,6 +649,20 @@ func (s *Session) start() {
 		s.call = t.Join()
 		s.t0 = t.Align(s.t0)
 		s.ticker.Stop()
+	} else if first, ok := continueTimeline(s.t0, s.cont, s.ptime); ok {
+		s.t0 = first
+		if wait := first.Sub(time.Now()); wait > 0 {
+			// The first tick is the old timeline's next one: tick then,
+			// and every ptime from there (run resets the ticker).
+			s.ticker.Reset(wait)
+			s.realign = true
+			s.log.Debug("media session started, continuing the ticks of the session it replaces", "first_tick_in", wait)
+			return
+		}
+		s.ticker.Reset(s.ptime)
+		s.onTick(time.Now()) // the old timeline's overdue tick, at once
+		s.log.Debug("media session started, continuing the ticks of the session it replaces")
+		return
 	} else {
 		s.ticker.Reset(s.ptime) // tick k is due at t0+k*ptime from now on
 	}
@@ -648,6 +672,49 @@ func (s *Session) start() {
 	s.tick(s.t0)
 	s.ticks = 1
 	s.log.Debug("media session started")
+}
+
+// continueTimeline is the first tick of a session started at now that
+// continues a timeline whose next tick is next (Config.ContinueTicks):
+// next itself when it is due within one ptime from now or less than one
+// ptime past, or the one of next's ticks in (now, now+ptime] when next
+// is further ahead. ok is false when there is no timeline to continue
+// (next zero) or next is a ptime or more past.
+func continueTimeline(now, next time.Time, ptime time.Duration) (time.Time, bool) {
+	if next.IsZero() {
+		return time.Time{}, false
+	}
+	ahead := next.Sub(now)
+	switch {
+	case ahead <= -ptime:
+		return time.Time{}, false
+	case ahead > ptime:
+		next = next.Add(-((ahead - 1) / ptime) * ptime)
+	}
+	return next, true
+}
+
+// NextTick is when the session's next tick is due (the time its next
+// frame would be read from the Source and sent), for Config.ContinueTicks
+// of a session that replaces it. After Close it is the tick the session
+// did not run any more: call it after Close, so that no tick of the old
+// session can run at the time the new one starts with. Zero when the
+// session was never started.
+func (s *Session) NextTick() time.Time {
+	var next time.Time
+	if s.exec(func() { next = s.nextTick() }) {
+		return next
+	}
+	<-s.loopDone // the timeline has exited: its state is final
+	return s.nextTick()
+}
+
+// nextTick runs on the timeline, or after it exited.
+func (s *Session) nextTick() time.Time {
+	if !s.started {
+		return time.Time{}
+	}
+	return s.t0.Add(time.Duration(s.ticks) * s.ptime)
 }
 
 // onTick runs every tick that is due by now: tick k is due at t0+k*ptime.
