@@ -129,9 +129,17 @@ func (h *handoffRun) fireAt(ev handoff.Event, detail string, at time.Time) (hand
 		if h.m.Role() == handoff.RoleM {
 			title = mobilityTitle(tr.Step)
 		}
+		h.mu.Lock()
+		// An event can carry an earlier time than the step before it
+		// was recorded at (C's first packet, stamped on arrival, read
+		// after step 11 was fired): the machine reached this step after
+		// that one, so its time is never before it (FirstAudioMS keeps
+		// the arrival time).
+		if n := len(h.info.Steps); n > 0 && at.Before(h.info.Steps[n-1].At) {
+			at = h.info.Steps[n-1].At
+		}
 		s := StepInfo{Step: int(tr.Step), Title: title, At: at,
 			SinceStartMS: float64(at.Sub(h.start).Microseconds()) / 1000, Detail: detail}
-		h.mu.Lock()
 		h.info.Steps = append(h.info.Steps, s)
 		id, callID := h.info.ID, h.info.CallID
 		h.mu.Unlock()
