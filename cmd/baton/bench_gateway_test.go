@@ -50,10 +50,18 @@ import (
 // gateway's devices call each other over TLS to its own listener, not in
 // process; docs/host.md), BATON_BENCH_PROFILE (a directory: the
 // gateway runs with --pprof and each gateway step's CPU profile is saved
-// there as SHAPE-RATE.pprof, for `go tool pprof -top`).
+// there as SHAPE-RATE.pprof, for `go tool pprof -top`), BATON_BENCH_BIN
+// (a prebuilt baton binary to run instead of building this tree's: an
+// older commit's, built from `git archive`, measured by the same harness).
 func TestBenchGatewayCPS(t *testing.T) {
 	if os.Getenv("BATON_BENCH_GATEWAY") != "1" {
 		t.Skip("benchmark: set BATON_BENCH_GATEWAY=1 (make bench-gateway)")
+	}
+	if bin := os.Getenv("BATON_BENCH_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("BATON_BENCH_BIN: %v", err)
+		}
+		e2e.once.Do(func() { e2e.bin = bin })
 	}
 	sipp := needTool(t, "sipp")
 	b := cpsBench{
