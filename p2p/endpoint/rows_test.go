@@ -225,7 +225,7 @@ func TestPullNewAddressUnackedRollsBack(t *testing.T) {
 		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
 	}
 	// C is dead: it never gets to A's message (a C that answers late,
-	// after A rolled back, is a separate case: see the report of issue 11).
+	// after A rolled back, is TestPullLateAddressAckAfterRollback).
 	crashed := make(chan struct{})
 	go func() { defer close(crashed); bob.crash() }()
 	release()
@@ -235,7 +235,8 @@ func TestPullNewAddressUnackedRollsBack(t *testing.T) {
 // TestPullNoNewAddressRollsBack reaches AAllocating + MediaFailed: the
 // new address cannot be bound at step 9 (it went away after step 8). A
 // rolls back: B resumes, and C, which took A as its peer at step 7 and
-// gets no new address, goes back to B on its own.
+// gets no new address, goes back to B on A's withdraw (CSwitched +
+// Withdraw).
 func TestPullNoNewAddressRollsBack(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
@@ -253,6 +254,9 @@ func TestPullNoNewAddressRollsBack(t *testing.T) {
 	if !tookRow(n, handoff.RoleA, handoff.AAllocating, handoff.EvMediaFailed) {
 		t.Error("A did not take AAllocating + MediaFailed")
 	}
+	eventually(t, "C to go back to B on A's withdraw", func() bool {
+		return tookRow(n, handoff.RoleC, handoff.CSwitched, handoff.EvWithdraw)
+	})
 	desk.next(t, "handoff.resumed")
 	if len(laptop.Calls()) != 0 {
 		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
