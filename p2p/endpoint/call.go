@@ -662,6 +662,10 @@ func (c *call) onMessage(m wire.Message) {
 			c.onNewAddress(m)
 			return
 		}
+	case *wire.Withdraw:
+		if c.state == CallActive && c.onWithdraw(m) { // handoff_peer.go
+			return
+		}
 	case *wire.DTMF:
 		if c.state == CallActive {
 			c.onDTMF(m) // dtmf.go

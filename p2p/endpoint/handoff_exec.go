@@ -360,6 +360,7 @@ var aHandlers = map[handoff.Action]execHandler{
 	handoff.ActReleaseB:         (*handoffExec).releaseB,
 	handoff.ActStopAudioToC:     (*handoffExec).stopProvisional,
 	handoff.ActSendResume:       (*handoffExec).sendResume,
+	handoff.ActSendWithdraw:     (*handoffExec).sendWithdraw,
 }
 
 var mHandlers = map[handoff.Action]execHandler{

@@ -64,6 +64,13 @@ type handoffState struct {
 		remote netip.AddrPort
 	}
 	newAddr netip.AddrPort
+	// aConn is the connection of the device C took as its peer at step
+	// 7, while C keeps B (prev) to go back to on its withdraw; nil when
+	// there is none (no handoff, reverted, or the fallback lapsed).
+	// movedAt is when C took that device's new address (step 11): a
+	// withdraw is followed for withdrawWindow after it.
+	aConn   *wire.Conn
+	movedAt time.Time
 	// switchedAt is when C took A as its peer (step 7); streamed says
 	// A's provisional stream had reached C before that (step 4).
 	switchedAt time.Time
@@ -618,6 +625,7 @@ func (c *call) switchPeerToA(handoff.Transition) {
 	h.prev.peer, h.prev.conn, h.prev.cert, h.prev.signal, h.prev.remote = c.peer, c.conn, c.peerCert, c.peerSignal, c.remoteMedia()
 	c.oldConns = append(c.oldConns, c.conn)
 	c.setPeer(a.id, a.conn, a.signal, a.remote)
+	h.aConn, h.movedAt = a.conn, time.Time{}
 	c.startReader(c.conn)
 	h.switchedAt = c.e.cfg.Clock.Now()
 	c.startWatch()
@@ -657,6 +665,7 @@ func (c *call) revertToB(handoff.Transition) {
 	c.oldConns = append(c.oldConns, c.conn)
 	c.setPeer(h.prev.peer, h.prev.conn, h.prev.signal, h.prev.remote)
 	c.peerCert = h.prev.cert
+	h.aConn = nil
 	c.e.emit(Event{Type: "handoff.reverted", CallID: c.id, Peer: c.peer.String(), Detail: "back to " + c.peer.String()})
 }
 
@@ -712,12 +721,56 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 		h.c = handoff.NewMachine(handoff.RoleC)
 	}
 	h.newAddr = remote
+	if h.c.State() == handoff.CSwitched {
+		h.movedAt = c.e.cfg.Clock.Now() // step 11: B stays the fallback a while
+	}
 	tr, err := c.fire(h.c, handoff.EvNewAddress)
 	if err != nil {
 		_ = c.conn.SendError(wire.CodeBadRequest, err.Error(), c.id, sendTimeout)
 		return
 	}
 	c.doC(tr)
+}
+
+// withdrawWindow is how long after C took the new address of the device
+// that pulled the call (step 11) that device's withdraw still takes C back
+// to B. A withdraws only while it has not read C's acknowledgement (its
+// AddressAck timer ran out first): its withdraw is then already behind the
+// new address on the connection, or on its way within a round trip of the
+// acknowledgement. Past the window the handoff is over for C: B may have
+// been released, and C never goes back to it.
+func withdrawWindow(t handoff.Timeouts) time.Duration { return t.AddressAck }
+
+// onWithdraw handles a withdraw (docs/protocol.md, 314): the device C
+// switched to at step 7 gave the handoff up after that. It is followed
+// only for this call, on that device's connection (onMessage gets only
+// the call's current connection's messages, and the device must still be
+// the peer on it), while C keeps B to go back to: in CSwitched, or in
+// CActive within withdrawWindow of taking that device's new address. It
+// reports whether the withdraw was followed (otherwise onMessage answers
+// it as out of place).
+func (c *call) onWithdraw(m *wire.Withdraw) bool {
+	h := c.ho
+	if m.CallID != c.id || h == nil || h.c == nil || h.aConn == nil || h.aConn != c.conn {
+		return false
+	}
+	switch h.c.State() {
+	case handoff.CSwitched:
+	case handoff.CActive:
+		if h.movedAt.IsZero() || c.e.cfg.Clock.Now().Sub(h.movedAt) > withdrawWindow(c.e.timeouts) {
+			h.aConn = nil // the fallback lapsed: the call is the new device's
+			return false
+		}
+	default:
+		return false
+	}
+	tr, err := c.fire(h.c, handoff.EvWithdraw)
+	if err != nil {
+		return false
+	}
+	c.log.Info("handoff withdrawn by the new device; back to the previous device", "reason", m.Reason)
+	c.doC(tr)
+	return true
 }
 
 // verifyGrant checks B's grant for A (from): signed by the call's current

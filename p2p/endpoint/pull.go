@@ -483,6 +483,10 @@ func (a *pullState) abandon(e *Endpoint, s handoff.State, cause error) {
 		return
 	}
 	e.log.Error("handoff abandoned; telling the other device to resume", "state", s, "err", cause)
+	if a.cConn != nil && s != handoff.AStopping && s != handoff.ACheckingAudio {
+		// C may have accepted this endpoint (step 7): back to B.
+		_ = a.cConn.Send(&wire.Withdraw{CallID: a.p.CallID, Reason: wire.TrimReason("abandoned: " + cause.Error())}, sendTimeout)
+	}
 	_ = a.bConn.Send(&wire.Resume{CallID: a.p.CallID, Reason: wire.TrimReason("abandoned: " + cause.Error())}, sendTimeout)
 }
 
@@ -896,6 +900,27 @@ func (x *handoffExec) stopProvisional(handoff.Transition) (handoff.Event, string
 	if x.fresh != nil && !a.committed {
 		_ = x.fresh.Close()
 		x.fresh = nil
+	}
+	return handoff.EventUnknown, ""
+}
+
+// sendWithdraw: the rollback after step 7, C is told on the step-7
+// connection that A gave up. C reads that connection in order, so a C that
+// handles A's new address (step 11) after A's acknowledgement timer ran
+// out still goes back to B right after it (docs/protocol.md, 314
+// withdraw). An older C answers the unknown type with an error and keeps
+// what it had (its own timers, CSwitched + Timeout).
+func (x *handoffExec) sendWithdraw(handoff.Transition) (handoff.Event, string) {
+	a := x.a
+	if a.cConn == nil {
+		return handoff.EventUnknown, ""
+	}
+	reason := "rollback"
+	if x.cause != nil {
+		reason = x.cause.Error()
+	}
+	if err := a.cConn.Send(&wire.Withdraw{CallID: a.p.CallID, Reason: wire.TrimReason(reason)}, sendTimeout); err != nil {
+		x.e.log.Info("withdraw not delivered to the far party; it goes back to B on its own timer", "err", err)
 	}
 	return handoff.EventUnknown, ""
 }

@@ -3,7 +3,6 @@ package endpoint
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -226,7 +225,7 @@ func TestPullNewAddressUnackedRollsBack(t *testing.T) {
 		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
 	}
 	// C is dead: it never gets to A's message (a C that answers late,
-	// after A rolled back, is a separate case: see the report of issue 11).
+	// after A rolled back, is TestPullLateAddressAckAfterRollback).
 	crashed := make(chan struct{})
 	go func() { defer close(crashed); bob.crash() }()
 	release()
@@ -236,7 +235,8 @@ func TestPullNewAddressUnackedRollsBack(t *testing.T) {
 // TestPullNoNewAddressRollsBack reaches AAllocating + MediaFailed: the
 // new address cannot be bound at step 9 (it went away after step 8). A
 // rolls back: B resumes, and C, which took A as its peer at step 7 and
-// gets no new address, goes back to B on its own.
+// gets no new address, goes back to B on A's withdraw (CSwitched +
+// Withdraw).
 func TestPullNoNewAddressRollsBack(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
@@ -254,6 +254,9 @@ func TestPullNoNewAddressRollsBack(t *testing.T) {
 	if !tookRow(n, handoff.RoleA, handoff.AAllocating, handoff.EvMediaFailed) {
 		t.Error("A did not take AAllocating + MediaFailed")
 	}
+	eventually(t, "C to go back to B on A's withdraw", func() bool {
+		return tookRow(n, handoff.RoleC, handoff.CSwitched, handoff.EvWithdraw)
+	})
 	desk.next(t, "handoff.resumed")
 	if len(laptop.Calls()) != 0 {
 		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
@@ -368,19 +371,14 @@ func TestRebindFarAudioLateCallGoesOn(t *testing.T) {
 	stillUp(t, bob, id, "alice/desk")
 }
 
-// TestPullLateAddressAckAfterRollback is a known bug, skipped unless
-// BATON_TEST_LATE_ACK=1: C answers A's new address (step 11) after A's
-// AddressAck ran out and A rolled back (ANotifying + Timeout). B resumed,
-// but C, which handles the late message as CSwitched + NewAddress, sends
-// to A's closed new address from then on: B hears nothing from C (found
-// by this test: 0 packets at the desk in the second after). The table has
-// no way for C to learn that A gave up after step 7; a fix needs protocol
-// work (A telling C, or C following B's resumed stream), beyond issue 11
-// §4.
+// TestPullLateAddressAckAfterRollback reaches CActive + Withdraw: C
+// answers A's new address (step 11) after A's AddressAck ran out and A
+// rolled back (ANotifying + Timeout): B resumed, and C, which handles the
+// late message as CSwitched + NewAddress, would send to A's closed new
+// address from then on (0 packets at the desk in the second after, before
+// the withdraw). A's withdraw, behind the new address on the same
+// connection, takes C back to B: the desk hears bob again.
 func TestPullLateAddressAckAfterRollback(t *testing.T) {
-	if os.Getenv("BATON_TEST_LATE_ACK") != "1" {
-		t.Skip("known bug: a C that acknowledges A's new address after A rolled back sends to A's closed address; BATON_TEST_LATE_ACK=1 runs it")
-	}
 	t.Parallel()
 	n := newNetwork(t)
 	bob, desk, id := deskCall(t, n)
@@ -409,6 +407,17 @@ func TestPullLateAddressAckAfterRollback(t *testing.T) {
 	eventually(t, "the desk to hear bob again after the rollback", func() bool {
 		return desk.mustCall(t, id).Media.PacketsReceived > before+25
 	})
+	for _, row := range []struct {
+		from handoff.State
+		ev   handoff.Event
+	}{{handoff.CSwitched, handoff.EvNewAddress}, {handoff.CActive, handoff.EvWithdraw}} {
+		if !tookRow(n, handoff.RoleC, row.from, row.ev) {
+			t.Errorf("C did not take %s + %s", row.from, row.ev)
+		}
+	}
+	if bc := bob.mustCall(t, id); bc.Peer != "alice/desk" || bc.RemoteMedia != desk.mustCall(t, id).LocalMedia {
+		t.Errorf("bob's call after the withdraw: peer %s, sending to %s (desk at %s)", bc.Peer, bc.RemoteMedia, desk.mustCall(t, id).LocalMedia)
+	}
 }
 
 // TestSecondStopAudioRefused reaches BMuted + StopAudio and AStopping +

@@ -19,6 +19,7 @@ const (
 	ActSendReestablish
 	ActReleaseB
 	ActSendResume
+	ActSendWithdraw
 
 	// A and M (claim steps 8-11).
 	ActCloseMedia
@@ -71,6 +72,8 @@ func (a Action) info() actionInfo {
 		return actionInfo{"ReleaseB", "Tell B it is released."}
 	case ActSendResume:
 		return actionInfo{"SendResume", "Tell B to resume its audio to C."}
+	case ActSendWithdraw:
+		return actionInfo{"SendWithdraw", "Tell C, on the step-7 connection, that A gave the handoff up: C goes back to B (sent only once C may have accepted A)."}
 	case ActCloseMedia:
 		return actionInfo{"CloseMedia", "Close the media session on the old address without any termination signal to C (no BYE, no RTCP BYE)."}
 	case ActAllocateAddress:

@@ -49,6 +49,7 @@ const (
 	EvReestablish
 	EvBadGrant
 	EvNewAddress
+	EvWithdraw
 	EvMediaTimeout
 
 	// M.
@@ -122,6 +123,8 @@ func (e Event) info() eventInfo {
 		return eventInfo{"BadGrant", "Re-establish whose grant does not verify: forged, replayed or expired."}
 	case EvNewAddress:
 		return eventInfo{"NewAddress", "The peer sent its new IP address and port over signaling."}
+	case EvWithdraw:
+		return eventInfo{"Withdraw", "Withdraw from the device C took as its peer at step 7, on that device's connection, for this call, while C keeps B to go back to: that device gave the handoff up (it rolled back after step 7)."}
 	case EvMediaTimeout:
 		return eventInfo{"MediaTimeout", "No audio from any peer for the media timeout."}
 	case EvAddressChanged:

@@ -65,13 +65,18 @@ func tableA() []Row {
 		{ACheckingAudio, EvTimeout, AReestablishing, do(ActSendReestablish), 6, "no audio from C: C still sends to B"},
 		{AReestablishing, EvReestablishAccepted, AClosing, do(ActCloseMedia), 7, "C's peer is A; close silently, no BYE"},
 		{AReestablishing, EvReestablishRefused, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C refuses: roll back to B"},
-		{AReestablishing, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C does not answer: roll back to B"},
+		// C may have accepted A (its answer lost, or late): A withdraws on
+		// the step-7 connection, which C reads in order, so C goes back to
+		// B however late it handles what A sent.
+		{AReestablishing, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendWithdraw, ActSendResume), 0, "C does not answer: roll back to B, withdrawing from C"},
 		{AClosing, EvMediaClosed, AAllocating, do(ActAllocateAddress), 8, "C kept the call"},
 		{AAllocating, EvAddressAllocated, ARestarting, do(ActRestartAudio), 9, "new SSRC on the new address (RFC 3550 §8.2)"},
-		{AAllocating, EvMediaFailed, ARollingBack, do(ActSendResume), 0, "no address: roll back; C reverts on its own timer"},
+		{AAllocating, EvMediaFailed, ARollingBack, do(ActSendWithdraw, ActSendResume), 0, "no address: roll back; C goes back to B on the withdraw"},
 		{ARestarting, EvAudioRestarted, ANotifying, do(ActSendNewAddress), 10, "tell C directly"},
 		{ANotifying, EvNewAddressAcked, AWaitAudio, nil, 11, "C sends to the new address now"},
-		{ANotifying, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendResume), 0, "C silent: roll back; C reverts on its own timer"},
+		// C may handle the new address late, after A gave up: the withdraw
+		// behind it on the same connection takes C back to B.
+		{ANotifying, EvTimeout, ARollingBack, do(ActStopAudioToC, ActSendWithdraw, ActSendResume), 0, "C silent: roll back, withdrawing from C"},
 		{AWaitAudio, EvAudioFromC, ADone, do(ActReleaseB), 12, "the call is on A; B goes silently"},
 		// C acknowledged the new address: it is with A for good and has no
 		// way back to B, so a rollback here would leave it sending to a
@@ -120,10 +125,14 @@ func tableC() []Row {
 		{CActive, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "A's audio was lost on the way; the grant suffices"},
 		{CActive, EvBadGrant, CActive, do(ActRefuseReestablish), 0, "forged or replayed: stay with B"},
 		{CActive, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "mobility: the peer moved"},
+		// C handled A's new address after A had rolled back (A's ack timer
+		// ran out first): the withdraw A sent behind it comes next.
+		{CActive, EvWithdraw, CActive, do(ActRevertToB), 0, "A gave up after C took its new address late: back to B"},
 		{CActive, EvMediaTimeout, CCallEnded, do(ActEndCall), 0, "every peer silent: call ended by C's own timeout"},
 		{COverlap, EvReestablish, CSwitched, do(ActSwitchPeerToA, ActAcceptReestablish), 7, "out-of-band, grant verified"},
 		{CSwitched, EvNewAddress, CActive, do(ActUpdatePeerAddress, ActSendAddressAck), 11, "the call goes on with A"},
 		{CSwitched, EvBadGrant, CSwitched, do(ActRefuseReestablish), 0, "forged or replayed: ignore"},
+		{CSwitched, EvWithdraw, CActive, do(ActRevertToB), 0, "A gave up after step 7: back to B, which A told to resume"},
 		{CSwitched, EvTimeout, CActive, do(ActRevertToB), 0, "A failed after step 7: back to B, whose guard resumes it"},
 		{CSwitched, EvAStreamLost, CActive, do(ActRevertToB), 0, "no audio from anyone a few packet times after step 7: back to B, which resumes on hearing C"},
 	}

@@ -22,6 +22,7 @@ const (
 	TypeReestablishAck   Type = 311 // C -> A
 	TypeNewAddress       Type = 312 // A -> C, step 11 (and mobility)
 	TypeNewAddressAck    Type = 313 // C -> A
+	TypeWithdraw         Type = 314 // A -> C, rollback after step 7: go back to B
 	MaxSessions               = 16
 	GrantNonceLen             = 16
 	MaxGrantSignatureLen      = 160
@@ -198,6 +199,15 @@ type NewAddressAck struct {
 	CallID string `json:"call_id"`
 }
 
+// Withdraw tells C, on the connection A re-established the call on (step
+// 7), that A gave the handoff up after C accepted it (A rolled back: B
+// resumes): C goes back to B as its peer, at B's address, even if it
+// handled A's new-address first (it read it late, after A's rollback).
+type Withdraw struct {
+	CallID string `json:"call_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
 func (*SessionQuery) Type() Type   { return TypeSessionQuery }
 func (*SessionList) Type() Type    { return TypeSessionList }
 func (*StopAudio) Type() Type      { return TypeStopAudio }
@@ -209,6 +219,7 @@ func (*Reestablish) Type() Type    { return TypeReestablish }
 func (*ReestablishAck) Type() Type { return TypeReestablishAck }
 func (*NewAddress) Type() Type     { return TypeNewAddress }
 func (*NewAddressAck) Type() Type  { return TypeNewAddressAck }
+func (*Withdraw) Type() Type       { return TypeWithdraw }
 
 // newHandoff returns an empty handoff message of type t, or nil.
 func newHandoff(t Type) Message {
@@ -235,6 +246,8 @@ func newHandoff(t Type) Message {
 		return &NewAddress{}
 	case TypeNewAddressAck:
 		return &NewAddressAck{}
+	case TypeWithdraw:
+		return &Withdraw{}
 	}
 	return nil
 }
@@ -369,3 +382,11 @@ func (m *NewAddress) Validate() error {
 
 // Validate implements Message.
 func (m *NewAddressAck) Validate() error { return checkCallID(m.Type(), m.CallID) }
+
+// Validate implements Message.
+func (m *Withdraw) Validate() error {
+	if err := checkCallID(m.Type(), m.CallID); err != nil {
+		return err
+	}
+	return checkReason(m.Type(), m.Reason)
+}

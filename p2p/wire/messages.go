@@ -64,6 +64,7 @@ var typeNames = map[Type]string{
 	TypeReestablishAck: "reestablish-ack",
 	TypeNewAddress:     "new-address",
 	TypeNewAddressAck:  "new-address-ack",
+	TypeWithdraw:       "withdraw",
 
 	TypePushOffer:  "push-offer",
 	TypePushResult: "push-result",
