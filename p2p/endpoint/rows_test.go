@@ -10,6 +10,8 @@ import (
 
 	"github.com/baton-voice/baton/p2p/handoff"
 	"github.com/baton-voice/baton/p2p/media"
+	"github.com/baton-voice/baton/p2p/wire"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The tests of this file each reach a row of the handoff tables that the
@@ -472,4 +474,37 @@ func TestSecondStopAudioRefused(t *testing.T) {
 		t.Errorf("the laptop kept a call: %+v", laptop.Calls())
 	}
 	stillUp(t, bob, id, "alice/tablet")
+}
+
+// TestWithdrawFromPeerNotSwitchedToRefused: a withdraw is taken only from
+// the device C switched to in its latest handoff. The desk, bob's peer
+// from the start, sends one on its own connection: bob answers it is out
+// of place, takes no row, and the call stays with the desk.
+func TestWithdrawFromPeerNotSwitchedToRefused(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n)
+	desk.mu.Lock()
+	c := desk.calls[id]
+	desk.mu.Unlock()
+	if c == nil {
+		t.Fatal("the desk has no call " + id)
+	}
+	reg := prometheus.NewRegistry()
+	if err := bob.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec(context.Background(), func() error {
+		return c.conn.Send(&wire.Withdraw{CallID: id, Reason: "forged"}, sendTimeout)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob to refuse the withdraw", func() bool {
+		v, _ := findMetric(t, reg, "baton_endpoint_signaling_rejected_total", map[string]string{"reason": "unexpected"})
+		return v >= 1
+	})
+	if tookRow(n, handoff.RoleC, handoff.CActive, handoff.EvWithdraw) {
+		t.Error("bob took CActive + Withdraw from a peer it never switched to")
+	}
+	stillUp(t, bob, id, "alice/desk")
 }
