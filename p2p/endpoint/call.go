@@ -83,11 +83,15 @@ type call struct {
 	peerSignal string // the peer's signaling listener, when known
 	transfer   bool   // a transferee's call to its target: one slot past MaxCalls (transfer.go)
 	oldConns   []*wire.Conn
-	ho         *handoffState       // handoff roles B and C; nil until needed
-	addrAck    chan struct{}       // a rebind waits for the peer's new-address-ack
-	remoteROC  *media.ROC          // the peer stream's SRTP roll-over counter, for a reopened session
-	deadConns  map[*wire.Conn]bool // connections whose stream has ended
-	mup        *mediaUpdates       // hold, resume, codec change (hold.go); nil until needed
+	ho         *handoffState // handoff roles B and C; nil until needed
+	addrAck    chan struct{} // a rebind waits for the peer's new-address-ack
+	remoteROC  *media.ROC    // the peer stream's SRTP roll-over counter, for a reopened session
+	// peerSSRC is the SSRC the peer's offer, answer or new address named
+	// (0: none known), for a rebind whose old session never authenticated
+	// the peer's stream (mobility.go).
+	peerSSRC  uint32
+	deadConns map[*wire.Conn]bool // connections whose stream has ended
+	mup       *mediaUpdates       // hold, resume, codec change (hold.go); nil until needed
 
 	mu   sync.Mutex
 	info CallInfo
@@ -709,6 +713,7 @@ func (c *call) onAccept(m *wire.Accept) error {
 	if err != nil {
 		return fmt.Errorf("endpoint: answer media address %q: %w", m.Media.Addr, err)
 	}
+	c.peerSSRC = m.Media.SSRC
 	var recv *media.Keys
 	if c.sendKeys != nil {
 		if m.Media.SRTPKey == nil {
@@ -796,6 +801,7 @@ func (c *call) answer() error {
 	if err != nil {
 		return fmt.Errorf("endpoint: offer media address %q: %w", inv.Media.Addr, err)
 	}
+	c.peerSSRC = inv.Media.SSRC
 	var recv *media.Keys
 	if inv.Media.SRTPKey != nil {
 		k, err := media.KeysFromBytes(inv.Media.SRTPKey)

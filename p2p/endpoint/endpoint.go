@@ -178,6 +178,11 @@ type Config struct {
 	// endpoint's media (to reach a wrap quickly).
 	firstSeq *uint16
 
+	// rebindUnheard, in tests, makes a rebind start as if the old session
+	// had never authenticated a packet of the peer (no stream index to
+	// carry over), as a rebind right after the answer does.
+	rebindUnheard bool
+
 	// stepHook, in tests, runs after each recorded handoff step.
 	stepHook func(step int)
 	// offerHook, in tests, edits the session parameters this endpoint

@@ -730,6 +730,7 @@ func (c *call) onNewAddress(m *wire.NewAddress) {
 		return
 	}
 	c.doC(tr)
+	c.peerSSRC = m.Media.SSRC // the peer's stream from its new address
 }
 
 // withdrawWindow is how long after C took the new address of the device

@@ -125,8 +125,19 @@ func (m *rebindState) closeOld() (string, error) {
 		m.consented = c.sess.Stats().RemoteConfirmed
 		// The peer's stream goes on: the new session starts from its SRTP
 		// roll-over counter (RFC 3711 §3.3.1).
-		if roc, ok := c.sess.RemoteROC(); ok {
+		// A session that never authenticated the peer's packet (a rebind
+		// right after the answer) has no index: the new one is then given
+		// the SSRC the peer's signaling named at counter 0, and tries ROC
+		// and ROC+1 until the peer's first packet authenticates. That
+		// covers a peer that wrapped once since (TestRebindUnheardAcrossWrap);
+		// twice takes 65,536 packets more (about 22 minutes at 20 ms).
+		if roc, ok := c.sess.RemoteROC(); ok && !c.e.cfg.rebindUnheard {
 			c.remoteROC = &roc
+		} else if c.peerSSRC != 0 {
+			// Never heard: the stream the peer's signaling named, from
+			// counter 0, so the new session's one-more-wrap trial applies
+			// to its first packet (media.Config.RemoteROC).
+			c.remoteROC = &media.ROC{SSRC: c.peerSSRC}
 		}
 		c.closeMedia()
 		detail = "media " + oldAddr.String() + " closed; no termination signal sent"

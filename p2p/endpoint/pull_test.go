@@ -335,3 +335,35 @@ func pullWhileFarPartyWraps(t *testing.T, holdAt int, heardFirst, unheard, oldB,
 	}
 	stillUp(t, bob, id, "alice/laptop")
 }
+
+// TestRebindUnheardAcrossWrap: a rebind from a session with no index of
+// the peer's stream (one that had not authenticated a packet of it, as
+// right after the answer) after the peer's sequence number wrapped: the
+// new session's first packet of bob is under roll-over counter 1 while it
+// starts from 0, and its ROC+1 trial finds it. new-address-ack needs no
+// index of its own for this (docs/protocol.md, stream index).
+func TestRebindUnheardAcrossWrap(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	const beforeWrap = 25 // packets: half a second
+	first := uint16(65535 - beforeWrap + 1)
+	bob, desk, id := deskCall(t, n, func(c *Config) {
+		if c.User == "bob" {
+			c.firstSeq = &first
+		} else {
+			c.rebindUnheard = true
+		}
+	})
+	eventually(t, "bob to wrap", func() bool { return bob.mustCall(t, id).Media.PacketsSent > beforeWrap+5 })
+	h, err := desk.Rebind(context.Background(), netip.MustParseAddr("127.0.0.7"))
+	if err != nil || h.State != "done" {
+		t.Fatalf("rebind: %v %+v", err, h)
+	}
+	before := desk.mustCall(t, id).Media.PacketsReceived
+	eventually(t, "the desk to hear bob after the rebind", func() bool {
+		return desk.mustCall(t, id).Media.PacketsReceived > before+10
+	})
+	if st := desk.mustCall(t, id).Media; st.AuthFailed != 0 {
+		t.Errorf("%d of bob's packets failed authentication after the rebind", st.AuthFailed)
+	}
+}
