@@ -188,14 +188,13 @@ func TestPullFarAudioLateKeepsCall(t *testing.T) {
 	stillUp(t, bob, id, "alice/laptop")
 }
 
-// TestPullNewAddressUnackedRollsBack reaches ANotifying + Timeout: C took
-// A as its peer (step 7) but then handles nothing (it died: its
-// acknowledgement of A's new address never comes). A rolls back: it stops
-// its audio and B resumes; the call stays with B.
-func TestPullNewAddressUnackedRollsBack(t *testing.T) {
-	t.Parallel()
-	n := newNetwork(t)
-	bob, desk, id := deskCall(t, n)
+// pullStalledAfterStep7 runs the laptop's pull of the desk's call, with
+// the laptop's timers on a fake clock: bob is stalled from step 8 on (he
+// took the laptop at step 7, then handles nothing until release), so the
+// laptop's new address goes unacknowledged and its AddressAck runs out. It returns
+// the laptop, the pull's result and bob's release.
+func pullStalledAfterStep7(t *testing.T, n *network, bob *party, id string) (*party, handoffResult, func()) {
+	t.Helper()
 	clk := newFakeClock()
 	const noAudio, addressAck = 60 * time.Millisecond, 7 * time.Second
 	var release func()
@@ -212,7 +211,18 @@ func TestPullNewAddressUnackedRollsBack(t *testing.T) {
 	clk.Advance(noAudio)
 	clk.waitTimer(t, addressAck)
 	clk.Advance(addressAck)
-	r := waitResult(t, done)
+	return laptop, waitResult(t, done), release
+}
+
+// TestPullNewAddressUnackedRollsBack reaches ANotifying + Timeout: C took
+// A as its peer (step 7) but then handles nothing (it died: its
+// acknowledgement of A's new address never comes). A rolls back: it stops
+// its audio and B resumes; the call stays with B.
+func TestPullNewAddressUnackedRollsBack(t *testing.T) {
+	t.Parallel()
+	n := newNetwork(t)
+	bob, desk, id := deskCall(t, n)
+	laptop, r, release := pullStalledAfterStep7(t, n, bob, id)
 	if !isErr(r.err, ErrHandoffFailed) || r.h.State != "rolled-back" {
 		t.Fatalf("pull whose C never acknowledged the new address: %v %+v", r.err, r.h)
 	}
@@ -384,23 +394,8 @@ func TestPullLateAddressAckAfterRollback(t *testing.T) {
 	t.Parallel()
 	n := newNetwork(t)
 	bob, desk, id := deskCall(t, n)
-	clk := newFakeClock()
-	const noAudio, addressAck = 60 * time.Millisecond, 7 * time.Second
-	var release func()
-	laptop := n.start("alice", "laptop", clockTimeouts(clk, func(tm *handoff.Timeouts) { tm.NoAudio, tm.AddressAck = noAudio, addressAck }), func(c *Config) {
-		c.stepHook = func(step int) {
-			if step == 8 {
-				release = stall(t, bob, id)
-			}
-		}
-	})
-	laptop.waitOnline(t, "alice/desk")
-	done := pullAsync(laptop, PullRequest{From: "desk"})
-	clk.waitTimer(t, noAudio)
-	clk.Advance(noAudio)
-	clk.waitTimer(t, addressAck)
-	clk.Advance(addressAck)
-	if r := waitResult(t, done); r.h.State != "rolled-back" {
+	_, r, release := pullStalledAfterStep7(t, n, bob, id)
+	if r.h.State != "rolled-back" {
 		t.Fatalf("pull: %v %+v", r.err, r.h)
 	}
 	desk.next(t, "handoff.resumed")
